@@ -1,0 +1,1 @@
+"""Evaluation gates, score history and promotion of reviewer checkpoints."""

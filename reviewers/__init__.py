@@ -1,0 +1,1 @@
+"""The review core: contract, routing, slicing, checks, synthesis and the reviewer backends."""

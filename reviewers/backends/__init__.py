@@ -1,0 +1,1 @@
+"""Reviewer backends: something that turns `ReviewRequest`s into `ReviewerOutput`s or errors."""

@@ -1,0 +1,189 @@
+"""The reviewer contract: what a reviewer is asked and what it must answer.
+
+Everything that crosses the reviewer boundary is one of these pydantic models. The JSON schema a
+reviewer must follow is generated from `ReviewerOutput`, never written by hand, so training data,
+constrained decoding, serving and evaluation all agree on one definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Severity(str, Enum):
+    """How much a finding matters; the order below is the order of importance."""
+
+    blocker = "blocker"
+    major = "major"
+    minor = "minor"
+    nit = "nit"
+
+
+SEVERITY_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
+
+
+class Category(str, Enum):
+    """What kind of problem a finding is about."""
+
+    security = "security"
+    correctness = "correctness"
+    performance = "performance"
+    reliability = "reliability"
+    maintainability = "maintainability"
+    testing = "testing"
+    style = "style"
+
+
+class Verdict(str, Enum):
+    """A reviewer's overall decision on its slice."""
+
+    approve = "approve"
+    revise = "revise"
+    block = "block"
+
+
+class Finding(BaseModel):
+    """One problem at a place in the new version of a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, description="File path in the new version, as in the diff.")
+    line: int = Field(ge=1, description="First new-file line the finding is about.")
+    end_line: int | None = Field(default=None, ge=1, description="Last new-file line, for a range.")
+    severity: Severity
+    category: Category
+    message: str = Field(min_length=1, description="What is wrong, why it matters, what to do.")
+    suggestion: str | None = Field(
+        default=None, description="Replacement code for lines line..end_line, when the fix is local."
+    )
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> Finding:
+        if self.end_line is not None and self.end_line < self.line:
+            raise ValueError(f"end_line {self.end_line} is before line {self.line}")
+        return self
+
+    @property
+    def last_line(self) -> int:
+        return self.end_line if self.end_line is not None else self.line
+
+
+class ReviewerOutput(BaseModel):
+    """The whole answer of one reviewer for one slice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict
+    findings: list[Finding]
+    missing_checks: list[str] = Field(
+        description="Tests or checks the change should have and does not (e.g. a rollback test)."
+    )
+    suggested_fix: str = Field(description="A short plan for the patch author; empty when approving.")
+
+
+class ContextSnippet(BaseModel):
+    """A piece of repository text retrieved to help a reviewer (a called function, a convention)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    text: str
+    why: str = ""
+
+
+class ReviewRequest(BaseModel):
+    """What one reviewer is asked to review: one bounded slice of a diff plus its evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer: str = Field(description="Reviewer name, e.g. 'python'; also the adapter name.")
+    task: str = Field(default="", description="PR title and body, or the user's intent for the change.")
+    diff: str = Field(description="The bounded unified-diff slice to review (untrusted data).")
+    context: list[ContextSnippet] = Field(default_factory=list)
+    check_output: str = Field(default="", description="Automated check findings on the changed lines.")
+    instructions: str = Field(default="", description="Extra instructions from the repository config.")
+
+
+class ContractError(ValueError):
+    """A reviewer answer that does not satisfy the contract; `field` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None, text: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.text = text
+
+
+def reviewer_output_schema() -> dict[str, Any]:
+    """The JSON schema every reviewer answer must satisfy (generated from `ReviewerOutput`)."""
+    return ReviewerOutput.model_json_schema()
+
+
+def contract_schemas() -> dict[str, Any]:
+    """All boundary schemas, for `calora contract schema`."""
+    return {
+        "ReviewerOutput": ReviewerOutput.model_json_schema(),
+        "ReviewRequest": ReviewRequest.model_json_schema(),
+    }
+
+
+_FENCE_OPEN = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n")
+
+
+def extract_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object of a reviewer answer.
+
+    Accepted: a bare object, an object inside a ``` or ```json fence, either followed by prose.
+    Rejected: prose before the object (the contract asks for JSON first) and anything that is not an
+    object. Raises `ContractError`.
+    """
+    stripped = text.lstrip()
+    if not stripped:
+        raise ContractError("the answer is empty; expected a JSON object", text=text)
+    fence = _FENCE_OPEN.match(stripped)
+    body = stripped[fence.end():] if fence else stripped
+    if not body.startswith("{"):
+        found = body[:40].replace("\n", " ")
+        raise ContractError(
+            f"the answer must start with a JSON object or a ```json fence; it starts with {found!r}",
+            text=text,
+        )
+    try:
+        value, _end = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as exc:
+        raise ContractError(
+            f"the JSON object is malformed at line {exc.lineno} column {exc.colno}: {exc.msg}", text=text
+        ) from exc
+    if not isinstance(value, dict):
+        raise ContractError("the answer's JSON is not an object", text=text)
+    return value
+
+
+def _describe_validation_error(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(root)"
+    detail = first["msg"]
+    if "input" in first and first["type"] not in ("missing",):
+        detail += f" (got {json.dumps(first['input'], default=str)[:80]})"
+    more = len(exc.errors()) - 1
+    suffix = f"; and {more} more error(s)" if more else ""
+    return field, f"{field}: {detail}{suffix}"
+
+
+def parse_review(text: str) -> ReviewerOutput:
+    """Parse and strictly validate a reviewer's answer; raise `ContractError` naming the bad field."""
+    data = extract_json_object(text)
+    try:
+        return ReviewerOutput.model_validate(data)
+    except ValidationError as exc:
+        field, message = _describe_validation_error(exc)
+        raise ContractError(message, field=field, text=text) from exc
+
+
+def render_answer(output: ReviewerOutput) -> str:
+    """The canonical text of an answer: the exact target a reviewer is trained to produce."""
+    return output.model_dump_json(exclude_none=True)

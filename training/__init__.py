@@ -1,0 +1,1 @@
+"""Curated examples to JSONL, repo scanning, and LoRA training."""
