@@ -10,6 +10,7 @@ import sys
 # Modules that define `register(subparsers)`; heavy imports stay inside their handlers.
 COMMAND_MODULES: tuple[str, ...] = (
     "reviewers.commands",
+    "reviewers.engine.commands",
     "app.commands",
     "training.commands",
     "eval.commands",

@@ -1,0 +1,29 @@
+"""Fixtures every test area may use: where the shared data lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+SMOLLM2_DIR = SHARED / "models" / "smollm2-135m-instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared is missing (looked in {SHARED}); the tests need its real data")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def real_diffs(shared_dir: Path) -> list[Path]:
+    return sorted((shared_dir / "github" / "diffs" / "real").glob("*.diff"))
+
+
+@pytest.fixture(scope="session")
+def unidiff_samples(shared_dir: Path) -> list[Path]:
+    return sorted((shared_dir / "github" / "diffs" / "unidiff-samples").glob("*.diff"))
