@@ -12,7 +12,7 @@ import re
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 
 class Severity(str, Enum):
@@ -62,11 +62,14 @@ class Finding(BaseModel):
         default=None, description="Replacement code for lines line..end_line, when the fix is local."
     )
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> Finding:
-        if self.end_line is not None and self.end_line < self.line:
-            raise ValueError(f"end_line {self.end_line} is before line {self.line}")
-        return self
+    @field_validator("end_line")
+    @classmethod
+    def _range_is_ordered(cls, end_line: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (not a model one) so that the error's location names `end_line` itself.
+        line = info.data.get("line")
+        if end_line is not None and line is not None and end_line < line:
+            raise ValueError(f"end_line {end_line} is before line {line}")
+        return end_line
 
     @property
     def last_line(self) -> int:
@@ -158,6 +161,10 @@ def extract_json_object(text: str) -> dict[str, Any]:
         raise ContractError(
             f"the JSON object is malformed at line {exc.lineno} column {exc.colno}: {exc.msg}", text=text
         ) from exc
+    except RecursionError as exc:  # a hostile or degenerate answer nested thousands of levels deep
+        raise ContractError("the JSON object is nested too deeply to be a reviewer answer", text=text) from exc
+    except ValueError as exc:  # e.g. an integer literal over Python's 4,300-digit conversion limit
+        raise ContractError(f"the JSON object holds an unreadable value: {exc}", text=text) from exc
     if not isinstance(value, dict):
         raise ContractError("the answer's JSON is not an object", text=text)
     return value
@@ -178,7 +185,8 @@ def parse_review(text: str) -> ReviewerOutput:
     """Parse and strictly validate a reviewer's answer; raise `ContractError` naming the bad field."""
     data = extract_json_object(text)
     try:
-        return ReviewerOutput.model_validate(data)
+        # Strict JSON-mode validation: "line": "5" or "line": true is a contract violation, not line 5 or 1.
+        return ReviewerOutput.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         field, message = _describe_validation_error(exc)
         raise ContractError(message, field=field, text=text) from exc
