@@ -1,0 +1,467 @@
+"""The durable state: deliveries, installations and the job queue, through SQLAlchemy.
+
+SQLite (the default, one file) and PostgreSQL (`CALORA_DATABASE_URL`) run the same statements. A job is
+claimed by one UPDATE that picks the oldest claimable row in a sub-select and takes it with a lease:
+on PostgreSQL the sub-select is `FOR UPDATE SKIP LOCKED`, so workers on several machines never take
+the same row; on SQLite every write transaction starts with `BEGIN IMMEDIATE`, which serialises writers.
+
+Job states: queued → running → done | failed, or queued → superseded (a newer push to the same pull
+request). A running job whose lease expired (its worker died) is claimable again; `attempts` counts
+claims, so a worker that keeps dying on one job still ends it after `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+from app.jobs import ReviewJobSpec
+from app.webhooks import Decision, InstallationChange, QueueReviews
+
+JobStatus = Literal["queued", "running", "done", "failed", "superseded"]
+DeliveryOutcome = Literal["queued", "ignored", "recorded", "pong"]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DeliveryRow(Base):
+    """One accepted webhook delivery, keyed by X-GitHub-Delivery (a redelivery finds it here)."""
+
+    __tablename__ = "deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    jobs_queued: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class InstallationRow(Base):
+    """Where the App is installed, as the installation events said."""
+
+    __tablename__ = "installations"
+
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account: Mapped[str] = mapped_column(String(200))
+    repository_selection: Mapped[str | None] = mapped_column(String(32))
+    repositories: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of owner/name
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_action: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class JobRow(Base):
+    """One review job; `spec` is the ReviewJobSpec as JSON."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "pr_key", name="uq_jobs_delivery_pr"),
+        Index("ix_jobs_claim", "status", "available_at"),
+        Index("ix_jobs_pr_status", "pr_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    pr_key: Mapped[str] = mapped_column(String(300))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expired_leases: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    available_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
+
+
+JOBS = JobRow.__table__
+DELIVERIES = DeliveryRow.__table__
+INSTALLATIONS = InstallationRow.__table__
+
+
+# --- what the store hands out --------------------------------------------------------------------------------
+
+class RecordResult(BaseModel):
+    """What recording a delivery did: a duplicate id changes nothing."""
+
+    duplicate: bool
+    outcome: DeliveryOutcome | None = None
+    job_ids: list[int] = []
+    superseded: int = 0
+
+
+class ClaimedJob(BaseModel):
+    """A job this worker holds the lease on."""
+
+    id: int
+    spec: ReviewJobSpec
+    attempts: int
+    lease_owner: str
+    lease_expires_at: float
+    expired_leases: int
+    last_error: str | None = None
+
+
+class JobView(BaseModel):
+    """A job as `calora jobs` shows it."""
+
+    id: int
+    status: str
+    pr_key: str
+    head_sha: str
+    trigger: str
+    delivery_id: str
+    attempts: int
+    expired_leases: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    available_at: float
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_error: str | None
+    superseded_by: int | None
+
+
+class DeliveryView(BaseModel):
+    delivery_id: str
+    event: str
+    action: str | None
+    outcome: str
+    reason: str | None
+    jobs_queued: int
+    received_at: float
+
+
+class InstallationView(BaseModel):
+    installation_id: int
+    account: str
+    repository_selection: str | None
+    repositories: list[str]
+    suspended: bool
+    deleted: bool
+    last_action: str
+    updated_at: float
+
+
+class LostLeaseError(RuntimeError):
+    """The job's lease is no longer this worker's (it expired and another worker took the job)."""
+
+
+# --- engine ----------------------------------------------------------------------------------------------------
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` transactions."""
+    if url.startswith("sqlite"):
+        # NullPool: a fresh connection per transaction keeps file locks short-lived and thread-safe.
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30, "check_same_thread": False})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two claims can never read the same queued row.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password hidden, for logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- the store -------------------------------------------------------------------------------------------------
+
+class Store:
+    """Deliveries, installations and jobs in one database; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, create: bool = True) -> Store:
+        store = cls(make_engine(url))
+        if create:
+            store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    # --- receiver side ---
+
+    def record_delivery(
+        self, delivery_id: str, event_name: str, action: str | None, decision: Decision, now: float | None = None
+    ) -> RecordResult:
+        """Record a delivery and what it decided, queueing its jobs, all in one transaction.
+
+        A delivery id seen before is a redelivery: nothing is written and nothing queued.
+        """
+        now = time.time() if now is None else now
+        outcome = _outcome(decision)
+        reason = getattr(decision, "reason", None)
+        jobs = decision.jobs if isinstance(decision, QueueReviews) else []
+        try:
+            with self._transaction() as connection:
+                exists = connection.execute(
+                    select(DELIVERIES.c.delivery_id).where(DELIVERIES.c.delivery_id == delivery_id)
+                ).first()
+                if exists is not None:
+                    return RecordResult(duplicate=True)
+                connection.execute(insert(DELIVERIES).values(
+                    delivery_id=delivery_id, event=event_name, action=action, outcome=outcome,
+                    reason=reason, jobs_queued=len(jobs), received_at=now,
+                ))
+                job_ids, superseded = [], 0
+                for spec in jobs:
+                    job_id = self._insert_job(connection, spec, now)
+                    job_ids.append(job_id)
+                    if isinstance(decision, QueueReviews) and decision.supersede:
+                        superseded += self._supersede_older(connection, spec, job_id, now)
+                if isinstance(decision, InstallationChange):
+                    self._apply_installation(connection, decision, now)
+        except IntegrityError:
+            # A concurrent request with the same delivery id committed first.
+            return RecordResult(duplicate=True)
+        return RecordResult(duplicate=False, outcome=outcome, job_ids=job_ids, superseded=superseded)
+
+    def enqueue(self, spec: ReviewJobSpec, now: float | None = None, supersede: bool = False) -> int:
+        """Queue one job directly (operations and tests); the receiver goes through record_delivery."""
+        now = time.time() if now is None else now
+        with self._transaction() as connection:
+            job_id = self._insert_job(connection, spec, now)
+            if supersede:
+                self._supersede_older(connection, spec, job_id, now)
+        return job_id
+
+    @staticmethod
+    def _insert_job(connection: Connection, spec: ReviewJobSpec, now: float) -> int:
+        result = connection.execute(insert(JOBS).values(
+            delivery_id=spec.delivery_id, pr_key=spec.pr_key, head_sha=spec.head_sha, trigger=spec.trigger,
+            spec=spec.model_dump_json(), status="queued", attempts=0, expired_leases=0,
+            available_at=now, created_at=now,
+        ).returning(JOBS.c.id))
+        return int(result.scalar_one())
+
+    @staticmethod
+    def _supersede_older(connection: Connection, spec: ReviewJobSpec, job_id: int, now: float) -> int:
+        result = connection.execute(update(JOBS).where(
+            JOBS.c.pr_key == spec.pr_key, JOBS.c.status == "queued", JOBS.c.head_sha != spec.head_sha,
+            JOBS.c.id != job_id,
+        ).values(status="superseded", superseded_by=job_id, finished_at=now))
+        return int(result.rowcount or 0)
+
+    @staticmethod
+    def _apply_installation(connection: Connection, change: InstallationChange, now: float) -> None:
+        row = connection.execute(
+            select(INSTALLATIONS).where(INSTALLATIONS.c.installation_id == change.installation_id)
+        ).mappings().first()
+        repositories: list[str] = json.loads(row["repositories"]) if row is not None else []
+        if change.repositories is not None:
+            repositories = list(change.repositories)
+        repositories = [name for name in repositories if name not in set(change.repositories_removed)]
+        repositories += [name for name in change.repositories_added if name not in repositories]
+        values: dict[str, Any] = dict(
+            account=change.account, repositories=json.dumps(sorted(repositories)), last_action=change.action,
+            updated_at=now,
+        )
+        if change.repository_selection is not None:
+            values["repository_selection"] = change.repository_selection
+        if change.action == "deleted":
+            values["deleted"] = True
+        elif change.action == "created":
+            values["deleted"] = False
+            values["suspended"] = False
+        elif change.action == "suspend":
+            values["suspended"] = True
+        elif change.action == "unsuspend":
+            values["suspended"] = False
+        if row is None:
+            values.setdefault("deleted", False)
+            values.setdefault("suspended", False)
+            connection.execute(insert(INSTALLATIONS).values(installation_id=change.installation_id, **values))
+        else:
+            connection.execute(update(INSTALLATIONS).where(
+                INSTALLATIONS.c.installation_id == change.installation_id).values(**values))
+
+    # --- worker side ---
+
+    def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> ClaimedJob | None:
+        """Take the oldest claimable job with a lease for `owner`, or None when there is none.
+
+        Claimable: queued and due, or running with an expired lease (its worker died).
+        """
+        now = time.time() if now is None else now
+        claimable = or_(
+            and_(JOBS.c.status == "queued", JOBS.c.available_at <= now),
+            and_(JOBS.c.status == "running", JOBS.c.lease_expires_at < now),
+        )
+        pick = (
+            select(JOBS.c.id).where(claimable).order_by(JOBS.c.available_at, JOBS.c.id).limit(1)
+            .with_for_update(skip_locked=True).scalar_subquery()
+        )
+        was_running = JOBS.c.status == "running"
+        statement = (
+            update(JOBS).where(JOBS.c.id == pick, claimable).values(
+                status="running",
+                attempts=JOBS.c.attempts + 1,
+                expired_leases=JOBS.c.expired_leases + case((was_running, 1), else_=0),
+                last_error=case(
+                    (was_running, literal("lease of ") + func.coalesce(JOBS.c.lease_owner, "?")
+                     + literal(" expired")),
+                    else_=JOBS.c.last_error,
+                ),
+                lease_owner=owner,
+                lease_expires_at=now + lease_seconds,
+                started_at=now,
+            ).returning(JOBS.c.id, JOBS.c.spec, JOBS.c.attempts, JOBS.c.expired_leases, JOBS.c.last_error)
+        )
+        with self._transaction() as connection:
+            row = connection.execute(statement).first()
+        if row is None:
+            return None
+        return ClaimedJob(
+            id=row.id, spec=ReviewJobSpec.model_validate_json(row.spec), attempts=row.attempts,
+            lease_owner=owner, lease_expires_at=now + lease_seconds, expired_leases=row.expired_leases,
+            last_error=row.last_error,
+        )
+
+    def _update_held(self, job_id: int, owner: str, **values: Any) -> bool:
+        with self._transaction() as connection:
+            result = connection.execute(update(JOBS).where(
+                JOBS.c.id == job_id, JOBS.c.status == "running", JOBS.c.lease_owner == owner,
+            ).values(**values))
+        return (result.rowcount or 0) == 1
+
+    def extend_lease(self, job_id: int, owner: str, lease_seconds: float, now: float | None = None) -> bool:
+        """Renew the lease; False when the job is no longer this owner's."""
+        now = time.time() if now is None else now
+        return self._update_held(job_id, owner, lease_expires_at=now + lease_seconds)
+
+    def complete(self, job_id: int, owner: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self._update_held(job_id, owner, status="done", finished_at=now, lease_owner=None,
+                                 lease_expires_at=None)
+
+    def retry_later(self, job_id: int, owner: str, error: str, available_at: float, now: float | None = None) -> bool:
+        """Put the job back in the queue after a failed attempt, due at `available_at`."""
+        return self._update_held(job_id, owner, status="queued", available_at=available_at, last_error=error,
+                                 lease_owner=None, lease_expires_at=None)
+
+    def fail(self, job_id: int, owner: str, error: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self._update_held(job_id, owner, status="failed", finished_at=now, last_error=error,
+                                 lease_owner=None, lease_expires_at=None)
+
+    def release(self, job_id: int, owner: str, now: float | None = None) -> bool:
+        """Give a job back untried (worker shutting down): it is due at once and the attempt is not counted."""
+        now = time.time() if now is None else now
+        return self._update_held(job_id, owner, status="queued", available_at=now, attempts=JOBS.c.attempts - 1,
+                                 lease_owner=None, lease_expires_at=None)
+
+    # --- reading ---
+
+    def queue_depth(self) -> dict[str, int]:
+        """Jobs per status (every status present, zero when none)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status)).all()
+        depth = {status: 0 for status in ("queued", "running", "done", "failed", "superseded")}
+        depth.update({status: int(count) for status, count in rows})
+        return depth
+
+    def list_jobs(self, limit: int = 50, status: str | None = None) -> list[JobView]:
+        query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(JOBS.c.status == status)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [JobView.model_validate(dict(row)) for row in rows]
+
+    def get_job(self, job_id: int) -> JobView | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().first()
+        return JobView.model_validate(dict(row)) if row is not None else None
+
+    def list_deliveries(self, limit: int = 50) -> list[DeliveryView]:
+        query = select(DELIVERIES).order_by(DELIVERIES.c.received_at.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [DeliveryView.model_validate(dict(row)) for row in rows]
+
+    def list_installations(self) -> list[InstallationView]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(INSTALLATIONS).order_by(INSTALLATIONS.c.installation_id)).mappings().all()
+        return [InstallationView.model_validate({**row, "repositories": json.loads(row["repositories"])})
+                for row in rows]
+
+
+def _outcome(decision: Decision) -> DeliveryOutcome:
+    return {"queue": "queued", "ignore": "ignored", "installation": "recorded", "pong": "pong"}[decision.kind]  # type: ignore[return-value]
