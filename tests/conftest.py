@@ -27,3 +27,15 @@ def real_diffs(shared_dir: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def unidiff_samples(shared_dir: Path) -> list[Path]:
     return sorted((shared_dir / "github" / "diffs" / "unidiff-samples").glob("*.diff"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2's real tokenizer (with its chat template), saved once as a plain folder for fast loads."""
+    from transformers import AutoTokenizer
+
+    if not (SMOLLM2_DIR / SMOLLM2_GGUF).is_file():
+        pytest.fail(f"{SMOLLM2_DIR / SMOLLM2_GGUF} is missing")
+    out = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(SMOLLM2_DIR, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
+    return out

@@ -1,0 +1,51 @@
+"""Choosing and building the reviewer backend from settings (environment variables `CALORA_*`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reviewers.backends.base import ReviewerBackend
+from reviewers.models import resolve_base_model
+
+
+class BackendSettings(BaseSettings):
+    """Which backend answers review requests.
+
+    - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
+      fetched SmolLM2 GGUF, adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
+    - `engine`: the in-process multi-adapter engine (`reviewers/engine/`), same model settings.
+    - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
+      `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CALORA_", extra="ignore")
+
+    backend: Literal["transformers", "engine", "openai"] = "transformers"
+    base_model: str | None = Field(default=None, description="A .gguf file, a model folder or a hub id.")
+    adapters_dir: Path = Path("adapters")
+    device: str = "auto"
+    max_new_tokens: int = Field(default=384, ge=16)
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+
+
+def make_backend(settings: BackendSettings) -> ReviewerBackend:
+    """Build the configured backend; raises a clear error when its settings are incomplete."""
+    if settings.backend == "transformers":
+        from reviewers.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(
+            resolve_base_model(settings.base_model), settings.adapters_dir,
+            device=settings.device, max_new_tokens=settings.max_new_tokens,
+        )
+    if settings.backend == "engine":
+        from reviewers.engine.backend import EngineBackend
+
+        return EngineBackend.from_settings(settings)
+    from reviewers.backends.openai_backend import OpenAIBackend
+
+    return OpenAIBackend.from_settings(settings)

@@ -1,0 +1,174 @@
+"""The first real backend: one transformers base model plus per-reviewer PEFT adapters, greedy decoding.
+
+Simple and correct rather than fast (the multi-adapter engine in `reviewers/engine/` is the fast path):
+requests are grouped by reviewer, the matching adapter is switched on (or all adapters off for the base
+model), and each group is generated in small left-padded batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from reviewers.backends.base import BackendResult, ReviewerFailure
+from reviewers.contract import ContractError, ReviewRequest, parse_review
+from reviewers.models import BaseModelRef
+from reviewers.prompt import render_messages
+
+log = logging.getLogger(__name__)
+
+
+def find_adapters(adapters_dir: Path | None) -> dict[str, Path]:
+    """Reviewer name → adapter folder, for every `adapters/<reviewer>/adapter_config.json` present."""
+    if adapters_dir is None or not adapters_dir.is_dir():
+        return {}
+    return {
+        child.name: child
+        for child in sorted(adapters_dir.iterdir())
+        if (child / "adapter_config.json").is_file()
+    }
+
+
+def json_object_complete(text: str) -> bool:
+    """True once `text` holds a whole top-level JSON object (after optional prose or a fence)."""
+    start = text.find("{")
+    if start < 0:
+        return False
+    try:
+        json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+class TransformersBackend:
+    """Reviews with a transformers model; an adapter per reviewer when `adapters/<reviewer>/` exists."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        base: BaseModelRef,
+        adapters_dir: Path | None = None,
+        *,
+        device: str = "auto",
+        max_new_tokens: int = 384,
+        batch_size: int = 4,
+        model: Any = None,
+        tokenizer: Any = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.base = base
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if model is None:
+            started = time.perf_counter()
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+            kwargs = {"gguf_file": base.gguf_file} if base.gguf_file else {}
+            tokenizer = AutoTokenizer.from_pretrained(base.source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(base.source, dtype=dtype, **kwargs)
+            log.info("loaded %s in %.1f s", base.describe(), time.perf_counter() - started)
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.adapters = find_adapters(adapters_dir)
+        self.model = self._attach_adapters(model, self.adapters).to(self.device).eval()
+
+    @staticmethod
+    def _attach_adapters(model: Any, adapters: dict[str, Path]) -> Any:
+        if not adapters:
+            return model
+        from peft import PeftModel
+
+        names = list(adapters)
+        peft_model = PeftModel.from_pretrained(model, str(adapters[names[0]]), adapter_name=names[0])
+        for name in names[1:]:
+            peft_model.load_adapter(str(adapters[name]), adapter_name=name)
+        log.info("adapters loaded: %s", ", ".join(names))
+        return peft_model
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
+        results: list[BackendResult | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            groups[request.reviewer].append(i)
+        for reviewer, indexes in groups.items():
+            for start in range(0, len(indexes), self.batch_size):
+                batch = indexes[start:start + self.batch_size]
+                try:
+                    texts = self._generate(reviewer, [requests[i] for i in batch])
+                except Exception as exc:  # one failing batch must not fail the other reviewers
+                    log.exception("generation failed for reviewer %s", reviewer)
+                    for i in batch:
+                        results[i] = ReviewerFailure(reviewer=reviewer, message=f"generation failed: {exc}")
+                    continue
+                for i, text in zip(batch, texts, strict=True):
+                    results[i] = _parse_or_fail(reviewer, text)
+        return [r for r in results if r is not None]
+
+    def _generate(self, reviewer: str, batch: list[ReviewRequest]) -> list[str]:
+        import torch
+
+        prompts = [
+            self.tokenizer.apply_chat_template(
+                [m.model_dump() for m in render_messages(r)], tokenize=False, add_generation_prompt=True
+            )
+            for r in batch
+        ]
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = {k: v.to(self.device) for k, v in encoded.items()}
+        prompt_len = encoded["input_ids"].shape[1]
+        stop = _JsonEndStop(self.tokenizer, prompt_len)
+        generate_kwargs = dict(
+            max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=[stop],
+        )
+        with torch.inference_mode():
+            if reviewer in self.adapters:
+                self.model.set_adapter(reviewer)
+                out = self.model.generate(**encoded, **generate_kwargs)
+            elif self.adapters:
+                with self.model.disable_adapter():
+                    out = self.model.generate(**encoded, **generate_kwargs)
+            else:
+                out = self.model.generate(**encoded, **generate_kwargs)
+        return self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+
+
+class _JsonEndStop:
+    """Stops a row once its answer holds a whole JSON object, so prose after it costs nothing."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = []
+        for row in input_ids:
+            last = self.tokenizer.decode(row[-1:], skip_special_tokens=True)
+            if "}" not in last:
+                done.append(False)
+                continue
+            text = self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)
+            done.append(json_object_complete(text))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _parse_or_fail(reviewer: str, text: str) -> BackendResult:
+    try:
+        return parse_review(text)
+    except ContractError as exc:
+        return ReviewerFailure(reviewer=reviewer, message=f"answer broke the contract: {exc}", raw=text)

@@ -1,0 +1,125 @@
+"""One review, start to finish: diff → slices → checks → reviewer requests → answers → synthesis.
+
+Both `calora review` and the GitHub worker call `run_pipeline`; the backend and the file contents are
+passed in, so this module does no I/O of its own beyond what the backend and checks do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from pydantic import BaseModel, Field
+
+from reviewers.backends.base import ReviewerBackend, ReviewerFailure
+from reviewers.checks import CheckReport, run_checks
+from reviewers.contract import Finding, ReviewRequest
+from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
+from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+class PipelineRun(BaseModel):
+    """Everything one review produced, for printing, posting and the console."""
+
+    plan: SlicePlan
+    requests: list[ReviewRequest] = Field(default_factory=list)
+    outcomes: list[SliceOutcome] = Field(default_factory=list)
+    check_findings: list[Finding] = Field(default_factory=list)
+    check_notes: list[str] = Field(default_factory=list)
+    result: ReviewResult
+    seconds: float = 0.0
+
+
+def changed_lines(plan: SlicePlan) -> dict[str, set[int]]:
+    """Added new-file lines per path across all slices (what the checks report on)."""
+    out: dict[str, set[int]] = {}
+    for piece in plan.slices:
+        for f in piece.files:
+            lines = out.setdefault(f.path, set())
+            for r in f.added:
+                lines.update(range(r.start, r.end + 1))
+    return out
+
+
+def build_request(
+    piece: Slice, *, task: str, checks: CheckReport | None, instructions: str
+) -> ReviewRequest:
+    """The request one reviewer gets for one slice, with the check evidence on its files."""
+    evidence = checks.evidence_for([f.path for f in piece.files]) if checks else ""
+    return ReviewRequest(
+        reviewer=piece.reviewer, task=task, diff=piece.diff, check_output=evidence, instructions=instructions
+    )
+
+
+def run_pipeline(
+    diff_text: str | bytes,
+    backend: ReviewerBackend | None,
+    *,
+    task: str = "",
+    reviewers: tuple[str, ...] | list[str] | None = None,
+    limits: SliceLimits | None = None,
+    file_contents: Mapping[str, str] | None = None,
+    instructions_for: Callable[[str], str] | None = None,
+    count_tokens: TokenCounter | None = None,
+    progress: Progress | None = None,
+) -> PipelineRun:
+    """Review a diff. With `backend=None` only routing, slicing and checks run (a dry run)."""
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    enabled = tuple(reviewers) if reviewers else None
+    plan = slice_diff(diff_text, limits or SliceLimits(), count_tokens or approx_token_count, enabled)
+    say(f"{len(plan.slices)} slice(s) for {len({s.reviewer for s in plan.slices})} reviewer(s); "
+        f"{len(plan.not_reviewed)} item(s) not reviewed")
+
+    checks: CheckReport | None = None
+    if file_contents:
+        touched = changed_lines(plan)
+        files = {p: text for p, text in file_contents.items() if p in touched}
+        if files:
+            say(f"running checks on {len(files)} file(s)")
+            checks = run_checks(files, touched)
+
+    requests = [
+        build_request(
+            piece, task=task, checks=checks,
+            instructions=_instructions(piece, instructions_for),
+        )
+        for piece in plan.slices
+    ]
+    outcomes: list[SliceOutcome] = []
+    if backend is not None and requests:
+        say(f"asking {len(requests)} reviewer request(s) of backend {backend.name}")
+        t0 = time.perf_counter()
+        try:
+            answers = backend.review(requests)
+        except Exception as exc:  # a broken backend must still give a result that says so
+            log.exception("backend %s failed", backend.name)
+            answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for r in requests]
+        per_request = (time.perf_counter() - t0) / len(requests)
+        for piece, answer in zip(plan.slices, answers, strict=True):
+            if isinstance(answer, ReviewerFailure):
+                outcomes.append(SliceOutcome(
+                    reviewer=piece.reviewer, slice_index=piece.index, error=answer.message, seconds=per_request
+                ))
+            else:
+                outcomes.append(SliceOutcome(
+                    reviewer=piece.reviewer, slice_index=piece.index, output=answer, seconds=per_request
+                ))
+    check_findings = checks.findings if checks else []
+    result = synthesize(outcomes, check_findings, plan.not_reviewed)
+    return PipelineRun(
+        plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
+        check_notes=checks.notes if checks else [], result=result, seconds=time.perf_counter() - started,
+    )
+
+
+def _instructions(piece: Slice, instructions_for: Callable[[str], str] | None) -> str:
+    if instructions_for is None:
+        return ""
+    parts = [instructions_for(f.path) for f in piece.files]
+    return "\n".join(dict.fromkeys(p for p in parts if p))
