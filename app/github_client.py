@@ -1,0 +1,424 @@
+"""The GitHub edge: githubkit calls the review job needs, with App auth and retries.
+
+Authentication is githubkit's: the App's private key signs a JWT, the JWT buys an installation token,
+and the token is cached (in a cache owned by the client factory) until a minute before it expires.
+Every call goes through `GitHubClient._call`, which retries with tenacity: network errors and 5xx with
+exponential back-off; 403/429 rate limits after the `Retry-After` / `x-ratelimit-reset` the response
+names (capped; a longer wait gives up with `GitHubRateLimited` so the job queue retries later). The
+sleeper is injectable so tests never sleep. Errors never carry tokens, keys or request headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache import MemCacheStrategy
+from githubkit.exception import (
+    GitHubException,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+)
+from pydantic import BaseModel, Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Sleeper = Callable[[float], Awaitable[None]]
+
+DIFF_MEDIA_TYPE = "application/vnd.github.diff"
+RAW_MEDIA_TYPE = "application/vnd.github.raw"
+PER_PAGE = 100
+
+
+class GitHubError(RuntimeError):
+    """A GitHub call failed for good; `operation` names the REST operation, `status` the HTTP status."""
+
+    def __init__(self, operation: str, status: int | None, message: str, errors: list[str] | None = None):
+        self.operation = operation
+        self.status = status
+        self.errors = errors or []
+        where = f"HTTP {status}" if status is not None else "network error"
+        detail = f" ({'; '.join(self.errors)})" if self.errors else ""
+        super().__init__(f"GitHub {operation} failed: {where}: {message}{detail}")
+
+
+class GitHubRateLimited(GitHubError):
+    """GitHub asked to wait longer than this client is willing to sleep in one job."""
+
+    def __init__(self, operation: str, status: int, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(operation, status, f"rate limited; GitHub asks to wait {retry_after:.0f} s")
+
+
+class RetryPolicy(BaseModel):
+    """How hard one call tries before giving up; the job queue retries whole jobs on top of this."""
+
+    attempts: int = Field(default=5, ge=1)
+    backoff_initial: float = Field(default=1.0, ge=0)
+    backoff_max: float = Field(default=30.0, ge=0)
+    max_rate_limit_wait: float = Field(default=120.0, ge=0)
+
+
+# -- The small subsets of GitHub's objects the review needs.
+
+
+class PullRequestInfo(BaseModel):
+    number: int
+    title: str = ""
+    body: str = ""
+    state: str = "open"
+    draft: bool = False
+    head_sha: str
+    head_ref: str = ""
+    base_sha: str
+    base_ref: str
+    author: str = ""
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> PullRequestInfo:
+        return cls(
+            number=data["number"],
+            title=data.get("title") or "",
+            body=data.get("body") or "",
+            state=data.get("state") or "open",
+            draft=bool(data.get("draft")),
+            head_sha=data["head"]["sha"],
+            head_ref=data["head"].get("ref") or "",
+            base_sha=data["base"]["sha"],
+            base_ref=data["base"]["ref"],
+            author=(data.get("user") or {}).get("login") or "",
+        )
+
+
+class PullFile(BaseModel):
+    filename: str
+    status: str
+    previous_filename: str | None = None
+    additions: int = 0
+    deletions: int = 0
+
+
+class ReviewComment(BaseModel):
+    id: int
+    body: str = ""
+    path: str = ""
+    line: int | None = None
+    author: str = ""
+
+
+class CheckRunInfo(BaseModel):
+    id: int
+    head_sha: str
+    status: str
+    conclusion: str | None = None
+    external_id: str | None = None
+    app_id: int | None = None
+
+
+class Comparison(BaseModel):
+    status: Literal["diverged", "ahead", "behind", "identical"]
+    commits: list[tuple[str, str]] = Field(default_factory=list, description="(sha, first line of message)")
+
+
+# -- Retry decisions (pure functions of the exception).
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The real failure: githubkit wraps errors raised inside the auth flow (the token request)."""
+    while isinstance(exc, RequestError) and not isinstance(exc, RequestFailed) and isinstance(
+        exc.exc, GitHubException
+    ):
+        exc = exc.exc
+    return exc
+
+
+def _status(exc: BaseException | None) -> int | None:
+    exc = unwrap(exc) if exc is not None else None
+    return exc.response.status_code if isinstance(exc, RequestFailed) else None
+
+
+def is_transient(exc: BaseException, policy: RetryPolicy) -> bool:
+    """Retry network errors, 5xx, and rate limits whose wait fits under the cap."""
+    exc = unwrap(exc)
+    if isinstance(exc, RateLimitExceeded):
+        return exc.retry_after.total_seconds() <= policy.max_rate_limit_wait
+    if isinstance(exc, RequestFailed):
+        status = exc.response.status_code
+        return status >= 500 or status == 429
+    return isinstance(exc, RequestError)  # timeouts and connection errors
+
+
+def wait_seconds(exc: BaseException | None, attempt: int, policy: RetryPolicy) -> float:
+    """Rate limits wait what GitHub says; everything else backs off exponentially."""
+    exc = unwrap(exc) if exc is not None else None
+    if isinstance(exc, RateLimitExceeded):
+        return min(exc.retry_after.total_seconds(), policy.max_rate_limit_wait)
+    return min(policy.backoff_initial * 2 ** max(attempt - 1, 0), policy.backoff_max)
+
+
+def _error_message(exc: BaseException) -> tuple[str, list[str]]:
+    exc = unwrap(exc)
+    if isinstance(exc, RequestFailed):
+        try:
+            data = exc.response.json()
+        except Exception:  # noqa: BLE001 - a non-JSON error page
+            return exc.response.reason_phrase or "error", []
+        if isinstance(data, dict):
+            errors = [
+                e if isinstance(e, str) else str(e.get("message") or e.get("code") or e)
+                for e in data.get("errors") or []
+            ]
+            return str(data.get("message") or "error"), errors
+        return "error", []
+    if isinstance(exc, RequestError):
+        return type(exc.exc).__name__, []
+    return type(exc).__name__, []
+
+
+def _first_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class GitHubClient:
+    """The REST operations of one installation, each retried per `RetryPolicy`."""
+
+    def __init__(self, gh: GitHub[Any], *, retry: RetryPolicy | None = None, sleeper: Sleeper = asyncio.sleep):
+        self._gh = gh
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleeper
+
+    async def _call(self, operation: str, request: Callable[[], Awaitable[T]]) -> T:
+        policy = self._retry
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return wait_seconds(exc, state.attempt_number, policy)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "GitHub %s: %s; retrying (attempt %d of %d)",
+                operation, f"HTTP {_status(exc)}" if _status(exc) else type(exc).__name__,
+                state.attempt_number + 1, policy.attempts,
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: is_transient(e, policy)),
+            wait=wait,
+            stop=stop_after_attempt(policy.attempts),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async def attempt() -> T:
+            return await request()
+
+        try:
+            return await retrying(attempt)
+        except GitHubException as exc:
+            real = unwrap(exc)
+            if isinstance(real, RateLimitExceeded):
+                raise GitHubRateLimited(
+                    operation, real.response.status_code, real.retry_after.total_seconds()
+                ) from None
+            message, errors = _error_message(real)
+            raise GitHubError(operation, _status(real), message, errors) from None
+
+    # -- pull requests
+
+    async def get_pull(self, owner: str, repo: str, number: int) -> PullRequestInfo:
+        resp = await self._call("pulls/get", lambda: self._gh.rest.pulls.async_get(owner, repo, number))
+        return PullRequestInfo.from_api(resp.json())
+
+    async def get_pull_diff(self, owner: str, repo: str, number: int) -> str:
+        resp = await self._call(
+            "pulls/get (diff)",
+            lambda: self._gh.rest.pulls.async_get(owner, repo, number, headers={"Accept": DIFF_MEDIA_TYPE}),
+        )
+        return resp.text
+
+    async def list_pull_files(self, owner: str, repo: str, number: int) -> list[PullFile]:
+        out: list[PullFile] = []
+        page = 1
+        while True:
+            resp = await self._call(
+                "pulls/list-files",
+                lambda: self._gh.rest.pulls.async_list_files(owner, repo, number, per_page=PER_PAGE, page=page),
+            )
+            batch = resp.json()
+            out.extend(PullFile.model_validate(item) for item in batch)
+            if len(batch) < PER_PAGE:
+                return out
+            page += 1
+
+    async def list_review_comments(self, owner: str, repo: str, number: int) -> list[ReviewComment]:
+        out: list[ReviewComment] = []
+        page = 1
+        while True:
+            resp = await self._call(
+                "pulls/list-review-comments",
+                lambda: self._gh.rest.pulls.async_list_review_comments(
+                    owner, repo, number, per_page=PER_PAGE, page=page
+                ),
+            )
+            batch = resp.json()
+            for item in batch:
+                out.append(
+                    ReviewComment(
+                        id=item["id"], body=item.get("body") or "", path=item.get("path") or "",
+                        line=item.get("line"), author=(item.get("user") or {}).get("login") or "",
+                    )
+                )
+            if len(batch) < PER_PAGE:
+                return out
+            page += 1
+
+    async def create_review(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        commit_id: str,
+        body: str,
+        event: Literal["COMMENT", "REQUEST_CHANGES"],
+        comments: list[dict[str, Any]],
+    ) -> int:
+        """Post one review. The bot never approves: any other event is refused here, before GitHub."""
+        if event not in ("COMMENT", "REQUEST_CHANGES"):
+            raise ValueError(f"refusing review event {event!r}: the bot only comments or requests changes")
+        data: dict[str, Any] = {"commit_id": commit_id, "body": body, "event": event}
+        if comments:
+            data["comments"] = comments
+        resp = await self._call(
+            "pulls/create-review",
+            lambda: self._gh.rest.pulls.async_create_review(owner, repo, number, data=data),  # type: ignore[arg-type]
+        )
+        return int(resp.json()["id"])
+
+    # -- repository contents
+
+    async def get_file_text(self, owner: str, repo: str, path: str, ref: str) -> str | None:
+        """A file's text at `ref`, or None when it does not exist there (404) or is not text."""
+        try:
+            resp = await self._call(
+                "repos/get-content",
+                lambda: self._gh.rest.repos.async_get_content(
+                    owner, repo, path, ref=ref, headers={"Accept": RAW_MEDIA_TYPE}
+                ),
+            )
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            return resp.content.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    async def compare(self, owner: str, repo: str, base: str, head: str) -> Comparison:
+        resp = await self._call(
+            "repos/compare-commits",
+            lambda: self._gh.rest.repos.async_compare_commits(owner, repo, f"{base}...{head}", per_page=250),
+        )
+        data = resp.json()
+        commits = [
+            (c["sha"], _first_line((c.get("commit") or {}).get("message") or ""))
+            for c in data.get("commits") or []
+        ]
+        return Comparison(status=data["status"], commits=commits)
+
+    async def compare_diff(self, owner: str, repo: str, base: str, head: str) -> str:
+        resp = await self._call(
+            "repos/compare-commits (diff)",
+            lambda: self._gh.rest.repos.async_compare_commits(
+                owner, repo, f"{base}...{head}", headers={"Accept": DIFF_MEDIA_TYPE}
+            ),
+        )
+        return resp.text
+
+    # -- check runs
+
+    async def create_check_run(
+        self, owner: str, repo: str, *, name: str, head_sha: str, external_id: str = ""
+    ) -> int:
+        data: dict[str, Any] = {"name": name, "head_sha": head_sha, "status": "queued"}
+        if external_id:
+            data["external_id"] = external_id
+        resp = await self._call(
+            "checks/create", lambda: self._gh.rest.checks.async_create(owner, repo, data=data)  # type: ignore[arg-type]
+        )
+        return int(resp.json()["id"])
+
+    async def update_check_run(self, owner: str, repo: str, check_run_id: int, data: dict[str, Any]) -> None:
+        await self._call(
+            "checks/update",
+            lambda: self._gh.rest.checks.async_update(owner, repo, check_run_id, data=data),  # type: ignore[arg-type]
+        )
+
+    async def list_check_runs(self, owner: str, repo: str, ref: str, *, name: str) -> list[CheckRunInfo]:
+        resp = await self._call(
+            "checks/list-for-ref",
+            lambda: self._gh.rest.checks.async_list_for_ref(
+                owner, repo, ref, check_name=name, filter_="all", per_page=PER_PAGE
+            ),
+        )
+        runs = resp.json().get("check_runs") or []
+        return [
+            CheckRunInfo(
+                id=r["id"], head_sha=r["head_sha"], status=r["status"], conclusion=r.get("conclusion"),
+                external_id=r.get("external_id"), app_id=(r.get("app") or {}).get("id"),
+            )
+            for r in runs
+        ]
+
+    # -- reactions
+
+    async def add_reaction(self, owner: str, repo: str, comment_id: int, content: str = "eyes") -> None:
+        await self._call(
+            "reactions/create-for-issue-comment",
+            lambda: self._gh.rest.reactions.async_create_for_issue_comment(
+                owner, repo, comment_id, data={"content": content}  # type: ignore[arg-type]
+            ),
+        )
+
+
+@dataclass
+class GitHubAppClients:
+    """Makes a `GitHubClient` per installation; all share one token cache, so tokens are reused."""
+
+    app_id: int
+    private_key: str = field(repr=False)
+    base_url: str = "https://api.github.com"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleeper: Sleeper = asyncio.sleep
+    timeout: float = 30.0
+    _cache: MemCacheStrategy = field(default_factory=MemCacheStrategy, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.base_url.endswith("/"):
+            self.base_url += "/"
+
+    def for_installation(self, installation_id: int) -> GitHubClient:
+        auth = AppAuthStrategy(app_id=self.app_id, private_key=self.private_key).as_installation(installation_id)
+        gh = GitHub(
+            auth,
+            base_url=self.base_url,
+            cache_strategy=self._cache,
+            http_cache=False,
+            auto_retry=False,
+            timeout=self.timeout,
+            user_agent="calora-review-bot",
+        )
+        return GitHubClient(gh, retry=self.retry, sleeper=self.sleeper)
+
+    __call__ = for_installation
+
