@@ -2,15 +2,33 @@
 
 Findings are deduplicated across reviewers, sorted blockers first, nits collapsed, and an overall
 verdict is derived from the findings themselves.
+
+Rules, in the order `synthesize` applies them:
+
+- A reviewer's own verdict is checked against its own findings (block if any blocker, revise if any
+  major or minor, approve otherwise). A contradiction is reconciled to what the findings say and
+  flagged in `notes` and on the reviewer's status row; missing checks alone do not make a verdict.
+- Two findings are the same problem when they are on the same path, their line ranges meet within
+  `LINE_SLACK` lines, they have the same category and their messages are similar (see
+  `similar_messages`). Duplicates merge into one `MergedFinding` with the highest severity, the
+  longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`.
+- The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
+  that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
+  review is never presented as an approval (`decision` is "incomplete" then).
 """
 
 from __future__ import annotations
 
+import difflib
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from reviewers.contract import Finding, ReviewerOutput, Verdict
+from reviewers.contract import SEVERITY_RANK, Finding, ReviewerOutput, Severity, Verdict
 from reviewers.slicing import NotReviewed
 
 
@@ -41,6 +59,10 @@ class ReviewerStatus(BaseModel):
     errors: list[str] = Field(default_factory=list)
     reconciled: bool = Field(default=False, description="Its verdict contradicted its own findings.")
     status: Literal["ok", "partial", "error"] = "ok"
+    answered: int = Field(default=0, description="Slices it answered within the contract.")
+
+
+Decision = Literal["approve", "revise", "block", "incomplete"]
 
 
 class ReviewResult(BaseModel):
@@ -54,3 +76,351 @@ class ReviewResult(BaseModel):
     reviewers: list[ReviewerStatus] = Field(default_factory=list)
     not_reviewed: list[NotReviewed] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Reconciled verdicts and other remarks.")
+    complete: bool = Field(default=True, description="Every slice sent to a reviewer got a valid answer.")
+    incomplete_reason: str = Field(default="", description="Why not complete: which reviewers failed.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def decision(self) -> Decision:
+        """What to act on: the verdict, except that a review with failures never reads as approve."""
+        if not self.complete and self.verdict is Verdict.approve:
+            return "incomplete"
+        return self.verdict.value
+
+
+# --- tunables -----------------------------------------------------------------------------------
+
+LINE_SLACK = 1
+"""Line ranges within this many lines of each other count as the same place."""
+MIN_SHARED_TOKENS = 2
+SIMILAR_OVERLAP = 0.5
+"""Messages are similar when they share at least MIN_SHARED_TOKENS content words and those make up
+at least SIMILAR_OVERLAP of the shorter message's content words (overlap coefficient), or when the
+whole texts are NEAR_IDENTICAL_RATIO alike (difflib). Chosen so that "SQL injection" and "user input
+reaches the SQL query: injection risk" merge, while "unused variable x" and "variable y shadows a
+builtin" (one shared word) stay apart."""
+NEAR_IDENTICAL_RATIO = 0.8
+MAX_PLAN_ITEMS = 7
+PLAN_TEXT_CHARS = 200
+CHECKS = "checks"
+"""The `raised_by` name of automated check findings (reviewers/checks.py)."""
+
+_STOPWORD_TEXT = (
+    "the and for are but not you your this that with from into its has have had was were will "
+    "would should could can may might must than then there here when where which while what who whom "
+    "why how all any each other some such only own same too very just also use used using line lines "
+    "code file instead please consider"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_VERDICT_RANK = {Verdict.block: 0, Verdict.revise: 1, Verdict.approve: 2}
+
+
+# --- pure pieces --------------------------------------------------------------------------------
+
+
+def verdict_for(findings: Iterable[Finding]) -> Verdict:
+    """Block if any blocker, revise if any major or minor, approve otherwise."""
+    severities = {f.severity for f in findings}
+    if Severity.blocker in severities:
+        return Verdict.block
+    if severities & {Severity.major, Severity.minor}:
+        return Verdict.revise
+    return Verdict.approve
+
+
+def message_tokens(message: str) -> frozenset[str]:
+    """Content words of a message: lower-cased, stop words and very short words dropped, plurals folded."""
+    words = re.findall(r"[a-z0-9_]+", message.lower())
+    return frozenset(
+        w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w
+        for w in words
+        if (len(w) >= 3 or any(c.isdigit() for c in w)) and w not in _STOPWORDS
+    )
+
+
+def similar_messages(a: str, b: str) -> bool:
+    """Whether two messages likely describe the same problem (thresholds documented above)."""
+    ta, tb = message_tokens(a), message_tokens(b)
+    shared = len(ta & tb)
+    if ta and tb and shared >= MIN_SHARED_TOKENS and shared / min(len(ta), len(tb)) >= SIMILAR_OVERLAP:
+        return True
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio() >= NEAR_IDENTICAL_RATIO
+
+
+def ranges_meet(a: Finding, b: Finding, slack: int = LINE_SLACK) -> bool:
+    """Whether two line ranges overlap or lie within `slack` lines of each other."""
+    return a.line <= b.last_line + slack and b.line <= a.last_line + slack
+
+
+def same_problem(a: Finding, b: Finding) -> bool:
+    """Same path, same category, lines that meet and a similar message."""
+    return (
+        a.path == b.path and a.category == b.category and ranges_meet(a, b)
+        and similar_messages(a.message, b.message)
+    )
+
+
+def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
+    """Blockers first, then major, minor, nit; then by path and line."""
+    return (SEVERITY_RANK[f.severity], f.path, f.line, f.last_line, f.category.value, f.message)
+
+
+def _merge_cluster(members: list[tuple[str, Finding]]) -> MergedFinding:
+    findings = [f for _, f in members]
+    ranked = sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], -len(f.message)))
+    severity = ranked[0].severity
+    message = max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
+    with_fix = [f for f in ranked if f.suggestion]
+    if with_fix:
+        # A suggestion replaces exactly its own lines, so the merged finding keeps that range.
+        anchor = with_fix[0]
+        line, last = anchor.line, anchor.last_line
+    else:
+        anchor = None
+        line, last = min(f.line for f in findings), max(f.last_line for f in findings)
+    raised_by = list(dict.fromkeys(name for name, _ in members))
+    return MergedFinding(
+        path=findings[0].path, line=line, end_line=last if last != line else None, severity=severity,
+        category=findings[0].category, message=message, suggestion=anchor.suggestion if anchor else None,
+        raised_by=raised_by,
+    )
+
+
+def merge_findings(raised: Sequence[tuple[str, Finding]]) -> list[MergedFinding]:
+    """Group findings that are the same problem (transitively) and merge each group; sorted."""
+    clusters: list[list[int]] = []  # indices into `raised`, so members keep their arrival order
+    for index, (_name, finding) in enumerate(raised):
+        matching = [c for c in clusters if any(same_problem(finding, raised[i][1]) for i in c)]
+        merged = sorted([index, *(i for c in matching for i in c)])
+        clusters = [c for c in clusters if c not in matching] + [merged]
+    return sorted((_merge_cluster([raised[i] for i in c]) for c in clusters), key=finding_order)
+
+
+def dedupe_missing_checks(checks: Iterable[str]) -> list[str]:
+    """Missing checks once each, first spelling kept; near-identical wordings count as one."""
+    kept: list[str] = []
+    keys: list[str] = []
+    for check in checks:
+        key = " ".join(re.findall(r"\w+", check.casefold()))
+        if not key:
+            continue
+        if any(k == key or difflib.SequenceMatcher(None, k, key).ratio() >= 0.85 for k in keys):
+            continue
+        keys.append(key)
+        kept.append(check.strip())
+    return kept
+
+
+def _where(f: Finding) -> str:
+    return f"{f.path}:{f.line}" + (f"-{f.end_line}" if f.end_line and f.end_line != f.line else "")
+
+
+def _one_line(text: str, limit: int = PLAN_TEXT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def plan_revision(findings: Sequence[MergedFinding], missing_checks: Sequence[str]) -> list[str]:
+    """At most MAX_PLAN_ITEMS steps "path:line — what to do", blockers first; grouped by file when many.
+
+    `findings` must be sorted (blockers first) and hold no nits. Missing checks get one closing step
+    when there is room.
+    """
+    room = MAX_PLAN_ITEMS - (1 if missing_checks else 0)
+    steps: list[str] = []
+    if len(findings) <= room:
+        for f in findings:
+            fix = " (apply the suggested replacement)" if f.suggestion else ""
+            steps.append(f"{_where(f)} — [{f.severity.value}] {_one_line(f.message)}{fix}")
+    else:
+        by_file: dict[str, list[MergedFinding]] = {}
+        for f in findings:  # in severity order, so each file is placed by its worst finding
+            by_file.setdefault(f.path, []).append(f)
+        files = list(by_file.items())
+        shown = files if len(files) <= room else files[: room - 1]
+        for path, group in shown:
+            lines = ", ".join(str(f.line) for f in sorted(group, key=lambda f: f.line))
+            worst = group[0]
+            rest = f"; and {len(group) - 1} more here" if len(group) > 1 else ""
+            steps.append(f"{path}:{lines} — [{worst.severity.value}] {_one_line(worst.message, 160)}{rest}")
+        if len(shown) < len(files):
+            others = files[len(shown):]
+            count = sum(len(group) for _, group in others)
+            names = ", ".join(path for path, _ in others[:5]) + (", …" if len(others) > 5 else "")
+            steps.append(f"{count} more finding(s) in {len(others)} other file(s) ({names}) — see the list above")
+    if missing_checks:
+        steps.append("tests — add the missing checks: " + _one_line("; ".join(missing_checks)))
+    return steps[:MAX_PLAN_ITEMS]
+
+
+def _reconcile_note(outcome: SliceOutcome, output: ReviewerOutput, own: Verdict) -> str:
+    counts = {s: sum(1 for f in output.findings if f.severity is s) for s in Severity}
+    said = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "no findings"
+    return (
+        f"{outcome.reviewer} (slice {outcome.slice_index}) answered {output.verdict.value} but its findings "
+        f"({said}) say {own.value}; counted as {own.value}"
+    )
+
+
+# --- the synthesis ------------------------------------------------------------------------------
+
+
+def synthesize(
+    outcomes: list[SliceOutcome],
+    check_findings: Sequence[Finding] = (),
+    not_reviewed: Sequence[NotReviewed] = (),
+    *,
+    check_notes: Sequence[str] = (),
+) -> ReviewResult:
+    """One review from every slice's answer or error, the check findings and the not-reviewed list."""
+    rows: dict[str, ReviewerStatus] = {}
+    raised: list[tuple[str, Finding]] = []
+    missing: list[str] = []
+    notes: list[str] = []
+    verdicts: dict[str, list[Verdict]] = {}
+    for outcome in outcomes:
+        row = rows.setdefault(outcome.reviewer, ReviewerStatus(reviewer=outcome.reviewer, slices=0))
+        row.slices += 1
+        output = outcome.output
+        if outcome.error is not None or output is None:
+            reason = outcome.error if outcome.error is not None else "returned neither an answer nor an error"
+            row.errors.append(f"slice {outcome.slice_index}: {reason}")
+        if output is None:
+            continue
+        row.answered += 1
+        own = verdict_for(output.findings)
+        if own is not output.verdict:
+            row.reconciled = True
+            notes.append(_reconcile_note(outcome, output, own))
+        verdicts.setdefault(outcome.reviewer, []).append(own)
+        row.findings += len(output.findings)
+        raised.extend((outcome.reviewer, f) for f in output.findings)
+        missing.extend(output.missing_checks)
+    for row in rows.values():
+        answered = verdicts.get(row.reviewer, [])
+        row.verdict = min(answered, key=_VERDICT_RANK.__getitem__) if answered else None
+        row.status = "ok" if not row.errors else ("partial" if row.answered else "error")
+    raised.extend((CHECKS, f) for f in check_findings)
+
+    merged = merge_findings(raised)
+    findings = [f for f in merged if f.severity is not Severity.nit]
+    nits = [f for f in merged if f.severity is Severity.nit]
+    missing_checks = dedupe_missing_checks(missing)
+
+    table = sorted(rows.values(), key=lambda r: r.reviewer)
+    failed = sum(len(r.errors) for r in table)
+    total = sum(r.slices for r in table)
+    complete = failed == 0
+    reason = ""
+    if not complete:
+        broken = ", ".join(f"{r.reviewer} ({len(r.errors)}/{r.slices})" for r in table if r.errors)
+        if all(r.answered == 0 for r in table):
+            reason = f"no reviewer produced a valid answer: all {total} slice(s) failed ({broken})"
+        else:
+            reason = f"{failed} of {total} slice(s) got no valid answer ({broken}); their code was not reviewed"
+    notes.extend(check_notes)
+    return ReviewResult(
+        verdict=verdict_for(merged),
+        findings=findings,
+        nits=nits,
+        missing_checks=missing_checks,
+        revision_plan=plan_revision(findings, missing_checks),
+        reviewers=table,
+        not_reviewed=list(not_reviewed),
+        notes=notes,
+        complete=complete,
+        incomplete_reason=reason,
+    )
+
+
+# --- renderings ---------------------------------------------------------------------------------
+
+_DECISION_HEADLINE = {
+    "block": "🔴 Block",
+    "revise": "🟡 Revise",
+    "approve": "🟢 Approve",
+    "incomplete": "⚠️ Incomplete — no approval",
+}
+
+
+def _text(value: str) -> str:
+    """Untrusted model text made safe for one markdown line: no HTML, no @-mentions, no line breaks."""
+    flat = " ".join(value.split())
+    return html.escape(flat, quote=False).replace("@", "@\u200b")
+
+
+def _cell(value: str) -> str:
+    return _text(value).replace("|", "\\|")
+
+
+def _code_block(code: str) -> list[str]:
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}", *code.splitlines(), fence]
+
+
+def _finding_lines(f: MergedFinding) -> list[str]:
+    who = ", ".join(f.raised_by) or "review"
+    out = [f"- **`{_where(f)}`** · {f.category.value} · {_text(who)}: {_text(f.message)}"]
+    if f.suggestion:
+        out += ["", "  Suggested replacement:", ""]
+        out += [f"  {line}" if line else "" for line in _code_block(f.suggestion)]
+    return out
+
+
+def _counts(result: ReviewResult) -> str:
+    counts = {s: sum(1 for f in result.findings if f.severity is s) for s in Severity}
+    counts[Severity.nit] = len(result.nits)
+    plural = {Severity.blocker: "blockers", Severity.nit: "nits"}
+    shown = [f"{n} {plural.get(s, s.value) if n != 1 else s.value}" for s, n in counts.items() if n]
+    return " · ".join(shown) or "no findings"
+
+
+def render_markdown(result: ReviewResult) -> str:
+    """A PR-comment-style review: verdict, blockers and majors with file:line, nits collapsed, plan, status."""
+    parts = [f"## {_DECISION_HEADLINE[result.decision]}", "", f"**{_counts(result)}**"]
+    if not result.complete:
+        parts += ["", f"> ⚠️ **INCOMPLETE REVIEW: {_text(result.incomplete_reason)}.**"]
+        if result.decision == "incomplete":
+            parts.append("> Nothing here approves this change; rerun the review or review it by hand.")
+        else:
+            parts.append(f"> The verdict ({result.verdict.value}) stands on the parts that were reviewed.")
+    for severity in (Severity.blocker, Severity.major, Severity.minor):
+        group = [f for f in result.findings if f.severity is severity]
+        if group:
+            title = {"blocker": "Blockers", "major": "Major", "minor": "Minor"}[severity.value]
+            parts += ["", f"### {title}", ""]
+            for f in group:
+                parts += _finding_lines(f)
+    if result.nits:
+        parts += ["", f"<details><summary>{len(result.nits)} nit(s)</summary>", ""]
+        for f in result.nits:
+            parts += _finding_lines(f)
+        parts += ["", "</details>"]
+    if result.revision_plan:
+        parts += ["", "### Revision plan", ""]
+        parts += [f"{n}. {_text(step)}" for n, step in enumerate(result.revision_plan, 1)]
+    if result.missing_checks:
+        parts += ["", "### Missing checks", ""] + [f"- {_text(m)}" for m in result.missing_checks]
+    if result.reviewers:
+        parts += ["", "### Reviewers", "", "| reviewer | slices | verdict | findings | status | errors |",
+                  "|---|---|---|---|---|---|"]
+        for r in result.reviewers:
+            verdict = (r.verdict.value if r.verdict else "—") + (" (reconciled)" if r.reconciled else "")
+            status = r.status.upper() if r.status != "ok" else "ok"
+            errors = "; ".join(_cell(e) for e in r.errors) or ""
+            parts.append(f"| {_cell(r.reviewer)} | {r.slices} | {verdict} | {r.findings} | {status} | {errors} |")
+    if result.not_reviewed:
+        parts += ["", "### Not reviewed", ""]
+        parts += [
+            f"- `{_text(n.path)}`" + (f" ({_text(n.reviewer)})" if n.reviewer else "") + f": {_text(n.reason)}"
+            for n in result.not_reviewed
+        ]
+    if result.notes:
+        parts += ["", "### Notes", ""] + [f"- {_text(n)}" for n in result.notes]
+    return "\n".join(parts) + "\n"
+
+
+def render_json(result: ReviewResult) -> str:
+    """The review for a coding agent: every key always present, in a fixed order, indent=2."""
+    return json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False)
