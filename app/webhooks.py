@@ -313,7 +313,7 @@ def parse_review_command(body: str | None, known: Sequence[str] = REVIEWER_NAMES
 
     Names are separated by spaces or commas, case-insensitive, `-` read as `_`; `all` means every reviewer.
     """
-    match = _COMMAND_LINE.search(body or "")
+    match = _COMMAND_LINE.search((body or "").replace("\r\n", "\n").replace("\r", "\n"))
     if match is None:
         return None
     words = [word for word in re.split(r"[\s,]+", (match.group("args") or "").strip()) if word]

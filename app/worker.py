@@ -1,0 +1,275 @@
+"""The worker loop: claim a job with a lease, keep the lease alive while it runs, record how it ended.
+
+One attempt of a job:
+  claim (lease) → run the review, renewing the lease every third of it → done
+                                                                       | failed attempt → back-off, queued again
+                                                                       | last attempt failed → conclude, failed
+A worker that dies leaves a running job whose lease expires; another claim takes it again and counts the
+attempt, so a job that keeps killing its worker is also concluded after `max_attempts`. A worker that
+finds its lease taken (it was paused too long) cancels its run, so two workers never review one job at once.
+
+The review itself is injected (`JobRunner`, `FailureHook`): `calora serve` / `calora worker` use
+`app.review_job` unless `CALORA_JOB_RUNNER` names another (tests, operations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from app.jobs import ReviewJobSpec
+from app.metrics import AppMetrics
+from app.settings import Settings
+from app.store import ClaimedJob, Store
+
+log = logging.getLogger(__name__)
+
+JobRunner = Callable[[ReviewJobSpec], Awaitable[Any]]
+FailureHook = Callable[[ReviewJobSpec, str], Awaitable[None]]
+AttemptOutcome = Literal["done", "retry", "failed", "lost_lease", "released"]
+
+MAX_ERROR_CHARS = 2000
+
+
+class WorkerConfig(BaseModel):
+    """How a worker claims and retries; built from Settings."""
+
+    max_attempts: int = 3
+    lease_seconds: float = 120.0
+    retry_base_seconds: float = 10.0
+    retry_max_seconds: float = 600.0
+    job_timeout_seconds: float = 900.0
+    concurrency: int = 1
+    poll_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            max_attempts=settings.max_attempts, lease_seconds=settings.lease_seconds,
+            retry_base_seconds=settings.retry_base_seconds, retry_max_seconds=settings.retry_max_seconds,
+            job_timeout_seconds=settings.job_timeout_seconds, concurrency=settings.worker_concurrency,
+            poll_seconds=settings.poll_seconds,
+        )
+
+
+def retry_delay(attempts: int, base_seconds: float, max_seconds: float) -> float:
+    """Exponential back-off after the `attempts`-th failed attempt: base, 2·base, 4·base ... capped."""
+    return min(max_seconds, base_seconds * (2 ** max(0, attempts - 1)))
+
+
+def worker_id() -> str:
+    """host:pid:random — unique per worker process, readable in `calora jobs`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class JobHooks:
+    """What runs a job and what concludes it after its last attempt."""
+
+    run: JobRunner
+    conclude_failure: FailureHook
+
+
+async def log_failure(spec: ReviewJobSpec, reason: str) -> None:
+    """The failure hook of custom runners without one: the job's row keeps the reason."""
+    log.error("job for %s at %s failed for good: %s", spec.pr_key, spec.head_sha or "current head", reason)
+
+
+def import_callable(reference: str) -> Callable[..., Any]:
+    """Resolve `package.module:function`."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{reference!r} is not module:function")
+    module = importlib.import_module(module_name)
+    try:
+        function = getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"{module_name} has no {attribute!r} (from {reference!r})") from None
+    if not callable(function):
+        raise ValueError(f"{reference!r} is not callable")
+    return function
+
+
+def load_job_hooks(settings: Settings) -> JobHooks:
+    """The runner named by CALORA_JOB_RUNNER, or the real review (app.review_job) by default."""
+    if settings.job_runner:
+        run = import_callable(settings.job_runner)
+        conclude = import_callable(settings.job_failure_hook) if settings.job_failure_hook else log_failure
+        log.info("jobs run with %s (CALORA_JOB_RUNNER)", settings.job_runner)
+        return JobHooks(run=run, conclude_failure=conclude)
+    review_job = importlib.import_module("app.review_job")
+    context = review_job.build_context(settings)
+
+    async def run(spec: ReviewJobSpec) -> Any:
+        return await review_job.run_review(spec, context)
+
+    async def conclude(spec: ReviewJobSpec, reason: str) -> None:
+        await review_job.conclude_failure(spec, context, reason)
+
+    return JobHooks(run=run, conclude_failure=conclude)
+
+
+class Worker:
+    """Claims and runs jobs from a Store until told to stop."""
+
+    def __init__(
+        self,
+        store: Store,
+        hooks: JobHooks,
+        config: WorkerConfig,
+        metrics: AppMetrics | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.config = config
+        self.metrics = metrics
+        self.owner = owner or worker_id()
+        self.last_beat = time.time()  # /healthz: the loop is alive while this keeps moving
+        self._running: set[asyncio.Task[AttemptOutcome]] = set()
+        self._wake = asyncio.Event()
+
+    # --- the loop ---
+
+    def poke(self) -> None:
+        """A job was just queued: look at the queue now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until `stop` is set; then let running jobs finish for a short grace."""
+        log.info("worker %s started (concurrency %d, lease %.0f s)", self.owner, self.config.concurrency,
+                 self.config.lease_seconds)
+        try:
+            while not stop.is_set():
+                self.last_beat = time.time()
+                self._wake.clear()
+                try:
+                    await self._fill_slots()
+                except Exception:  # database briefly away: keep the loop alive, try at the next poll
+                    log.exception("worker %s could not claim a job", self.owner)
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+                await asyncio.wait(waiters, timeout=self.config.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            await self._drain()
+            log.info("worker %s stopped", self.owner)
+
+    async def _fill_slots(self) -> None:
+        while len(self._running) < self.config.concurrency:
+            job = await asyncio.to_thread(self.store.claim, self.owner, self.config.lease_seconds)
+            if job is None:
+                return
+            task = asyncio.create_task(self.process(job), name=f"job-{job.id}")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[AttemptOutcome]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task %s crashed", task.get_name(), exc_info=task.exception())
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(set(self._running), timeout=self.config.shutdown_grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def run_once(self) -> AttemptOutcome | None:
+        """Claim one job and run it; None when nothing was claimable (tests, `calora worker --once`)."""
+        job = await asyncio.to_thread(self.store.claim, self.owner, self.config.lease_seconds)
+        if job is None:
+            return None
+        return await self.process(job)
+
+    # --- one attempt ---
+
+    async def process(self, job: ClaimedJob) -> AttemptOutcome:
+        """Run one claimed attempt and record its end; never raises except on cancellation."""
+        started = time.monotonic()
+        outcome = await self._attempt(job)
+        if self.metrics is not None:
+            self.metrics.job_seconds.labels(outcome).observe(time.monotonic() - started)
+        return outcome
+
+    async def _attempt(self, job: ClaimedJob) -> AttemptOutcome:
+        spec, cfg = job.spec, self.config
+        if job.attempts > cfg.max_attempts:
+            reason = (f"gave up after {cfg.max_attempts} attempts: the last one stopped without finishing "
+                      f"({job.last_error or 'its worker died'})")
+            return await self._give_up(job, reason)
+        log.info("job %d (%s at %s, %s) attempt %d/%d", job.id, spec.pr_key, spec.head_sha or "current head",
+                 spec.trigger, job.attempts, cfg.max_attempts)
+        lost_lease = asyncio.Event()
+        run_task = asyncio.create_task(asyncio.wait_for(self.hooks.run(spec), cfg.job_timeout_seconds))
+        heartbeat = asyncio.create_task(self._keep_lease(job, run_task, lost_lease))
+        try:
+            await run_task
+        except asyncio.CancelledError:
+            if lost_lease.is_set():
+                log.warning("job %d: lease lost to another worker; this run was cancelled", job.id)
+                return "lost_lease"
+            run_task.cancel()
+            await asyncio.to_thread(self.store.release, job.id, self.owner)
+            log.info("job %d released untried by a stopping worker", job.id)
+            raise
+        except Exception as exc:  # the runner's failure is this attempt's failure, whatever it is
+            error = _describe(exc, cfg.job_timeout_seconds)
+            if job.attempts >= cfg.max_attempts:
+                return await self._give_up(job, f"failed {job.attempts} times; last error: {error}")
+            delay = retry_delay(job.attempts, cfg.retry_base_seconds, cfg.retry_max_seconds)
+            log.warning("job %d attempt %d failed (%s); retrying in %.0f s", job.id, job.attempts, error, delay)
+            held = await asyncio.to_thread(self.store.retry_later, job.id, self.owner, error, time.time() + delay)
+            return "retry" if held else "lost_lease"
+        finally:
+            heartbeat.cancel()
+        held = await asyncio.to_thread(self.store.complete, job.id, self.owner)
+        if not held:
+            log.warning("job %d finished but its lease had been taken; the other run's result stands", job.id)
+            return "lost_lease"
+        log.info("job %d done", job.id)
+        return "done"
+
+    async def _give_up(self, job: ClaimedJob, reason: str) -> AttemptOutcome:
+        log.error("job %d (%s): %s", job.id, job.spec.pr_key, reason)
+        try:
+            await self.hooks.conclude_failure(job.spec, reason)
+        except Exception as exc:  # concluding is best effort; the row keeps the reason either way
+            log.exception("job %d: concluding the failure failed too", job.id)
+            reason = f"{reason}; concluding the check run failed: {_describe(exc, None)}"
+        await asyncio.to_thread(self.store.fail, job.id, self.owner, reason[:MAX_ERROR_CHARS])
+        return "failed"
+
+    async def _keep_lease(self, job: ClaimedJob, run_task: asyncio.Task[Any], lost: asyncio.Event) -> None:
+        interval = self.config.lease_seconds / 3
+        while not run_task.done():
+            await asyncio.sleep(interval)
+            try:
+                held = await asyncio.to_thread(self.store.extend_lease, job.id, self.owner, self.config.lease_seconds)
+            except Exception:  # database briefly away: try again next beat, the lease has slack
+                log.exception("job %d: could not renew the lease", job.id)
+                continue
+            if not held:
+                lost.set()
+                run_task.cancel()
+                return
+
+
+def _describe(exc: BaseException, timeout: float | None) -> str:
+    if isinstance(exc, TimeoutError) and timeout is not None:
+        return f"timed out after {timeout:.0f} s"
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
