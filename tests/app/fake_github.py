@@ -450,7 +450,7 @@ class FakeGitHub:
         return JSONResponse({"type": "file", "encoding": "base64", "path": path, "name": path.rsplit("/", 1)[-1],
                              "content": base64.b64encode(text.encode()).decode()})
 
-    def _op_repos_compare_commits(self, request: Request, body: Any, owner: str, name: str, basehead: str) -> Response:
+    def _op_repos_compare_commits_with_basehead(self, request: Request, body: Any, owner: str, name: str, basehead: str) -> Response:
         repo = self.repos.get(f"{owner}/{name}")
         base, _, head = basehead.partition("...")
         found = repo.compares.get((base, head)) if repo else None

@@ -1,0 +1,403 @@
+"""One review job, end to end: pull request → config → diff → pipeline → check run and review.
+
+This is the I/O shell around the pure core: GitHub calls go through `GitHubClient`, the review through
+`reviewers.pipeline.run_pipeline` (in a thread, it is synchronous), and every decision about what to
+post is made by `app.publishing`. The worker (app.worker) calls `run_review` per job and, after a
+job's last failed attempt, `conclude_failure`.
+
+A run is safe to repeat: it reuses its unfinished check run, and a review never reposts a comment
+whose fingerprint is already on the pull request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.github_client import GitHubAppClients, GitHubClient, GitHubError, PullRequestInfo
+from app.jobs import ReviewJobSpec
+from app.publishing import (
+    Coverage,
+    Publication,
+    annotation_batches,
+    diff_paths,
+    extract_fingerprints,
+    filter_diff,
+    map_diff,
+    move_to_summary,
+    plan_publication,
+    redact,
+    truncate_text,
+)
+from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
+from app.settings import MissingSettingError, Settings
+from reviewers.backends.base import ReviewerBackend
+from reviewers.routing import route_file
+from reviewers.slicing import SliceLimits
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "Calora review"
+REVIEWED_MARK = "calora-reviewed:"
+PUSH_TRIGGERS = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
+MAX_TASK_CHARS = 4000
+
+
+@dataclass
+class ReviewContext:
+    """What every review job shares: GitHub clients per installation, the reviewer backend, settings."""
+
+    clients: Callable[[int], GitHubClient]
+    backend: ReviewerBackend
+    settings: Settings
+    check_name: str = CHECK_NAME
+    limits: SliceLimits | None = None
+    max_content_files: int = 40
+    content_concurrency: int = 4
+
+    def github(self, installation_id: int) -> GitHubClient:
+        return self.clients(installation_id)
+
+
+class ReviewOutcome(BaseModel):
+    """What one run did, for the worker's log and `calora jobs`."""
+
+    status: Literal["reviewed", "skipped", "config_error", "stale"]
+    reason: str = ""
+    head_sha: str = ""
+    check_run_id: int | None = None
+    conclusion: str | None = None
+    review_id: int | None = None
+    inline_comments: int = 0
+    summary_findings: int = 0
+    duplicates: int = 0
+    rejected_comments: int = 0
+    incremental: bool = False
+    covered_commits: list[str] = Field(default_factory=list)
+
+
+def build_context(settings: Settings) -> ReviewContext:
+    """The production context: App credentials from the settings and the configured reviewer backend."""
+    if settings.app_id is None:
+        raise MissingSettingError("CALORA_APP_ID is not set; the worker cannot authenticate as the GitHub App")
+    if settings.private_key_path is None:
+        raise MissingSettingError("CALORA_PRIVATE_KEY_PATH is not set; point it at the App's private key (.pem)")
+    try:
+        private_key = settings.private_key_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MissingSettingError(
+            f"cannot read the App's private key at {settings.private_key_path}: {exc.strerror}"
+        ) from None
+    if "PRIVATE KEY" not in private_key:
+        raise MissingSettingError(f"{settings.private_key_path} does not look like a PEM private key")
+    clients = GitHubAppClients(app_id=settings.app_id, private_key=private_key, base_url=settings.github_api_url)
+    return ReviewContext(clients=clients.for_installation, backend=make_reviewer_backend(settings), settings=settings)
+
+
+def make_reviewer_backend(settings: Settings) -> ReviewerBackend:
+    """The reviewer backend the app's settings name (the core's factory builds it)."""
+    if settings.reviewer_backend == "scripted":
+        raise MissingSettingError(
+            "CALORA_REVIEWER_BACKEND=scripted is for tests: they pass a scripted backend to ReviewContext; "
+            "use openai, engine or transformers"
+        )
+    from reviewers.backends.factory import BackendSettings, make_backend
+
+    options: dict[str, Any] = {"backend": settings.reviewer_backend}
+    if settings.reviewer_base_model:
+        options["base_model"] = settings.reviewer_base_model
+    if settings.reviewer_adapters_dir:
+        options["adapters_dir"] = settings.reviewer_adapters_dir
+    if settings.reviewer_openai_base_url:
+        options["openai_base_url"] = settings.reviewer_openai_base_url
+    if settings.reviewer_openai_api_key:
+        options["openai_api_key"] = settings.reviewer_openai_api_key.get_secret_value()
+    return make_backend(BackendSettings(**options))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _secrets(ctx: ReviewContext) -> list[str]:
+    found = []
+    if ctx.settings.webhook_secret is not None:
+        found.append(ctx.settings.webhook_secret.get_secret_value())
+    if ctx.settings.reviewer_openai_api_key is not None:
+        found.append(ctx.settings.reviewer_openai_api_key.get_secret_value())
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Check runs
+
+
+async def _open_check_run(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, head_sha: str) -> int:
+    """Reuse the job's check run (a re-run) or an unfinished one of ours on this commit, else create one."""
+    if spec.check_run_id is not None:
+        return spec.check_run_id
+    for run in await gh.list_check_runs(spec.owner, spec.repo, head_sha, name=ctx.check_name):
+        if run.status != "completed" and (ctx.settings.app_id is None or run.app_id in (None, ctx.settings.app_id)):
+            return run.id
+    return await gh.create_check_run(
+        spec.owner, spec.repo, name=ctx.check_name, head_sha=head_sha, external_id=f"delivery:{spec.delivery_id}"
+    )
+
+
+async def _complete_check_run(
+    gh: GitHubClient,
+    spec: ReviewJobSpec,
+    check_run_id: int,
+    *,
+    conclusion: str,
+    title: str,
+    summary: str,
+    text: str = "",
+    annotations: list[dict[str, Any]] | None = None,
+    external_id: str | None = None,
+) -> None:
+    """Complete with the first 50 annotations, then append the rest 50 at a time (the API's limit)."""
+    output: dict[str, Any] = {"title": title, "summary": summary}
+    if text:
+        output["text"] = text
+    batches = [annotations[i : i + 50] for i in range(0, len(annotations or []), 50)] if annotations else []
+    if batches:
+        output["annotations"] = batches[0]
+    data: dict[str, Any] = {"status": "completed", "conclusion": conclusion, "completed_at": _now(), "output": output}
+    if external_id:
+        data["external_id"] = external_id
+    await gh.update_check_run(spec.owner, spec.repo, check_run_id, data)
+    for batch in batches[1:]:
+        await gh.update_check_run(
+            spec.owner, spec.repo, check_run_id,
+            {"output": {"title": title, "summary": summary, "annotations": batch}},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# What to review: the whole pull request, or only what changed since the last reviewed commit.
+
+
+async def _last_reviewed_sha(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> str | None:
+    """`before_sha` when our check run on it finished a real review (its external id says so)."""
+    if not spec.before_sha:
+        return None
+    runs = await gh.list_check_runs(spec.owner, spec.repo, spec.before_sha, name=ctx.check_name)
+    for run in runs:
+        if run.status == "completed" and (run.external_id or "").startswith(REVIEWED_MARK):
+            return spec.before_sha
+    return None
+
+
+async def _diff_to_review(
+    gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, pull: PullRequestInfo, config: RepoConfig,
+    pr_diff: str,
+) -> tuple[str, Coverage]:
+    coverage = Coverage(head_sha=pull.head_sha)
+    if spec.trigger != "synchronize" or not config.incremental:
+        return pr_diff, coverage
+    since = await _last_reviewed_sha(gh, spec, ctx)
+    if since is None:
+        return pr_diff, coverage
+    try:
+        comparison = await gh.compare(spec.owner, spec.repo, since, pull.head_sha)
+    except GitHubError as exc:
+        if exc.status == 404:  # force-pushed away: review everything
+            return pr_diff, coverage
+        raise
+    if comparison.status != "ahead":
+        return pr_diff, coverage  # a force push or a rebase: the old review does not cover a prefix
+    push_diff = await gh.compare_diff(spec.owner, spec.repo, since, pull.head_sha)
+    in_pr = set(diff_paths(pr_diff))
+    # Only files of the pull request: a merge of the base branch brings others that are not the author's.
+    push_diff, _outside = filter_diff(push_diff, lambda path: path in in_pr)
+    return push_diff, Coverage(
+        head_sha=pull.head_sha, incremental=True, since_sha=since, commits=comparison.commits
+    )
+
+
+async def _file_contents(
+    gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, diff_text: str, head_sha: str,
+    reviewers: tuple[str, ...],
+) -> dict[str, str]:
+    """Full new contents of the reviewed files, for the checks (at most `max_content_files`)."""
+    removed = {f for f in _removed_paths(diff_text)}
+    paths = [p for p in diff_paths(diff_text) if p not in removed and route_file(p, reviewers).reviewers]
+    paths = paths[: ctx.max_content_files]
+    gate = asyncio.Semaphore(ctx.content_concurrency)
+
+    async def one(path: str) -> tuple[str, str | None]:
+        async with gate:
+            return path, await gh.get_file_text(spec.owner, spec.repo, path, head_sha)
+
+    found = await asyncio.gather(*(one(p) for p in paths))
+    return {path: text for path, text in found if text is not None}
+
+
+def _removed_paths(diff_text: str) -> list[str]:
+    from unidiff import PatchSet
+    from unidiff.errors import UnidiffParseError
+
+    try:
+        return [f.path for f in PatchSet(diff_text) if f.is_removed_file]
+    except (UnidiffParseError, UnicodeError):
+        return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Posting the review, surviving a 422 on one comment.
+
+
+async def _post_review(
+    gh: GitHubClient, spec: ReviewJobSpec, head_sha: str, publication: Publication
+) -> tuple[int | None, Publication, int]:
+    """Post the review; when GitHub refuses a comment (422), move that comment to the summary and retry.
+
+    GitHub's 422 does not say which comment it refused, so after a refusal the review is tried without
+    one comment at a time, least important first (a refused review posts nothing, so trying is safe).
+    If no single comment explains it, every inline comment goes to the summary.
+    """
+    if not publication.posts_review:
+        return None, publication, 0
+
+    async def attempt(pub: Publication) -> int:
+        return await gh.create_review(
+            spec.owner, spec.repo, spec.pull_number, commit_id=head_sha, body=pub.review_body(),
+            event=pub.event, comments=[c.to_api() for c in pub.comments],
+        )
+
+    try:
+        return await attempt(publication), publication, 0
+    except GitHubError as exc:
+        if exc.status != 422 or not publication.comments or _mentions_commit(exc):
+            raise
+        first_error = exc
+    detail = "; ".join(first_error.errors) or str(first_error)
+    log.warning("%s: GitHub refused the review (%s); looking for the comment it refused", spec.pr_key, detail)
+    for comment in reversed(publication.comments):
+        candidate = move_to_summary(publication, {comment.fingerprint}, detail)
+        if not candidate.posts_review:
+            break
+        try:
+            return await attempt(candidate), candidate, 1
+        except GitHubError as exc:
+            if exc.status != 422:
+                raise
+    everything = move_to_summary(publication, {c.fingerprint for c in publication.comments}, detail)
+    if not everything.posts_review:
+        return None, everything, len(publication.comments)
+    return await attempt(everything), everything, len(publication.comments)
+
+
+def _mentions_commit(exc: GitHubError) -> bool:
+    return any("commit" in e.lower() for e in exc.errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+
+
+async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
+    """Review one pull request at its head commit and publish the result (idempotent per commit)."""
+    gh = ctx.github(spec.installation_id)
+    if spec.comment_id is not None:
+        await gh.add_reaction(spec.owner, spec.repo, spec.comment_id, "eyes")
+    pull = await gh.get_pull(spec.owner, spec.repo, spec.pull_number)
+    head_sha = pull.head_sha
+    if pull.state != "open":
+        return ReviewOutcome(status="skipped", reason="the pull request is closed", head_sha=head_sha)
+    if spec.head_sha and spec.head_sha != head_sha and spec.trigger in PUSH_TRIGGERS | {"rerequested"}:
+        if spec.check_run_id is not None:
+            await _complete_check_run(
+                gh, spec, spec.check_run_id, conclusion="skipped", title="Superseded by a newer commit",
+                summary=f"`{spec.head_sha[:7]}` is no longer the head of the pull request (now `{head_sha[:7]}`).",
+            )
+        return ReviewOutcome(status="stale", reason=f"head moved to {head_sha}", head_sha=head_sha)
+
+    config_text = await gh.get_file_text(spec.owner, spec.repo, CONFIG_PATH, pull.base_ref)
+    try:
+        config = parse_repo_config(config_text)
+    except RepoConfigError as exc:
+        check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
+        await _complete_check_run(
+            gh, spec, check_run_id, conclusion="neutral", title=f"Invalid {CONFIG_PATH}: review skipped",
+            summary=f"The `{CONFIG_PATH}` on `{pull.base_ref}` could not be used, so nothing was reviewed. "
+                    f"Fix it on the base branch:\n\n```\n{truncate_text(str(exc), 60000)}\n```",
+        )
+        return ReviewOutcome(status="config_error", reason=str(exc), head_sha=head_sha,
+                             check_run_id=check_run_id, conclusion="neutral")
+
+    if pull.draft and not config.review_drafts and spec.trigger != "comment":
+        if spec.check_run_id is not None:
+            await _complete_check_run(gh, spec, spec.check_run_id, conclusion="skipped",
+                                      title="Draft pull request: not reviewed",
+                                      summary=f"Drafts are reviewed when `{CONFIG_PATH}` sets `review_drafts: true`, "
+                                              "or on request with a `/review` comment.")
+        return ReviewOutcome(status="skipped", reason="draft pull request", head_sha=head_sha)
+
+    check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
+    await gh.update_check_run(spec.owner, spec.repo, check_run_id, {"status": "in_progress", "started_at": _now()})
+
+    pr_diff = await gh.get_pull_diff(spec.owner, spec.repo, spec.pull_number)
+    diff_text, coverage = await _diff_to_review(gh, spec, ctx, pull, config, pr_diff)
+    diff_text, excluded = filter_diff(diff_text, config.reviews_path)
+    coverage.not_reviewed_paths = excluded
+    reviewers = config.enabled_reviewers(spec.reviewers)
+    contents = await _file_contents(gh, spec, ctx, diff_text, head_sha, reviewers)
+    task = truncate_text(f"{pull.title}\n\n{pull.body}".strip(), MAX_TASK_CHARS, "description shortened")
+
+    from reviewers.pipeline import run_pipeline
+
+    log.info("%s@%s: reviewing %s with %s", spec.pr_key, head_sha[:7],
+             "changes since " + coverage.since_sha[:7] if coverage.since_sha else "the whole diff",
+             ", ".join(reviewers) or "no reviewer")
+    pipeline_run = await asyncio.to_thread(
+        run_pipeline, diff_text, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
+        file_contents=contents, instructions_for=config.instructions_for,
+    )
+
+    existing = await gh.list_review_comments(spec.owner, spec.repo, spec.pull_number)
+    bot = ctx.settings.bot_login
+    ours = [c.body for c in existing if bot is None or c.author in (bot, bot.removesuffix("[bot]"), f"{bot}[bot]")]
+    publication = plan_publication(
+        pipeline_run.result, config=config, diff_map=map_diff(pr_diff), coverage=coverage,
+        slice_plan=pipeline_run.plan, existing_fingerprints=extract_fingerprints(ours),
+    )
+    review_id, publication, rejected = await _post_review(gh, spec, head_sha, publication)
+
+    check = publication.check
+    secrets = _secrets(ctx)
+    await _complete_check_run(
+        gh, spec, check_run_id, conclusion=check.conclusion, title=check.title,
+        summary=redact(check.summary, secrets), text=redact(check.text, secrets),
+        annotations=[a.to_api() for batch in annotation_batches(check.annotations) for a in batch],
+        external_id=f"{REVIEWED_MARK}{head_sha}",
+    )
+    return ReviewOutcome(
+        status="reviewed", head_sha=head_sha, check_run_id=check_run_id, conclusion=check.conclusion,
+        review_id=review_id, inline_comments=len(publication.comments),
+        summary_findings=len(publication.summary_items), duplicates=publication.duplicates,
+        rejected_comments=rejected, incremental=coverage.incremental,
+        covered_commits=[sha for sha, _title in coverage.commits] or [head_sha],
+    )
+
+
+async def conclude_failure(spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:
+    """After the last failed attempt: finish the check run (neutral) with a reason a maintainer can use."""
+    gh = ctx.github(spec.installation_id)
+    head_sha = spec.head_sha or (await gh.get_pull(spec.owner, spec.repo, spec.pull_number)).head_sha
+    check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
+    await _complete_check_run(
+        gh, spec, check_run_id, conclusion="neutral", title="Review could not be completed",
+        summary=(
+            "The review of this commit failed after every retry, so nothing was posted. Push a commit, "
+            "comment `/review` or press Re-run to try again.\n\n```\n"
+            + truncate_text(redact(reason, _secrets(ctx)), 60000) + "\n```"
+        ),
+    )
