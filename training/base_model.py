@@ -1,0 +1,110 @@
+"""Loading the base model and tokenizer, and attaching LoRA where it belongs.
+
+A base model comes from a local folder, a hub id, or a GGUF file inside either (`gguf_file=`, which
+transformers dequantizes). QLoRA loads the base in 4-bit NF4 through bitsandbytes, on CUDA only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+from training.towers import default_targets, resolve_targets
+
+log = logging.getLogger(__name__)
+
+
+class BaseModelError(RuntimeError):
+    """The base model cannot be loaded as configured; the message says what to change."""
+
+
+def load_tokenizer(cfg: TrainConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    source = cfg.tokenizer or cfg.base_model
+    kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file and cfg.tokenizer is None else {}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    if not getattr(tokenizer, "chat_template", None):
+        raise BaseModelError(f"the tokenizer of {source} has no chat template; training renders chats with it")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The frozen base causal LM, on `device`, in `dtype` (4-bit when `cfg.qlora`)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if cfg.gguf_file:
+        kwargs["gguf_file"] = cfg.gguf_file
+    if cfg.attn_implementation != "auto":
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.qlora:
+        kwargs["quantization_config"] = _qlora_config(device, dtype)
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, **kwargs)
+    except ImportError as exc:
+        raise BaseModelError(f"loading {cfg.base_model} needs a missing package: {exc}") from exc
+    if not cfg.qlora:
+        model.to(device)
+    model.requires_grad_(False)
+    model.config.use_cache = False
+    return model
+
+
+def _qlora_config(device: torch.device, dtype: torch.dtype) -> Any:
+    if device.type != "cuda":
+        raise BaseModelError(
+            "QLoRA (4-bit base through bitsandbytes) runs on CUDA only; this run is on "
+            f"{device.type}. Drop --qlora or train on a CUDA GPU."
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise BaseModelError("QLoRA needs bitsandbytes: pip install bitsandbytes") from exc
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+    )
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """Every Linear (incl. 4-bit Linear) module name, except the output head, which LoRA leaves alone."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = []
+    for name, module in model.named_modules():
+        if module is head:
+            continue
+        if isinstance(module, nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
+            names.append(name)
+    return names
+
+
+def attach_lora(model: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, list[str] | str, int]:
+    """Wrap `model` with a fresh LoRA adapter; returns (peft model, target spec used, modules adapted)."""
+    from peft import LoraConfig, get_peft_model
+
+    names = linear_module_names(model)
+    model_type = getattr(model.config, "model_type", "")
+    targets = cfg.target_modules if cfg.target_modules is not None else default_targets(model_type, names)
+    hit = resolve_targets(names, targets, cfg.allow_non_language_towers)
+    if cfg.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+        bias="none", task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, lora)
+    if cfg.gradient_checkpointing:
+        peft_model.enable_input_require_grads()
+        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return peft_model, targets, len(hit)

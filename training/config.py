@@ -1,0 +1,77 @@
+"""Training run configuration: one pydantic model, resolved once and written into the run folder.
+
+Resolved means every "auto" has been replaced by what the run actually used (device, dtype,
+attention, target modules), so a run folder says exactly how its adapter was made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_BASE_MODEL = str(Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "smollm2-135m-instruct")
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class TrainConfig(BaseModel):
+    """Everything a LoRA SFT run depends on. Unknown keys are errors (a typo must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer: str = Field(description="Reviewer to train; reads <data_dir>/<reviewer>/train.jsonl.")
+    data_dir: Path = Field(default=Path("build/data"), description="Output of `calora data build`.")
+    run_dir: Path = Field(default=Path("runs/train"), description="Run folder (config, metrics, adapter).")
+
+    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Local folder or hub id.")
+    gguf_file: str | None = Field(default=DEFAULT_GGUF_FILE, description="GGUF file inside base_model.")
+    tokenizer: str | None = Field(default=None, description="Tokenizer folder/id; default: the base model's.")
+
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str | None = Field(
+        default=None, description="None: the family default (all attention + MLP projections of the language model)."
+    )
+    allow_non_language_towers: bool = Field(
+        default=False, description="Permit LoRA targets inside a vision or audio tower of a multimodal model."
+    )
+
+    learning_rate: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=10, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    epochs: int = Field(default=3, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (of the plan).")
+    tokens_per_batch: int = Field(default=16384, ge=64, description="Packed tokens per optimizer step.")
+    max_seq_len: int = Field(default=4096, ge=16, description="Longer examples are skipped and reported.")
+    packing: bool = Field(default=True, description="False: length-grouped padded batches instead.")
+    seed: int = 0
+
+    checkpoint_every: int = Field(default=50, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    resume: bool = Field(default=True, description="Continue from the latest checkpoint in run_dir if any.")
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    qlora: bool = Field(default=False, description="Load the base in 4-bit (bitsandbytes; CUDA only).")
+    gradient_checkpointing: bool = False
+    attn_implementation: Literal["auto", "sdpa", "eager", "calora_varlen"] = "auto"
+    compile: bool = Field(default=False, description="torch.compile the decoder layers (CUDA).")
+    log_every: int = Field(default=1, ge=1)
+
+    def dump(self) -> dict[str, object]:
+        return json.loads(self.model_dump_json())
+
+
+def load_config(path: Path, overrides: dict[str, object] | None = None) -> TrainConfig:
+    """Read a YAML/JSON config file and apply command-line overrides (those not None)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return TrainConfig.model_validate(data)

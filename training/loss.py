@@ -1,0 +1,139 @@
+"""The training objective: next-token cross-entropy on answer tokens only, computed in chunks.
+
+With a 262k-token vocabulary the logits are the largest tensor of a step (8 × 1024 positions × 262144
+× 4 bytes = 8.6 GB in fp32, several copies with their gradients). Here the logits exist only for
+answer positions, one chunk at a time, and the gradient with respect to the hidden states is
+computed right away (softmax − one-hot, times the output matrix), so peak memory is one chunk of
+logits instead of the whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.packing import IGNORE_INDEX
+
+CHUNK_BYTES = 1 << 30  # fp32 logits per chunk: 1 GiB, i.e. 1024 positions of a 262k vocabulary
+
+
+def chunk_rows(vocab_size: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    return max(16, chunk_bytes // (4 * vocab_size))
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """sum over rows of CE(hidden @ weightᵀ, targets) / normalizer, gradients computed in the forward."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, normalizer: float,
+        rows: int, softcap: float | None,
+    ) -> torch.Tensor:
+        hidden_c = hidden.to(weight.dtype)
+        grad_hidden = torch.empty_like(hidden_c) if hidden.requires_grad else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden_c.shape[0], rows):
+            h = hidden_c[start : start + rows]  # [c, d]
+            t = targets[start : start + rows]  # [c]
+            logits = (h @ weight.T).float()  # [c, V] fp32: the only logits that exist at once
+            if softcap:
+                capped = torch.tanh(logits / softcap)
+                logits = capped * softcap
+            lse = torch.logsumexp(logits, dim=-1)  # [c]
+            picked = logits.gather(1, t[:, None]).squeeze(1)
+            total += (lse - picked).sum()
+            # d(sum CE)/d logits = softmax − one-hot, written into the logits buffer to save memory.
+            grad = logits.sub_(lse[:, None]).exp_()
+            grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
+            if softcap:
+                grad.mul_(1.0 - capped.square_())
+            grad = (grad / normalizer).to(weight.dtype)
+            if grad_hidden is not None:
+                grad_hidden[start : start + rows] = grad @ weight
+            if grad_weight is not None:
+                grad_weight += (grad.T @ h).float()
+        ctx.hidden_dtype = hidden.dtype
+        ctx.weight_dtype = weight.dtype
+        ctx.save_for_backward(
+            grad_hidden if grad_hidden is not None else torch.empty(0),
+            grad_weight if grad_weight is not None else torch.empty(0),
+        )
+        ctx.has = (grad_hidden is not None, grad_weight is not None)
+        return total / normalizer
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        grad_hidden, grad_weight = ctx.saved_tensors
+        gh = (grad_hidden * grad_out).to(ctx.hidden_dtype) if ctx.has[0] else None
+        gw = (grad_weight * grad_out).to(ctx.weight_dtype) if ctx.has[1] else None
+        return gh, gw, None, None, None, None
+
+
+def answer_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None,
+    chunk_bytes: int = CHUNK_BYTES, normalizer: float | None = None,
+) -> torch.Tensor:
+    """Mean CE over positions whose target is not -100. hidden: [..., d]; weight: [V, d]; targets: [...]."""
+    flat_targets = targets.reshape(-1)
+    keep = (flat_targets != IGNORE_INDEX).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        raise ValueError("this batch has no answer tokens to learn from")
+    rows_hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep)  # [N_answer, d]
+    rows_targets = flat_targets.index_select(0, keep)
+    norm = float(normalizer if normalizer is not None else keep.numel())
+    return _ChunkedCrossEntropy.apply(
+        rows_hidden, weight, rows_targets, norm, chunk_rows(weight.shape[0], chunk_bytes), softcap
+    )
+
+
+def reference_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """The plain full-logits computation, for tests and the baseline."""
+    logits = (hidden @ weight.T).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
+def _base_causal_lm(model: nn.Module) -> nn.Module:
+    """The transformers *ForCausalLM under a PEFT wrapper (LoRA layers are injected in place)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+class AnswerLossModel(nn.Module):
+    """Decoder → hidden states → chunked answer-only CE. One module, so DDP sees one forward."""
+
+    def __init__(self, causal_lm: nn.Module, chunk_bytes: int = CHUNK_BYTES) -> None:
+        super().__init__()
+        self.lm = causal_lm
+        self.chunk_bytes = chunk_bytes
+
+    def forward(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
+        attention_mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+        max_seqlen: int | None = None,
+    ) -> torch.Tensor:
+        base = _base_causal_lm(self.lm)
+        head = base.get_output_embeddings()
+        if getattr(head, "bias", None) is not None:
+            raise NotImplementedError("an output layer with a bias is not supported by the chunked loss")
+        varlen: dict[str, Any] = {}
+        if cu_seqlens is not None:
+            # Read by the `calora_varlen` attention; SDPA instead derives the block-diagonal mask from
+            # the restarting position_ids (transformers' packed-sequence detection).
+            varlen = {"cu_seq_lens_q": cu_seqlens, "cu_seq_lens_k": cu_seqlens,
+                      "max_length_q": max_seqlen, "max_length_k": max_seqlen}
+        out = base.get_decoder()(
+            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False,
+            **varlen,
+        )
+        hidden = out[0]
+        softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
+        return answer_cross_entropy(hidden, head.weight, targets, softcap=softcap, chunk_bytes=self.chunk_bytes)

@@ -1,0 +1,348 @@
+"""LoRA supervised fine-tuning of one reviewer: config in, batches, step, log, checkpoint.
+
+Runs on CPU (tests), one GPU, or several GPUs through `accelerate launch -m training.train --config
+run.yaml` (each rank takes every world-th packed batch; DDP averages gradients). Exact resumption:
+checkpoints hold the adapter, optimizer, scheduler, RNG states and the step, and the data order is a
+pure function of (seed, epoch), so a resumed run replays the same batches with the same state.
+
+Speed comes from three named choices, each explained where it is made: padding-free packing with
+varlen attention (`training.packing`, `training.attention`), answer-only chunked cross-entropy
+(`training.loss`), and bf16 on GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from training.config import TrainConfig, load_config
+from training.packing import (
+    PackedBatch, TokenizedExample, collate_packed, collate_padded, epoch_order, length_grouped_batches,
+    pack_batches, tokenize_chat,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or continue; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What "auto" resolved to on this machine."""
+
+    device: torch.device
+    dtype: torch.dtype
+    attn_implementation: str
+    world_size: int
+    rank: int
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+def read_chat_records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise TrainingError(f"{path} does not exist; run `calora data build` first")
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise TrainingError(f"{path}:{n}: not JSON: {exc}") from exc
+    if not records:
+        raise TrainingError(f"{path} holds no examples")
+    return records
+
+
+def tokenize_records(
+    records: list[dict[str, Any]], tokenizer: Any, max_seq_len: int
+) -> tuple[list[TokenizedExample], list[str]]:
+    """Tokenized examples within `max_seq_len`, and the ids of those skipped as too long."""
+    kept: list[TokenizedExample] = []
+    skipped: list[str] = []
+    for rec in records:
+        ex = tokenize_chat(rec["id"], rec["messages"], tokenizer)
+        if ex.length <= max_seq_len:
+            kept.append(ex)
+        else:
+            skipped.append(ex.example_id)
+    if not kept:
+        raise TrainingError(f"every example is longer than max_seq_len={max_seq_len}")
+    return kept, skipped
+
+
+def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig) -> list[list[int]]:
+    """Every batch of the run, in order: a pure function of the data and the config."""
+    lengths = [ex.length for ex in examples]
+    batches: list[list[int]] = []
+    for epoch in range(cfg.epochs):
+        order = epoch_order(len(examples), cfg.seed, epoch)
+        if cfg.packing:
+            batches += pack_batches(lengths, order, cfg.tokens_per_batch)
+        else:
+            batches += length_grouped_batches(lengths, order, cfg.tokens_per_batch)
+    return batches
+
+
+def collate(examples: list[TokenizedExample], cfg: TrainConfig, pad_id: int) -> PackedBatch:
+    return collate_packed(examples) if cfg.packing else collate_padded(examples, pad_id)
+
+
+# --- setup ------------------------------------------------------------------------------------------
+
+def wants_bf16(cfg: TrainConfig) -> bool:
+    """bf16 weights and autocast on GPU (twice the matrix throughput, half the memory); fp32 on CPU."""
+    on_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
+
+
+def resolve_runtime(cfg: TrainConfig, accelerator: Any) -> Runtime:
+    device = accelerator.device
+    if cfg.device == "cuda" and device.type != "cuda":
+        raise TrainingError("device=cuda was asked for but no CUDA GPU is visible")
+    bf16 = wants_bf16(cfg)
+    if cfg.attn_implementation != "auto":
+        attn = cfg.attn_implementation
+    else:
+        # Packed rows need attention that stops at sequence boundaries; `calora_varlen` does this with
+        # flash kernels on CUDA and an exact per-sequence SDPA loop elsewhere. Padded batches use SDPA.
+        attn = "calora_varlen" if cfg.packing else "sdpa"
+    return Runtime(device, torch.bfloat16 if bf16 else torch.float32, attn, accelerator.num_processes,
+                   accelerator.process_index)
+
+
+def lr_lambda(total_steps: int, warmup: int, min_ratio: float) -> Any:
+    """Linear warm-up, then cosine decay to `min_ratio` of the peak."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metric rows after the checkpoint we resume from (a crash may have logged a few more)."""
+    if not path.is_file():
+        return
+    rows = [r for r in path.read_text(encoding="utf-8").splitlines() if r.strip()]
+    kept = [r for r in rows if json.loads(r)["step"] <= last_step]
+    path.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
+    """Train one adapter; returns the folder of the final adapter (PEFT format).
+
+    `stop_at_step` ends this invocation early after checkpointing at that step, without changing
+    the schedule: a time-boxed job continues later with the same config.
+    """
+    from accelerate import Accelerator
+
+    from training.attention import register_varlen_attention
+    from training.base_model import attach_lora, load_base_model, load_tokenizer
+    from training.loss import AnswerLossModel
+
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator(cpu=cfg.device == "cpu", mixed_precision="bf16" if wants_bf16(cfg) else "no")
+    rt = resolve_runtime(cfg, accelerator)
+    register_varlen_attention()
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints_dir = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+
+    tokenizer = load_tokenizer(cfg)
+    records = read_chat_records(cfg.data_dir / cfg.reviewer / "train.jsonl")
+    examples, skipped = tokenize_records(records, tokenizer, cfg.max_seq_len)
+    if skipped:
+        log.warning("skipped %d examples over max_seq_len=%d: %s", len(skipped), cfg.max_seq_len, skipped[:5])
+    batches = plan_batches(examples, cfg)
+    total_steps = len(batches) // rt.world_size
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    if total_steps == 0:
+        raise TrainingError(f"{len(batches)} batches cannot feed {rt.world_size} processes one step")
+
+    model = load_base_model(cfg.model_copy(update={"attn_implementation": rt.attn_implementation}),
+                            rt.device, rt.dtype)
+    peft_model, targets, adapted = attach_lora(model, cfg)
+    loss_model = AnswerLossModel(peft_model)
+    if cfg.compile:
+        # Fuses norms, rotary and activations inside each decoder layer; the layers share one graph.
+        for layer in peft_model.get_base_model().get_decoder().layers:
+            layer.compile(dynamic=True)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
+    )
+    loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
+
+    resolved = {**cfg.dump(), "resolved": {
+        "device": str(rt.device), "dtype": str(rt.dtype).removeprefix("torch."), "world_size": rt.world_size,
+        "attn_implementation": rt.attn_implementation, "target_modules": targets, "adapted_modules": adapted,
+        "trainable_parameters": sum(p.numel() for p in trainable), "examples": len(examples),
+        "skipped_over_max_seq_len": skipped, "total_steps": total_steps,
+        "packing": "padding-free (cu_seqlens)" if cfg.packing else "length-grouped padded batches",
+    }}
+    if accelerator.is_main_process:
+        (run_dir / "config.json").write_text(json.dumps(resolved, indent=2), encoding="utf-8")
+
+    start_step, tokens_seen = 0, 0
+    latest = latest_checkpoint(checkpoints_dir) if cfg.resume else None
+    if latest is not None:
+        state = load_checkpoint(latest, peft_model, optimizer, scheduler)
+        start_step, tokens_seen = state["step"], state["tokens_seen"]
+        if state.get("total_steps") != total_steps:
+            raise TrainingError(f"{latest} belongs to a plan of {state.get('total_steps')} steps, this one has "
+                                f"{total_steps}; use a fresh run_dir or the same config")
+        log.info("resuming from %s (step %d)", latest, start_step)
+    if accelerator.is_main_process:
+        truncate_metrics(metrics_path, start_step)
+
+    pad_id = tokenizer.pad_token_id
+    end_step = min(total_steps, stop_at_step) if stop_at_step else total_steps
+    bar = tqdm(total=total_steps, initial=start_step, desc=f"train {cfg.reviewer}", file=sys.stderr,
+               disable=not accelerator.is_main_process, dynamic_ncols=True)
+    loss_model.train()
+    for step in range(start_step, end_step):
+        batch = collate([examples[i] for i in batches[step * rt.world_size + rt.rank]], cfg, pad_id).to(rt.device)
+        t0 = time.perf_counter()
+        with accelerator.autocast():
+            loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, batch.attention_mask,
+                              batch.cu_seqlens, batch.max_seqlen)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = accelerator.reduce(loss.detach(), "mean").item()  # .item() also waits for the GPU
+        step_tokens = int(accelerator.reduce(torch.tensor(batch.tokens, device=rt.device), "sum").item())
+        elapsed = time.perf_counter() - t0
+        tokens_seen += step_tokens
+        done = step + 1
+        if accelerator.is_main_process and (done % cfg.log_every == 0 or done == end_step):
+            row = {"step": done, "loss": step_loss, "lr": lr, "tokens": step_tokens,
+                   "answer_tokens": batch.answer_tokens, "tokens_per_s": step_tokens / elapsed,
+                   "memory_gib": round(peak_memory_gib(rt.device), 3), "tokens_seen": tokens_seen}
+            with metrics_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{step_tokens / elapsed:.0f}")
+        bar.update(1)
+        if accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == end_step):
+            save_checkpoint(checkpoints_dir, done, accelerator.unwrap_model(loss_model).lm, optimizer, scheduler,
+                            {"tokens_seen": tokens_seen, "total_steps": total_steps}, cfg.keep_checkpoints)
+        accelerator.wait_for_everyone()
+    bar.close()
+
+    adapter_dir = run_dir / "adapter"
+    if end_step == total_steps and accelerator.is_main_process:
+        accelerator.unwrap_model(loss_model).lm.save_pretrained(adapter_dir)
+        _plot(metrics_path, run_dir / "loss.png", cfg.reviewer)
+    accelerator.wait_for_everyone()
+    return adapter_dir
+
+
+def _plot(metrics_path: Path, png: Path, title: str) -> None:
+    try:
+        from training.report import plot_loss
+    except ImportError as exc:  # matplotlib is a dev extra
+        log.info("no loss plot (%s)", exc)
+        return
+    plot_loss(metrics_path, png, title)
+
+
+# --- command line (also the entry point for `accelerate launch -m training.train`) ------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML/JSON TrainConfig; flags below override it")
+    parser.add_argument("--reviewer", help="reviewer to train")
+    parser.add_argument("--all", action="store_true", help="train every reviewer with data in --data")
+    parser.add_argument("--data", dest="data_dir", type=Path, help="output folder of `calora data build`")
+    parser.add_argument("--out", dest="run_dir", type=Path, help="run folder (per reviewer with --all)")
+    parser.add_argument("--base-model", dest="base_model")
+    parser.add_argument("--gguf-file", dest="gguf_file", help="GGUF file in the base model folder ('' for none)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", dest="max_steps", type=int)
+    parser.add_argument("--stop-at-step", dest="stop_at_step", type=int,
+                        help="checkpoint and exit after this step (the schedule is unchanged; resume later)")
+    parser.add_argument("--lr", dest="learning_rate", type=float)
+    parser.add_argument("--lora-r", dest="lora_r", type=int)
+    parser.add_argument("--lora-alpha", dest="lora_alpha", type=int)
+    parser.add_argument("--tokens-per-batch", dest="tokens_per_batch", type=int)
+    parser.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--qlora", action="store_const", const=True)
+    parser.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_const", const=True)
+    parser.add_argument("--no-packing", dest="packing", action="store_const", const=False)
+    parser.add_argument("--compile", action="store_const", const=True)
+    parser.add_argument("--allow-non-language-towers", dest="allow_non_language_towers",
+                        action="store_const", const=True)
+    parser.add_argument("--seed", type=int)
+
+
+_NOT_CONFIG = {"config", "all", "stop_at_step", "handler", "command", "verbose", "data_command", "adapters_command"}
+
+
+def configs_from_args(args: argparse.Namespace) -> list[TrainConfig]:
+    """One config per reviewer to train, from --config plus flag overrides."""
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    if overrides.get("gguf_file") == "":
+        overrides["gguf_file"] = None
+    base: dict[str, Any] = {}
+    if args.config:
+        base = load_config(args.config).model_dump(exclude_unset=True)
+    base.update(overrides)
+    if args.all:
+        data_dir = Path(base.get("data_dir", "build/data"))
+        reviewers = sorted(p.parent.name for p in data_dir.glob("*/train.jsonl"))
+        if not reviewers:
+            raise TrainingError(f"no <reviewer>/train.jsonl under {data_dir}; run `calora data build` first")
+        root = Path(base.get("run_dir", "runs/train"))
+        return [TrainConfig.model_validate({**base, "reviewer": r, "run_dir": root / r}) for r in reviewers]
+    if "reviewer" not in base:
+        raise TrainingError("give --reviewer NAME or --all")
+    return [TrainConfig.model_validate(base)]
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    for cfg in configs_from_args(args):
+        adapter = train(cfg, stop_at_step=args.stop_at_step)
+        print(adapter)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
