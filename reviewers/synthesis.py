@@ -188,12 +188,17 @@ def _merge_cluster(members: list[tuple[str, Finding]]) -> MergedFinding:
 
 def merge_findings(raised: Sequence[tuple[str, Finding]]) -> list[MergedFinding]:
     """Group findings that are the same problem (transitively) and merge each group; sorted."""
-    clusters: list[list[int]] = []  # indices into `raised`, so members keep their arrival order
+    # Only findings on the same path and category can merge, so clusters are kept per (path, category).
+    buckets: dict[tuple[str, str], list[list[int]]] = {}  # indices into `raised`: arrival order is kept
     for index, (_name, finding) in enumerate(raised):
+        clusters = buckets.setdefault((finding.path, finding.category.value), [])
         matching = [c for c in clusters if any(same_problem(finding, raised[i][1]) for i in c)]
         merged = sorted([index, *(i for c in matching for i in c)])
-        clusters = [c for c in clusters if c not in matching] + [merged]
-    return sorted((_merge_cluster([raised[i] for i in c]) for c in clusters), key=finding_order)
+        clusters[:] = [c for c in clusters if c not in matching] + [merged]
+    return sorted(
+        (_merge_cluster([raised[i] for i in c]) for clusters in buckets.values() for c in clusters),
+        key=finding_order,
+    )
 
 
 def dedupe_missing_checks(checks: Iterable[str]) -> list[str]:
