@@ -61,7 +61,8 @@ REVIEWERS: tuple[ReviewerSpec, ...] = (
     ),
     ReviewerSpec(
         "docker_ci", ("Dockerfile", "Dockerfile.*", "*.Dockerfile", "*.dockerfile", "docker-compose*.yml",
-                      "docker-compose*.yaml", "compose.yml", "compose.yaml", ".dockerignore",
+                      "docker-compose*.yaml", "compose.yml", "compose.yaml", "compose.*.yml", "compose.*.yaml",
+                      ".dockerignore",
                       ".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml",
                       ".github/actions/**/action.yml", ".github/actions/**/action.yaml"),
         "Containers and CI: pinned images and actions, secrets exposure, least-privilege permissions, "
@@ -119,8 +120,7 @@ class RouteDecision(BaseModel):
     skipped_reason: str | None = None
 
 
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
+def _glob_source(pattern: str) -> str:
     out = []
     i = 0
     while i < len(pattern):
@@ -139,7 +139,25 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(_glob_source(pattern) + r"\Z")
+
+
+@lru_cache(maxsize=128)
+def _any_regex(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One alternation for the name patterns and one for the path patterns of a table row.
+
+    Why: routing a 5,000-file diff one glob at a time cost about a second; two regex calls per row do not.
+    """
+
+    def alternation(group: list[str]) -> re.Pattern[str] | None:
+        return re.compile("(?:" + "|".join(_glob_source(p) for p in group) + r")\Z") if group else None
+
+    return alternation([p for p in patterns if "/" not in p]), alternation([p for p in patterns if "/" in p])
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -149,7 +167,10 @@ def glob_match(path: str, pattern: str) -> bool:
 
 
 def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
-    return any(glob_match(path, p) for p in patterns)
+    by_name, by_path = _any_regex(tuple(patterns))
+    if by_name is not None and by_name.match(path.rsplit("/", 1)[-1]) is not None:
+        return True
+    return by_path is not None and by_path.match(path) is not None
 
 
 def is_test_file(path: str) -> bool:

@@ -3,16 +3,35 @@
 A reviewer sees at most `budget_tokens` of diff at once. Whole hunks are grouped per reviewer; a hunk
 over the budget is split at line boundaries with a little overlap and marked. Every slice records
 which new-file lines a comment may be anchored on. Whatever is not reviewed is listed with a reason.
+
+`slice_diff` is the entry point (pure: text in, `SlicePlan` out); `render_plan` is its JSON view for
+`calora review --dry-run`. Parsing lives in `reviewers.unified_diff`, routing in `reviewers.routing`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+import gc
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
+from reviewers.unified_diff import (
+    DEV_NULL,
+    FileDiff,
+    Hunk,
+    format_hunk_header,
+    git_header_names,
+    parse_unified_diff,
+    unquote_git_path,
+)
+
 TokenCounter = Callable[[str], int]
+Router = Callable[[str, tuple[str, ...] | None], RouteDecision]  # the shape of routing.route_file
 
 
 def approx_token_count(text: str) -> int:
@@ -75,6 +94,10 @@ class NotReviewed(BaseModel):
     path: str
     reviewer: str | None = None
     reason: str
+    lines: list[LineRange] = Field(
+        default_factory=list,
+        description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
+    )
 
 
 class SlicePlan(BaseModel):
@@ -82,6 +105,554 @@ class SlicePlan(BaseModel):
 
     slices: list[Slice] = Field(default_factory=list)
     not_reviewed: list[NotReviewed] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list, description="Remarks about the input: bytes replaced, caps hit, unknown reviewers."
+    )
 
     def for_reviewer(self, reviewer: str) -> list[Slice]:
         return [s for s in self.slices if s.reviewer == reviewer]
+
+
+class DiffParseError(ValueError):
+    """The input is not a unified diff, or no file section in it could be read.
+
+    The only exception `slice_diff` raises. A diff in which only some files are malformed is not an
+    error: those files are listed in `SlicePlan.not_reviewed` with the parser's message.
+    """
+
+
+@dataclass(slots=True)
+class _Unit:
+    """The smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget."""
+
+    text: str
+    tokens: int
+    shown: tuple[int, int] | None  # new-file lines shown (added or context), None for a pure deletion
+    added: list[tuple[int, int]]  # added lines this unit owns (overlap lines of a split are not owned)
+    split: bool = False
+    over_budget: bool = False
+
+
+@dataclass(slots=True)
+class _ReviewFile:
+    """A routed file ready to pack: its slice header and its units, shared by all its reviewers."""
+
+    diff: FileDiff
+    reviewers: tuple[str, ...]
+    header: str
+    header_tokens: int
+    units: list[_Unit]
+
+
+_Part = tuple[_ReviewFile, list[_Unit]]  # one file's units inside one slice
+
+
+def slice_diff(
+    diff_text: str | bytes,
+    limits: SliceLimits = SliceLimits(),
+    count_tokens: TokenCounter = approx_token_count,
+    enabled: tuple[str, ...] | None = None,
+    route: Router = route_file,
+) -> SlicePlan:
+    """Route every file of a diff and pack its hunks into per-reviewer slices under the token budget.
+
+    What is bounded is the sum of the counts of a slice's pieces (each file header and each hunk or
+    hunk piece is counted once, never the growing slice): `Slice.tokens` is that sum. For a counter
+    where count(a + b) <= count(a) + count(b), such as the default, the slice text itself is within
+    the budget too. Only a single diff line that alone exceeds the budget is let through, alone in
+    its slice with `over_budget=True`.
+
+    Slices come in `REVIEWERS` order, then diff order; everything not reviewed is listed with its
+    reason. Raises `DiffParseError` (and nothing else) when the text is not a diff at all.
+    `route` defaults to the reviewer table (`route_file`); tests pass their own.
+    """
+    with _gc_paused():
+        return _slice_diff(diff_text, limits, count_tokens, enabled, route)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while slicing.
+
+    Why: a 20 MB diff makes ~100k small objects with no reference cycles, and the full collections
+    they trigger rescan the whole heap: half of the run time. Collection resumes right after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _slice_diff(
+    diff_text: str | bytes,
+    limits: SliceLimits,
+    count_tokens: TokenCounter,
+    enabled: tuple[str, ...] | None,
+    route: Router,
+) -> SlicePlan:
+    text, size, notes = _decode(diff_text)
+    enabled = _known_reviewers(enabled, notes)
+    head, cut_names = _cut_at_byte_cap(text, size, limits.max_diff_bytes, notes)
+    parsed = parse_unified_diff(head)
+    _check_parsed(parsed.files, parsed.problems, cut_names, head)
+    notes.extend(parsed.problems)
+
+    not_reviewed: list[NotReviewed] = []
+    ready: list[_ReviewFile] = []
+    for file in parsed.files:
+        reason, reviewers = _triage(file, enabled, route)
+        if reason is None and len(ready) >= limits.max_files:
+            reason = f"over max_files={limits.max_files}"
+        if reason is not None:
+            not_reviewed.append(NotReviewed(path=file.path, reason=reason))
+            continue
+        header = _slice_file_header(file)
+        header_tokens = count_tokens(header)
+        units = _file_units(file, header_tokens, limits, count_tokens)
+        if not units:
+            not_reviewed.append(NotReviewed(path=file.path, reason="no text changes"))
+            continue
+        ready.append(_ReviewFile(file, reviewers, header, header_tokens, units))
+    skipped_for_cap = sum(1 for n in not_reviewed if n.reason.startswith("over max_files="))
+    if skipped_for_cap:
+        notes.append(f"{skipped_for_cap} reviewable files over max_files={limits.max_files} were not reviewed")
+    for name in cut_names:
+        not_reviewed.append(NotReviewed(path=name, reason=f"over max_diff_bytes={limits.max_diff_bytes} (diff is {size} bytes)"))
+
+    slices: list[Slice] = []
+    extra = {name: None for f in ready for name in f.reviewers if name not in REVIEWER_NAMES}
+    for reviewer in (*REVIEWER_NAMES, *extra):  # the table's order; names from a custom router last
+        files = [f for f in ready if reviewer in f.reviewers]
+        if not files:
+            continue
+        packed = _pack(files, limits.budget_tokens)
+        kept, left = packed[: limits.max_slices_per_reviewer], packed[limits.max_slices_per_reviewer :]
+        slices.extend(_build_slice(reviewer, index, parts) for index, parts in enumerate(kept))
+        if left:
+            notes.append(
+                f"{reviewer} needed {len(packed)} slices; max_slices_per_reviewer="
+                f"{limits.max_slices_per_reviewer} left {len(left)} out"
+            )
+            not_reviewed.extend(_left_out(reviewer, kept, left, len(packed), limits.max_slices_per_reviewer))
+    return SlicePlan(slices=slices, not_reviewed=not_reviewed, notes=notes)
+
+
+def render_plan(plan: SlicePlan) -> dict[str, Any]:
+    """The plan as plain JSON data (what `calora review --dry-run --format json` prints): no diff text."""
+
+    def spans(ranges: list[LineRange]) -> list[list[int]]:
+        return [[r.start, r.end] for r in ranges]
+
+    per_reviewer: dict[str, int] = {}
+    for s in plan.slices:
+        per_reviewer[s.reviewer] = per_reviewer.get(s.reviewer, 0) + 1
+    return {
+        "summary": {
+            "slices": len(plan.slices),
+            "tokens": sum(s.tokens for s in plan.slices),
+            "slices_per_reviewer": per_reviewer,
+            "not_reviewed": len(plan.not_reviewed),
+        },
+        "slices": [
+            {
+                "reviewer": s.reviewer,
+                "index": s.index,
+                "tokens": s.tokens,
+                "split_hunk": s.split_hunk,
+                "over_budget": s.over_budget,
+                "files": [
+                    {
+                        "path": f.path,
+                        **({"old_path": f.old_path} if f.old_path else {}),
+                        "status": f.status,
+                        "lines": spans(f.ranges),
+                        "added": spans(f.added),
+                    }
+                    for f in s.files
+                ],
+            }
+            for s in plan.slices
+        ],
+        "not_reviewed": [
+            {
+                "path": n.path,
+                "reviewer": n.reviewer,
+                "reason": n.reason,
+                **({"lines": spans(n.lines)} if n.lines else {}),
+            }
+            for n in plan.not_reviewed
+        ],
+        "notes": list(plan.notes),
+    }
+
+
+# ---- input: decoding, caps, parse checks -------------------------------------------------------------
+
+
+def _decode(diff_text: str | bytes) -> tuple[str, int, list[str]]:
+    """Text, its size in bytes, and notes; undecodable bytes become U+FFFD and are reported."""
+    notes: list[str] = []
+    if isinstance(diff_text, (bytes, bytearray, memoryview)):
+        data = bytes(diff_text)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = data.decode("utf-8", "replace")
+            notes.append(
+                f"the diff is not valid UTF-8 (first bad byte at offset {exc.start}); undecodable bytes "
+                "were replaced with U+FFFD"
+            )
+        size = len(data)
+    elif isinstance(diff_text, str):
+        text = diff_text
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            size = len(text.encode("utf-8"))
+            notes.append("the diff text held lone surrogates; they were replaced with U+FFFD")
+    else:
+        raise DiffParseError(f"a diff must be str or bytes, not {type(diff_text).__name__}")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, size, notes
+
+
+def _known_reviewers(enabled: tuple[str, ...] | None, notes: list[str]) -> tuple[str, ...] | None:
+    if enabled is None:
+        return None
+    unknown = [name for name in enabled if name not in REVIEWER_NAMES]
+    if unknown:
+        notes.append(f"unknown reviewers ignored: {', '.join(unknown)} (known: {', '.join(REVIEWER_NAMES)})")
+    return tuple(name for name in enabled if name in REVIEWER_NAMES)
+
+
+_GIT_FILE_START = re.compile(r"^diff --git ", re.MULTILINE)
+_CLASSIC_FILE_START = re.compile(r"^--- [^\n]*\n\+\+\+ ", re.MULTILINE)
+_GIT_HEADER_LINE = re.compile(r"^diff --git ([^\n]*)$", re.MULTILINE)
+_CLASSIC_HEADER_LINES = re.compile(r"^--- ([^\n]*)\n\+\+\+ ([^\n]*)$", re.MULTILINE)
+
+
+def _cut_at_byte_cap(text: str, size: int, cap: int, notes: list[str]) -> tuple[str, list[str]]:
+    """Keep the whole file sections that fit in `cap` bytes; name the files after the cut.
+
+    The files after the cut are only named (from their headers, by regex), never parsed, so an
+    oversized diff costs little beyond reading it.
+    """
+    if size <= cap:
+        return text, []
+    pattern = _GIT_FILE_START if _GIT_FILE_START.search(text) else _CLASSIC_FILE_START
+    starts = [m.start() for m in pattern.finditer(text)] + [len(text)]
+    cut = starts[0]
+    if text.isascii():
+        byte_at = starts
+    else:
+        byte_at, total, previous = [], 0, 0
+        for position in starts:
+            total += len(text[previous:position].encode("utf-8", "surrogatepass"))
+            byte_at.append(total)
+            previous = position
+    for k in range(len(starts) - 1):
+        if byte_at[k + 1] > cap:
+            cut = starts[k]
+            break
+    tail = text[cut:]
+    names: list[str] = []
+    if pattern is _GIT_FILE_START:
+        for match in _GIT_HEADER_LINE.finditer(tail):
+            pair = git_header_names(match.group(1))
+            names.append(_clean_name(pair[1]) if pair else match.group(1).rstrip("\r")[:200])
+    else:
+        for match in _CLASSIC_HEADER_LINES.finditer(tail):
+            old, new = (_clean_name(_name_of(g)) for g in match.groups())
+            names.append(old if new == DEV_NULL else new)
+    notes.append(
+        f"the diff is {size} bytes, over max_diff_bytes={cap}: reviewing the first "
+        f"{len(starts) - 1 - len(names)} files only; {len(names)} files after that were not read"
+    )
+    return text[:cut], names
+
+
+def _name_of(header_rest: str) -> str:
+    raw = header_rest.rstrip("\r")
+    return unquote_git_path(raw) if raw.startswith('"') else raw.split("\t", 1)[0]
+
+
+def _clean_name(name: str) -> str:
+    if name == DEV_NULL:
+        return name
+    return (name[2:] if re.match(r"[abciow12]/", name) else name).lstrip("/")
+
+
+def _check_parsed(files: list[FileDiff], problems: list[str], cut_names: list[str], text: str) -> None:
+    """Raise DiffParseError when nothing in the text could be read as a diff."""
+    if cut_names or any(f.error is None for f in files):
+        return
+    if files:
+        first = files[0]
+        more = f" (and {len(files) - 1} more files)" if len(files) > 1 else ""
+        raise DiffParseError(f"no file of the diff could be read: {first.path}: {first.error}{more}")
+    if not text.strip():
+        return  # an empty diff: an empty plan
+    first_line = text.lstrip().split("\n", 1)[0][:80]
+    why = f"; {problems[0]}" if problems else ""
+    raise DiffParseError(
+        "the input is not a unified diff: no file header ('diff --git ...', or '--- old' followed by "
+        f"'+++ new') was found{why}; it starts with {first_line!r}"
+    )
+
+
+# ---- per file: why not reviewed, or its units -------------------------------------------------------
+
+
+def _triage(file: FileDiff, enabled: tuple[str, ...] | None, route: Router) -> tuple[str | None, tuple[str, ...]]:
+    """The reason a file is not reviewed, or None and its reviewers."""
+    if file.error:
+        return f"diff could not be parsed: {file.error}", ()
+    if file.binary:
+        return "binary file", ()
+    if file.status == "deleted":
+        return "file deleted", ()
+    if file.mode == "120000":
+        return "symbolic link", ()
+    if file.mode == "160000":
+        return "submodule pointer", ()
+    if not file.hunks:
+        if file.status == "renamed":
+            return "renamed without content changes", ()
+        if file.status == "added":
+            return "empty file added", ()
+        if file.old_mode and file.new_mode and file.old_mode != file.new_mode:
+            return f"file mode change only ({file.old_mode} -> {file.new_mode})", ()
+        return "no text changes", ()
+    decision = route(file.path, enabled)
+    if decision.skipped_reason:
+        return decision.skipped_reason, ()
+    return None, decision.reviewers
+
+
+_NEEDS_QUOTES = re.compile(r'[\x00-\x1f"\\]')
+
+
+def _quote_name(name: str) -> str:
+    """Quote a name the way git does when it holds characters a diff header cannot show raw."""
+    if _NEEDS_QUOTES.search(name) is None:
+        return name
+    escaped = "".join(
+        {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(ch)
+        or (f"\\{ord(ch):03o}" if ord(ch) < 32 else ch)
+        for ch in name
+    )
+    return f'"{escaped}"'
+
+
+def _slice_file_header(file: FileDiff) -> str:
+    """The `---`/`+++` pair a slice shows before a file's hunks (git's a/ b/ prefixes)."""
+    if file.old_path:
+        old = _quote_name("a/" + file.old_path)
+    elif file.status == "added":
+        old = DEV_NULL
+    else:
+        old = _quote_name("a/" + file.path)
+    return f"--- {old}\n+++ {_quote_name('b/' + file.path)}\n"
+
+
+def _file_units(file: FileDiff, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter) -> list[_Unit]:
+    """One unit per hunk that fits the budget with the file header; pieces for those that do not."""
+    units: list[_Unit] = []
+    for hunk in file.hunks:
+        if not hunk.lines:
+            continue
+        text = hunk.text()
+        tokens = count_tokens(text)
+        if header_tokens + tokens <= limits.budget_tokens:
+            units.append(_Unit(text, tokens, hunk.new_span(), hunk.added_runs()))
+        else:
+            units.extend(_split_hunk(hunk, header_tokens, limits, count_tokens))
+    return units
+
+
+def _split_hunk(hunk: Hunk, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter) -> list[_Unit]:
+    """Cut a hunk over the budget at line boundaries into valid hunks, each with its own `@@` header.
+
+    Each piece after the first repeats up to `overlap_lines` lines before it, unchanged ('+' stays
+    '+', so every piece is a true sub-hunk and its header is right); those repeated lines are shown
+    and commentable but not counted in the piece's `added`, so every added line is owned once.
+    A "\\ No newline at end of file" marker stays with its line. Only the line counts are summed
+    while choosing a cut (one count per line); each finished piece is counted once more as a whole.
+    """
+    rows: list[tuple[int, int]] = []  # [start, end) of hunk.lines for each row (a line and its marker)
+    for k, mark in enumerate(hunk.marks):
+        if mark == "\\" and rows:
+            rows[-1] = (rows[-1][0], k + 1)
+        else:
+            rows.append((k, k + 1))
+    lines, marks = hunk.lines, hunk.marks
+    row_text = ["\n".join(lines[a:b]) + "\n" for a, b in rows]
+    row_tokens = [count_tokens(t) for t in row_text]
+    row_mark = [marks[a] for a, _ in rows]
+    old_before, new_before = [0], [0]  # old/new-side lines before each row, and in total
+    for mark in row_mark:
+        old_before.append(old_before[-1] + (mark in " -"))
+        new_before.append(new_before[-1] + (mark in " +"))
+    token_sum = [0]
+    for t in row_tokens:
+        token_sum.append(token_sum[-1] + t)
+    old_first = hunk.old_start if hunk.old_len else hunk.old_start + 1  # number of the hunk's first old line
+    new_first = hunk.new_start if hunk.new_len else hunk.new_start + 1
+    widest = format_hunk_header(old_first + hunk.old_len, hunk.old_len, new_first + hunk.new_len, hunk.new_len, hunk.section)
+    room = limits.budget_tokens - header_tokens  # for one piece: its @@ header and its rows
+    room_for_rows = room - count_tokens(widest)
+
+    def piece(start: int, end: int) -> str:
+        old_len = old_before[end] - old_before[start]
+        new_len = new_before[end] - new_before[start]
+        old_at = old_first + old_before[start] - (0 if old_len else 1)
+        new_at = new_first + new_before[start] - (0 if new_len else 1)
+        return format_hunk_header(old_at, old_len, new_at, new_len, hunk.section) + "".join(row_text[start:end])
+
+    pieces: list[_Unit] = []
+    i, count = 0, len(rows)
+    while i < count:
+        overlap = min(limits.overlap_lines, i)
+        while overlap and token_sum[i + 1] - token_sum[i - overlap] > room_for_rows:
+            overlap -= 1
+        j = i + 1
+        while j < count and token_sum[j + 1] - token_sum[i - overlap] <= room_for_rows:
+            j += 1
+        text = piece(i - overlap, j)
+        tokens = count_tokens(text)
+        while tokens > room and (j - i > 1 or overlap):  # the estimate was short: give back rows
+            if j - i > 1:
+                j -= 1
+            else:
+                overlap -= 1
+            text = piece(i - overlap, j)
+            tokens = count_tokens(text)
+        start = i - overlap
+        shown_new = new_before[j] - new_before[start]
+        shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
+        added = _runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"])
+        pieces.append(_Unit(text, tokens, shown, added, over_budget=tokens > room))
+        i = j
+    if len(pieces) > 1:
+        for unit in pieces:
+            unit.split = True
+    return pieces
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Ascending numbers as inclusive (start, end) runs."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+# ---- per reviewer: packing and the slice cap ---------------------------------------------------------
+
+
+def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
+    """Greedy, in order: add units to the open slice while the summed count stays within budget."""
+    packed: list[list[_Part]] = []
+    current: list[_Part] = []
+    used = 0
+    for file in files:
+        for unit in file.units:
+            if unit.over_budget:
+                if current:
+                    packed.append(current)
+                    current, used = [], 0
+                packed.append([(file, [unit])])
+                continue
+            same_file = bool(current) and current[-1][0] is file
+            cost = unit.tokens + (0 if same_file else file.header_tokens)
+            if current and used + cost > budget:
+                packed.append(current)
+                current, used, same_file = [], 0, False
+                cost = unit.tokens + file.header_tokens
+            if same_file:
+                current[-1][1].append(unit)
+            else:
+                current.append((file, [unit]))
+            used += cost
+    if current:
+        packed.append(current)
+    return packed
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[dict[str, int]]:
+    """Merge overlapping or touching spans into sorted LineRange data."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [{"start": s, "end": e} for s, e in merged]
+
+
+def _ranges(spans: list[tuple[int, int]]) -> list[LineRange]:
+    return [LineRange(**r) for r in _merge(spans)]
+
+
+def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
+    # Built as plain data and validated in one call: one pydantic call per slice, not one per range,
+    # is what keeps a 5,000-file diff within its time budget.
+    files: list[dict[str, Any]] = []
+    texts: list[str] = []
+    tokens = 0
+    for file, units in parts:
+        texts.append(file.header)
+        texts.extend(u.text for u in units)
+        tokens += file.header_tokens + sum(u.tokens for u in units)
+        shown = _merge([u.shown for u in units if u.shown is not None])
+        files.append(
+            {
+                "path": file.diff.path,
+                "old_path": file.diff.old_path,
+                "status": file.diff.status,
+                "ranges": shown,
+                "commentable": shown,
+                "added": _merge([run for u in units for run in u.added]),
+            }
+        )
+    return Slice.model_validate(
+        {
+            "reviewer": reviewer,
+            "index": index,
+            "diff": "".join(texts),
+            "files": files,
+            "tokens": tokens,
+            "split_hunk": any(u.split for _, units in parts for u in units),
+            "over_budget": any(u.over_budget for _, units in parts for u in units),
+        }
+    )
+
+
+def _left_out(
+    reviewer: str, kept: list[list[_Part]], left: list[list[_Part]], needed: int, cap: int
+) -> list[NotReviewed]:
+    """One entry per file (in order) with units past the slice cap, with the added lines left out."""
+    seen = {id(file) for parts in kept for file, _ in parts}
+    by_file: dict[int, tuple[_ReviewFile, list[_Unit]]] = {}
+    for parts in left:
+        for file, units in parts:
+            by_file.setdefault(id(file), (file, []))[1].extend(units)
+    reason = f"over max_slices_per_reviewer={cap} ({reviewer} needed {needed} slices)"
+    return [
+        NotReviewed(
+            path=file.diff.path,
+            reviewer=reviewer,
+            reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
+            lines=_ranges([run for u in units for run in u.added]),
+        )
+        for file, units in by_file.values()
+    ]

@@ -1,0 +1,316 @@
+"""Benchmark: route and slice a ~20 MB, 5,000-file diff of mixed languages.
+
+The diff is built deterministically in memory (seeded), so every run measures the same input. Only
+`slice_diff` is timed (decoding the bytes, parsing, routing, splitting, packing); building the diff
+is not. Prints seconds, MB/s, peak memory and the number of slices, and writes
+bench/results/slicing-<host>.json.
+
+    .venv/bin/python bench/slicing_bench.py            # full size (target: under 5 s on 2 cores)
+    .venv/bin/python bench/slicing_bench.py --files 500 --megabytes 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import socket
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+from reviewers.slicing import SliceLimits, slice_diff
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# (weight, path template, line style): a PR-like mix; {d} is a folder, {n} a name.
+FILE_KINDS: tuple[tuple[int, str, str], ...] = (
+    (22, "{d}/{n}.py", "python"),
+    (6, "tests/{d}/test_{n}.py", "python"),
+    (12, "src/{d}/{n}.ts", "ts"),
+    (4, "src/{d}/{n}.test.ts", "ts"),
+    (10, "src/components/{d}/{N}.tsx", "ts"),
+    (5, "src/views/{d}/{N}.vue", "vue"),
+    (5, "db/migrations/{d}_{n}.sql", "sql"),
+    (2, "services/{d}/Dockerfile", "docker"),
+    (2, ".github/workflows/{n}.yml", "yaml"),
+    (3, "deploy/k8s/{d}/{n}.yaml", "yaml"),
+    (3, "infra/{d}/{n}.tf", "hcl"),
+    (1, "services/{d}/Makefile", "make"),
+    (6, "internal/{d}/{n}.go", "go"),
+    (5, "docs/{d}/{n}.md", "text"),
+    (1, "frontend/{d}/package-lock.json", "json"),
+    (1, "vendor/{d}/{n}.js", "ts"),
+    (1, "static/{d}/{n}.png", "binary"),
+)
+
+WORDS = (
+    "user item order invoice account session token cache queue worker payload request response "
+    "config retry limit batch index record event handler client server price total count name "
+    "value result error status email address timeout buffer stream offset cursor page query"
+).split()
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "python": (
+        "def {a}_{b}({c}: int, {d}: str | None = None) -> dict[str, int]:",
+        '    """Return the {a} {b} for one {c}."""',
+        "    {a} = {b}.get({c}, {d})",
+        "    if {a} is None or {b} > {n}:",
+        "        raise ValueError(f\"{a} {{{b}}} is over the limit of {n}\")",
+        "    for {a} in {b}_{c}s:",
+        "        {a}_{b} += {n}",
+        "    return {{'{a}': {a}, '{b}': {b}}}",
+        "    logger.info(\"%s %s\", {a}, {b})",
+        "    with open({a}_{b}_path, encoding=\"utf-8\") as {c}:",
+        "class {A}{B}({C}):",
+        "",
+    ),
+    "ts": (
+        "export async function {a}{B}({c}: {C}, {d}?: string): Promise<{A}> {{",
+        "  const {a} = await {b}.{c}({d} ?? '{a}-{b}');",
+        "  if (!{a} || {a}.{b} > {n}) {{",
+        "    throw new Error(`{a} ${{{b}}} failed`);",
+        "  }}",
+        "  return {{ {a}, {b}: {c}.{d} }};",
+        "}}",
+        "  <{A} {b}={{{c}}} on{B}={{() => set{C}({n})}} />",
+        "import {{ {A}, {B} }} from './{c}';",
+        "",
+    ),
+    "vue": (
+        "<template>",
+        "  <div class=\"{a}-{b}\" v-if=\"{c}\">{{{{ {d} }}}}</div>",
+        "</template>",
+        "<script setup lang=\"ts\">",
+        "const {a} = ref<{A}>({n})",
+        "const {b} = computed(() => {a}.value * {n})",
+        "watch({a}, ({c}) => emit('{d}', {c}))",
+        "</script>",
+    ),
+    "sql": (
+        "ALTER TABLE {a}_{b} ADD COLUMN {c}_{d} integer NOT NULL DEFAULT {n};",
+        "CREATE INDEX idx_{a}_{b} ON {a} ({b}, {c});",
+        "UPDATE {a} SET {b} = {c} WHERE {d} > {n};",
+        "SELECT {a}, {b}, count(*) FROM {c} GROUP BY {a}, {b};",
+        "  {a}_{b} text,",
+    ),
+    "docker": (
+        "FROM python:3.{n}-slim AS {a}",
+        "RUN pip install --no-cache-dir {a}=={n}.0 {b}",
+        "COPY {a}/ /app/{b}/",
+        "ENV {A}_{B}={n}",
+        "USER {a}",
+    ),
+    "yaml": (
+        "  {a}:",
+        "    {b}: {c}-{d}",
+        "    replicas: {n}",
+        "      - name: {a}-{b}",
+        "        image: registry.example.com/{a}:{n}",
+        "        run: make {a} {b}",
+    ),
+    "hcl": (
+        "resource \"aws_{a}\" \"{b}\" {{",
+        "  {c} = var.{d}_{a}",
+        "  count = {n}",
+        "}}",
+    ),
+    "make": ("{a}: {b} {c}", "\t$(PYTHON) -m {a}.{b} --{c} {n}", ".PHONY: {a} {b}"),
+    "go": (
+        "func ({a} *{A}) {B}({c} context.Context, {d} int) error {{",
+        "\tif err := {a}.{b}({c}, {n}); err != nil {{",
+        "\t\treturn fmt.Errorf(\"{a} {b}: %w\", err)",
+        "\t}}",
+        "\treturn nil",
+        "}}",
+    ),
+    "text": ("The {a} {b} now keeps the {c} for {n} days.", "- `{a}_{b}`: the {c} {d}.", "## {A} {B}", ""),
+    "json": (
+        '    "node_modules/{a}-{b}": {{',
+        '      "version": "{n}.{n}.0",',
+        '      "resolved": "https://registry.npmjs.org/{a}/-/{a}-{n}.0.0.tgz",',
+        '      "integrity": "sha512-{a}{b}{c}{d}{n}",',
+        "    }},",
+    ),
+}
+
+
+def _fill(rng: random.Random, template: str) -> str:
+    a, b, c, d = (rng.choice(WORDS) for _ in range(4))
+    return template.format(
+        a=a, b=b, c=c, d=d, A=a.title(), B=b.title(), C=c.title(), n=rng.randrange(1, 999)
+    )
+
+
+def _line_pools(rng: random.Random, size: int = 4000) -> dict[str, list[str]]:
+    """Pre-filled lines per style: drawing from a pool keeps building 20 MB fast (seconds, not tens)."""
+    return {style: [_fill(rng, rng.choice(t)) for _ in range(size)] for style, t in TEMPLATES.items()}
+
+
+def _file_diff(rng: random.Random, pools: dict[str, list[str]], path: str, style: str, target_bytes: int) -> str:
+    """One file's `git diff` section: a header and a few hunks of realistic lines."""
+    kind = rng.random()
+    if style == "binary":
+        return (
+            f"diff --git a/{path} b/{path}\nindex 1a2b3c4..5d6e7f8 100644\n"
+            f"Binary files a/{path} and b/{path} differ\n"
+        )
+    pool = pools[style]
+    if kind < 0.06:  # a new file: one all-added hunk, sometimes much longer than the budget
+        count = max(3, target_bytes // 40)
+        body = "".join("+" + rng.choice(pool) + "\n" for _ in range(count))
+        return (
+            f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1234567\n"
+            f"--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{count} @@\n{body}"
+        )
+    if kind < 0.08:  # a deleted file
+        count = max(3, target_bytes // 60)
+        body = "".join("-" + rng.choice(pool) + "\n" for _ in range(count))
+        return (
+            f"diff --git a/{path} b/{path}\ndeleted file mode 100644\nindex 1234567..0000000\n"
+            f"--- a/{path}\n+++ /dev/null\n@@ -1,{count} +0,0 @@\n{body}"
+        )
+    old_path = path
+    header = f"diff --git a/{path} b/{path}\nindex 89abcde..f012345 100644\n"
+    if kind < 0.12:  # a rename with edits
+        old_path = path.replace("/", "/old_", 1) if "/" in path else "old_" + path
+        header = (
+            f"diff --git a/{old_path} b/{path}\nsimilarity index 88%\n"
+            f"rename from {old_path}\nrename to {path}\nindex 89abcde..f012345 100644\n"
+        )
+    parts = [header, f"--- a/{old_path}\n+++ b/{path}\n"]
+    size = 0
+    old_line = new_line = 1
+    while size < target_bytes:
+        gap = rng.randrange(5, 80)
+        old_line += gap
+        new_line += gap
+        lines = []
+        old_n = new_n = 0
+        for _ in range(rng.randrange(6, 40)):
+            roll = rng.random()
+            text = rng.choice(pool)
+            if roll < 0.5:
+                lines.append(" " + text)
+                old_n += 1
+                new_n += 1
+            elif roll < 0.8:
+                lines.append("+" + text)
+                new_n += 1
+            else:
+                lines.append("-" + text)
+                old_n += 1
+        if old_n == 0 or new_n == 0:
+            lines.append(" " + pool[0])
+            old_n += 1
+            new_n += 1
+        hunk = f"@@ -{old_line},{old_n} +{new_line},{new_n} @@ {rng.choice(WORDS)}\n" + "\n".join(lines) + "\n"
+        parts.append(hunk)
+        size += len(hunk)
+        old_line += old_n
+        new_line += new_n
+    return "".join(parts)
+
+
+def build_diff(files: int = 5000, megabytes: float = 20.0, seed: int = 20240601) -> bytes:
+    """A deterministic multi-language diff of about `megabytes` MB over `files` files."""
+    rng = random.Random(seed)
+    pools = _line_pools(rng)
+    weights = [w for w, _, _ in FILE_KINDS]
+    goal = int(megabytes * 1_000_000)
+    written = 0
+    sections = []
+    for i in range(files):
+        per_file = max(200, (goal - written) // (files - i))
+        _, template, style = rng.choices(FILE_KINDS, weights=weights)[0]
+        folder = f"{rng.choice(WORDS)}{i % 97}"
+        name = f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_{i}"
+        path = template.format(d=folder, n=name, N=name.title().replace("_", ""))
+        # sizes vary a lot between files, as in real pull requests
+        target = int(per_file * rng.choice((0.2, 0.5, 0.8, 1.0, 1.2, 1.5, 2.8)))
+        sections.append(_file_diff(rng, pools, path, style, target))
+        written += len(sections[-1])
+    return "".join(sections).encode("utf-8")
+
+
+def run(files: int, megabytes: float, limits: SliceLimits) -> dict[str, object]:
+    diff = build_diff(files, megabytes)
+    tracemalloc.start()
+    started = time.perf_counter()
+    plan = slice_diff(diff, limits)
+    seconds = time.perf_counter() - started
+    _, peak_traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # a second, untraced run: tracemalloc slows allocation-heavy code down, so time that one
+    started = time.perf_counter()
+    plan = slice_diff(diff, limits)
+    seconds_untraced = time.perf_counter() - started
+    size_mb = len(diff) / 1_000_000
+    per_reviewer = Counter(s.reviewer for s in plan.slices)
+    reasons = Counter(n.reason.split(" (")[0] for n in plan.not_reviewed)
+    return {
+        "machine": _machine(),
+        "input": {"files": files, "bytes": len(diff), "megabytes": round(size_mb, 2)},
+        "limits": limits.model_dump(),
+        "seconds": round(seconds_untraced, 3),
+        "seconds_under_tracemalloc": round(seconds, 3),
+        "megabytes_per_second": round(size_mb / seconds_untraced, 2),
+        "peak_traced_memory_mb": round(peak_traced / 1_000_000, 1),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "slices": len(plan.slices),
+        "slices_per_reviewer": dict(sorted(per_reviewer.items())),
+        "split_hunk_slices": sum(s.split_hunk for s in plan.slices),
+        "over_budget_slices": sum(s.over_budget for s in plan.slices),
+        "not_reviewed": len(plan.not_reviewed),
+        "not_reviewed_reasons": dict(reasons.most_common()),
+        "target_seconds": 5.0,
+        "within_target": seconds_untraced < 5.0,
+    }
+
+
+def _machine() -> dict[str, object]:
+    return {
+        "host": socket.gethostname(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--megabytes", type=float, default=20.0)
+    parser.add_argument("--budget", type=int, default=3000, help="budget_tokens per slice")
+    parser.add_argument("--label", default=None, help="results file suffix (default: host name)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    # caps wide enough that the whole diff is sliced: the bench measures slicing, not cap handling
+    limits = SliceLimits(
+        budget_tokens=args.budget, max_files=args.files, max_slices_per_reviewer=100_000,
+        max_diff_bytes=int(args.megabytes * 2_000_000),
+    )
+    result = run(args.files, args.megabytes, limits)
+    print(
+        f"{result['input']['megabytes']} MB, {args.files} files: {result['seconds']} s "
+        f"({result['megabytes_per_second']} MB/s), peak traced memory {result['peak_traced_memory_mb']} MB, "
+        f"max RSS {result['max_rss_mb']} MB, {result['slices']} slices "
+        f"({result['split_hunk_slices']} with split hunks), {result['not_reviewed']} not reviewed"
+    )
+    if not args.no_write:
+        label = args.label or socket.gethostname() or "cpu-2core"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out = RESULTS_DIR / f"slicing-{label}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+    return 0 if result["within_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""Unified diffs as data: files and hunks, read by a fast line scanner.
+
+Reads `git diff` output (renames, copies, mode changes, binary files, quoted names, `--no-prefix`) and
+classic unified diffs (`diff -u`, svn, hg, bzr). Why not unidiff's `PatchSet`: it builds one object per
+diff line and took about 9 s for a 20 MB diff on a 2-core machine; this scanner never visits a hunk
+body line in Python: it finds where each hunk ends by counting line markers with `str.count`
+on a string of first characters. The tests check it against unidiff line by line.
+
+A file whose hunks are malformed gets `error` set and the scanner resumes at the next file; the caller
+decides what to do with it. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+FileStatus = Literal["added", "modified", "deleted", "renamed"]
+
+DEV_NULL = "/dev/null"
+_HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)")
+_PREFIX = re.compile(r"[abciow12]/")  # git's a/ b/, mnemonic c/ i/ o/ w/, and --no-index 1/ 2/
+_PLUS_RUNS = re.compile(r"\++")
+_NEW_SIDE = str.maketrans("", "", "-\\")  # drop removed lines and "\ No newline" markers
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+_EXTENDED_HEADER = (
+    "old mode ", "new mode ", "deleted file mode ", "new file mode ", "copy from ", "copy to ",
+    "rename from ", "rename to ", "similarity index ", "dissimilarity index ", "index ",
+)
+
+
+@dataclass(slots=True)
+class Hunk:
+    """One `@@` block: its header numbers and body lines (without their trailing newline)."""
+
+    old_start: int
+    old_len: int
+    new_start: int
+    new_len: int
+    section: str
+    lines: list[str]
+    marks: str  # first character of each body line: ' ', '+', '-' or '\\' (empty lines count as ' ')
+
+    def header(self) -> str:
+        return format_hunk_header(self.old_start, self.old_len, self.new_start, self.new_len, self.section)
+
+    def text(self) -> str:
+        """The hunk as diff text, header included, each line ending in a newline."""
+        return self.header() + "\n".join(self.lines) + "\n"
+
+    def new_span(self) -> tuple[int, int] | None:
+        """The new-file lines this hunk shows (added or context), or None for a pure deletion."""
+        return (self.new_start, self.new_start + self.new_len - 1) if self.new_len else None
+
+    def added_runs(self) -> list[tuple[int, int]]:
+        """New-file line ranges of added lines, found from the markers without a Python line loop."""
+        new_side = self.marks.translate(_NEW_SIDE)
+        if "+" not in new_side:
+            return []
+        base = self.new_start
+        spans = [m.span() for m in _PLUS_RUNS.finditer(new_side)]
+        return [(base + start, base + end - 1) for start, end in spans]
+
+
+@dataclass(slots=True)
+class FileDiff:
+    """One file's section of a diff."""
+
+    path: str  # the new path; the old one for a deleted file
+    old_path: str | None = None  # set when the file was renamed or copied
+    status: FileStatus = "modified"
+    binary: bool = False
+    copied: bool = False
+    old_mode: str | None = None
+    new_mode: str | None = None
+    hunks: list[Hunk] = field(default_factory=list)
+    error: str | None = None
+    diff_line: int = 0  # 1-based line of the diff where this file's section starts
+    is_git: bool = False
+    _old: str = ""  # raw old/new names as read, resolved into path/old_path/status by `_finish`
+    _new: str = ""
+
+    @property
+    def mode(self) -> str | None:
+        return self.new_mode or self.old_mode
+
+
+@dataclass(slots=True)
+class ParsedDiff:
+    """Every file section found, plus problems that belong to no file (a hunk with no file header)."""
+
+    files: list[FileDiff]
+    problems: list[str]
+
+
+def format_hunk_header(old_start: int, old_len: int, new_start: int, new_len: int, section: str = "") -> str:
+    tail = f" {section}" if section else ""
+    return f"@@ -{old_start},{old_len} +{new_start},{new_len} @@{tail}\n"
+
+
+def unquote_git_path(raw: str) -> str:
+    """Undo git's C-style quoting ("a/caf\\303\\251.py" -> a/café.py); unquoted names pass through."""
+    if len(raw) < 2 or not (raw.startswith('"') and raw.endswith('"')):
+        return raw
+    body, out, i = raw[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            octal = body[i + 1 : i + 4]
+            if len(octal) == 3 and all(c in "01234567" for c in octal):
+                out.append(int(octal, 8) & 0xFF)
+                i += 4
+                continue
+            if nxt in _C_ESCAPES:
+                out.append(_C_ESCAPES[nxt])
+                i += 2
+                continue
+        out.extend(ch.encode("utf-8", "surrogatepass"))
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
+def _strip_prefix(name: str) -> str:
+    return name[2:] if _PREFIX.match(name) else name
+
+
+def _header_name(raw: str) -> str:
+    """The file name of a `---`/`+++` line's remainder: timestamp cut at the tab, quotes undone."""
+    raw = raw.rstrip("\r")
+    if raw.startswith('"'):
+        end = _quoted_end(raw)
+        return unquote_git_path(raw[: end + 1]) if end > 0 else raw
+    return raw.split("\t", 1)[0]
+
+
+def _quoted_end(text: str) -> int:
+    """Index of the closing quote of a quoted name starting at text[0], or -1."""
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i
+        i += 1
+    return -1
+
+
+def git_header_names(rest: str) -> tuple[str, str] | None:
+    """Old and new names (prefixes kept) from what follows `diff --git `, or None when ambiguous."""
+    rest = rest.rstrip("\r")
+    if rest.startswith('"'):
+        end = _quoted_end(rest)
+        if end < 0 or rest[end + 1 : end + 2] != " ":
+            return None
+        second = rest[end + 2 :]
+        return unquote_git_path(rest[: end + 1]), unquote_git_path(second)
+    if rest.endswith('"') and ' "' in rest:
+        first, second = rest.rsplit(' "', 1)
+        return first, unquote_git_path('"' + second)
+    size = len(rest)
+    if size % 2 == 1 and rest[size // 2] == " ":  # same name twice: the usual, unambiguous case
+        first, second = rest[: size // 2], rest[size // 2 + 1 :]
+        if _strip_prefix(first) == _strip_prefix(second):
+            return first, second
+    if " b/" in rest and rest.startswith("a/"):
+        first, second = rest.split(" b/", 1)
+        return first, "b/" + second
+    return None
+
+
+def _find_hunk_end(marks: str, start: int, old_len: int, new_len: int) -> tuple[int, str | None]:
+    """Index just past the hunk body starting at `start`, and an error message when it is malformed.
+
+    Each body line adds at most one to the old and one to the new count, so at least
+    max(missing old, missing new) more lines are needed: jump that far and count markers there.
+    """
+    total = len(marks)
+    old_seen = new_seen = 0
+    k = start
+    while True:
+        need = max(old_len - old_seen, new_len - new_seen)
+        if need == 0:
+            break
+        stop = k + need
+        seg = marks[k:stop]
+        context, plus, minus = seg.count(" "), seg.count("+"), seg.count("-")
+        if context + plus + minus + seg.count("\\") != len(seg):
+            bad = next(j for j, ch in enumerate(seg) if ch not in " +-\\")
+            return k + bad, (
+                f"expected {old_len} old and {new_len} new lines but diff line {k + bad + 1} is not "
+                f"a hunk line (it starts with {seg[bad]!r})"
+            )
+        old_seen += context + minus
+        new_seen += context + plus
+        if stop > total:
+            return total, f"the diff ends inside the hunk ({old_seen} of {old_len} old, {new_seen} of {new_len} new lines)"
+        if old_seen > old_len or new_seen > new_len:
+            return stop, f"hunk is longer than its header says ({old_len} old, {new_len} new lines)"
+        k = stop
+    if k < total and marks[k] == "\\":  # "\ No newline at end of file" after the last line
+        k += 1
+    return k, None
+
+
+def _next_file_start(lines: list[str], i: int) -> int:
+    """Where scanning resumes after a malformed hunk: the next file header, or the end."""
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        if line.startswith("diff --git ") or (
+            line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ ")
+        ):
+            return i
+        i += 1
+    return n
+
+
+def parse_unified_diff(text: str) -> ParsedDiff:
+    """Every file section of a unified diff, in order. Never raises: problems are recorded."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    # first character of every line; an empty line (or a lone CR) is a context line, as in unidiff
+    marks = "".join([line[:1] or " " for line in lines]).replace("\r", " ")
+    files: list[FileDiff] = []
+    problems: list[str] = []
+    current: FileDiff | None = None
+    in_git_header = False  # between `diff --git` and its `---`/`+++`, binary marker or first hunk
+    n = len(lines)
+    i = 0
+    while i < n:
+        line = lines[i]
+        first = marks[i]
+        if first == "d" and line.startswith("diff --git "):
+            current = _start_git_file(line, i)
+            files.append(current)
+            in_git_header = True
+            i += 1
+            continue
+        if first == "-" and line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
+            old, new = _header_name(line[4:]), _header_name(lines[i + 1][4:])
+            if current is not None and in_git_header:
+                current._old, current._new = old, new
+            else:
+                current = FileDiff(path=new, diff_line=i + 1, _old=old, _new=new)
+                files.append(current)
+            in_git_header = False
+            i += 2
+            continue
+        if first == "@" and line.startswith("@@"):
+            i = _read_hunk(lines, marks, i, current, problems)
+            in_git_header = False
+            continue
+        if in_git_header and current is not None:
+            in_git_header = _read_git_header_line(line.rstrip("\r"), current)
+        elif first in "BG" and _is_binary_marker(line):
+            name = _binary_name(line.rstrip("\r"))
+            if current is not None and name is None:
+                current.binary = True
+            elif name is not None:
+                current = FileDiff(path=name, binary=True, diff_line=i + 1, _old=name, _new=name)
+                files.append(current)
+        i += 1
+    for file in files:
+        _finish(file)
+    return ParsedDiff(files=files, problems=problems)
+
+
+def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, problems: list[str]) -> int:
+    """Read the hunk whose header is lines[i]; return the index after it (or after the bad file)."""
+    header = lines[i].rstrip("\r")
+    match = _HUNK_HEADER.match(header)
+    if match is None or current is None:
+        if header.startswith("@@@"):
+            why = "combined (merge) diff hunks ('@@@') are not supported; diff against one parent"
+        elif match is None:
+            why = f"malformed hunk header {header[:80]!r}"
+        else:
+            why = f"hunk header {header[:80]!r} has no file header before it"
+        if current is not None and current.error is None:
+            current.error = f"{why} (diff line {i + 1})"
+            return _next_file_start(lines, i + 1)
+        problems.append(f"diff line {i + 1}: {why}")
+        return i + 1
+    old_start, old_len, new_start, new_len, section = match.groups()
+    old_len_i = 1 if old_len is None else int(old_len)
+    new_len_i = 1 if new_len is None else int(new_len)
+    end, error = _find_hunk_end(marks, i + 1, old_len_i, new_len_i)
+    if error is not None:
+        if current.error is None:
+            current.error = f"hunk {header[:60]!r} at diff line {i + 1}: {error}"
+        return _next_file_start(lines, max(end, i + 1))
+    current.hunks.append(
+        Hunk(int(old_start), old_len_i, int(new_start), new_len_i, section.strip(), lines[i + 1 : end],
+             marks[i + 1 : end])
+    )
+    return end
+
+
+def _start_git_file(line: str, i: int) -> FileDiff:
+    names = git_header_names(line[len("diff --git ") :])
+    old, new = names if names is not None else ("", "")
+    return FileDiff(path=new, diff_line=i + 1, is_git=True, _old=old, _new=new)
+
+
+def _read_git_header_line(line: str, file: FileDiff) -> bool:
+    """Apply one extended header line; return whether the header goes on."""
+    if line.startswith("new file mode "):
+        file.status, file.new_mode = "added", line[14:].strip()
+        file._old = DEV_NULL
+    elif line.startswith("deleted file mode "):
+        file.status, file.old_mode = "deleted", line[18:].strip()
+        file._new = DEV_NULL
+    elif line.startswith(("rename from ", "copy from ")):
+        name = unquote_git_path(line.split(" ", 2)[2])
+        file.copied = line.startswith("copy")
+        file.status = "renamed"
+        if not file._old:
+            file._old = name
+    elif line.startswith(("rename to ", "copy to ")):
+        if not file._new:
+            file._new = unquote_git_path(line.split(" ", 2)[2])
+    elif line.startswith("old mode "):
+        file.old_mode = line[9:].strip()
+    elif line.startswith("new mode "):
+        file.new_mode = line[9:].strip()
+    elif line.startswith("index "):
+        parts = line.split()
+        if len(parts) == 3 and file.new_mode is None:
+            file.old_mode = file.old_mode or parts[2]
+            file.new_mode = parts[2]
+    elif _is_binary_marker(line):
+        file.binary = True
+        return False
+    elif not line.startswith(_EXTENDED_HEADER):
+        return False
+    return True
+
+
+def _is_binary_marker(line: str) -> bool:
+    line = line.rstrip("\r")
+    return line == "GIT binary patch" or (
+        line.startswith(("Binary files ", "Binary file ")) and line.endswith((" differ", " has changed"))
+    )
+
+
+def _binary_name(line: str) -> str | None:
+    """The new file name of a classic "Binary files X and Y differ" line, or None for a git one."""
+    if line == "GIT binary patch":
+        return None
+    body = line.split(" ", 2)[2].rsplit(" ", 1)[0]
+    if body.endswith(" has"):
+        body = body[:-4]
+    new = body.rsplit(" and ", 1)[-1]
+    return _strip_prefix(unquote_git_path(new.split("\t", 1)[0]))
+
+
+def _finish(file: FileDiff) -> None:
+    """Resolve raw names into path, old_path and status (git's headers first, then the classic cues)."""
+    old, new = file._old, file._new
+    old_clean = _strip_prefix(old) if old and old != DEV_NULL else old
+    new_clean = _strip_prefix(new) if new and new != DEV_NULL else new
+    if new == DEV_NULL:
+        file.status = "deleted"
+    elif old == DEV_NULL:
+        file.status = "added"
+    elif not file.is_git and len(file.hunks) == 1 and file.hunks[0].old_start == 0 and file.hunks[0].old_len == 0:
+        file.status = "added"  # classic diffs mark new files by an empty old side
+    elif not file.is_git and len(file.hunks) == 1 and file.hunks[0].new_start == 0 and file.hunks[0].new_len == 0:
+        file.status = "deleted"
+    elif old_clean and new_clean and old_clean != new_clean:
+        file.status = "renamed"
+    if file.copied and file.status == "renamed":
+        file.status = "added"  # a copy is a new file; old_path says where it came from
+    if file.status == "deleted":
+        file.path = old_clean or new_clean or file.path
+    else:
+        file.path = new_clean or old_clean or file.path
+    if old_clean and old_clean != DEV_NULL and old_clean != file.path:
+        file.old_path = old_clean
+    file.path = file.path.lstrip("/")
+    if not file.path:
+        file.path = f"<unnamed file at diff line {file.diff_line}>"
+        file.error = file.error or "could not read the file name from its header"
