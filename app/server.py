@@ -130,8 +130,8 @@ def create_app(
     return app
 
 
-def _answer(status: int, **body: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content=body)
+def _answer(status_code: int, **body: Any) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content=body)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
