@@ -251,7 +251,7 @@ class GitHubClient:
         while True:
             resp = await self._call(
                 "pulls/list-files",
-                lambda: self._gh.rest.pulls.async_list_files(owner, repo, number, per_page=PER_PAGE, page=page),
+                lambda page=page: self._gh.rest.pulls.async_list_files(owner, repo, number, per_page=PER_PAGE, page=page),
             )
             batch = resp.json()
             out.extend(PullFile.model_validate(item) for item in batch)
@@ -265,7 +265,7 @@ class GitHubClient:
         while True:
             resp = await self._call(
                 "pulls/list-review-comments",
-                lambda: self._gh.rest.pulls.async_list_review_comments(
+                lambda page=page: self._gh.rest.pulls.async_list_review_comments(
                     owner, repo, number, per_page=PER_PAGE, page=page
                 ),
             )

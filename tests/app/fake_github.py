@@ -116,7 +116,7 @@ def hunk_map(diff_text: str) -> dict[str, list[tuple[int, int]]]:
             path = None
         elif line.startswith("+++ "):
             target = line[4:].split("\t")[0]
-            path = None if target == "/dev/null" else target[2:] if target.startswith("b/") else target
+            path = None if target == "/dev/null" else target.removeprefix("b/")
             if path is not None:
                 out.setdefault(path, [])
         elif line.startswith("@@ ") and path is not None:

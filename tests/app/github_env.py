@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.app.fake_github import FakeGitHub
 
 from app.github_client import GitHubAppClients, RetryPolicy
+from tests.app.fake_github import FakeGitHub
 
 APP_ID = 424242
 BOT_LOGIN = "calora-review[bot]"

@@ -6,6 +6,7 @@
   `run_review` → the fake GitHub; then `/review` again posts no duplicate comment.
 """
 
+# ruff: noqa: F811  -- pytest fixtures are imported from tests.app.github_env and requested as arguments
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The fake GitHub itself: it must catch what real GitHub would refuse, or the other tests prove nothing."""
 
+# ruff: noqa: F811  -- pytest fixtures are imported from tests.app.github_env and requested as arguments
 from __future__ import annotations
 
 from pathlib import Path

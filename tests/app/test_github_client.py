@@ -1,5 +1,6 @@
 """The GitHub client against the fake GitHub on loopback: auth, reads, writes, retries, secrecy."""
 
+# ruff: noqa: F811  -- pytest fixtures are imported from tests.app.github_env and requested as arguments
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from app.github_client import GitHubAppClients, GitHubError, GitHubRateLimited, RetryPolicy
 from tests.app.fake_github import FakeGitHub
 from tests.app.github_env import (  # noqa: F401 - fixtures
     APP_ID,
@@ -18,8 +21,6 @@ from tests.app.github_env import (  # noqa: F401 - fixtures
     read_diff,
     sleeper,
 )
-
-from app.github_client import GitHubAppClients, GitHubError, GitHubRateLimited, RetryPolicy
 
 HEAD = "a" * 40
 
