@@ -230,6 +230,7 @@ class FakeGitHub:
         self.reviews: list[dict[str, Any]] = []
         self.review_comments: list[dict[str, Any]] = []
         self.reactions: list[dict[str, Any]] = []
+        self.manifest_app: dict[str, Any] | None = None  # {"code", "slug", "name", "html_url", "pem"} to hand out
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self.app = self._build_app()
@@ -320,6 +321,8 @@ class FakeGitHub:
         auth = request.headers.get("authorization", "")
         if op.operation_id == "apps/create-installation-access-token":
             return self._answer(record, self._issue_token(auth, path))
+        if op.operation_id == "apps/create-from-manifest":  # no credentials: the one-time code is the proof
+            return self._answer(record, self._convert_manifest(path.split("/")[2]))
         if not auth.startswith("token ") or auth[6:] not in self.tokens:
             return self._answer(record, JSONResponse({"message": "Bad credentials"}, status_code=401))
         for fault in self.faults:
@@ -359,6 +362,15 @@ class FakeGitHub:
         self.tokens_issued += 1
         expires = (datetime.now(UTC) + self.token_lifetime).strftime("%Y-%m-%dT%H:%M:%SZ")
         return JSONResponse({"token": token, "expires_at": expires, "permissions": {}}, status_code=201)
+
+    def _convert_manifest(self, code: str) -> Response:
+        if self.manifest_app is None or code != self.manifest_app.get("code"):
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        app, self.manifest_app = self.manifest_app, None  # a code works once
+        body = {k: v for k, v in app.items() if k != "code"}
+        return JSONResponse({"id": self.app_id, "webhook_secret": "whsec-" + secrets.token_hex(8),
+                             "client_id": "Iv1.fake", "client_secret": "fake-client-secret", **body},
+                            status_code=201)
 
     # -- operations (named after GitHub's operationId)
 
