@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.dml import Update
 
 from app.jobs import ReviewJobSpec
 from app.webhooks import Decision, InstallationChange, QueueReviews
@@ -332,10 +333,10 @@ class Store:
             repositories = list(change.repositories)
         repositories = [name for name in repositories if name not in set(change.repositories_removed)]
         repositories += [name for name in change.repositories_added if name not in repositories]
-        values: dict[str, Any] = dict(
-            account=change.account, repositories=json.dumps(sorted(repositories)), last_action=change.action,
-            updated_at=now,
-        )
+        values: dict[str, Any] = {
+            "account": change.account, "repositories": json.dumps(sorted(repositories)), "last_action": change.action,
+            "updated_at": now,
+        }
         if change.repository_selection is not None:
             values["repository_selection"] = change.repository_selection
         if change.action == "deleted":
@@ -363,30 +364,7 @@ class Store:
         Claimable: queued and due, or running with an expired lease (its worker died).
         """
         now = time.time() if now is None else now
-        claimable = or_(
-            and_(JOBS.c.status == "queued", JOBS.c.available_at <= now),
-            and_(JOBS.c.status == "running", JOBS.c.lease_expires_at < now),
-        )
-        pick = (
-            select(JOBS.c.id).where(claimable).order_by(JOBS.c.available_at, JOBS.c.id).limit(1)
-            .with_for_update(skip_locked=True).scalar_subquery()
-        )
-        was_running = JOBS.c.status == "running"
-        statement = (
-            update(JOBS).where(JOBS.c.id == pick, claimable).values(
-                status="running",
-                attempts=JOBS.c.attempts + 1,
-                expired_leases=JOBS.c.expired_leases + case((was_running, 1), else_=0),
-                last_error=case(
-                    (was_running, literal("lease of ") + func.coalesce(JOBS.c.lease_owner, "?")
-                     + literal(" expired")),
-                    else_=JOBS.c.last_error,
-                ),
-                lease_owner=owner,
-                lease_expires_at=now + lease_seconds,
-                started_at=now,
-            ).returning(JOBS.c.id, JOBS.c.spec, JOBS.c.attempts, JOBS.c.expired_leases, JOBS.c.last_error)
-        )
+        statement = claim_statement(owner, lease_seconds, now)
         with self._transaction() as connection:
             row = connection.execute(statement).first()
         if row is None:
@@ -464,6 +442,33 @@ class Store:
             rows = connection.execute(select(INSTALLATIONS).order_by(INSTALLATIONS.c.installation_id)).mappings().all()
         return [InstallationView.model_validate({**row, "repositories": json.loads(row["repositories"])})
                 for row in rows]
+
+
+def claim_statement(owner: str, lease_seconds: float, now: float) -> Update:
+    """One UPDATE that takes the oldest claimable row; `FOR UPDATE SKIP LOCKED` on PostgreSQL."""
+    claimable = or_(
+        and_(JOBS.c.status == "queued", JOBS.c.available_at <= now),
+        and_(JOBS.c.status == "running", JOBS.c.lease_expires_at < now),
+    )
+    pick = (
+        select(JOBS.c.id).where(claimable).order_by(JOBS.c.available_at, JOBS.c.id).limit(1)
+        .with_for_update(skip_locked=True).scalar_subquery()
+    )
+    was_running = JOBS.c.status == "running"
+    return (
+        update(JOBS).where(JOBS.c.id == pick, claimable).values(
+            status="running",
+            attempts=JOBS.c.attempts + 1,
+            expired_leases=JOBS.c.expired_leases + case((was_running, 1), else_=0),
+            last_error=case(
+                (was_running, literal("lease of ") + func.coalesce(JOBS.c.lease_owner, "?") + literal(" expired")),
+                else_=JOBS.c.last_error,
+            ),
+            lease_owner=owner,
+            lease_expires_at=now + lease_seconds,
+            started_at=now,
+        ).returning(JOBS.c.id, JOBS.c.spec, JOBS.c.attempts, JOBS.c.expired_leases, JOBS.c.last_error)
+    )
 
 
 def _outcome(decision: Decision) -> DeliveryOutcome:

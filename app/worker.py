@@ -97,7 +97,7 @@ def import_callable(reference: str) -> Callable[..., Any]:
     except AttributeError:
         raise ValueError(f"{module_name} has no {attribute!r} (from {reference!r})") from None
     if not callable(function):
-        raise ValueError(f"{reference!r} is not callable")
+        raise TypeError(f"{reference!r} is not callable")
     return function
 
 

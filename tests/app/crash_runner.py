@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 
 from app.jobs import ReviewJobSpec
@@ -27,22 +28,32 @@ def job_key(spec: ReviewJobSpec) -> str:
     return f"{spec.delivery_id}#{spec.pull_number}"
 
 
-def connect(path: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.executescript(SCHEMA)
-    return connection
+_lock = threading.Lock()
+_connection: sqlite3.Connection | None = None
+
+
+def _ledger() -> sqlite3.Connection:
+    """One connection per process (closing SQLite's last connection costs a checkpoint each time)."""
+    global _connection
+    if _connection is None:
+        _connection = sqlite3.connect(os.environ["CALORA_CRASH_LEDGER"], timeout=30, isolation_level=None,
+                                      check_same_thread=False)
+        _connection.execute("PRAGMA journal_mode=WAL")
+        _connection.executescript(SCHEMA)
+    return _connection
 
 
 def _write(statements: list[tuple[str, tuple]]) -> None:
-    connection = connect(os.environ["CALORA_CRASH_LEDGER"])
-    try:
+    with _lock:
+        connection = _ledger()
         connection.execute("BEGIN IMMEDIATE")
-        for sql, params in statements:
-            connection.execute(sql, params)
+        try:
+            for sql, params in statements:
+                connection.execute(sql, params)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
         connection.execute("COMMIT")
-    finally:
-        connection.close()
 
 
 async def review(spec: ReviewJobSpec) -> str:

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from app.jobs import ReviewJobSpec
+from app.metrics import AppMetrics
+from app.server import create_app
+from app.settings import Settings
+from app.store import Store
+from app.worker import JobHooks
 from tests.app.receiver_support import (
     TEST_SECRET,
     event_of,
@@ -22,22 +29,15 @@ from tests.app.receiver_support import (
 )
 from tests.app.test_webhooks import QUEUED_EXAMPLES, expected_kind
 
-from app.jobs import ReviewJobSpec
-from app.metrics import AppMetrics
-from app.server import create_app
-from app.settings import Settings
-from app.store import Store
-from app.worker import JobHooks
-
 CLIENT = httpx.Client(timeout=30)  # one client: building one per request costs more than the request
 STATUS_OF_KIND = {"queue": 202, "ignore": 202, "installation": 200, "pong": 200}
 
 
 def settings_for(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(
-        webhook_secret=TEST_SECRET.decode(), database_url=f"sqlite:///{tmp_path / 'queue.sqlite'}",
-        bot_login="calora[bot]", poll_seconds=0.05,
-    )
+    values: dict[str, object] = {
+        "webhook_secret": TEST_SECRET.decode(), "database_url": f"sqlite:///{tmp_path / 'queue.sqlite'}",
+        "bot_login": "calora[bot]", "poll_seconds": 0.05,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

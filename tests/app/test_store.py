@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.app.receiver_support import load_payload
 
 from app.jobs import ReviewJobSpec
 from app.store import Store
 from app.webhooks import Delivery, Ignore, InstallationChange, QueueReviews, TriggerPolicy, decide
+from tests.app.receiver_support import load_payload
 
 T0 = 1_800_000_000.0
 

@@ -9,15 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.app.receiver_support import (
-    TEST_SECRET,
-    WEBHOOKS_DIR,
-    event_of,
-    load_payload,
-    payload_files,
-    pr_comment_payload,
-    pull_request_payload,
-)
 
 from app.webhooks import (
     Delivery,
@@ -37,6 +28,15 @@ from app.webhooks import (
     verify_signature,
 )
 from reviewers.routing import REVIEWER_NAMES
+from tests.app.receiver_support import (
+    TEST_SECRET,
+    WEBHOOKS_DIR,
+    event_of,
+    load_payload,
+    payload_files,
+    pr_comment_payload,
+    pull_request_payload,
+)
 
 POLICY = TriggerPolicy(bot_login="calora[bot]")
 

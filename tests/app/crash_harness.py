@@ -1,0 +1,277 @@
+"""Kill the App's processes mid-review and check that every delivery is reviewed exactly once.
+
+Used by test_crash.py (SQLite, `calora serve` with its in-process worker, SIGKILLed) and
+test_postgres.py (PostgreSQL, `calora serve --no-worker` and two `calora worker`, one SIGKILLed).
+The review is tests/app/crash_runner.py, selected through CALORA_JOB_RUNNER, so the processes are
+the real CLI with only the GitHub side replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.store import Store
+from tests.app.receiver_support import REPO_ROOT, TEST_SECRET, free_port, pull_request_payload, signed_headers
+
+
+@dataclass
+class Delivery:
+    delivery_id: str
+    number: int
+    body: bytes
+
+    @property
+    def key(self) -> str:
+        return f"{self.delivery_id}#{self.number}"
+
+
+@dataclass
+class Deployment:
+    """The App's processes on one queue, started through the real CLI."""
+
+    tmp: Path
+    database_url: str
+    port: int
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.tmp / f"{name}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=REPO_ROOT, env=self.env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def start_serve(self, *extra: str) -> subprocess.Popen:
+        return self.start("serve", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes["serve"].poll() is not None:
+                raise AssertionError(f"calora serve exited:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"calora serve not healthy after {timeout} s:\n{self.logs()}")
+
+    def kill(self, name: str) -> int:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        return process.pid
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+                         for path in sorted(self.tmp.glob("*.log")))
+
+
+class Ledger:
+    """Reads what crash_runner wrote: runs started and finished, and the reviews (the effect)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if not self.path.exists():
+            return []
+        connection = sqlite3.connect(self.path, timeout=30)
+        try:
+            return connection.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+        finally:
+            connection.close()
+
+    def review_count(self) -> int:
+        rows = self._query("SELECT count(*) FROM reviews")
+        return rows[0][0] if rows else 0
+
+    def reviewed_keys(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT key FROM reviews")]
+
+    def unfinished_runs(self, pid: int) -> list[str]:
+        """Runs `pid` started and never finished."""
+        return [row[0] for row in self._query(
+            "SELECT key FROM runs s WHERE s.pid = ? AND s.event = 'start' AND NOT EXISTS "
+            "(SELECT 1 FROM runs f WHERE f.pid = s.pid AND f.key = s.key AND f.event = 'finish')", (pid,))]
+
+    def finished_runs_per_key(self) -> dict[str, int]:
+        return dict(self._query("SELECT key, count(*) FROM runs WHERE event = 'finish' GROUP BY key"))
+
+    def failures(self) -> list[tuple]:
+        return self._query("SELECT key, reason FROM failures")
+
+
+def make_deliveries(count: int) -> list[Delivery]:
+    """`count` pull requests opened, each its own delivery (real payload, renumbered)."""
+    deliveries = []
+    for number in range(1, count + 1):
+        payload = pull_request_payload(number, uuid.uuid4().hex + uuid.uuid4().hex[:8])
+        deliveries.append(Delivery(str(uuid.uuid4()), number, json.dumps(payload).encode()))
+    return deliveries
+
+
+class Sender(threading.Thread):
+    """Sends every delivery in order, redelivering every fifth one's predecessor-but-two, like GitHub's
+    "Redeliver"; a delivery that got no answer (the server was down) is sent again until answered."""
+
+    def __init__(self, url: str, deliveries: list[Delivery]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.deliveries = url, deliveries
+        self.answers: list[tuple[str, bool, int, str, int]] = []  # id, redelivery, status, status text, tries
+        self.error: BaseException | None = None
+
+    def send(self, client: httpx.Client, delivery: Delivery, redelivery: bool) -> None:
+        headers = signed_headers(delivery.body, "pull_request", delivery.delivery_id, TEST_SECRET)
+        for tries in range(1, 600):
+            try:
+                response = client.post(f"{self.url}/webhooks/github", content=delivery.body, headers=headers)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            self.answers.append((delivery.delivery_id, redelivery, response.status_code,
+                                 response.json().get("status", ""), tries))
+            return
+        raise AssertionError(f"delivery {delivery.delivery_id} never answered")
+
+    def run(self) -> None:
+        try:
+            with httpx.Client(timeout=10) as client:
+                for index, delivery in enumerate(self.deliveries):
+                    self.send(client, delivery, redelivery=False)
+                    if index % 5 == 4:
+                        self.send(client, self.deliveries[index - 3], redelivery=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            self.error = exc
+
+
+def deployment_env(tmp: Path, database_url: str, ledger: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CALORA_")}
+    env.update({
+        "PYTHONPATH": str(REPO_ROOT),
+        "CALORA_WEBHOOK_SECRET": TEST_SECRET.decode(),
+        "CALORA_DATABASE_URL": database_url,
+        "CALORA_JOB_RUNNER": "tests.app.crash_runner:review",
+        "CALORA_JOB_FAILURE_HOOK": "tests.app.crash_runner:conclude_failure",
+        "CALORA_CRASH_LEDGER": str(ledger),
+        "CALORA_CRASH_DELAY": "0.05",
+        "CALORA_LEASE_SECONDS": "1.5",
+        "CALORA_MAX_ATTEMPTS": "10",
+        "CALORA_RETRY_BASE_SECONDS": "0.1",
+        "CALORA_POLL_SECONDS": "0.05",
+        "CALORA_WORKER_CONCURRENCY": "4",
+    })
+    return env
+
+
+@dataclass
+class CrashReport:
+    kills: int
+    interrupted: list[str]
+
+
+def run_crash_scenario(tmp: Path, database_url: str, workers: int, count: int = 200,
+                       kill_after: tuple[int, ...] = (40, 120), timeout: float = 240) -> CrashReport:
+    """Deliver `count` pull requests while killing a worker mid-review at each `kill_after` reviews.
+
+    workers == 0: `calora serve` with its in-process worker is the process killed (and restarted);
+    workers >= 1: `calora serve --no-worker` plus that many `calora worker`, and worker-1 is killed.
+    """
+    ledger = Ledger(tmp / "ledger.sqlite")
+    deployment = Deployment(tmp, database_url, free_port(), deployment_env(tmp, database_url, ledger.path))
+    deliveries = make_deliveries(count)
+    store = Store.from_url(database_url)
+    interrupted: list[str] = []
+    try:
+        if workers == 0:
+            deployment.start_serve()
+            victim, restart = "serve", deployment.start_serve
+        else:
+            deployment.start_serve("--no-worker")
+            for index in range(1, workers + 1):
+                deployment.start(f"worker-{index}", "worker")
+            victim, restart = "worker-1", lambda: deployment.start("worker-1", "worker")
+        deployment.wait_healthy()
+        began = time.monotonic()
+        sender = Sender(deployment.url, deliveries)
+        sender.start()
+        deadline = time.monotonic() + timeout
+        for threshold in kill_after:
+            pid = deployment.processes[victim].pid
+            while not (ledger.review_count() >= threshold and ledger.unfinished_runs(pid)):
+                assert time.monotonic() < deadline, f"no review in flight to kill:\n{deployment.logs()}"
+                time.sleep(0.005)
+            deployment.kill(victim)
+            interrupted += ledger.unfinished_runs(pid)
+            restart()
+            if victim == "serve":
+                deployment.wait_healthy()
+        sender.join(timeout=max(1.0, deadline - time.monotonic()))
+        assert not sender.is_alive() and sender.error is None, f"sender: {sender.error}\n{deployment.logs()}"
+        while store.queue_depth()["done"] < count:
+            assert time.monotonic() < deadline, (f"not all done: {store.queue_depth()}\n{deployment.logs()}")
+            time.sleep(0.1)
+        print(f"{count} deliveries reviewed in {time.monotonic() - began:.1f} s with {len(kill_after)} kills")
+    finally:
+        deployment.stop_all()
+
+    # Every delivery was answered 2xx; a first delivery is queued (or, if its answer was lost in a kill,
+    # found as a duplicate when sent again); a redelivery is a duplicate.
+    assert len(sender.answers) == count + count // 5
+    for delivery_id, redelivery, status, text, tries in sender.answers:
+        if redelivery or tries > 1 and text == "duplicate":
+            assert (status, text) == (200, "duplicate"), delivery_id
+        else:
+            assert (status, text) == (202, "queued"), delivery_id
+
+    # No lost job, no duplicate job, no duplicate review.
+    jobs = store.list_jobs(limit=10 * count)
+    assert len(jobs) == count and {job.status for job in jobs} == {"done"}
+    assert sorted(job.delivery_id for job in jobs) == sorted(d.delivery_id for d in deliveries)
+    assert len(store.list_deliveries(limit=10 * count)) == count
+    reviewed = ledger.reviewed_keys()
+    assert sorted(reviewed) == sorted(d.key for d in deliveries)
+    assert ledger.failures() == []
+
+    # The kills hit reviews in flight, and those jobs ran again after their lease expired.
+    assert interrupted, "no kill interrupted a review"
+    by_key = {f"{job.delivery_id}#{job.pr_key.rsplit('#', 1)[1]}": job for job in jobs}
+    for key in interrupted:
+        assert by_key[key].expired_leases >= 1 and by_key[key].attempts >= 2, by_key[key]
+    # A run can finish twice only if killed between its effect and `done`; the effect still counts once.
+    finished_twice = [key for key, runs in ledger.finished_runs_per_key().items() if runs > 1]
+    assert len(finished_twice) <= len(kill_after)
+    store.close()
+    return CrashReport(kills=len(kill_after), interrupted=interrupted)
