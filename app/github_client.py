@@ -103,6 +103,37 @@ class PullFile(BaseModel):
     previous_filename: str | None = None
     additions: int = 0
     deletions: int = 0
+    patch: str | None = Field(default=None, description="The file's hunks; GitHub omits it for large or binary files.")
+
+
+def diff_from_files(files: list[PullFile]) -> tuple[str, list[str]]:
+    """A git-style unified diff rebuilt from `pulls/list-files` rows, and the files that had no patch.
+
+    GitHub refuses to render the diff of a very large pull request (HTTP 406 "too_large") but still
+    lists its files with per-file patches, so the review can go on from those.
+    """
+    parts: list[str] = []
+    missing: list[str] = []
+    for f in files:
+        old = f.previous_filename or f.filename
+        if not f.patch:
+            if f.status == "renamed" and f.additions == f.deletions == 0:  # moved, content unchanged
+                parts.append(f"diff --git a/{old} b/{f.filename}\nsimilarity index 100%\n"
+                             f"rename from {old}\nrename to {f.filename}\n")
+            elif f.status != "removed":
+                missing.append(f.filename)
+            continue
+        header = [f"diff --git a/{old} b/{f.filename}"]
+        if f.status == "added":
+            header += ["new file mode 100644", "--- /dev/null", f"+++ b/{f.filename}"]
+        elif f.status == "removed":
+            header += ["deleted file mode 100644", f"--- a/{old}", "+++ /dev/null"]
+        else:
+            if f.status == "renamed":
+                header += [f"rename from {old}", f"rename to {f.filename}"]
+            header += [f"--- a/{old}", f"+++ b/{f.filename}"]
+        parts.append("\n".join(header) + "\n" + f.patch.rstrip("\n") + "\n")
+    return "".join(parts), missing
 
 
 class ReviewComment(BaseModel):

@@ -265,7 +265,9 @@ class Coverage(BaseModel):
     incremental: bool = False
     since_sha: str | None = None
     commits: list[tuple[str, str]] = Field(default_factory=list, description="(sha, first line) pairs.")
-    not_reviewed_paths: list[str] = Field(default_factory=list, description="Excluded by .calora.yml.")
+    not_reviewed: list[tuple[str, str]] = Field(
+        default_factory=list, description="(path, reason) left out before the pipeline (config, no patch)."
+    )
 
     def describe(self) -> str:
         if not self.incremental:
@@ -511,7 +513,7 @@ def render_check_text(publication: Publication) -> str:
             status = r.status + (f" ({'; '.join(r.errors)[:200]})" if r.errors else "")
             parts.append(f"| {r.reviewer} | {r.slices} | {verdict} | {r.findings} | {status} |")
     not_reviewed = [f"- `{n.path}`: {n.reason}" for n in result.not_reviewed]
-    not_reviewed += [f"- `{p}`: excluded by .calora.yml" for p in publication.coverage.not_reviewed_paths]
+    not_reviewed += [f"- `{p}`: {why}" for p, why in publication.coverage.not_reviewed]
     if not_reviewed:
         parts.append("### Not reviewed")
         parts.extend(not_reviewed)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.github_client import GitHubAppClients, GitHubClient, GitHubError, PullRequestInfo
+from app.github_client import GitHubAppClients, GitHubClient, GitHubError, PullRequestInfo, diff_from_files
 from app.jobs import ReviewJobSpec
 from app.publishing import (
     Coverage,
@@ -139,9 +139,11 @@ def _secrets(ctx: ReviewContext) -> list[str]:
 
 
 async def _open_check_run(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, head_sha: str) -> int:
-    """Reuse the job's check run (a re-run) or an unfinished one of ours on this commit, else create one."""
-    if spec.check_run_id is not None:
-        return spec.check_run_id
+    """Reuse an unfinished check run of ours on this commit (an earlier attempt), else create one.
+
+    A re-run ("Re-run" button, `spec.check_run_id`) gets a new check run, as GitHub expects: the old
+    one is completed and keeps its result.
+    """
     for run in await gh.list_check_runs(spec.owner, spec.repo, head_sha, name=ctx.check_name):
         if run.status != "completed" and (ctx.settings.app_id is None or run.app_id in (None, ctx.settings.app_id)):
             return run.id
@@ -220,6 +222,18 @@ async def _diff_to_review(
     return push_diff, Coverage(
         head_sha=pull.head_sha, incremental=True, since_sha=since, commits=comparison.commits
     )
+
+
+async def _pull_diff(gh: GitHubClient, spec: ReviewJobSpec) -> tuple[str, list[str]]:
+    """The pull request's diff; when GitHub will not render it (too large), rebuilt from the file list."""
+    try:
+        return await gh.get_pull_diff(spec.owner, spec.repo, spec.pull_number), []
+    except GitHubError as exc:
+        if exc.status not in (406, 422):
+            raise
+        log.info("%s: GitHub refused the whole diff (%s); using the paginated file list", spec.pr_key, exc)
+    files = await gh.list_pull_files(spec.owner, spec.repo, spec.pull_number)
+    return diff_from_files(files)
 
 
 async def _file_contents(
@@ -313,11 +327,7 @@ async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     if pull.state != "open":
         return ReviewOutcome(status="skipped", reason="the pull request is closed", head_sha=head_sha)
     if spec.head_sha and spec.head_sha != head_sha and spec.trigger in PUSH_TRIGGERS | {"rerequested"}:
-        if spec.check_run_id is not None:
-            await _complete_check_run(
-                gh, spec, spec.check_run_id, conclusion="skipped", title="Superseded by a newer commit",
-                summary=f"`{spec.head_sha[:7]}` is no longer the head of the pull request (now `{head_sha[:7]}`).",
-            )
+        # The push that moved the head queued its own job; reviewing an old commit would only add noise.
         return ReviewOutcome(status="stale", reason=f"head moved to {head_sha}", head_sha=head_sha)
 
     config_text = await gh.get_file_text(spec.owner, spec.repo, CONFIG_PATH, pull.base_ref)
@@ -334,20 +344,17 @@ async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
                              check_run_id=check_run_id, conclusion="neutral")
 
     if pull.draft and not config.review_drafts and spec.trigger != "comment":
-        if spec.check_run_id is not None:
-            await _complete_check_run(gh, spec, spec.check_run_id, conclusion="skipped",
-                                      title="Draft pull request: not reviewed",
-                                      summary=f"Drafts are reviewed when `{CONFIG_PATH}` sets `review_drafts: true`, "
-                                              "or on request with a `/review` comment.")
+        # No check run for drafts: ready_for_review or `/review` brings the review.
         return ReviewOutcome(status="skipped", reason="draft pull request", head_sha=head_sha)
 
     check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
     await gh.update_check_run(spec.owner, spec.repo, check_run_id, {"status": "in_progress", "started_at": _now()})
 
-    pr_diff = await gh.get_pull_diff(spec.owner, spec.repo, spec.pull_number)
+    pr_diff, without_patch = await _pull_diff(gh, spec)
     diff_text, coverage = await _diff_to_review(gh, spec, ctx, pull, config, pr_diff)
+    coverage.not_reviewed += [(path, "GitHub sent no patch for it (binary or too large)") for path in without_patch]
     diff_text, excluded = filter_diff(diff_text, config.reviews_path)
-    coverage.not_reviewed_paths = excluded
+    coverage.not_reviewed += [(path, "excluded by .calora.yml") for path in excluded]
     reviewers = config.enabled_reviewers(spec.reviewers)
     contents = await _file_contents(gh, spec, ctx, diff_text, head_sha, reviewers)
     task = truncate_text(f"{pull.title}\n\n{pull.body}".strip(), MAX_TASK_CHARS, "description shortened")

@@ -151,8 +151,10 @@ def file_entries(diff_text: str) -> list[dict[str, Any]]:
         if status == "added":
             body = [ln[1:] for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
             content = "\n".join(body) + ("\n" if body else "")
+        first_hunk = next((i for i, ln in enumerate(lines) if ln.startswith("@@")), None)
+        patch = "\n".join(lines[first_hunk:]) if first_hunk is not None else None
         entries.append({
-            "filename": new, "status": status, "additions": adds, "deletions": dels, "changes": adds + dels,
+            "filename": new, "status": status, "patch": patch, "additions": adds, "deletions": dels, "changes": adds + dels,
             "previous_filename": old if status == "renamed" else None, "content": content,
         })
     return entries
@@ -191,6 +193,7 @@ class Fault:
     body: Any
     times: int
     when: Callable[[Any], bool] | None = None
+    accept: str | None = None
 
 
 @dataclass
@@ -272,10 +275,11 @@ class FakeGitHub:
 
     def add_fault(
         self, method: str, path_regex: str, status: int, *, headers: dict[str, str] | None = None,
-        body: Any = None, times: int = 1, when: Callable[[Any], bool] | None = None,
+        body: Any = None, times: int = 1, when: Callable[[Any], bool] | None = None, accept: str | None = None,
     ) -> None:
+        """Answer the next `times` matching requests with `status` (`accept`: only when the Accept header has it)."""
         self.faults.append(Fault(method, re.compile(path_regex), status, headers or {},
-                                 body if body is not None else {"message": "fault"}, times, when))
+                                 body if body is not None else {"message": "fault"}, times, when, accept))
 
     def calls(self, operation: str) -> list[Recorded]:
         return [r for r in self.requests if r.operation == operation]
@@ -328,7 +332,7 @@ class FakeGitHub:
         for fault in self.faults:
             if fault.times > 0 and fault.method == method and fault.path.search(path) and (
                 fault.when is None or fault.when(body)
-            ):
+            ) and (fault.accept is None or fault.accept in request.headers.get("accept", "")):
                 fault.times -= 1
                 if isinstance(fault.body, str):
                     resp: Response = PlainTextResponse(fault.body, fault.status, headers=fault.headers)

@@ -186,3 +186,19 @@ def test_tokens_never_reach_logs_or_errors(fake_github: FakeGitHub, app_clients,
         run(client.list_pull_files("acme", "web", 7))
     (token,) = fake_github.tokens
     assert token not in caplog.text and token not in str(err.value)
+
+
+def test_diff_rebuilt_from_the_file_list_has_the_same_hunks(shared_dir):
+    from app.github_client import PullFile, diff_from_files
+    from app.publishing import map_diff
+    from tests.app.fake_github import file_entries
+
+    for prefix in ("011-", "021-", "012-", "004-"):
+        original = read_diff(shared_dir, prefix)
+        files = [PullFile.model_validate(e) for e in file_entries(original)]
+        rebuilt, missing = diff_from_files(files)
+        before, after = map_diff(original), map_diff(rebuilt)
+        assert set(after.files) | set(missing) == set(before.files), prefix
+        for path, diff_file in after.files.items():
+            assert diff_file == before.files[path], (prefix, path)
+        assert all(path.endswith(".png") for path in missing), missing

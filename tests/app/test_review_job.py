@@ -258,6 +258,38 @@ def test_synchronize_without_a_reviewed_base_reviews_everything(fake_github, app
     assert not outcome.incremental and outcome.inline_comments >= 3
 
 
+def test_rerun_button_gets_a_new_check_run_and_no_duplicate_review(fake_github, app_clients, diff011):
+    fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
+    ctx = make_context(app_clients, ScriptedBackend(SCRIPT))
+    first = run(run_review(job(), ctx))
+    second = run(run_review(job("rerequested", check_run_id=first.check_run_id), ctx))
+    assert second.check_run_id != first.check_run_id and len(fake_github.check_runs) == 2
+    assert fake_github.check_runs[first.check_run_id]["history"] == ["queued", "in_progress", "completed"]
+    assert len(fake_github.reviews) == 1 and second.duplicates == first.inline_comments
+
+
+def test_an_interrupted_attempt_reuses_its_unfinished_check_run(fake_github, app_clients, diff011):
+    fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
+    fake_github.add_fault("GET", r"/pulls/42/comments$", 500, times=4)  # fails this attempt after posting nothing
+    ctx = make_context(app_clients, ScriptedBackend(SCRIPT))
+    with pytest.raises(Exception, match="list-review-comments failed"):
+        run(run_review(job(), ctx))
+    outcome = run(run_review(job(), ctx))
+    (check,) = fake_github.check_runs.values()
+    assert check["id"] == outcome.check_run_id and check["conclusion"] == "failure"
+    assert len(fake_github.reviews) == 1
+
+
+def test_a_diff_too_large_for_github_is_rebuilt_from_the_file_list(fake_github, app_clients, diff011):
+    fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
+    fake_github.add_fault("GET", r"/pulls/42$", 406, accept="diff", times=5, body={
+        "message": "Sorry, the diff exceeded the maximum number of files (300).",
+        "errors": [{"resource": "PullRequest", "field": "diff", "code": "too_large"}]})
+    outcome = run(run_review(job(), make_context(app_clients, ScriptedBackend(SCRIPT))))
+    assert outcome.status == "reviewed" and fake_github.calls("pulls/list-files")
+    assert {(MIGRATION, None, 25), (MODELS, None, 46), (MODELS, 79, 81)} <= inline_positions(fake_github)
+
+
 def test_conclude_failure_finishes_the_open_check_run_without_secrets(fake_github, app_clients, diff011):
     fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
     ctx = make_context(app_clients, ScriptedBackend(SCRIPT))
