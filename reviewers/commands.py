@@ -162,9 +162,8 @@ def run_review_command(args: argparse.Namespace) -> int:
     result = run.result
     print(render_json(result) if args.format == "json" else render_markdown(result))
     progress(f"done in {run.seconds:.1f} s: {result.verdict.value}")
-    answered = [o for o in run.outcomes if o.output is not None]
-    if run.outcomes and not answered:
-        progress("no reviewer produced a valid answer; exit code 3")
+    if result.decision == "incomplete":
+        progress("the review is incomplete (a reviewer failed and nothing else blocks); exit code 3")
         return EXIT_ERROR
     return EXIT_CODES[result.verdict]
 
@@ -190,7 +189,7 @@ def _plan_markdown(plan: dict) -> str:
     lines = ["| reviewer | slice | files | tokens |", "|---|---|---|---|"]
     for s in plan["slices"]:
         files = ", ".join(
-            f"{f['path']} ({', '.join(f'{a}-{b}' for a, b in f['ranges'])})" for f in s["files"]
+            f"{f['path']} ({', '.join(f'{a}-{b}' for a, b in f['lines'])})" for f in s["files"]
         )
         flags = (" (split hunk)" if s.get("split_hunk") else "") + (" (over budget)" if s.get("over_budget") else "")
         lines.append(f"| {s['reviewer']} | {s['index']} | {files} | {s['tokens']}{flags} |")

@@ -111,7 +111,7 @@ def run_pipeline(
                     reviewer=piece.reviewer, slice_index=piece.index, output=answer, seconds=per_request
                 ))
     check_findings = checks.findings if checks else []
-    result = synthesize(outcomes, check_findings, plan.not_reviewed)
+    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=checks.notes if checks else ())
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
         check_notes=checks.notes if checks else [], result=result, seconds=time.perf_counter() - started,

