@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -226,6 +227,14 @@ class GitHubClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleeper
 
+    async def __aenter__(self) -> GitHubClient:
+        """Hold one HTTP connection pool for a whole job (githubkit otherwise opens one per request)."""
+        await self._gh.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._gh.__aexit__(*exc)  # type: ignore[arg-type]
+
     async def _call(self, operation: str, request: Callable[[], Awaitable[T]]) -> T:
         policy = self._retry
 
@@ -433,6 +442,7 @@ class GitHubAppClients:
     sleeper: Sleeper = asyncio.sleep
     timeout: float = 30.0
     _cache: MemCacheStrategy = field(default_factory=MemCacheStrategy, repr=False)
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.base_url.endswith("/"):
@@ -440,9 +450,12 @@ class GitHubAppClients:
 
     def for_installation(self, installation_id: int) -> GitHubClient:
         auth = AppAuthStrategy(app_id=self.app_id, private_key=self.private_key).as_installation(installation_id)
+        if self._tls is None:  # loading the CA bundle costs ~0.2 s: once per process, not per request
+            self._tls = ssl.create_default_context()
         gh = GitHub(
             auth,
             base_url=self.base_url,
+            ssl_verify=self._tls,
             cache_strategy=self._cache,
             http_cache=False,
             auto_retry=False,

@@ -319,7 +319,11 @@ def _mentions_commit(exc: GitHubError) -> bool:
 
 async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     """Review one pull request at its head commit and publish the result (idempotent per commit)."""
-    gh = ctx.github(spec.installation_id)
+    async with ctx.github(spec.installation_id) as gh:
+        return await _review(gh, spec, ctx)
+
+
+async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     if spec.comment_id is not None:
         await gh.add_reaction(spec.owner, spec.repo, spec.comment_id, "eyes")
     pull = await gh.get_pull(spec.owner, spec.repo, spec.pull_number)
@@ -397,7 +401,11 @@ async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
 
 async def conclude_failure(spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:
     """After the last failed attempt: finish the check run (neutral) with a reason a maintainer can use."""
-    gh = ctx.github(spec.installation_id)
+    async with ctx.github(spec.installation_id) as gh:
+        await _conclude_failure(gh, spec, ctx, reason)
+
+
+async def _conclude_failure(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:
     head_sha = spec.head_sha or (await gh.get_pull(spec.owner, spec.repo, spec.pull_number)).head_sha
     check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
     await _complete_check_run(

@@ -133,7 +133,7 @@ def _serve(args: argparse.Namespace) -> AppCredentials:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path == "/":
                 return self._reply(200, page)

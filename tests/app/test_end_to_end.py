@@ -172,7 +172,6 @@ def _post(base: str, event: str, payload: dict, delivery: str, secret: bytes = T
     return httpx.post(f"{base}/webhooks/github", content=body, headers=signed_headers(body, event, delivery, secret))
 
 
-@pytest.mark.slow  # two servers and a worker on loopback; ~10 s on 2 shared cores
 def test_webhook_to_review_and_slash_command_without_duplicates(
     fake_github: FakeGitHub, app_clients, diff011, tmp_path
 ):

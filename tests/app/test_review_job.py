@@ -165,7 +165,6 @@ def test_comment_budget_keeps_the_most_severe_and_annotates_the_rest(fake_github
     assert outcome.inline_comments == 1
 
 
-@pytest.mark.slow  # a 104-file pull request: about 10 s on 2 shared cores
 def test_more_than_fifty_annotations_go_in_batches_of_fifty(fake_github, app_clients, shared_dir):
     diff013 = read_diff(shared_dir, "013-")  # 104 files
     fake_github.add_pull(OWNER, REPO, NUMBER, diff013, head_sha=HEAD1, config="max_inline_comments: 0\n")
