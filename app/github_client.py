@@ -15,7 +15,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
@@ -227,7 +227,7 @@ class GitHubClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleeper
 
-    async def __aenter__(self) -> GitHubClient:
+    async def __aenter__(self) -> Self:
         """Hold one HTTP connection pool for a whole job (githubkit otherwise opens one per request)."""
         await self._gh.__aenter__()
         return self
