@@ -360,6 +360,14 @@ async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> 
     diff_text, excluded = filter_diff(diff_text, config.reviews_path)
     coverage.not_reviewed += [(path, "excluded by .calora.yml") for path in excluded]
     reviewers = config.enabled_reviewers(spec.reviewers)
+    if not reviewers:
+        asked = f" among those asked for ({', '.join(spec.reviewers)})" if spec.reviewers else ""
+        await _complete_check_run(
+            gh, spec, check_run_id, conclusion="skipped", title="No reviewer enabled",
+            summary=f"`{CONFIG_PATH}` switches off every reviewer{asked}, so nothing was reviewed.",
+        )
+        return ReviewOutcome(status="skipped", reason="no reviewer enabled", head_sha=head_sha,
+                             check_run_id=check_run_id, conclusion="skipped")
     contents = await _file_contents(gh, spec, ctx, diff_text, head_sha, reviewers)
     task = truncate_text(f"{pull.title}\n\n{pull.body}".strip(), MAX_TASK_CHARS, "description shortened")
 

@@ -213,6 +213,16 @@ def test_excluded_paths_and_named_reviewers_narrow_the_review(fake_github, app_c
     assert f"`{MIGRATION}`: excluded by .calora.yml" in check["output"]["text"]
 
 
+def test_slash_command_naming_only_disabled_reviewers_reviews_nothing(fake_github, app_clients, diff011):
+    fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1, config="reviewers: {sql: false}\n")
+    backend = ScriptedBackend(SCRIPT)
+    outcome = run(run_review(job("comment", head_sha="", comment_id=3, reviewers=["sql"]),
+                             make_context(app_clients, backend)))
+    assert outcome.status == "skipped" and backend.requests == [] and fake_github.reviews == []
+    (check,) = fake_github.check_runs.values()
+    assert check["conclusion"] == "skipped" and "(sql)" in check["output"]["summary"]
+
+
 def test_drafts_are_skipped_unless_the_config_asks(fake_github, app_clients, diff011):
     fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1, draft=True)
     outcome = run(run_review(job(), make_context(app_clients, ScriptedBackend(SCRIPT))))
