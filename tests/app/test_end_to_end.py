@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import review_job
 from app.jobs import ReviewJobSpec
 from app.review_job import ReviewContext, conclude_failure, run_review
 from app.server import create_app
@@ -173,11 +174,14 @@ def _post(base: str, event: str, payload: dict, delivery: str, secret: bytes = T
 
 
 def test_webhook_to_review_and_slash_command_without_duplicates(
-    fake_github: FakeGitHub, app_clients, diff011, tmp_path
+    fake_github: FakeGitHub, app_key_pair, diff011, tmp_path, monkeypatch
 ):
     fake_github.add_pull(OWNER, REPO, 1, diff011, head_sha=HEAD, title="Cascade delete")
-    settings = settings_for(tmp_path, fake_github.base_url)
-    ctx = ReviewContext(clients=app_clients.for_installation, backend=ScriptedBackend(SCRIPT), settings=settings)
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(app_key_pair[0])
+    settings = settings_for(tmp_path, fake_github.base_url).model_copy(update={"private_key_path": key_file})
+    monkeypatch.setattr(review_job, "make_reviewer_backend", lambda _settings: ScriptedBackend(SCRIPT))
+    ctx = review_job.build_context(settings)  # the production wiring: App key -> githubkit at the fake
     outcomes = []
 
     async def run_job(spec: ReviewJobSpec):
