@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from functools import lru_cache
 from typing import Any
 
 import torch
@@ -28,8 +27,7 @@ log = logging.getLogger(__name__)
 VARLEN_ATTENTION = "calora_varlen"
 
 
-@lru_cache(maxsize=1)
-def _torch_varlen() -> tuple[Any, frozenset[str]] | None:
+def _find_torch_varlen() -> tuple[Any, frozenset[str]] | None:
     """PyTorch's varlen flash attention and its keyword names, or None where this torch lacks it."""
     try:
         from torch.nn.attention.varlen import varlen_attn
@@ -38,8 +36,12 @@ def _torch_varlen() -> tuple[Any, frozenset[str]] | None:
     return varlen_attn, frozenset(inspect.signature(varlen_attn).parameters)
 
 
+# Looked up once at import: a plain constant keeps torch.compile from tracing the lookup.
+TORCH_VARLEN = _find_torch_varlen()
+
+
 def torch_varlen_available() -> bool:
-    return _torch_varlen() is not None and torch.cuda.is_available()
+    return TORCH_VARLEN is not None and torch.cuda.is_available()
 
 
 def _repeat_kv(x: torch.Tensor, groups: int, head_dim_axis: int) -> torch.Tensor:
@@ -53,7 +55,7 @@ def varlen_causal_attention(
 ) -> torch.Tensor:
     """Causal attention within each packed sequence. q: [T, H, D]; k, v: [T, H_kv, D] → [T, H, D]."""
     groups = q.shape[1] // k.shape[1]
-    found = _torch_varlen()
+    found = TORCH_VARLEN
     if found is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         varlen_attn, params = found
         kwargs: dict[str, Any] = {"scale": scale}

@@ -6,6 +6,7 @@ attention, target modules), so a run folder says exactly how its adapter was mad
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Literal
@@ -75,3 +76,30 @@ def load_config(path: Path, overrides: dict[str, object] | None = None) -> Train
         raise ValueError(f"{path}: expected a mapping of config keys")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return TrainConfig.model_validate(data)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML/JSON TrainConfig; flags below override it")
+    parser.add_argument("--reviewer", help="reviewer to train")
+    parser.add_argument("--all", action="store_true", help="train every reviewer with data in --data")
+    parser.add_argument("--data", dest="data_dir", type=Path, help="output folder of `calora data build`")
+    parser.add_argument("--out", dest="run_dir", type=Path, help="run folder (per reviewer with --all)")
+    parser.add_argument("--base-model", dest="base_model")
+    parser.add_argument("--gguf-file", dest="gguf_file", help="GGUF file in the base model folder ('' for none)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", dest="max_steps", type=int)
+    parser.add_argument("--stop-at-step", dest="stop_at_step", type=int,
+                        help="checkpoint and exit after this step (the schedule is unchanged; resume later)")
+    parser.add_argument("--lr", dest="learning_rate", type=float)
+    parser.add_argument("--lora-r", dest="lora_r", type=int)
+    parser.add_argument("--lora-alpha", dest="lora_alpha", type=int)
+    parser.add_argument("--tokens-per-batch", dest="tokens_per_batch", type=int)
+    parser.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--qlora", action="store_const", const=True)
+    parser.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_const", const=True)
+    parser.add_argument("--no-packing", dest="packing", action="store_const", const=False)
+    parser.add_argument("--compile", action="store_const", const=True)
+    parser.add_argument("--allow-non-language-towers", dest="allow_non_language_towers",
+                        action="store_const", const=True)
+    parser.add_argument("--seed", type=int)

@@ -1,0 +1,139 @@
+"""`calora data build|augment`, `calora scan`, `calora train`, `calora adapters inspect`.
+
+Heavy imports (torch, transformers) stay inside the handlers so `calora --help` stays fast. Also
+runnable without the rest of the app: `python -m training.commands data build ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    data = subparsers.add_parser("data", help="curated examples: build train/eval JSONL, augment")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    build = data_sub.add_parser("build", help="validate examples and write per-reviewer train/eval JSONL")
+    build.add_argument("--examples", type=Path, nargs="+", default=[Path("datasets")],
+                       help="folders of <reviewer>/<id>.yaml examples (derived ones too)")
+    build.add_argument("--out", type=Path, default=Path("build/data"))
+    build.add_argument("--eval-fraction", type=float, default=0.15)
+    build.add_argument("--tokenizer", help="tokenizer folder/id for token lengths (default: an estimate)")
+    build.add_argument("--gguf-file", help="GGUF file inside --tokenizer")
+    build.set_defaults(handler=_data_build)
+
+    augment = data_sub.add_parser("augment", help="derive boundary cases (renamed, moved, clean twins)")
+    augment.add_argument("--examples", type=Path, default=Path("datasets"))
+    augment.add_argument("--out", type=Path, default=Path("datasets-derived"),
+                         help="separate folder for derived examples (never the curated one)")
+    augment.add_argument("--reviewer", action="append", help="only these reviewers (repeatable)")
+    augment.add_argument("--seed", type=int, default=0)
+    augment.set_defaults(handler=_data_augment)
+
+    scan = subparsers.add_parser("scan", help="profile a repository (languages, frameworks, tests, CI)")
+    scan.add_argument("path", type=Path)
+    scan.add_argument("--out", type=Path, help="write the profile JSON here (default: stdout)")
+    scan.add_argument("--harvest", action="store_true",
+                      help="also propose candidate examples from git history (for a human to curate)")
+    scan.add_argument("--harvest-out", type=Path, default=Path("build/harvest"),
+                      help="folder for harvested candidates (never datasets/)")
+    scan.add_argument("--max-commits", type=int, default=500)
+    scan.set_defaults(handler=_scan)
+
+    train = subparsers.add_parser("train", help="LoRA SFT of one reviewer (--reviewer) or all (--all)")
+    from training.config import add_arguments
+
+    add_arguments(train)
+    train.set_defaults(handler=_train)
+
+    adapters = subparsers.add_parser("adapters", help="inspect trained adapters")
+    adapters_sub = adapters.add_subparsers(dest="adapters_command", metavar="ADAPTERS_COMMAND", required=True)
+    inspect = adapters_sub.add_parser("inspect", help="count LoRA tensors by tower (language/vision/audio)")
+    inspect.add_argument("dir", type=Path, help="a PEFT adapter folder")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(handler=_adapters_inspect)
+
+
+def _data_build(args: argparse.Namespace) -> int:
+    from training.dataset_build import DatasetError, build_dataset, format_report, tokenizer_counter
+
+    counter, name = None, "approx (3.5 chars/token)"
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        kwargs = {"gguf_file": args.gguf_file} if args.gguf_file else {}
+        counter, name = tokenizer_counter(AutoTokenizer.from_pretrained(args.tokenizer, **kwargs)), args.tokenizer
+    try:
+        report = build_dataset(list(args.examples), args.out, args.eval_fraction, counter, name)
+    except DatasetError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(format_report(report))
+    print(f"wrote {args.out}/<reviewer>/train.jsonl, eval.jsonl and {args.out}/report.json")
+    return 0
+
+
+def _data_augment(args: argparse.Namespace) -> int:
+    from training.augment import augment_dataset
+
+    written = augment_dataset(args.examples, args.out, reviewers=args.reviewer, seed=args.seed)
+    for kind, count in sorted(written.items()):
+        print(f"{kind:<14}{count:>5}")
+    print(f"wrote {sum(written.values())} derived examples under {args.out}/ "
+          f"(build with: calora data build --examples {args.examples} {args.out})")
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from training.scan import harvest_candidates, scan_repository, write_candidates
+
+    profile = scan_repository(args.path)
+    text = profile.model_dump_json(indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    if args.harvest:
+        if "datasets" in args.harvest_out.resolve().parts:
+            print("--harvest-out must not be inside datasets/: candidates need a human's review first",
+                  file=sys.stderr)
+            return 2
+        candidates = harvest_candidates(args.path, max_commits=args.max_commits)
+        paths = write_candidates(candidates, args.harvest_out)
+        print(f"proposed {len(paths)} candidate examples under {args.harvest_out}/ for curation", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import run_from_args
+
+    return run_from_args(args)
+
+
+def _adapters_inspect(args: argparse.Namespace) -> int:
+    from training.adapters_inspect import format_inspection, inspect_adapter
+
+    report = inspect_adapter(args.dir)
+    print(json.dumps(report.model_dump(), indent=2) if args.json else format_inspection(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.commands")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
