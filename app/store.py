@@ -13,9 +13,10 @@ claims, so a worker that keeps dying on one job still ends it after `max_attempt
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -236,6 +237,12 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time, and a thread that finds the file locked sleeps in SQLite's
+        # busy handler in steps of up to 100 ms; queueing this process's threads on a lock instead keeps
+        # the wait to the length of the transactions ahead (other processes still use the busy handler).
+        self._serialize: threading.Lock | nullcontext[None] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def from_url(cls, url: str, create: bool = True) -> Store:
@@ -252,12 +259,12 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
+        with self._serialize, self.engine.begin() as connection:
             yield connection
 
     def ping(self) -> None:
         """Raise unless the database answers."""
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             connection.execute(text("SELECT 1"))
 
     # --- receiver side ---
@@ -412,7 +419,7 @@ class Store:
 
     def queue_depth(self) -> dict[str, int]:
         """Jobs per status (every status present, zero when none)."""
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             rows = connection.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status)).all()
         depth = {status: 0 for status in ("queued", "running", "done", "failed", "superseded")}
         depth.update({status: int(count) for status, count in rows})
@@ -422,23 +429,23 @@ class Store:
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(JOBS.c.status == status)
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             rows = connection.execute(query).mappings().all()
         return [JobView.model_validate(dict(row)) for row in rows]
 
     def get_job(self, job_id: int) -> JobView | None:
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             row = connection.execute(select(JOBS).where(JOBS.c.id == job_id)).mappings().first()
         return JobView.model_validate(dict(row)) if row is not None else None
 
     def list_deliveries(self, limit: int = 50) -> list[DeliveryView]:
         query = select(DELIVERIES).order_by(DELIVERIES.c.received_at.desc()).limit(limit)
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             rows = connection.execute(query).mappings().all()
         return [DeliveryView.model_validate(dict(row)) for row in rows]
 
     def list_installations(self) -> list[InstallationView]:
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             rows = connection.execute(select(INSTALLATIONS).order_by(INSTALLATIONS.c.installation_id)).mappings().all()
         return [InstallationView.model_validate({**row, "repositories": json.loads(row["repositories"])})
                 for row in rows]
