@@ -41,10 +41,14 @@ PER_PAGE = 100
 class GitHubError(RuntimeError):
     """A GitHub call failed for good; `operation` names the REST operation, `status` the HTTP status."""
 
-    def __init__(self, operation: str, status: int | None, message: str, errors: list[str] | None = None):
+    def __init__(
+        self, operation: str, status: int | None, message: str, errors: list[str] | None = None,
+        transient: bool = False,
+    ):
         self.operation = operation
         self.status = status
         self.errors = errors or []
+        self.transient = transient  # a network error or 5xx: GitHub may or may not have acted on it
         where = f"HTTP {status}" if status is not None else "network error"
         detail = f" ({'; '.join(self.errors)})" if self.errors else ""
         super().__init__(f"GitHub {operation} failed: {where}: {message}{detail}")
@@ -235,8 +239,17 @@ class GitHubClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._gh.__aexit__(*exc)  # type: ignore[arg-type]
 
-    async def _call(self, operation: str, request: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, operation: str, request: Callable[[], Awaitable[T]], *, retry_server_errors: bool = True
+    ) -> T:
+        """Run `request` with retries. Without `retry_server_errors` only rate limits are retried here:
+        for a write that must not happen twice, the caller decides after checking what landed."""
         policy = self._retry
+
+        def should_retry(exc: BaseException) -> bool:
+            if not retry_server_errors and not isinstance(unwrap(exc), RateLimitExceeded):
+                return False
+            return is_transient(exc, policy)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -251,7 +264,7 @@ class GitHubClient:
             )
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: is_transient(e, policy)),
+            retry=retry_if_exception(should_retry),
             wait=wait,
             stop=stop_after_attempt(policy.attempts),
             sleep=self._sleep,
@@ -270,7 +283,8 @@ class GitHubClient:
                     operation, real.response.status_code, real.retry_after.total_seconds()
                 ) from None
             message, errors = _error_message(real)
-            raise GitHubError(operation, _status(real), message, errors) from None
+            transient = is_transient(real, policy) and not isinstance(real, RateLimitExceeded)
+            raise GitHubError(operation, _status(real), message, errors, transient=transient) from None
 
     # -- pull requests
 
@@ -321,6 +335,23 @@ class GitHubClient:
                 return out
             page += 1
 
+    async def list_review_bodies(self, owner: str, repo: str, number: int) -> list[str]:
+        """The bodies of every review on the pull request (to see whether a review already landed)."""
+        out: list[str] = []
+        page = 1
+        while True:
+            resp = await self._call(
+                "pulls/list-reviews",
+                lambda page=page: self._gh.rest.pulls.async_list_reviews(
+                    owner, repo, number, per_page=PER_PAGE, page=page
+                ),
+            )
+            batch = resp.json()
+            out.extend(item.get("body") or "" for item in batch)
+            if len(batch) < PER_PAGE:
+                return out
+            page += 1
+
     async def create_review(
         self,
         owner: str,
@@ -331,18 +362,36 @@ class GitHubClient:
         body: str,
         event: Literal["COMMENT", "REQUEST_CHANGES"],
         comments: list[dict[str, Any]],
-    ) -> int:
-        """Post one review. The bot never approves: any other event is refused here, before GitHub."""
+        landed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> int | None:
+        """Post one review, at most once. The bot never approves: any other event is refused here.
+
+        A 5xx or a dropped connection does not say whether GitHub created the review, so before trying
+        again `landed()` looks for it; when it is there, nothing is posted again and None is returned.
+        """
         if event not in ("COMMENT", "REQUEST_CHANGES"):
             raise ValueError(f"refusing review event {event!r}: the bot only comments or requests changes")
         data: dict[str, Any] = {"commit_id": commit_id, "body": body, "event": event}
         if comments:
             data["comments"] = comments
-        resp = await self._call(
-            "pulls/create-review",
-            lambda: self._gh.rest.pulls.async_create_review(owner, repo, number, data=data),  # type: ignore[arg-type]
-        )
-        return int(resp.json()["id"])
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                resp = await self._call(
+                    "pulls/create-review",
+                    lambda: self._gh.rest.pulls.async_create_review(owner, repo, number, data=data),  # type: ignore[arg-type]
+                    retry_server_errors=False,
+                )
+                return int(resp.json()["id"])
+            except GitHubError as exc:
+                if not exc.transient or attempt == self._retry.attempts:
+                    raise
+                if landed is not None and await landed():
+                    log.warning("GitHub pulls/create-review: %s, but the review was created; not posting again", exc)
+                    return None
+                delay = wait_seconds(None, attempt, self._retry)
+                log.warning("GitHub pulls/create-review: HTTP %s; retrying in %.0f s", exc.status, delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
 
     # -- repository contents
 

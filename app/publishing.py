@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -289,6 +290,14 @@ class Publication(BaseModel):
     result: ReviewResult
     coverage: Coverage
     check: CheckReport
+    token: str = Field(
+        default_factory=lambda: secrets.token_hex(8),
+        description="Marks this review's body, so a retry after a lost answer can see it already landed.",
+    )
+
+    @property
+    def review_marker(self) -> str:
+        return f"<!-- calora:review={self.token} -->"
 
     @property
     def posts_review(self) -> bool:
@@ -476,7 +485,9 @@ def render_review_body(publication: Publication) -> str:
         lines.append("\n</details>")
     if publication.duplicates:
         lines.append(f"\n{publication.duplicates} finding(s) already commented on earlier are not repeated.")
-    return truncate_text("\n".join(lines), BODY_LIMIT, "see the check run for the full list")
+    marker = publication.review_marker
+    body = truncate_text("\n".join(lines), BODY_LIMIT - len(marker) - 2, "see the check run for the full list")
+    return f"{body}\n\n{marker}"
 
 
 def _annotation(finding: MergedFinding) -> Annotation:

@@ -280,10 +280,14 @@ async def _post_review(
     if not publication.posts_review:
         return None, publication, 0
 
-    async def attempt(pub: Publication) -> int:
+    async def attempt(pub: Publication) -> int | None:
+        async def landed() -> bool:
+            bodies = await gh.list_review_bodies(spec.owner, spec.repo, spec.pull_number)
+            return any(pub.review_marker in body for body in bodies)
+
         return await gh.create_review(
             spec.owner, spec.repo, spec.pull_number, commit_id=head_sha, body=pub.review_body(),
-            event=pub.event, comments=[c.to_api() for c in pub.comments],
+            event=pub.event, comments=[c.to_api() for c in pub.comments], landed=landed,
         )
 
     try:

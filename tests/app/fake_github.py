@@ -194,6 +194,7 @@ class Fault:
     times: int
     when: Callable[[Any], bool] | None = None
     accept: str | None = None
+    after: bool = False  # act on the request first, then answer with the fault (a lost answer)
 
 
 @dataclass
@@ -276,10 +277,12 @@ class FakeGitHub:
     def add_fault(
         self, method: str, path_regex: str, status: int, *, headers: dict[str, str] | None = None,
         body: Any = None, times: int = 1, when: Callable[[Any], bool] | None = None, accept: str | None = None,
+        after: bool = False,
     ) -> None:
-        """Answer the next `times` matching requests with `status` (`accept`: only when the Accept header has it)."""
+        """Answer the next `times` matching requests with `status` (`accept`: only when the Accept header
+        has it; `after`: carry the request out first, as when GitHub acts and then the answer is lost)."""
         self.faults.append(Fault(method, re.compile(path_regex), status, headers or {},
-                                 body if body is not None else {"message": "fault"}, times, when, accept))
+                                 body if body is not None else {"message": "fault"}, times, when, accept, after))
 
     def calls(self, operation: str) -> list[Recorded]:
         return [r for r in self.requests if r.operation == operation]
@@ -329,21 +332,23 @@ class FakeGitHub:
             return self._answer(record, self._convert_manifest(path.split("/")[2]))
         if not auth.startswith("token ") or auth[6:] not in self.tokens:
             return self._answer(record, JSONResponse({"message": "Bad credentials"}, status_code=401))
-        for fault in self.faults:
-            if fault.times > 0 and fault.method == method and fault.path.search(path) and (
-                fault.when is None or fault.when(body)
-            ) and (fault.accept is None or fault.accept in request.headers.get("accept", "")):
-                fault.times -= 1
-                if isinstance(fault.body, str):
-                    resp: Response = PlainTextResponse(fault.body, fault.status, headers=fault.headers)
-                else:
-                    resp = JSONResponse(fault.body, fault.status, headers=fault.headers)
-                return self._answer(record, resp)
         params = op.pattern.match(path).groups()  # type: ignore[union-attr]
         handler = getattr(self, "_op_" + re.sub(r"[^a-z]", "_", op.operation_id), None)
         if handler is None:
             self.violations.append(f"{op.operation_id}: the fake does not implement it")
             return self._answer(record, JSONResponse({"message": "Not implemented"}, status_code=501))
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and fault.path.search(path) and (
+                fault.when is None or fault.when(body)
+            ) and (fault.accept is None or fault.accept in request.headers.get("accept", "")):
+                fault.times -= 1
+                if fault.after:
+                    handler(request, body, *params)
+                if isinstance(fault.body, str):
+                    resp: Response = PlainTextResponse(fault.body, fault.status, headers=fault.headers)
+                else:
+                    resp = JSONResponse(fault.body, fault.status, headers=fault.headers)
+                return self._answer(record, resp)
         return self._answer(record, handler(request, body, *params))
 
     @staticmethod
@@ -417,6 +422,12 @@ class FakeGitHub:
     ) -> Response:
         rows = [c for c in self.review_comments if c["_pr"] == (owner, name, int(number))]
         return JSONResponse(self._page(request, [{k: v for k, v in c.items() if k != "_pr"} for c in rows]))
+
+    def _op_pulls_list_reviews(self, request: Request, body: Any, owner: str, name: str, number: str) -> Response:
+        rows = [{"id": r["id"], "body": r["body"], "state": r["event"], "commit_id": r["commit_id"],
+                 "user": {"login": self.bot_login}}
+                for r in self.reviews if r["pr"] == (owner, name, int(number))]
+        return JSONResponse(self._page(request, rows))
 
     def _op_pulls_create_review(self, request: Request, body: Any, owner: str, name: str, number: str) -> Response:
         pull = self._pull(owner, name, number)

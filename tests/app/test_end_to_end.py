@@ -99,6 +99,18 @@ def test_502_then_200_on_the_review_still_posts_it(fake_github: FakeGitHub, app_
     assert sleeper.waits == [1.0]
 
 
+def test_502_after_github_created_the_review_does_not_post_it_twice(
+    fake_github: FakeGitHub, app_clients, sleeper, diff011, tmp_path
+):
+    fake_github.add_pull(OWNER, REPO, 1, diff011, head_sha=HEAD)
+    fake_github.add_fault("POST", r"/pulls/1/reviews$", 502, body="<html>502 Bad Gateway</html>", after=True)
+    outcome = run(run_review(job(), context(app_clients, tmp_path)))
+    assert len(fake_github.reviews) == 1 and len(fake_github.calls("pulls/create-review")) == 1
+    assert fake_github.calls("pulls/list-reviews") and outcome.inline_comments == 3
+    (check,) = fake_github.check_runs.values()
+    assert check["conclusion"] == "failure" and sleeper.waits == []
+
+
 def test_403_with_retry_after_waits_then_posts(fake_github: FakeGitHub, app_clients, sleeper, diff011, tmp_path):
     fake_github.add_pull(OWNER, REPO, 1, diff011, head_sha=HEAD)
     fake_github.add_fault("POST", r"/pulls/1/reviews$", 403, headers={"Retry-After": "30"},
