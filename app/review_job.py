@@ -329,7 +329,10 @@ async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
 
 async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     if spec.comment_id is not None:
-        await gh.add_reaction(spec.owner, spec.repo, spec.comment_id, "eyes")
+        try:
+            await gh.add_reaction(spec.owner, spec.repo, spec.comment_id, "eyes")
+        except GitHubError as exc:  # an acknowledgement only: never worth failing the review for
+            log.warning("%s: could not add the 👀 reaction: %s", spec.pr_key, exc)
     pull = await gh.get_pull(spec.owner, spec.repo, spec.pull_number)
     head_sha = pull.head_sha
     if pull.state != "open":

@@ -129,6 +129,14 @@ def test_review_again_with_slash_command_posts_no_duplicate(fake_github, app_cli
     assert latest["conclusion"] == "failure" and "already commented" in latest["output"]["summary"]
 
 
+def test_a_refused_reaction_does_not_stop_the_review(fake_github, app_clients, diff011):
+    fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
+    fake_github.add_fault("POST", r"/reactions$", 403, body={"message": "Resource not accessible by integration"})
+    outcome = run(run_review(job("comment", head_sha="", comment_id=77), make_context(app_clients,
+                                                                                     ScriptedBackend(SCRIPT))))
+    assert outcome.status == "reviewed" and len(fake_github.reviews) == 1 and fake_github.reactions == []
+
+
 def test_nothing_worth_a_comment_posts_no_review_and_a_green_check(fake_github, app_clients, diff011):
     fake_github.add_pull(OWNER, REPO, NUMBER, diff011, head_sha=HEAD1)
     outcome = run(run_review(job(), make_context(app_clients, ScriptedBackend([STYLE, NIT]))))
