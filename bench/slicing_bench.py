@@ -49,11 +49,14 @@ FILE_KINDS: tuple[tuple[int, str, str], ...] = (
     (1, "static/{d}/{n}.png", "binary"),
 )
 
+# fmt: off
 WORDS = (
-    "user item order invoice account session token cache queue worker payload request response "
-    "config retry limit batch index record event handler client server price total count name "
-    "value result error status email address timeout buffer stream offset cursor page query"
-).split()
+    "user", "item", "order", "invoice", "account", "session", "token", "cache", "queue", "worker",
+    "payload", "request", "response", "config", "retry", "limit", "batch", "index", "record", "event",
+    "handler", "client", "server", "price", "total", "count", "name", "value", "result", "error",
+    "status", "email", "address", "timeout", "buffer", "stream", "offset", "cursor", "page", "query",
+)
+# fmt: on
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "python": (
@@ -61,12 +64,12 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         '    """Return the {a} {b} for one {c}."""',
         "    {a} = {b}.get({c}, {d})",
         "    if {a} is None or {b} > {n}:",
-        "        raise ValueError(f\"{a} {{{b}}} is over the limit of {n}\")",
+        '        raise ValueError(f"{a} {{{b}}} is over the limit of {n}")',
         "    for {a} in {b}_{c}s:",
         "        {a}_{b} += {n}",
         "    return {{'{a}': {a}, '{b}': {b}}}",
-        "    logger.info(\"%s %s\", {a}, {b})",
-        "    with open({a}_{b}_path, encoding=\"utf-8\") as {c}:",
+        '    logger.info("%s %s", {a}, {b})',
+        '    with open({a}_{b}_path, encoding="utf-8") as {c}:',
         "class {A}{B}({C}):",
         "",
     ),
@@ -84,9 +87,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "vue": (
         "<template>",
-        "  <div class=\"{a}-{b}\" v-if=\"{c}\">{{{{ {d} }}}}</div>",
+        '  <div class="{a}-{b}" v-if="{c}">{{{{ {d} }}}}</div>',
         "</template>",
-        "<script setup lang=\"ts\">",
+        '<script setup lang="ts">',
         "const {a} = ref<{A}>({n})",
         "const {b} = computed(() => {a}.value * {n})",
         "watch({a}, ({c}) => emit('{d}', {c}))",
@@ -115,7 +118,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "        run: make {a} {b}",
     ),
     "hcl": (
-        "resource \"aws_{a}\" \"{b}\" {{",
+        'resource "aws_{a}" "{b}" {{',
         "  {c} = var.{d}_{a}",
         "  count = {n}",
         "}}",
@@ -124,7 +127,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "go": (
         "func ({a} *{A}) {B}({c} context.Context, {d} int) error {{",
         "\tif err := {a}.{b}({c}, {n}); err != nil {{",
-        "\t\treturn fmt.Errorf(\"{a} {b}: %w\", err)",
+        '\t\treturn fmt.Errorf("{a} {b}: %w", err)',
         "\t}}",
         "\treturn nil",
         "}}",
@@ -142,9 +145,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 
 def _fill(rng: random.Random, template: str) -> str:
     a, b, c, d = (rng.choice(WORDS) for _ in range(4))
-    return template.format(
-        a=a, b=b, c=c, d=d, A=a.title(), B=b.title(), C=c.title(), n=rng.randrange(1, 999)
-    )
+    return template.format(a=a, b=b, c=c, d=d, A=a.title(), B=b.title(), C=c.title(), n=rng.randrange(1, 999))
 
 
 def _line_pools(rng: random.Random, size: int = 4000) -> dict[str, list[str]]:
@@ -152,7 +153,9 @@ def _line_pools(rng: random.Random, size: int = 4000) -> dict[str, list[str]]:
     return {style: [_fill(rng, rng.choice(t)) for _ in range(size)] for style, t in TEMPLATES.items()}
 
 
-def _file_diff(rng: random.Random, pools: dict[str, list[str]], path: str, style: str, target_bytes: int) -> str:
+def _file_diff(
+    rng: random.Random, pools: dict[str, list[str]], path: str, style: str, target_bytes: int
+) -> str:
     """One file's `git diff` section: a header and a few hunks of realistic lines."""
     kind = rng.random()
     if style == "binary":
@@ -209,7 +212,9 @@ def _file_diff(rng: random.Random, pools: dict[str, list[str]], path: str, style
             lines.append(" " + pool[0])
             old_n += 1
             new_n += 1
-        hunk = f"@@ -{old_line},{old_n} +{new_line},{new_n} @@ {rng.choice(WORDS)}\n" + "\n".join(lines) + "\n"
+        hunk = (
+            f"@@ -{old_line},{old_n} +{new_line},{new_n} @@ {rng.choice(WORDS)}\n" + "\n".join(lines) + "\n"
+        )
         parts.append(hunk)
         size += len(hunk)
         old_line += old_n
@@ -293,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # caps wide enough that the whole diff is sliced: the bench measures slicing, not cap handling
     limits = SliceLimits(
-        budget_tokens=args.budget, max_files=args.files, max_slices_per_reviewer=100_000,
+        budget_tokens=args.budget,
+        max_files=args.files,
+        max_slices_per_reviewer=100_000,
         max_diff_bytes=int(args.megabytes * 2_000_000),
     )
     result = run(args.files, args.megabytes, limits)

@@ -76,7 +76,7 @@ REVIEWERS: tuple[ReviewerSpec, ...] = (
     ReviewerSpec(
         "orchestration", ("k8s/**", "**/k8s/**", "kubernetes/**", "**/kubernetes/**", "manifests/**",
                           "**/manifests/**", "helm/**", "**/helm/**", "charts/**", "**/charts/**",
-                          "Chart.yaml", "*.tf", "*.tfvars", "*.hcl", "Makefile", "*.mk", "GNUmakefile",
+                          "Chart.yaml", "*.tf", "*.tfvars", "*.hcl", "Makefile", "makefile", "*.mk", "GNUmakefile",
                           "Procfile", "*.service", "*.timer", "*.socket", "dags/**", "**/dags/**",
                           "*_dag.py", "flows/**", "**/flows/**", "kustomization.yaml", "skaffold.yaml"),
         "Deployment and orchestration: Kubernetes/Helm (resources, probes, security context, "

@@ -49,6 +49,9 @@ class SliceLimits(BaseModel):
     max_diff_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
 
 
+DEFAULT_LIMITS = SliceLimits()
+
+
 class LineRange(BaseModel):
     """An inclusive range of new-file line numbers."""
 
@@ -106,7 +109,8 @@ class SlicePlan(BaseModel):
     slices: list[Slice] = Field(default_factory=list)
     not_reviewed: list[NotReviewed] = Field(default_factory=list)
     notes: list[str] = Field(
-        default_factory=list, description="Remarks about the input: bytes replaced, caps hit, unknown reviewers."
+        default_factory=list,
+        description="Remarks about the input: bytes replaced, caps hit, unknown reviewers.",
     )
 
     def for_reviewer(self, reviewer: str) -> list[Slice]:
@@ -149,7 +153,7 @@ _Part = tuple[_ReviewFile, list[_Unit]]  # one file's units inside one slice
 
 def slice_diff(
     diff_text: str | bytes,
-    limits: SliceLimits = SliceLimits(),
+    limits: SliceLimits = DEFAULT_LIMITS,
     count_tokens: TokenCounter = approx_token_count,
     enabled: tuple[str, ...] | None = None,
     route: Router = route_file,
@@ -218,9 +222,15 @@ def _slice_diff(
         ready.append(_ReviewFile(file, reviewers, header, header_tokens, units))
     skipped_for_cap = sum(1 for n in not_reviewed if n.reason.startswith("over max_files="))
     if skipped_for_cap:
-        notes.append(f"{skipped_for_cap} reviewable files over max_files={limits.max_files} were not reviewed")
+        notes.append(
+            f"{skipped_for_cap} reviewable files over max_files={limits.max_files} were not reviewed"
+        )
     for name in cut_names:
-        not_reviewed.append(NotReviewed(path=name, reason=f"over max_diff_bytes={limits.max_diff_bytes} (diff is {size} bytes)"))
+        not_reviewed.append(
+            NotReviewed(
+                path=name, reason=f"over max_diff_bytes={limits.max_diff_bytes} (diff is {size} bytes)"
+            )
+        )
 
     slices: list[Slice] = []
     extra = {name: None for f in ready for name in f.reviewers if name not in REVIEWER_NAMES}
@@ -316,8 +326,7 @@ def _decode(diff_text: str | bytes) -> tuple[str, int, list[str]]:
             notes.append("the diff text held lone surrogates; they were replaced with U+FFFD")
     else:
         raise DiffParseError(f"a diff must be str or bytes, not {type(diff_text).__name__}")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     return text, size, notes
 
 
@@ -408,7 +417,9 @@ def _check_parsed(files: list[FileDiff], problems: list[str], cut_names: list[st
 # ---- per file: why not reviewed, or its units -------------------------------------------------------
 
 
-def _triage(file: FileDiff, enabled: tuple[str, ...] | None, route: Router) -> tuple[str | None, tuple[str, ...]]:
+def _triage(
+    file: FileDiff, enabled: tuple[str, ...] | None, route: Router
+) -> tuple[str | None, tuple[str, ...]]:
     """The reason a file is not reviewed, or None and its reviewers."""
     if file.error:
         return f"diff could not be parsed: {file.error}", ()
@@ -460,7 +471,9 @@ def _slice_file_header(file: FileDiff) -> str:
     return f"--- {old}\n+++ {_quote_name('b/' + file.path)}\n"
 
 
-def _file_units(file: FileDiff, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter) -> list[_Unit]:
+def _file_units(
+    file: FileDiff, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
+) -> list[_Unit]:
     """One unit per hunk that fits the budget with the file header; pieces for those that do not."""
     units: list[_Unit] = []
     for hunk in file.hunks:
@@ -475,7 +488,9 @@ def _file_units(file: FileDiff, header_tokens: int, limits: SliceLimits, count_t
     return units
 
 
-def _split_hunk(hunk: Hunk, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter) -> list[_Unit]:
+def _split_hunk(
+    hunk: Hunk, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
+) -> list[_Unit]:
     """Cut a hunk over the budget at line boundaries into valid hunks, each with its own `@@` header.
 
     Each piece after the first repeats up to `overlap_lines` lines before it, unchanged ('+' stays
@@ -503,7 +518,9 @@ def _split_hunk(hunk: Hunk, header_tokens: int, limits: SliceLimits, count_token
         token_sum.append(token_sum[-1] + t)
     old_first = hunk.old_start if hunk.old_len else hunk.old_start + 1  # number of the hunk's first old line
     new_first = hunk.new_start if hunk.new_len else hunk.new_start + 1
-    widest = format_hunk_header(old_first + hunk.old_len, hunk.old_len, new_first + hunk.new_len, hunk.new_len, hunk.section)
+    widest = format_hunk_header(
+        old_first + hunk.old_len, hunk.old_len, new_first + hunk.new_len, hunk.new_len, hunk.section
+    )
     room = limits.budget_tokens - header_tokens  # for one piece: its @@ header and its rows
     room_for_rows = room - count_tokens(widest)
 
@@ -512,7 +529,9 @@ def _split_hunk(hunk: Hunk, header_tokens: int, limits: SliceLimits, count_token
         new_len = new_before[end] - new_before[start]
         old_at = old_first + old_before[start] - (0 if old_len else 1)
         new_at = new_first + new_before[start] - (0 if new_len else 1)
-        return format_hunk_header(old_at, old_len, new_at, new_len, hunk.section) + "".join(row_text[start:end])
+        return format_hunk_header(old_at, old_len, new_at, new_len, hunk.section) + "".join(
+            row_text[start:end]
+        )
 
     pieces: list[_Unit] = []
     i, count = 0, len(rows)
@@ -592,8 +611,7 @@ def _merge(spans: list[tuple[int, int]]) -> list[dict[str, int]]:
     merged: list[list[int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1] + 1:
-            if end > merged[-1][1]:
-                merged[-1][1] = end
+            merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
     return [{"start": s, "end": e} for s, e in merged]

@@ -25,8 +25,17 @@ _PLUS_RUNS = re.compile(r"\++")
 _NEW_SIDE = str.maketrans("", "", "-\\")  # drop removed lines and "\ No newline" markers
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 _EXTENDED_HEADER = (
-    "old mode ", "new mode ", "deleted file mode ", "new file mode ", "copy from ", "copy to ",
-    "rename from ", "rename to ", "similarity index ", "dissimilarity index ", "index ",
+    "old mode ",
+    "new mode ",
+    "deleted file mode ",
+    "new file mode ",
+    "copy from ",
+    "copy to ",
+    "rename from ",
+    "rename to ",
+    "similarity index ",
+    "dissimilarity index ",
+    "index ",
 )
 
 
@@ -196,7 +205,8 @@ def _find_hunk_end(marks: str, start: int, old_len: int, new_len: int) -> tuple[
         old_seen += context + minus
         new_seen += context + plus
         if stop > total:
-            return total, f"the diff ends inside the hunk ({old_seen} of {old_len} old, {new_seen} of {new_len} new lines)"
+            seen = f"{old_seen} of {old_len} old, {new_seen} of {new_len} new lines"
+            return total, f"the diff ends inside the hunk ({seen})"
         if old_seen > old_len or new_seen > new_len:
             return stop, f"hunk is longer than its header says ({old_len} old, {new_len} new lines)"
         k = stop
@@ -294,8 +304,15 @@ def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, p
             current.error = f"hunk {header[:60]!r} at diff line {i + 1}: {error}"
         return _next_file_start(lines, max(end, i + 1))
     current.hunks.append(
-        Hunk(int(old_start), old_len_i, int(new_start), new_len_i, section.strip(), lines[i + 1 : end],
-             marks[i + 1 : end])
+        Hunk(
+            int(old_start),
+            old_len_i,
+            int(new_start),
+            new_len_i,
+            section.strip(),
+            lines[i + 1 : end],
+            marks[i + 1 : end],
+        )
     )
     return end
 
@@ -352,8 +369,7 @@ def _binary_name(line: str) -> str | None:
     if line == "GIT binary patch":
         return None
     body = line.split(" ", 2)[2].rsplit(" ", 1)[0]
-    if body.endswith(" has"):
-        body = body[:-4]
+    body = body.removesuffix(" has")
     new = body.rsplit(" and ", 1)[-1]
     return _strip_prefix(unquote_git_path(new.split("\t", 1)[0]))
 
@@ -367,9 +383,19 @@ def _finish(file: FileDiff) -> None:
         file.status = "deleted"
     elif old == DEV_NULL:
         file.status = "added"
-    elif not file.is_git and len(file.hunks) == 1 and file.hunks[0].old_start == 0 and file.hunks[0].old_len == 0:
+    elif (
+        not file.is_git
+        and len(file.hunks) == 1
+        and file.hunks[0].old_start == 0
+        and file.hunks[0].old_len == 0
+    ):
         file.status = "added"  # classic diffs mark new files by an empty old side
-    elif not file.is_git and len(file.hunks) == 1 and file.hunks[0].new_start == 0 and file.hunks[0].new_len == 0:
+    elif (
+        not file.is_git
+        and len(file.hunks) == 1
+        and file.hunks[0].new_start == 0
+        and file.hunks[0].new_len == 0
+    ):
         file.status = "deleted"
     elif old_clean and new_clean and old_clean != new_clean:
         file.status = "renamed"

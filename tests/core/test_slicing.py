@@ -27,7 +27,7 @@ from reviewers.slicing import (
 
 # unidiff's own malformed samples: every file in them is broken, so slice_diff must refuse them
 MALFORMED_SAMPLES = {"sample1.diff", "sample6.diff", "sample7.diff"}
-WIDE_CAPS = dict(max_files=10_000, max_slices_per_reviewer=100_000)
+WIDE_CAPS = {"max_files": 10_000, "max_slices_per_reviewer": 100_000}
 
 
 def route_everything(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecision:
@@ -98,9 +98,7 @@ def check_plan(
     names = [s.reviewer for s in plan.slices]
     assert names == sorted(names, key=lambda n: table_order.get(n, len(table_order)))
     for reviewer in set(names):
-        assert [s.index for s in plan.slices if s.reviewer == reviewer] == list(
-            range(names.count(reviewer))
-        )
+        assert [s.index for s in plan.slices if s.reviewer == reviewer] == list(range(names.count(reviewer)))
 
     seen: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
     shown: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -223,7 +221,9 @@ def test_hunk_split_pieces_are_valid_hunks_with_overlap_marked(real_diffs):
     repeated = 0
     for s in split:
         for fs in s.files:
-            plus = {ln.target_line_no for pf in unidiff.PatchSet(s.diff) for h in pf for ln in h if ln.is_added}
+            plus = {
+                ln.target_line_no for pf in unidiff.PatchSet(s.diff) for h in pf for ln in h if ln.is_added
+            }
             repeated += len(plus - set(expand(fs.added)))
     assert repeated > 0
 
@@ -333,8 +333,11 @@ def test_binary_deleted_renamed_symlink_and_empty_files_are_listed_with_reasons(
     assert reasons("git_symlink.diff") == {"bin/check": "symbolic link"}
     assert reasons("git_rename.diff")["sub/otherfile"] == "renamed without content changes"
     assert reasons("sample8.diff") == {
-        "boo.bin": "empty file added", "foo.bin": "binary file", "bar.bin": "binary file",
-        "baz.bin": "binary file", "fuz.bin": "empty file added",
+        "boo.bin": "empty file added",
+        "foo.bin": "binary file",
+        "bar.bin": "binary file",
+        "baz.bin": "binary file",
+        "fuz.bin": "empty file added",
     }
     assert reasons("debdiff.diff")["t/p2/a.png"] == "binary file"
 
@@ -410,7 +413,7 @@ def test_slices_follow_the_reviewer_table_then_the_diff_order(real_diffs):
     plan = slice_diff(text)
     assert [(s.reviewer, s.index) for s in plan.slices] == [("python", 0), ("sql", 0)]
     python_files = [f.path for f in plan.slices[0].files]
-    in_diff = [line[len("+++ b/"):] for line in text.splitlines() if line.startswith("+++ b/")]
+    in_diff = [line[len("+++ b/") :] for line in text.splitlines() if line.startswith("+++ b/")]
     assert python_files == [p for p in in_diff if p in python_files]
 
 

@@ -14,24 +14,85 @@ from hypothesis import strategies as st
 from reviewers.slicing import DiffParseError, SliceLimits, slice_diff
 from tests.core.test_slicing import check_plan, oracle
 
-FOLDERS = ("src", "tests", "app/api", "migrations", "k8s", "vendor", "dags", ".github/workflows",
-           "charts/web", "with space", "caf\u00e9", "node_modules/x", "dist")
-NAMES = ("main", "test_main", "models", "Button", "index", "deploy", "q\"uote", "back\\slash", "\u00fcber")
-SUFFIXES = (".py", ".ts", ".tsx", ".test.ts", ".vue", ".sql", ".go", "_test.go", ".md", ".yml", ".tf",
-            ".lock", ".min.js", ".png", ".txt", "")
-SPECIAL = ("Dockerfile", "Dockerfile.dev", "Makefile", "Procfile", "docker-compose.yml", "conftest.py",
-           "package-lock.json", "app.service")
+FOLDERS = (
+    "src",
+    "tests",
+    "app/api",
+    "migrations",
+    "k8s",
+    "vendor",
+    "dags",
+    ".github/workflows",
+    "charts/web",
+    "with space",
+    "caf\u00e9",
+    "node_modules/x",
+    "dist",
+)
+NAMES = ("main", "test_main", "models", "Button", "index", "deploy", 'q"uote', "back\\slash", "\u00fcber")
+SUFFIXES = (
+    ".py",
+    ".ts",
+    ".tsx",
+    ".test.ts",
+    ".vue",
+    ".sql",
+    ".go",
+    "_test.go",
+    ".md",
+    ".yml",
+    ".tf",
+    ".lock",
+    ".min.js",
+    ".png",
+    ".txt",
+    "",
+)
+SPECIAL = (
+    "Dockerfile",
+    "Dockerfile.dev",
+    "Makefile",
+    "Procfile",
+    "docker-compose.yml",
+    "conftest.py",
+    "package-lock.json",
+    "app.service",
+)
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DIFF_WORDS = (  # junk made of diff syntax reaches the scanner's corners that random bytes never do
-    "diff --git a/x.py b/x.py", "diff --git a/x.py", "--- a/x.py", "+++ b/x.py", "--- /dev/null",
-    "+++ /dev/null", "@@ -1 +1 @@", "@@ -0,0 +1,2 @@", "@@ -3,2 +3,0 @@ f", "@@@ -1 -1 +1 @@@", "@@ -1",
-    "+a", "-b", " c", "", "\r", "\\ No newline at end of file", "Binary files a/x.py and b/x.py differ",
-    "GIT binary patch", "rename from x.py", "rename to y.py", "new file mode 100644",
-    "deleted file mode 100644", "old mode 100644", "new mode 100755", "index 1..2 100644", "garbage",
+    "diff --git a/x.py b/x.py",
+    "diff --git a/x.py",
+    "--- a/x.py",
+    "+++ b/x.py",
+    "--- /dev/null",
+    "+++ /dev/null",
+    "@@ -1 +1 @@",
+    "@@ -0,0 +1,2 @@",
+    "@@ -3,2 +3,0 @@ f",
+    "@@@ -1 -1 +1 @@@",
+    "@@ -1",
+    "+a",
+    "-b",
+    " c",
+    "",
+    "\r",
+    "\\ No newline at end of file",
+    "Binary files a/x.py and b/x.py differ",
+    "GIT binary patch",
+    "rename from x.py",
+    "rename to y.py",
+    "new file mode 100644",
+    "deleted file mode 100644",
+    "old mode 100644",
+    "new mode 100755",
+    "index 1..2 100644",
+    "garbage",
 )
 
 _short_line = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=50)
-_long_line = st.builds(lambda c, n: c * n, st.sampled_from("xé\t\r "), st.integers(200, 1200))  # over tiny budgets
+_long_line = st.builds(
+    lambda c, n: c * n, st.sampled_from("xé\t\r "), st.integers(200, 1200)
+)  # over tiny budgets
 line_text = st.one_of(_short_line, _short_line, _short_line, _short_line, _long_line)
 
 
@@ -120,7 +181,9 @@ def file_diffs(draw, path: str) -> GenFile:
         old = "old/" + path
     head = f"diff --git {git_quote('a/' + old)} {git_quote('b/' + path)}\n"
     if kind == "binary":
-        return GenFile(head + f"index 1111111..2222222 100644\nBinary files a/{old} and b/{path} differ\n", path, set())
+        return GenFile(
+            head + f"index 1111111..2222222 100644\nBinary files a/{old} and b/{path} differ\n", path, set()
+        )
     body, added = draw(hunks(kind))
     if kind == "added":
         head += "new file mode 100644\nindex 0000000..2222222\n"
@@ -175,7 +238,7 @@ def test_random_diffs_keep_every_invariant(diff, caps):
 @settings(SETTINGS, max_examples=60)
 @given(diffs(), st.integers(64, 200))
 def test_tiny_budgets_without_caps_review_every_added_line(diff, budget):
-    text, files = diff
+    text, _ = diff
     caps = SliceLimits(budget_tokens=budget, overlap_lines=3, max_files=1000, max_slices_per_reviewer=10_000)
     plan = slice_diff(text, caps)
     check_plan(plan, text, caps)
@@ -193,7 +256,9 @@ def mutate(text: str, data: st.DataObject) -> str:
     elif how == "truncate":
         return text[: data.draw(st.integers(0, len(text)))]
     elif how == "insert":
-        lines.insert(k, data.draw(st.sampled_from(["garbage", "@@ -1 +1 @@", "+++ b/x", "diff --git a b", ""])))
+        lines.insert(
+            k, data.draw(st.sampled_from(["garbage", "@@ -1 +1 @@", "+++ b/x", "diff --git a b", ""]))
+        )
     else:
         lines[k] = data.draw(st.sampled_from("+- @\\d")) + lines[k][1:]
     return "\n".join(lines)
