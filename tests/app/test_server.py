@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -234,3 +235,20 @@ def test_the_in_process_worker_reviews_what_the_receiver_queued(tmp_path: Path) 
             time.sleep(0.02)
     assert store.queue_depth()["done"] == 1
     store.close()
+
+
+def test_the_webhook_secret_never_appears_in_logs_or_answers(
+    receiver: tuple[str, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = receiver
+    caplog.set_level(logging.DEBUG)
+    answers = [
+        post(url, pull_request_payload(21, "a" * 40), "pull_request").text,
+        post(url, b"{}", "ping", **{"X-Hub-Signature-256": "sha256=00"}).text,
+        post(url, b"not json", "ping").text,
+        CLIENT.get(f"{url}/healthz").text,
+        CLIENT.get(f"{url}/metrics").text,
+    ]
+    assert caplog.records  # the receiver did log
+    secret = TEST_SECRET.decode()
+    assert secret not in caplog.text and all(secret not in answer for answer in answers)
