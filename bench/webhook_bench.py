@@ -152,7 +152,7 @@ async def send_all(url: str, deliveries: list[tuple[str, bytes]], rate: float, c
         written = time.perf_counter()
         try:
             status, payload = await asyncio.wait_for(connection.request("POST", "/webhooks/github", headers, body), 10)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             statuses["exception"] += 1
             await connection.close()
