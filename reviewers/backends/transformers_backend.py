@@ -1,7 +1,7 @@
 """The first real backend: one transformers base model plus per-reviewer PEFT adapters, greedy decoding.
 
 Simple and correct rather than fast (the multi-adapter engine in `reviewers/engine/` is the fast path):
-requests are grouped by reviewer, the matching adapter is switched on (or all adapters off for the base
+requests are grouped by adapter, the matching adapter is switched on (or all adapters off for the base
 model), and each group is generated in small left-padded batches.
 """
 
@@ -100,24 +100,27 @@ class TransformersBackend:
 
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
         results: list[BackendResult | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = defaultdict(list)
+        # Reviewers without an adapter all run on the base model, so they share batches.
+        groups: dict[str | None, list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
-            groups[request.reviewer].append(i)
-        for reviewer, indexes in groups.items():
+            groups[request.reviewer if request.reviewer in self.adapters else None].append(i)
+        for adapter, indexes in groups.items():
             for start in range(0, len(indexes), self.batch_size):
                 batch = indexes[start:start + self.batch_size]
                 try:
-                    texts = self._generate(reviewer, [requests[i] for i in batch])
+                    texts = self._generate(adapter, [requests[i] for i in batch])
                 except Exception as exc:  # one failing batch must not fail the other reviewers
-                    log.exception("generation failed for reviewer %s", reviewer)
+                    log.exception("generation failed for adapter %s", adapter or "(base)")
                     for i in batch:
-                        results[i] = ReviewerFailure(reviewer=reviewer, message=f"generation failed: {exc}")
+                        results[i] = ReviewerFailure(
+                            reviewer=requests[i].reviewer, message=f"generation failed: {exc}"
+                        )
                     continue
                 for i, text in zip(batch, texts, strict=True):
-                    results[i] = _parse_or_fail(reviewer, text)
+                    results[i] = _parse_or_fail(requests[i].reviewer, text)
         return [r for r in results if r is not None]
 
-    def _generate(self, reviewer: str, batch: list[ReviewRequest]) -> list[str]:
+    def _generate(self, adapter: str | None, batch: list[ReviewRequest]) -> list[str]:
         import torch
 
         prompts = [
@@ -135,8 +138,8 @@ class TransformersBackend:
             stopping_criteria=[stop],
         )
         with torch.inference_mode():
-            if reviewer in self.adapters:
-                self.model.set_adapter(reviewer)
+            if adapter is not None:
+                self.model.set_adapter(adapter)
                 out = self.model.generate(**encoded, **generate_kwargs)
             elif self.adapters:
                 with self.model.disable_adapter():
