@@ -16,6 +16,7 @@ import unidiff
 
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
 from reviewers.slicing import (
+    DEFAULT_LIMITS,
     DiffParseError,
     LineRange,
     SliceLimits,
@@ -457,3 +458,51 @@ def test_render_plan_gives_the_dry_run_json(real_diffs):
     assert {n["path"] for n in rendered["not_reviewed"]} == {n.path for n in plan.not_reviewed}
     assert all(n["reason"] for n in rendered["not_reviewed"])
     assert rendered["summary"]["slices"] == len(plan.slices)
+
+
+def test_a_pytest_file_is_sliced_for_python_and_for_testing():
+    diff = (
+        "diff --git a/tests/test_api.py b/tests/test_api.py\n--- a/tests/test_api.py\n+++ b/tests/test_api.py\n"
+        "@@ -1,2 +1,3 @@\n import pytest\n+import httpx\n def test_ok():\n"
+    )
+    plan = slice_diff(diff)
+    check_plan(plan, diff, DEFAULT_LIMITS)
+    assert [(s.reviewer, expand(s.files[0].added)) for s in plan.slices] == [
+        ("python", [2]),
+        ("testing", [2]),
+    ]
+
+
+def test_copies_mode_changes_and_submodules_are_read():
+    diff = (
+        "diff --git a/app/a.py b/app/b.py\nsimilarity index 95%\ncopy from app/a.py\ncopy to app/b.py\n"
+        "--- a/app/a.py\n+++ b/app/b.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+        "diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n"
+        "diff --git a/lib/vendored b/lib/vendored\nindex 1111111..2222222 160000\n--- a/lib/vendored\n"
+        "+++ b/lib/vendored\n@@ -1 +1 @@\n-Subproject commit 1111111\n+Subproject commit 2222222\n"
+    )
+    plan = slice_diff(diff)
+    (copied,) = [f for s in plan.slices for f in s.files]
+    assert (copied.path, copied.old_path, copied.status) == ("app/b.py", "app/a.py", "added")
+    assert {n.path: n.reason for n in plan.not_reviewed} == {
+        "run.sh": "file mode change only (100644 -> 100755)",
+        "lib/vendored": "submodule pointer",
+    }
+
+
+def test_a_diff_without_a_final_newline_is_read_whole():
+    diff = "--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n+b = 3"
+    plan = slice_diff(diff)
+    check_plan(plan, diff + "\n", DEFAULT_LIMITS)
+    assert expand(plan.slices[0].files[0].added) == [2]
+
+
+def test_max_diff_bytes_cuts_at_a_file_boundary_of_a_non_ascii_diff():
+    section = (
+        "diff --git a/m{0}.py b/m{0}.py\n--- a/m{0}.py\n+++ b/m{0}.py\n@@ -1 +1 @@\n-s = 'é'\n+s = 'ü'\n"
+    )
+    diff = "".join(section.format(i) for i in range(10))
+    one = len(section.format(0).encode("utf-8"))
+    plan = slice_diff(diff, SliceLimits(max_diff_bytes=3 * one + 5))
+    assert [f.path for s in plan.slices for f in s.files] == ["m0.py", "m1.py", "m2.py"]
+    assert [n.path for n in plan.not_reviewed] == [f"m{i}.py" for i in range(3, 10)]
