@@ -120,6 +120,14 @@ def diff_paths(diff_text: str) -> list[str]:
         return []
 
 
+def removed_paths(diff_text: str) -> list[str]:
+    """Files the diff deletes (nothing to fetch or comment on at the head)."""
+    try:
+        return [patched.path for patched in PatchSet(diff_text) if patched.is_removed_file]
+    except (UnidiffParseError, UnicodeError):
+        return []
+
+
 def filter_diff(diff_text: str, keep: Callable[[str], bool]) -> tuple[str, list[str]]:
     """The diff without the files `keep` rejects, and the rejected paths (for the "not reviewed" list).
 

@@ -20,9 +20,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.github_client import GitHubAppClients, GitHubClient, GitHubError, PullRequestInfo, diff_from_files
+from app.github_client import (
+    CheckRunInfo,
+    GitHubAppClients,
+    GitHubClient,
+    GitHubError,
+    PullRequestInfo,
+    diff_from_files,
+)
 from app.jobs import ReviewJobSpec
 from app.publishing import (
+    Annotation,
     Coverage,
     Publication,
     annotation_batches,
@@ -33,6 +41,7 @@ from app.publishing import (
     move_to_summary,
     plan_publication,
     redact,
+    removed_paths,
     truncate_text,
 )
 from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
@@ -138,6 +147,11 @@ def _secrets(ctx: ReviewContext) -> list[str]:
 # Check runs
 
 
+def _ours(run: CheckRunInfo, ctx: ReviewContext) -> bool:
+    """A check run of this App (another App could use the same check name)."""
+    return ctx.settings.app_id is None or run.app_id in (None, ctx.settings.app_id)
+
+
 async def _open_check_run(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, head_sha: str) -> int:
     """Reuse an unfinished check run of ours on this commit (an earlier attempt), else create one.
 
@@ -145,7 +159,7 @@ async def _open_check_run(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewCont
     one is completed and keeps its result.
     """
     for run in await gh.list_check_runs(spec.owner, spec.repo, head_sha, name=ctx.check_name):
-        if run.status != "completed" and (ctx.settings.app_id is None or run.app_id in (None, ctx.settings.app_id)):
+        if _ours(run, ctx) and run.status != "completed":
             return run.id
     return await gh.create_check_run(
         spec.owner, spec.repo, name=ctx.check_name, head_sha=head_sha, external_id=f"delivery:{spec.delivery_id}"
@@ -161,14 +175,14 @@ async def _complete_check_run(
     title: str,
     summary: str,
     text: str = "",
-    annotations: list[dict[str, Any]] | None = None,
+    annotations: list[Annotation] | None = None,
     external_id: str | None = None,
 ) -> None:
     """Complete with the first 50 annotations, then append the rest 50 at a time (the API's limit)."""
     output: dict[str, Any] = {"title": title, "summary": summary}
     if text:
         output["text"] = text
-    batches = [annotations[i : i + 50] for i in range(0, len(annotations or []), 50)] if annotations else []
+    batches = [[a.to_api() for a in batch] for batch in annotation_batches(annotations or [])]
     if batches:
         output["annotations"] = batches[0]
     data: dict[str, Any] = {"status": "completed", "conclusion": conclusion, "completed_at": _now(), "output": output}
@@ -192,7 +206,7 @@ async def _last_reviewed_sha(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewC
         return None
     runs = await gh.list_check_runs(spec.owner, spec.repo, spec.before_sha, name=ctx.check_name)
     for run in runs:
-        if run.status == "completed" and (run.external_id or "").startswith(REVIEWED_MARK):
+        if _ours(run, ctx) and run.status == "completed" and (run.external_id or "").startswith(REVIEWED_MARK):
             return spec.before_sha
     return None
 
@@ -241,7 +255,7 @@ async def _file_contents(
     reviewers: tuple[str, ...],
 ) -> dict[str, str]:
     """Full new contents of the reviewed files, for the checks (at most `max_content_files`)."""
-    removed = {f for f in _removed_paths(diff_text)}
+    removed = set(removed_paths(diff_text))
     paths = [p for p in diff_paths(diff_text) if p not in removed and route_file(p, reviewers).reviewers]
     paths = paths[: ctx.max_content_files]
     gate = asyncio.Semaphore(ctx.content_concurrency)
@@ -252,16 +266,6 @@ async def _file_contents(
 
     found = await asyncio.gather(*(one(p) for p in paths))
     return {path: text for path, text in found if text is not None}
-
-
-def _removed_paths(diff_text: str) -> list[str]:
-    from unidiff import PatchSet
-    from unidiff.errors import UnidiffParseError
-
-    try:
-        return [f.path for f in PatchSet(diff_text) if f.is_removed_file]
-    except (UnidiffParseError, UnicodeError):
-        return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +406,7 @@ async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> 
     await _complete_check_run(
         gh, spec, check_run_id, conclusion=check.conclusion, title=check.title,
         summary=redact(check.summary, secrets), text=redact(check.text, secrets),
-        annotations=[a.to_api() for batch in annotation_batches(check.annotations) for a in batch],
+        annotations=check.annotations,
         external_id=f"{REVIEWED_MARK}{head_sha}",
     )
     return ReviewOutcome(
