@@ -631,7 +631,13 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         texts.append(file.header)
         texts.extend(u.text for u in units)
         tokens += file.header_tokens + sum(u.tokens for u in units)
-        shown = _merge([u.shown for u in units if u.shown is not None])
+        if len(units) == 1:  # one hunk: its spans are already sorted and apart
+            only = units[0]
+            shown = [] if only.shown is None else [{"start": only.shown[0], "end": only.shown[1]}]
+            added = [{"start": a, "end": b} for a, b in only.added]
+        else:
+            shown = _merge([u.shown for u in units if u.shown is not None])
+            added = _merge([run for u in units for run in u.added])
         files.append(
             {
                 "path": file.diff.path,
@@ -639,7 +645,7 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
                 "status": file.diff.status,
                 "ranges": shown,
                 "commentable": shown,
-                "added": _merge([run for u in units for run in u.added]),
+                "added": added,
             }
         )
     return Slice.model_validate(

@@ -22,6 +22,7 @@ DEV_NULL = "/dev/null"
 _HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)")
 _PREFIX = re.compile(r"[abciow12]/")  # git's a/ b/, mnemonic c/ i/ o/ w/, and --no-index 1/ 2/
 _PLUS_RUNS = re.compile(r"\++")
+_BODY_RUN = re.compile(r"[ +\-\\]*")
 _NEW_SIDE = str.maketrans("", "", "-\\")  # drop removed lines and "\ No newline" markers
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 _EXTENDED_HEADER = (
@@ -183,9 +184,21 @@ def git_header_names(rest: str) -> tuple[str, str] | None:
 def _find_hunk_end(marks: str, start: int, old_len: int, new_len: int) -> tuple[int, str | None]:
     """Index just past the hunk body starting at `start`, and an error message when it is malformed.
 
-    Each body line adds at most one to the old and one to the new count, so at least
+    Fast path: in `git diff` output a hunk body is exactly the run of marker characters before the
+    next header, so count that run once. Otherwise (a blank separator line, a classic `---` header
+    right after): each body line adds at most one to the old and one to the new count, so at least
     max(missing old, missing new) more lines are needed: jump that far and count markers there.
     """
+    run_end = _BODY_RUN.match(marks, start).end()  # type: ignore[union-attr]  # `*` always matches
+    run = marks[start:run_end]
+    context = run.count(" ")
+    if (
+        context + run.count("-") == old_len
+        and context + run.count("+") == new_len
+        and not run.endswith("\\\\")
+        and not run.startswith("\\")
+    ):
+        return run_end, None
     total = len(marks)
     old_seen = new_seen = 0
     k = start
