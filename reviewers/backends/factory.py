@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reviewers.backends.base import ReviewerBackend
+from reviewers.backends.cloud import CloudReviewer
 from reviewers.models import resolve_base_model
 
 
@@ -31,10 +32,35 @@ class BackendSettings(BaseSettings):
     max_new_tokens: int = Field(default=384, ge=16)
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    openai_models: dict[str, str] = Field(
+        default_factory=dict, description="Reviewer → model name (JSON); default: the reviewer's own name."
+    )
+    openai_base_model: str | None = Field(
+        default=None, description="Model for reviewers the server has no adapter for; default: found in /v1/models."
+    )
+    openai_schema_mode: Literal["json_schema", "vllm_structured_outputs", "vllm_guided_json", "json_object", "none"] = (
+        "json_schema"
+    )
+    openai_extra_body: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Extra body fields per reviewer (JSON; key '*' for all)."
+    )
+    openai_timeout_s: float = Field(default=120.0, gt=0)
+    openai_max_attempts: int = Field(default=4, ge=1)
+    openai_concurrency: int = Field(default=8, ge=1)
+    cloud_reviewers: dict[str, CloudReviewer] = Field(
+        default_factory=dict,
+        description="Off by default. Reviewer → remote OpenAI-compatible endpoint, used only when that reviewer "
+        "has no local adapter; the check run says when code left the machine (reviewers/backends/cloud.py).",
+    )
 
 
 def make_backend(settings: BackendSettings) -> ReviewerBackend:
     """Build the configured backend; raises a clear error when its settings are incomplete."""
+    if settings.cloud_reviewers:
+        from reviewers.backends.cloud import CloudFallbackBackend
+
+        local = make_backend(settings.model_copy(update={"cloud_reviewers": {}}))
+        return CloudFallbackBackend.from_settings(settings, local)
     if settings.backend == "transformers":
         from reviewers.backends.transformers_backend import TransformersBackend
 
