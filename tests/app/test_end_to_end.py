@@ -3,7 +3,8 @@
 - Faults: the fake GitHub answers 502 then 200, 403 with Retry-After, 422 on one comment; each run
   still ends with a posted review and the right check-run conclusion.
 - The whole app: a signed real webhook → the receiver (app.server) → the durable queue → the worker →
-  `run_review` → the fake GitHub; then `/review` again posts no duplicate comment.
+  `run_review` → the fake GitHub; then `/review` again posts no duplicate comment, and a push is
+  reviewed incrementally.
 """
 
 # ruff: noqa: F811  -- pytest fixtures are imported from tests.app.github_env and requested as arguments
@@ -45,7 +46,8 @@ from tests.app.receiver_support import (
 from tests.app.scripted_backend import ScriptedBackend, ScriptedFinding
 
 OWNER, REPO = "Codertocat", "Hello-World"
-HEAD = "c" * 40
+HEAD, HEAD2 = "c" * 40, "d" * 40
+DB = "backend/app/core/db.py"
 MIGRATION = "backend/app/alembic/versions/1a31ce608336_add_cascade_delete_relationships.py"
 MODELS = "backend/app/models.py"
 SCRIPT = [
@@ -186,13 +188,17 @@ def _post(base: str, event: str, payload: dict, delivery: str, secret: bytes = T
 
 
 def test_webhook_to_review_and_slash_command_without_duplicates(
-    fake_github: FakeGitHub, app_key_pair, diff011, tmp_path, monkeypatch
+    fake_github: FakeGitHub, app_key_pair, diff011, tmp_path, monkeypatch, shared_dir
 ):
+    diff004 = read_diff(shared_dir, "004-")
     fake_github.add_pull(OWNER, REPO, 1, diff011, head_sha=HEAD, title="Cascade delete")
     key_file = tmp_path / "app.pem"
     key_file.write_text(app_key_pair[0])
     settings = settings_for(tmp_path, fake_github.base_url).model_copy(update={"private_key_path": key_file})
-    monkeypatch.setattr(review_job, "make_reviewer_backend", lambda _settings: ScriptedBackend(SCRIPT))
+    db_finding = ScriptedFinding("python", DB, 7, Severity.major, Category.reliability,
+                                 "str() of the URL can print the password into logs; pass the URL object.")
+    monkeypatch.setattr(review_job, "make_reviewer_backend",
+                        lambda _settings: ScriptedBackend([*SCRIPT, db_finding]))
     ctx = review_job.build_context(settings)  # the production wiring: App key -> githubkit at the fake
     outcomes = []
 
@@ -225,12 +231,24 @@ def test_webhook_to_review_and_slash_command_without_duplicates(
             comment["issue"]["number"] = 1
             assert _post(base, "issue_comment", comment, "delivery-2").status_code == 202
             _wait_for(lambda: len(outcomes) == 2)
+            assert outcomes[1].status == "reviewed" and outcomes[1].duplicates == outcomes[0].inline_comments
+            assert len(fake_github.reviews) == 1, "the /review re-run posted a second review"
+            assert len(fake_github.review_comments) == outcomes[0].inline_comments
+            assert [r["content"] for r in fake_github.reactions] == ["eyes"]
+
+            # A push: only the new commit is reviewed, and the check run says which commit that was.
+            fake_github.push(OWNER, REPO, 1, new_diff=diff011 + diff004, new_head_sha=HEAD2, push_diff=diff004,
+                             message="Use DATABASE_URL")
+            pushed = pull_request_payload(1, HEAD2, action="synchronize", installation_id=1)
+            pushed["before"], pushed["after"] = HEAD, HEAD2
+            assert _post(base, "pull_request", pushed, "delivery-3").status_code == 202
+            _wait_for(lambda: len(outcomes) == 3)
     finally:
         store.close()
 
-    assert outcomes[1].status == "reviewed" and outcomes[1].duplicates == outcomes[0].inline_comments
-    assert len(fake_github.reviews) == 1, "the /review re-run posted a second review"
-    assert len(fake_github.review_comments) == outcomes[0].inline_comments
-    assert [r["content"] for r in fake_github.reactions] == ["eyes"]
-    assert len(fake_github.check_runs) == 2
-    assert fake_github.tokens_issued == 1  # the installation token was reused across both jobs
+    assert outcomes[2].incremental and outcomes[2].covered_commits == [HEAD2]
+    assert [(c["path"], c["line"]) for c in fake_github.reviews[-1]["comments"]] == [(DB, 7)]
+    latest = max(fake_github.check_runs.values(), key=lambda r: r["id"])
+    assert latest["head_sha"] == HEAD2 and "Use DATABASE_URL" in latest["output"]["summary"]
+    assert len(fake_github.check_runs) == 3
+    assert fake_github.tokens_issued == 1  # the installation token was reused across all three jobs
