@@ -167,7 +167,10 @@ def slice_diff(
     its slice with `over_budget=True`.
 
     Slices come in `REVIEWERS` order, then diff order; everything not reviewed is listed with its
-    reason. Raises `DiffParseError` (and nothing else) when the text is not a diff at all.
+    reason. Caps: `max_diff_bytes` keeps the whole file sections that fit (the files after the cut are
+    only named); `max_files` counts files that would be reviewed (skipped files do not use it up);
+    `max_slices_per_reviewer` lists the added lines each reviewer did not get to.
+    Raises `DiffParseError` (and nothing else) when the text is not a diff at all.
     `route` defaults to the reviewer table (`route_file`); tests pass their own.
     """
     with _gc_paused():
