@@ -22,7 +22,7 @@ class ReviewJobSpec(BaseModel):
     reviewers: list[str] | None = Field(default=None, description="Only these reviewers; None = all enabled.")
     requested_by: str | None = Field(default=None, description="Login of who asked (slash command, re-run).")
     comment_id: int | None = Field(default=None, description="The /review comment, for the reaction.")
-    check_run_id: int | None = Field(default=None, description="The check run to reuse on a re-run.")
+    check_run_id: int | None = Field(default=None, description="The check run the user asked to re-run.")
     before_sha: str | None = Field(default=None, description="Previous head on synchronize.")
 
     @property
