@@ -33,7 +33,7 @@ def tiny_tokenizer(real_diffs):
         vocab_size=512, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator([p.read_text(errors="replace") for p in real_diffs[:20]], trainer)
+    tok.train_from_iterator([p.read_text(errors="replace") for p in real_diffs[:6]], trainer)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
     )

@@ -1,0 +1,107 @@
+"""Cloud fallback: off by default; when configured, only reviewers without a local adapter go out, and
+the caller is told exactly what left the machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from reviewers.backends.base import ReviewerFailure
+from reviewers.backends.cloud import (
+    CloudConfigError,
+    CloudFallbackBackend,
+    CodeEgress,
+    describe_egress,
+    endpoint_of,
+    local_adapter_check,
+    review_reporting_egress,
+)
+from reviewers.backends.factory import BackendSettings, make_backend
+from reviewers.backends.openai_backend import OpenAIBackend
+from reviewers.contract import ReviewerOutput, ReviewRequest
+from tests.serving.conftest import serving
+from tests.serving.fake_openai import FakeOpenAI, Reply
+
+
+@pytest.fixture
+def slices(real_diffs) -> list[ReviewRequest]:
+    diff = real_diffs[6].read_text(errors="replace")[:500]
+    return [ReviewRequest(reviewer=name, diff=diff) for name in ("sql", "python", "docker_ci")]
+
+
+@pytest.fixture
+def local_env(monkeypatch, reviewer_server):
+    monkeypatch.setenv("CALORA_BACKEND", "openai")
+    monkeypatch.setenv("CALORA_OPENAI_BASE_URL", f"{reviewer_server}/v1")
+    monkeypatch.setenv("CALORA_MAX_NEW_TOKENS", "64")
+    monkeypatch.delenv("CALORA_CLOUD_REVIEWERS", raising=False)
+    return monkeypatch
+
+
+def _cloud_config(url: str, **extra) -> str:
+    entry = '{"base_url": "%s/v1", "model": "gpt-test", "api_key_env": "TEST_CLOUD_KEY"%s}'
+    more = "".join(f', "{k}": {v}' for k, v in extra.items())
+    return '{"docker_ci": %s, "python": %s}' % (entry % (url, more), entry % (url, more))
+
+
+def test_off_by_default_nothing_leaves(local_env, slices):
+    fake = FakeOpenAI()
+    with serving(fake.app):
+        backend = make_backend(BackendSettings())
+        assert isinstance(backend, OpenAIBackend)  # no wrapper at all
+        answers, egress = review_reporting_egress(backend, slices)
+    assert all(isinstance(a, ReviewerOutput) for a in answers)
+    assert egress == []
+    assert fake.bodies == []
+
+
+def test_on_only_the_reviewer_without_a_local_adapter_goes_to_the_cloud(local_env, slices):
+    fake = FakeOpenAI()
+    with serving(fake.app) as url:
+        local_env.setenv("TEST_CLOUD_KEY", "sk-cloud")
+        local_env.setenv("CALORA_CLOUD_REVIEWERS", _cloud_config(url))
+        backend = make_backend(BackendSettings())
+        assert isinstance(backend, CloudFallbackBackend)
+        answers, egress = review_reporting_egress(backend, slices)
+    # python is configured for the cloud too, but it has a local adapter: it stays here.
+    assert [b["model"] for b in fake.bodies] == ["gpt-test"]
+    assert "docker_ci reviewer" in fake.bodies[0]["messages"][0]["content"]
+    assert fake.headers[0]["authorization"] == "Bearer sk-cloud"
+    assert egress == [CodeEgress(reviewer="docker_ci", endpoint=endpoint_of(url), model="gpt-test", requests=1)]
+    assert answers[2].findings[0].message == "scripted finding from the fake server"
+    assert all(isinstance(a, ReviewerOutput) for a in answers[:2])
+    assert all(f.message != "scripted finding from the fake server" for a in answers[:2] for f in a.findings)
+    assert backend.review(slices[:2]) and len(fake.bodies) == 1  # local-only batches send nothing
+
+
+def test_a_failing_cloud_still_reports_that_code_left(local_env, slices):
+    fake = FakeOpenAI([Reply(status=400)])
+    with serving(fake.app) as url:
+        local_env.setenv("TEST_CLOUD_KEY", "sk-cloud")
+        local_env.setenv("CALORA_CLOUD_REVIEWERS", _cloud_config(url))
+        answers, egress = review_reporting_egress(make_backend(BackendSettings()), slices)
+    assert isinstance(answers[2], ReviewerFailure) and "cloud reviewer" in answers[2].message
+    assert isinstance(answers[0], ReviewerOutput)
+    assert [e.reviewer for e in egress] == ["docker_ci"]
+
+
+def test_a_missing_api_key_variable_is_a_clear_error(local_env):
+    local_env.delenv("TEST_CLOUD_KEY", raising=False)
+    local_env.setenv("CALORA_CLOUD_REVIEWERS", _cloud_config("https://cloud.example"))
+    with pytest.raises(CloudConfigError, match="TEST_CLOUD_KEY"):
+        make_backend(BackendSettings())
+
+
+def test_the_egress_sentence_names_reviewer_endpoint_and_model():
+    text = describe_egress([CodeEgress(reviewer="docker_ci", endpoint="https://api.example.com", model="m1",
+                                       requests=2)])
+    assert text.startswith("Code left this machine: 2 docker_ci slice(s) to https://api.example.com (model m1)")
+    assert describe_egress([]) == ""
+
+
+def test_endpoints_drop_paths_and_credentials():
+    assert endpoint_of("https://user:secret@api.example.com:8443/v1?key=x") == "https://api.example.com:8443"
+
+
+def test_local_adapters_are_read_from_the_engine_itself(engine):
+    check = local_adapter_check(engine)
+    assert check("python") and not check("docker_ci")
