@@ -1,0 +1,124 @@
+"""`calora promote RUN_DIR`: decide from the score history, install the chosen adapter, record why.
+
+The decision itself is `eval.gates.decide` (pure). This shell gathers the candidates of a training run
+from the history (filled by `calora eval sweep RUN_DIR`), installs the winner as
+`<adapters_dir>/<reviewer>/` (the PEFT files, swapped in atomically, plus a `promotion.json`), and records
+every decision, promoted or refused, in the history and as a JSON file beside it
+(`<history folder>/promotions/<time>-<reviewer>.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eval.gates import DEFAULT_GATES, Candidate, Decision, decide, load_gates
+from eval.history import PromotionRecord, ScoreHistory
+from eval.metrics import metric_values
+from eval.workflow import WorkflowError, training_runs_under
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
+
+
+class PromotionError(RuntimeError):
+    """Promotion cannot be decided (nothing evaluated) or the install failed; nothing was changed."""
+
+
+@dataclass
+class PromotionOutcome:
+    decision: Decision
+    installed_to: Path | None
+    record_path: Path | None
+    skipped: list[str]
+
+    def summary(self) -> str:
+        text = self.decision.explain()
+        if self.installed_to is not None:
+            text += f"\n  installed {self.installed_to}"
+        if self.skipped:
+            text += "\n  not considered (adapter folder gone): " + ", ".join(self.skipped)
+        if self.record_path is not None:
+            text += f"\n  evidence {self.record_path}"
+        return text
+
+
+def install_adapter(source: Path, adapters_dir: Path, reviewer: str, provenance: dict) -> Path:
+    """Copy the PEFT files of `source` to `<adapters_dir>/<reviewer>/`, replacing any previous one whole."""
+    files = [source / name for name in ADAPTER_FILES if (source / name).is_file()]
+    if not (source / "adapter_config.json").is_file() or len(files) < 2:
+        raise PromotionError(f"{source}: not a complete PEFT adapter (adapter_config.json + weights)")
+    adapters_dir.mkdir(parents=True, exist_ok=True)
+    target = adapters_dir / reviewer
+    staging = adapters_dir / f".{reviewer}.incoming"
+    old = adapters_dir / f".{reviewer}.previous"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for path in files:
+        shutil.copy2(path, staging / path.name)
+    (staging / "promotion.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def promote_run(run_dir: Path, *, gates_path: Path | None = None, history_path: Path | None = None,
+                adapters_dir: Path = Path("adapters"), dry_run: bool = False) -> list[PromotionOutcome]:
+    """Decide, install and record for each reviewer's run under `run_dir`."""
+    gates = load_gates(gates_path)
+    history = ScoreHistory(history_path)
+    try:
+        runs = training_runs_under(run_dir)
+    except WorkflowError as exc:
+        raise PromotionError(str(exc)) from exc
+    outcomes = []
+    for run in runs:
+        evaluated = [c for c in history.checkpoint_metrics(run.run_dir, run.reviewer) if c.checkpoint != "base"]
+        if not evaluated:
+            raise PromotionError(f"{run.run_dir}: no evaluated checkpoint of {run.reviewer} in {history.path}; "
+                                 f"run `calora eval sweep {run.run_dir}` first")
+        candidates, skipped, evidence_runs = [], [], {}
+        for entry in evaluated:
+            if entry.adapter is None or not (Path(entry.adapter) / "adapter_config.json").is_file():
+                skipped.append(entry.checkpoint)
+                continue
+            candidates.append(Candidate(checkpoint=entry.checkpoint, step=entry.step, adapter=entry.adapter,
+                                        metrics=metric_values(entry.by_decoding)))
+            evidence_runs[entry.checkpoint] = entry.run_ids
+        decision = decide(run.reviewer, candidates, gates)
+        evidence = {
+            "decision": decision.model_dump(mode="json"),
+            "gates_file": str(gates_path or DEFAULT_GATES),
+            "thresholds": {m: t.model_dump() for m, t in gates.thresholds_for(run.reviewer).items()},
+            "eval_run_ids": evidence_runs,
+            "skipped_missing_adapter": skipped,
+            "history": str(history.path),
+        }
+        installed = None
+        record_path = None
+        if not dry_run:
+            if decision.chosen is not None:
+                installed = install_adapter(Path(decision.chosen.adapter or ""), adapters_dir, run.reviewer, {
+                    "training_run": str(run.run_dir.resolve()), "checkpoint": decision.chosen.checkpoint,
+                    "step": decision.chosen.step, "source": decision.chosen.adapter,
+                    "metrics": decision.chosen.metrics, "promoted_at": datetime.now(UTC).isoformat(),
+                })
+            record = PromotionRecord(
+                training_run=str(run.run_dir), reviewer=run.reviewer, promoted=decision.promoted,
+                checkpoint=decision.chosen.checkpoint if decision.chosen else None,
+                step=decision.chosen.step if decision.chosen else None,
+                installed_to=str(installed) if installed else None, evidence=evidence,
+            )
+            record.id = history.record_promotion(record)
+            folder = history.path.parent / "promotions"
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = record.created_at.strftime("%Y%m%dT%H%M%S%fZ")
+            record_path = folder / f"{stamp}-{run.reviewer}.json"
+            record_path.write_text(record.model_dump_json(indent=2), encoding="utf-8")
+        outcomes.append(PromotionOutcome(decision, installed, record_path, skipped))
+    return outcomes
