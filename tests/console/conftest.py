@@ -1,0 +1,104 @@
+"""Fixtures of the console tests: a seeded database, the real app with the console, a real server."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seed as seed_module  # noqa: E402
+
+from app.console import mount_console  # noqa: E402
+from app.console.settings import ConsoleSettings  # noqa: E402
+from app.server import create_app  # noqa: E402
+from app.settings import Settings  # noqa: E402
+
+TOKEN = "console-test-token: not a real one"
+
+
+@dataclass
+class SeededConsole:
+    """A database seeded with reviews in every state, training runs and eval scores."""
+
+    database_url: str
+    reviews: dict[str, seed_module.SeededReview]
+    runs_root: Path
+    history: Path
+    gates: Path
+
+    def settings(self) -> Settings:
+        return Settings(webhook_secret="test-secret", database_url=self.database_url, reviewer_backend="engine",
+                        github_api_url="https://api.github.com")
+
+    def console_settings(self, token: str | None = None, **overrides: object) -> ConsoleSettings:
+        values: dict[str, object] = {"console_token": token, "console_runs_dir": self.runs_root,
+                                     "eval_history": self.history, "console_gates": self.gates,
+                                     "console_poll_seconds": 0.5}
+        values.update(overrides)
+        return ConsoleSettings(**values)  # type: ignore[arg-type]
+
+    def app(self, token: str | None = None, **overrides: object) -> FastAPI:
+        """The app `calora serve --no-worker` builds, with the console mounted on it."""
+        settings = self.settings()
+        app = create_app(settings, run_worker=False)
+        mount_console(app, settings, self.console_settings(token, **overrides))
+        return app
+
+
+def build_seeded(folder: Path) -> SeededConsole:
+    url = f"sqlite:///{folder / 'calora.sqlite'}"
+    reviews = seed_module.seed(url)
+    runs_root = folder / "runs"
+    history = folder / "history.sqlite"
+    seed_module.seed_training(runs_root, history)
+    return SeededConsole(database_url=url, reviews=reviews, runs_root=runs_root, history=history,
+                         gates=folder / "gates.yml")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> SeededConsole:
+    """Seeded once per module: tests here only read it (the live-update test seeds its own)."""
+    return build_seeded(tmp_path_factory.mktemp("console"))
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+@pytest.fixture()
+def serve() -> Iterator[Callable[[FastAPI], str]]:
+    """Start servers on loopback for the test; all stop at its end."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(serve_in_thread(app))

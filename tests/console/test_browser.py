@@ -1,0 +1,162 @@
+"""The console in a real browser: headless Chromium against the real server on loopback, seeded database.
+
+Each page loads without console errors at desktop and phone width (and leaves a screenshot in
+docs/screenshots/, or in $CALORA_SCREENSHOT_DIR), the review detail shows a seeded review's findings, the
+token is required when one is configured, and a running review turns done on the open page by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser import DESKTOP, MISSING_REASON, PHONE, browser_available, chromium, console_errors, screenshot, set_viewport
+from conftest import TOKEN, SeededConsole, build_seeded
+
+from app.console.records import ReviewRecorder
+from app.review_job import ReviewOutcome
+
+pytestmark = [pytest.mark.skipif(not browser_available(), reason=MISSING_REASON), pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("CALORA_SCREENSHOT_DIR") or REPO_ROOT / "docs" / "screenshots")
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    with chromium() as session:
+        yield session
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `condition`; a page that reloads meanwhile (stale or missing elements) is polled again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def open_page(driver: Any, url: str, width: int, mobile: bool) -> None:
+    set_viewport(driver, width, PHONE[1] if mobile else DESKTOP[1], mobile)
+    console_errors(driver)  # drain what earlier pages logged
+    driver.get(url)
+    wait_for(lambda: driver.execute_script("return document.readyState") == "complete", what="page load")
+
+
+def text_of(driver: Any, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+
+
+def test_every_page_loads_without_console_errors_at_desktop_and_phone_width(
+    seeded: SeededConsole, serve: Callable[..., str], driver: Any
+) -> None:
+    base = serve(seeded.app())
+    detail = seeded.reviews["created_at"].review_id
+    pages = [
+        ("reviews", "/console/reviews", "Reviews", "fastapi/full-stack-fastapi-template"),
+        ("review-detail", f"/console/reviews/{detail}", "full-stack-fastapi-template", "Synthesis"),
+        ("reviewer-grid", "/console/reviewers", "Reviewer grid", "Latest eval metrics"),
+        ("training", "/console/training", "Training outcomes", "step-40"),
+        ("role-map", "/console/roles", "Role map", "reviewer: python"),
+    ]
+    for name, path, heading, expected in pages:
+        for label, (width, _height), mobile in (("desktop", DESKTOP, False), ("phone", PHONE, True)):
+            open_page(driver, base + path, width, mobile)
+            assert heading in text_of(driver, "h1"), f"{path} at {label} width"
+            assert expected in text_of(driver, "main"), f"{path} at {label} width"
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow} px at {label} width"
+            screenshot(driver, SCREENSHOTS / f"{name}-{label}.png", width, mobile)
+            assert console_errors(driver) == [], f"console errors on {path} at {label} width"
+
+
+def test_review_detail_shows_the_findings_of_a_seeded_review(
+    seeded: SeededConsole, serve: Callable[..., str], driver: Any
+) -> None:
+    base = serve(seeded.app())
+    review = seeded.reviews["created_at"]
+    open_page(driver, f"{base}/console/reviews/{review.review_id}", *DESKTOP[:1], mobile=False)
+    synthesis = text_of(driver, "#synthesis")
+    assert review.messages, "the seed has findings"
+    for message in review.messages:
+        assert message in synthesis
+    assert "raised by python, sql" in synthesis  # one problem, two reviewers, merged
+    flagged = text_of(driver, "#synthesis .cl.flagged")
+    assert "op.add_column('item', sa.Column('created_at'" in flagged  # the finding's own lines, from the diff
+    reviewers = text_of(driver, "#reviewers")
+    assert "python" in reviewers and "sql" in reviewers
+    assert "a migration test: upgrade then downgrade on a database that has rows" in reviewers
+    assert "ruff F401" in text_of(driver, "#checks")  # the real linter's evidence on the added migration
+    assert "generated code" in text_of(driver, ".not-reviewed")
+    assert console_errors(driver) == []
+
+
+def test_the_token_is_required_when_configured(
+    seeded: SeededConsole, serve: Callable[..., str], driver: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    base = serve(seeded.app(token=TOKEN))
+    assert httpx.get(f"{base}/api/reviews").status_code == 401
+    assert httpx.get(f"{base}/api/reviews", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{base}/api/reviews", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+    open_page(driver, f"{base}/console/reviewers", *DESKTOP[:1], mobile=False)
+    assert "/console/login" in driver.current_url
+    assert "Reviewer grid" not in text_of(driver, "h1")
+    driver.find_element(By.NAME, "token").send_keys("not the token")
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    wait_for(lambda: "That token is not right" in text_of(driver, "main"), what="the refusal")
+    refusal = console_errors(driver)  # the form answers a wrong token with 401, which Chromium logs
+    assert len(refusal) == 1 and "/console/login" in refusal[0] and "401" in refusal[0], refusal
+    driver.find_element(By.NAME, "token").send_keys(TOKEN)
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    wait_for(lambda: "Reviewer grid" in text_of(driver, "h1"), what="the page asked for before logging in")
+    driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    wait_for(lambda: "/console/login" in driver.current_url, what="logout")
+    driver.get(f"{base}/console/reviews")
+    assert "/console/login" in driver.current_url
+    assert console_errors(driver) == []
+
+
+def test_a_running_review_turns_done_on_the_open_page(
+    tmp_path: Path, serve: Callable[..., str], driver: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    own = build_seeded(tmp_path)
+    base = serve(own.app())
+    running = own.reviews["running"]
+    open_page(driver, f"{base}/console/reviews", *DESKTOP[:1], mobile=False)
+    row = f'tr[data-key="r{running.review_id}"]'
+    assert driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "running"
+
+    recorder = ReviewRecorder.from_url(own.database_url)
+    try:
+        recorder.stage(running.spec, "synthesizing 2 answers")
+        wait_for(lambda: "synthesizing 2 answers" in text_of(driver, row), what="the new stage on the page")
+        run = own.reviews["created_at"].run
+        assert run is not None
+        recorder.finished(running.spec, run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha))
+    finally:
+        recorder.close()
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "done",
+             what="the row to turn done without a manual reload")
+    wait_for(lambda: "revise" in text_of(driver, row), what="the verdict in the row")
+    assert console_errors(driver) == []
