@@ -46,6 +46,7 @@ from reviewers.contract import (
     parse_review,
     reviewer_output_schema,
 )
+from reviewers.engine.backend import drop_inverted_ranges
 from reviewers.engine.engine import GenerationRequest, GenerationResult
 from reviewers.prompt import ChatMessage, render_messages
 
@@ -87,6 +88,9 @@ class ReviewBatch(BaseModel):
     requests: list[ReviewRequest]
     max_new_tokens: int | None = Field(default=None, ge=1)
     constrained: bool = Field(default=True, description="Force the ReviewerOutput schema (the default).")
+    accept_truncated: bool = Field(
+        default=False, description="Accept an answer that ran out of max_new_tokens (closed early by the grammar)."
+    )
 
 
 class ReviewItem(BaseModel):
@@ -100,6 +104,7 @@ class ReviewItem(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    finish_reason: str | None = None
 
 
 class ReviewResponse(BaseModel):
@@ -223,16 +228,29 @@ def completion_body(model: str, result: GenerationResult) -> dict[str, Any]:
     }
 
 
-def review_item(request: ReviewRequest, model: str, result: GenerationResult) -> ReviewItem:
-    """Hold a generation to the contract: the parsed answer, or the contract error with the raw text."""
+def review_item(
+    request: ReviewRequest, model: str, result: GenerationResult, *, max_new_tokens: int, accept_truncated: bool
+) -> ReviewItem:
+    """Hold a generation to the contract: the parsed answer, or the error with the raw text.
+
+    As in `EngineBackend`, an answer that ran out of tokens is an error unless `accept_truncated`: the
+    grammar closes it into valid JSON, but its last finding may be cut mid-sentence.
+    """
     usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(result.token_ids),
-             "seconds": result.seconds}
+             "seconds": result.seconds, "finish_reason": result.finish_reason}
+    if result.finish_reason == "length" and not accept_truncated:
+        how = "closed early to stay valid JSON" if result.forced_close else "cut off"
+        return ReviewItem(
+            reviewer=request.reviewer, model=model, raw=result.text, **usage,
+            error=f"the answer ran out of max_new_tokens={max_new_tokens} and was {how}; raise max_new_tokens "
+            "or shorten the slice",
+        )
     try:
-        return ReviewItem(reviewer=request.reviewer, model=model, output=parse_review(result.text), **usage)
+        output = parse_review(drop_inverted_ranges(result.text))
+        return ReviewItem(reviewer=request.reviewer, model=model, output=output, **usage)
     except ContractError as exc:
-        cut = " (cut at max_new_tokens)" if result.finish_reason == "length" else ""
         return ReviewItem(reviewer=request.reviewer, model=model, raw=result.text,
-                          error=f"answer broke the contract{cut}: {exc}", **usage)
+                          error=f"answer broke the contract: {exc}", **usage)
 
 
 # --- admission and metrics ----------------------------------------------------------------------
@@ -531,7 +549,8 @@ def create_app(generator: Generator, settings: ServerSettings) -> FastAPI:
             except Exception as exc:  # noqa: BLE001 -- one failed generation is one failed item
                 items.append(ReviewItem(reviewer=request.reviewer, model=model, error=f"generation failed: {exc}"))
                 continue
-            items.append(review_item(request, model, result))
+            items.append(review_item(request, model, result, max_new_tokens=generations[0].max_new_tokens,
+                                     accept_truncated=body.accept_truncated))
         if timed_out == len(items):
             raise TimedOut(
                 f"no review finished within the server's request timeout of {settings.request_timeout_s:g} s "
@@ -569,3 +588,51 @@ async def _result(future: Future, timeout: float, *, what: str) -> GenerationRes
         ) from None
     except Exception as exc:
         raise ServingError(f"generation failed: {exc}") from exc
+
+
+# --- `calora reviewers serve` -------------------------------------------------------------------
+
+
+def served_name(source: str, gguf_file: str | None) -> str:
+    """The name the base model answers to by default: the GGUF file's stem, else the folder or hub id's last part."""
+    if gguf_file:
+        return gguf_file.removesuffix(".gguf")
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
+
+
+def run_server(
+    *,
+    host: str,
+    port: int,
+    base_model: str | None,
+    adapters_dir: Any,
+    device: str = "auto",
+    served_model_name: str | None = None,
+    max_batch: int = 32,
+    max_seq_len: int = 8192,
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """Load the base model and adapters into the engine, then serve until interrupted."""
+    import torch
+    import uvicorn
+
+    from reviewers.backends.transformers_backend import find_adapters
+    from reviewers.engine.engine import Engine
+    from reviewers.models import resolve_base_model
+
+    ref = resolve_base_model(base_model)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    adapters = find_adapters(adapters_dir)
+    log.info("loading %s on %s with adapters: %s", ref.describe(), device, ", ".join(adapters) or "(none)")
+    started = time.perf_counter()
+    engine = Engine.from_pretrained(ref.source, gguf_file=ref.gguf_file, adapters=adapters, device=device,
+                                    max_batch=max_batch, max_seq_len=max_seq_len)
+    log.info("engine ready in %.1f s", time.perf_counter() - started)
+    options = ServerSettings(base_model=served_model_name or served_name(ref.source, ref.gguf_file),
+                             **(settings or {}))
+    try:
+        uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+    finally:
+        engine.close()
+    return 0

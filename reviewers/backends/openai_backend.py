@@ -14,6 +14,10 @@ How the schema travels (`schema_mode`, see deploy/vllm.md):
 - `json_object`: `response_format={"type": "json_object"}`, for servers with a JSON mode but no schemas.
 - `none`: nothing; the evaluation uses it to measure raw contract validity.
 
+An answer with `finish_reason` "length" ran out of tokens: a failure unless `accept_truncated` (a
+constraining server closes it into valid JSON, but its last finding may be cut mid-sentence), as in
+`EngineBackend`.
+
 Retries (tenacity): network errors, timeouts and 5xx with exponential backoff; 429 after the server's
 `Retry-After` (capped). A 4xx other than 429 is final. Whatever fails becomes a `ReviewerFailure` for
 that request only.
@@ -189,6 +193,7 @@ class OpenAIBackend:
         strict_schema: bool = False,
         extra_body: Mapping[str, Mapping[str, Any]] | None = None,
         max_tokens: int = 384,
+        accept_truncated: bool = False,
         timeout_s: float = 120.0,
         connect_timeout_s: float = 5.0,
         max_attempts: int = 4,
@@ -211,6 +216,7 @@ class OpenAIBackend:
         self.strict_schema = strict_schema
         self.extra_body = {k: dict(v) for k, v in (extra_body or {}).items()}
         self.max_tokens = max_tokens
+        self.accept_truncated = accept_truncated
         self.max_attempts = max(1, max_attempts)
         self.max_retry_wait_s = max_retry_wait_s
         self.concurrency = max(1, concurrency)
@@ -327,11 +333,16 @@ class OpenAIBackend:
             text, finish = answer_text(payload)
         except ValueError as exc:
             return ReviewerFailure(reviewer=reviewer, message=f"{self.label}: {exc}", raw=json.dumps(payload)[:2000])
+        if finish == "length" and not self.accept_truncated:
+            return ReviewerFailure(
+                reviewer=reviewer, raw=text,
+                message=f"the answer ran out of max_tokens={self.max_tokens} (finish_reason=length); raise "
+                "CALORA_MAX_NEW_TOKENS or shorten the slice",
+            )
         try:
             return parse_review(text)
         except ContractError as exc:
-            cut = " (the answer was cut at max_tokens)" if finish == "length" else ""
-            return ReviewerFailure(reviewer=reviewer, message=f"answer broke the contract{cut}: {exc}", raw=text)
+            return ReviewerFailure(reviewer=reviewer, message=f"answer broke the contract: {exc}", raw=text)
 
     def _post_with_retries(self, body: dict[str, Any]) -> Any:
         retrying = Retrying(

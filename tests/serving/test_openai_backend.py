@@ -10,7 +10,7 @@ import pytest
 from reviewers.backends.base import ReviewerFailure
 from reviewers.backends.factory import BackendSettings, make_backend
 from reviewers.backends.openai_backend import OpenAIBackend, OpenAIBackendError, retry_after_seconds
-from reviewers.contract import ReviewerOutput, ReviewRequest, reviewer_output_schema
+from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review, reviewer_output_schema
 from reviewers.prompt import render_messages
 from tests.serving.conftest import BASE_NAME, serving
 from tests.serving.fake_openai import FakeOpenAI, Reply
@@ -33,7 +33,7 @@ class Sleeps(list):
 
 
 def test_reviews_through_our_server_come_back_valid_and_in_order(reviewer_server, slices):
-    backend = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=64)
+    backend = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=64, accept_truncated=True)
     results = backend.review(slices)
     assert len(results) == 3
     assert all(isinstance(r, ReviewerOutput) for r in results), results
@@ -42,12 +42,19 @@ def test_reviews_through_our_server_come_back_valid_and_in_order(reviewer_server
     assert backend.model_for("docker_ci") == BASE_NAME  # no adapter: the base model answers
 
 
+def test_an_answer_that_ran_out_of_tokens_is_a_failure_by_default(reviewer_server, slices):
+    [result] = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=64).review(slices[1:2])
+    assert isinstance(result, ReviewerFailure) and result.reviewer == "python"
+    assert result.message.startswith("the answer ran out of max_tokens=64 (finish_reason=length)")
+    assert isinstance(parse_review(result.raw), ReviewerOutput)  # closed into valid JSON, but not a whole answer
+
+
 def test_without_a_schema_the_random_model_breaks_the_contract_and_says_so(reviewer_server, slices):
-    backend = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=16, schema_mode="none")
+    backend = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=16, schema_mode="none", accept_truncated=True)
     [result] = backend.review(slices[:1])
     assert isinstance(result, ReviewerFailure)
     assert result.reviewer == "sql"
-    assert result.message.startswith("answer broke the contract (the answer was cut at max_tokens)")
+    assert result.message.startswith("answer broke the contract")
     assert result.raw
 
 
@@ -58,8 +65,9 @@ def test_make_backend_builds_it_from_calora_variables(monkeypatch, reviewer_serv
     monkeypatch.setenv("CALORA_MAX_NEW_TOKENS", "64")
     backend = make_backend(BackendSettings())
     assert isinstance(backend, OpenAIBackend)
-    assert backend.model_for("docker_ci") == "sql"
-    assert isinstance(backend.review(slices[2:])[0], ReviewerOutput)
+    assert backend.model_for("docker_ci") == "sql" and backend.max_tokens == 64
+    [result] = backend.review(slices[2:])  # the random model runs out of tokens: the server answered
+    assert "ran out of max_tokens=64" in result.message
 
 
 def test_a_missing_base_url_is_a_clear_error():
@@ -165,6 +173,15 @@ def test_garbage_content_becomes_a_reviewer_failure_with_the_raw_text(slices):
     assert isinstance(result, ReviewerFailure)
     assert result.message.startswith("answer broke the contract")
     assert result.raw == garbage
+
+
+def test_finish_reason_length_is_a_failure_unless_truncation_is_accepted(slices):
+    fake = FakeOpenAI([Reply(finish_reason="length")])
+    with serving(fake.app) as url:
+        [strict] = _backend(url).review(slices[:1])
+        [lenient] = _backend(url, accept_truncated=True).review(slices[:1])
+    assert isinstance(strict, ReviewerFailure) and "finish_reason=length" in strict.message
+    assert isinstance(lenient, ReviewerOutput)
 
 
 def test_a_schema_violation_names_the_field(slices):

@@ -105,7 +105,7 @@ def test_review_batch_returns_one_result_per_request_in_order(reviewer_server, r
         ReviewRequest(reviewer="python", diff=_diff(real_diffs, 3)),
         ReviewRequest(reviewer="docker_ci", diff=_diff(real_diffs, 4)),  # no adapter: the base model answers
     ]
-    body = {"requests": [r.model_dump() for r in requests], "max_new_tokens": 64}
+    body = {"requests": [r.model_dump() for r in requests], "max_new_tokens": 64, "accept_truncated": True}
     response = httpx.post(f"{reviewer_server}/v1/review", json=body, timeout=120)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
@@ -117,9 +117,18 @@ def test_review_batch_returns_one_result_per_request_in_order(reviewer_server, r
         assert 0 < r["completion_tokens"] <= 64
 
 
+def test_an_answer_that_ran_out_of_tokens_is_an_error_by_default(reviewer_server, real_diffs):
+    """A random model never ends its JSON; the grammar closes it at the budget, which is not a full answer."""
+    body = {"requests": [ReviewRequest(reviewer="sql", diff=_diff(real_diffs)).model_dump()], "max_new_tokens": 64}
+    [item] = httpx.post(f"{reviewer_server}/v1/review", json=body, timeout=60).json()["results"]
+    assert item["output"] is None and item["finish_reason"] == "length"
+    assert item["error"].startswith("the answer ran out of max_new_tokens=64 and was closed early to stay valid JSON")
+    parse_review(item["raw"])  # valid JSON all the same
+
+
 def test_unconstrained_review_of_a_random_model_reports_the_contract_error_per_item(reviewer_server, real_diffs):
     body = {"requests": [ReviewRequest(reviewer="python", diff=_diff(real_diffs)).model_dump()],
-            "max_new_tokens": 16, "constrained": False}
+            "max_new_tokens": 16, "constrained": False, "accept_truncated": True}
     [item] = httpx.post(f"{reviewer_server}/v1/review", json=body, timeout=60).json()["results"]
     assert item["output"] is None
     assert item["error"].startswith("answer broke the contract")

@@ -1,0 +1,73 @@
+"""`calora reviewers ...`: the parent command for the reviewer engine's sub-commands.
+
+The reviewer server adds `serve` here; `calora reviewers check-adapters` loads adapter folders the way
+the engine will and reports what it would serve, without loading a base model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add `reviewers` and return its sub-parsers, so other modules can add theirs."""
+    reviewers = subparsers.add_parser("reviewers", help="the multi-adapter reviewer engine")
+    commands = reviewers.add_subparsers(dest="reviewers_command", metavar="COMMAND", required=True)
+    check = commands.add_parser(
+        "check-adapters", help="read PEFT adapter folders as the engine would; print rank, scale and targets"
+    )
+    check.add_argument("folders", nargs="+", type=Path, help="folders written by PEFT save_pretrained")
+    check.set_defaults(handler=run_check_adapters)
+    add_serve(commands)
+    return commands
+
+
+def add_serve(commands: argparse._SubParsersAction) -> None:
+    """`calora reviewers serve` (reviewers/server.py): the reviewer server for the GPU box."""
+    serve = commands.add_parser(
+        "serve", help="serve the base model and its adapters over HTTP (/v1/review, OpenAI-compatible /v1/...)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 to listen on all")
+    serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (default: SmolLM2-135M)")
+    serve.add_argument("--adapters", type=Path, default=Path("adapters"),
+                       help="folder of per-reviewer PEFT adapters, served under the folder names")
+    serve.add_argument("--served-model-name", help="the base model's name in /v1/models (default: its file name)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    serve.add_argument("--max-batch", type=int, default=32, help="rows decoded together (KV-cache slots)")
+    serve.add_argument("--max-seq-len", type=int, default=8192, help="prompt + answer tokens per row")
+    serve.add_argument("--max-queue", type=int, default=64, help="generations in flight before 429")
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504")
+    serve.add_argument("--max-new-tokens", type=int, default=384, help="default answer length cap")
+    serve.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
+    serve.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from reviewers.server import run_server
+
+    return run_server(
+        host=args.host, port=args.port, base_model=args.base_model, adapters_dir=args.adapters,
+        device=args.device, served_model_name=args.served_model_name, max_batch=args.max_batch,
+        max_seq_len=args.max_seq_len,
+        settings={"max_queue": args.max_queue, "request_timeout_s": args.timeout,
+                  "max_new_tokens": args.max_new_tokens, "retry_after_s": args.retry_after},
+    )
+
+
+def run_check_adapters(args: argparse.Namespace) -> int:
+    from reviewers.engine.lora import AdapterError, load_peft_adapter
+
+    status = 0
+    for folder in args.folders:
+        try:
+            adapter = load_peft_adapter(folder, folder.name)
+        except AdapterError as exc:
+            print(f"{folder}: NOT SERVABLE: {exc}")
+            status = 1
+            continue
+        layers = sorted({layer for layer, _ in adapter.weights})
+        print(f"{folder}: rank {adapter.rank}, scale {adapter.scale:g}, targets "
+              f"{','.join(sorted(adapter.target_modules))} on {len(layers)} layers")
+    return status
