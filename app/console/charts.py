@@ -44,6 +44,25 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+MAX_DOTS = 40
+"""Series with more points are drawn as a line only (a loss curve has one point per logged step)."""
+
+
+def _legend(series: list[Series], left: int, right_edge: int) -> tuple[list[str], int]:
+    """Legend entries in rows under the title (wrapping at the right edge); returns them and the plot's top."""
+    parts: list[str] = []
+    x, row = left, 0
+    for index, s in enumerate(series):
+        needed = 22 + 7 * len(s.name)
+        if x > left and x + needed > right_edge:
+            x, row = left, row + 1
+        y = 27 + 14 * row
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="3" class="chart-key series-{index % 6}"/>')
+        parts.append(f'<text x="{x + 14}" y="{y + 5}" class="chart-legend">{escape(s.name)}</text>')
+        x += needed
+    return parts, 44 + 14 * row
+
+
 def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
                height: int = 240, y_range: tuple[float, float] | None = None) -> str:
     """An SVG line chart with axes, ticks, a legend and a title (for screen readers too)."""
@@ -51,7 +70,8 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
     if not points:
         return (f'<svg class="chart" viewBox="0 0 {width} 60" role="img" aria-label="{escape(title)}: no data">'
                 f'<text x="8" y="34" class="chart-empty">{escape(title)}: no data yet</text></svg>')
-    left, right, top, bottom = 52, 12, 44, 40
+    left, right, bottom = 52, 12, 40
+    legend, top = _legend(series, left, width - right)
     xs = [p.x for p in points]
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
@@ -95,7 +115,8 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
             continue
         path = " ".join(f"{'M' if i == 0 else 'L'}{sx(p.x):.1f},{sy(p.y):.1f}" for i, p in enumerate(ordered))
         parts.append(f'<path d="{path}" class="chart-line series-{index % 6}"/>')
-        for p in ordered:
+        dots = ordered if len(ordered) <= MAX_DOTS else []
+        for p in dots:
             tip = f"{s.name}: {_fmt(p.y)} at {x_label} {_fmt(p.x)}" + (f" ({p.label})" if p.label else "")
             parts.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="3" class="chart-dot series-{index % 6}">'
                          f"<title>{escape(tip)}</title></circle>")
@@ -103,10 +124,6 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
             x = sx(s.marker)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" class="chart-marker"/>')
             parts.append(f'<text x="{x + 3:.1f}" y="{top + 10}" class="chart-marker-label">promoted</text>')
-    legend_x = left
-    for index, s in enumerate(series):
-        parts.append(f'<rect x="{legend_x}" y="27" width="10" height="3" class="chart-key series-{index % 6}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="32" class="chart-legend">{escape(s.name)}</text>')
-        legend_x += 22 + 7 * len(s.name)
+    parts += legend
     parts.append("</svg>")
     return "".join(parts)

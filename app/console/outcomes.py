@@ -72,6 +72,7 @@ class CheckpointScores(BaseModel):
 
 
 class PromotionView(BaseModel):
+    id: int | None = None
     promoted: bool
     checkpoint: str | None
     step: int | None
@@ -79,6 +80,7 @@ class PromotionView(BaseModel):
     created_at: str
     training_run: str
     evidence: dict[str, Any]
+    table: GateTable | None = None
 
 
 class ReviewerOutcomes(BaseModel):
@@ -169,47 +171,75 @@ def training_runs(root: Path) -> list[TrainingRunView]:
 
 # --- eval's score history ---------------------------------------------------------------------------------------
 
-class Gates(BaseModel):
-    """Thresholds per metric, per reviewer: ('min', 0.9) means the value must be at least 0.9."""
+def gate_cell(metric: str, value: float | None, threshold: Any | None) -> GateCell:
+    """Pass/fail of one value against one of eval's thresholds (`eval.gates.check`: an unmeasured metric
+    fails a required gate)."""
+    from eval.gates import check
 
-    default: dict[str, tuple[str, float]] = Field(default_factory=dict)
-    per_reviewer: dict[str, dict[str, tuple[str, float]]] = Field(default_factory=dict)
-    source: str = ""
-
-    def rule(self, reviewer: str, metric: str) -> tuple[str, float] | None:
-        return self.per_reviewer.get(reviewer, {}).get(metric) or self.default.get(metric)
-
-
-def gate_cell(metric: str, value: float | None, rule: tuple[str, float] | None) -> GateCell:
-    """Pass/fail of one value against one threshold (pure)."""
-    if rule is None:
+    if threshold is None:
         return GateCell(metric=metric, value=value, state="no gate")
-    kind, limit = rule
-    text = f"≥ {limit:g}" if kind == "min" else f"≤ {limit:g}"
-    if value is None:
-        return GateCell(metric=metric, value=None, state="no value", threshold=text)
-    ok = value >= limit if kind == "min" else value <= limit
-    return GateCell(metric=metric, value=value, state="pass" if ok else "fail", threshold=text)
+    passed = check(value, threshold)
+    state: GateState = "pass" if passed else "fail"
+    if value is None and passed:
+        state = "no value"
+    return GateCell(metric=metric, value=value, state=state, threshold=threshold.describe())
 
 
-def load_gates(path: Path) -> Gates:
-    """The gates file through eval's own loader (`eval.gates`), mapped to min/max rules; empty when absent."""
+class ConsoleGates(BaseModel):
+    """eval's gates as loaded for the console, or why there are none (the page says so)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    gates: Any | None = None
+    source: str
+
+    def thresholds_for(self, reviewer: str) -> dict[str, Any]:
+        return self.gates.thresholds_for(reviewer) if self.gates is not None else {}
+
+
+def load_gates(path: Path | None) -> ConsoleGates:
+    """The gates file through eval's own loader (default: eval's packaged `eval/gates.yml`)."""
+    from eval.gates import DEFAULT_GATES, GatesError
+    from eval.gates import load_gates as eval_load_gates
+
+    path = path or DEFAULT_GATES
     if not path.is_file():
-        return Gates(source=f"{path} (missing: no gate colours)")
+        return ConsoleGates(source=f"{path} (missing: no gate colours)")
     try:
-        from eval import gates as eval_gates  # type: ignore[attr-defined]
-    except ImportError:
-        return Gates(source=f"{path} (eval.gates is not installed: no gate colours)")
-    try:
-        return gates_from_eval(eval_gates, path)
-    except Exception as exc:  # noqa: BLE001 - a gates file the console cannot read must not break the page
-        log.warning("cannot read gates %s: %s", path, exc)
-        return Gates(source=f"{path} (unreadable: {exc})")
+        return ConsoleGates(gates=eval_load_gates(path), source=str(path))
+    except GatesError as exc:
+        log.warning("cannot use gates %s: %s", path, exc)
+        return ConsoleGates(source=f"{path} (not used: {exc})")
 
 
-def gates_from_eval(eval_gates: Any, path: Path) -> Gates:
-    """Adapter from eval's gates model to min/max rules (filled in below once eval.gates lands)."""
-    raise NotImplementedError("eval.gates adapter")
+class GateTable(BaseModel):
+    """A promotion's evidence as a table: each candidate checkpoint × each gate, and the choice."""
+
+    metrics: list[str]
+    rows: list[tuple[str, bool, bool, list[GateCell]]] = Field(
+        description="(checkpoint, chosen, passed every gate, one cell per metric)")
+    rank_by: list[str]
+    gates_file: str = ""
+
+
+def gate_table(evidence: dict[str, Any]) -> GateTable | None:
+    """Read `calora promote`'s evidence (its `decision`); None when it is not in that shape."""
+    from eval.gates import Decision
+
+    try:
+        decision = Decision.model_validate(evidence.get("decision"))
+    except Exception:  # noqa: BLE001 - older or hand-written evidence is shown as JSON instead
+        return None
+    metrics = sorted({c.metric for r in decision.results for c in r.checks})
+    chosen = decision.chosen.checkpoint if decision.chosen else None
+    rows = []
+    for result in decision.results:
+        by_metric = {c.metric: c for c in result.checks}
+        cells = [gate_cell(m, by_metric[m].value, by_metric[m].threshold) if m in by_metric
+                 else GateCell(metric=m, value=None, state="no gate") for m in metrics]
+        rows.append((result.candidate.checkpoint, result.candidate.checkpoint == chosen, result.passed, cells))
+    return GateTable(metrics=metrics, rows=rows, rank_by=decision.rank_by,
+                     gates_file=str(evidence.get("gates_file", "")))
 
 
 class ScoreReader:
@@ -225,7 +255,7 @@ class ScoreReader:
 
         return ScoreHistory(self.path)
 
-    def metric_rows(self, gates: Gates) -> list[MetricRow]:
+    def metric_rows(self, gates: ConsoleGates) -> list[MetricRow]:
         """Each reviewer's newest eval run, metric by metric, coloured by its gates."""
         from eval.metrics import metric_values
 
@@ -244,11 +274,12 @@ class ScoreReader:
         for reviewer in sorted(newest):
             entry = newest[reviewer]
             values = metric_values(entry["by_decoding"])
+            thresholds = gates.thresholds_for(reviewer)
             main = entry["by_decoding"].get("raw") or entry["by_decoding"]["constrained"]
             out.append(MetricRow(
                 reviewer=reviewer, run_label=entry["run"].label, run_id=entry["run_id"],
                 checkpoint=entry["run"].checkpoint, cases=main.cases, passed=main.passed,
-                cells=[gate_cell(m, values.get(m), gates.rule(reviewer, m)) for m in GRID_METRICS],
+                cells=[gate_cell(m, values.get(m), thresholds.get(m)) for m in GRID_METRICS],
             ))
         return out
 
@@ -261,7 +292,7 @@ class ScoreReader:
         promotions: list[PromotionView] = []
         if history is not None:
             promotions = [
-                PromotionView(promoted=p.promoted, checkpoint=p.checkpoint, step=p.step, installed_to=p.installed_to,
+                PromotionView(id=p.id, table=gate_table(p.evidence), promoted=p.promoted, checkpoint=p.checkpoint, step=p.step, installed_to=p.installed_to,
                               created_at=p.created_at.strftime("%Y-%m-%d %H:%M UTC"), training_run=p.training_run,
                               evidence=p.evidence)
                 for p in history.promotions(reviewer=reviewer)
@@ -283,3 +314,7 @@ class ScoreReader:
         decided = [p for p in promotions if p.promoted]
         return ReviewerOutcomes(reviewer=reviewer, runs=runs, checkpoints=checkpoints, score_svgs=svgs,
                                 promotion=decided[-1] if decided else None, promotions=promotions)
+
+
+PromotionView.model_rebuild()
+ReviewerOutcomes.model_rebuild()

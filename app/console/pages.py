@@ -6,6 +6,7 @@ the login form. Static files (CSS, JS) ship inside the package; no build step, n
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def percent(value: float | None) -> str:
 def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ago=ago, duration=duration, utc=utc, percent=percent, short=lambda sha: (sha or "")[:7])
+    env.filters.update(ago=ago, duration=duration, utc=utc, percent=percent, short=lambda sha: (sha or "")[:7],
+                       basename=lambda path: Path(str(path)).name,
+                       pretty_json=lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str))
     return env
 
 

@@ -90,7 +90,13 @@ def _adapter_of(adapters_dir: Path, reviewer: str) -> tuple[str | None, str | No
     targets = data.get("target_modules")
     if isinstance(targets, list):
         targets = ", ".join(sorted(map(str, targets)))
-    return str(folder), f"LoRA r={data.get('r')} alpha={data.get('lora_alpha')} on {targets}"
+    detail = f"LoRA r={data.get('r')} alpha={data.get('lora_alpha')} on {targets}"
+    try:
+        provenance = json.loads((folder / "promotion.json").read_text(encoding="utf-8"))
+        detail += f"; promoted {provenance.get('checkpoint')} of {provenance.get('training_run')}"
+    except (OSError, ValueError, AttributeError):
+        pass
+    return str(folder), detail
 
 
 def role_map(settings: Settings, console: ConsoleSettings, backend: BackendSettings | None = None) -> list[Role]:

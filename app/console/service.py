@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from pydantic import BaseModel
 
 from app.console.outcomes import (
-    Gates,
+    ConsoleGates,
     MetricRow,
     ReviewerOutcomes,
     ScoreReader,
@@ -97,7 +95,7 @@ class Console:
     def list_items(self, wanted: ReviewFilter) -> list[ReviewItem]:
         return [self.item(s) for s in self.reviews.list_reviews(wanted)]
 
-    def gates(self) -> Gates:
+    def gates(self) -> ConsoleGates:
         return load_gates(self.console.console_gates)
 
     def grid(self) -> ReviewerGrid:
@@ -119,7 +117,7 @@ class Console:
                                 pr_key=f"{s.full_name}#{s.pull_number}", head_sha=s.head_sha, decision=s.decision)
                      for s in recent],
             rows=rows, metrics=self.scores.metric_rows(gates), metric_names=list(GRID_METRICS),
-            gates_source=gates.source or str(self.console.console_gates),
+            gates_source=gates.source,
         )
 
     def training(self) -> list[ReviewerOutcomes]:
@@ -135,9 +133,3 @@ class Console:
 
     def roles(self) -> list[Role]:
         return role_map(self.settings, self.console)
-
-    def about(self) -> dict[str, Any]:
-        return {
-            "runs_dir": str(self.console.console_runs_dir), "eval_history": str(self.console.eval_history),
-            "gates": str(self.console.console_gates), "poll_seconds": self.console.console_poll_seconds,
-        }

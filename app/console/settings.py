@@ -6,7 +6,8 @@
 - `console_runs_dir` (CALORA_CONSOLE_RUNS_DIR): where training run folders live (default `runs`); every
   folder below it (three levels deep at most) with a `config.json` and a `metrics.jsonl` is a run.
 - `eval_history` (CALORA_EVAL_HISTORY): eval's score history SQLite (default `eval/history.sqlite`).
-- `console_gates` (CALORA_CONSOLE_GATES): the gates YAML to colour metrics by (default `eval/gates.yml`).
+- `console_gates` (CALORA_CONSOLE_GATES): the gates YAML to colour metrics by (default: eval's own
+  `eval/gates.yml`, the file `calora promote` uses).
 - `console_poll_seconds` (CALORA_CONSOLE_POLL_SECONDS): how often pages with running reviews refresh.
 - `patch_author_model` / `patch_author_base_url` (CALORA_PATCH_AUTHOR_MODEL, CALORA_PATCH_AUTHOR_BASE_URL):
   the model that writes patches from the reviews (the coding agent's), shown on the role map only; the
@@ -29,7 +30,7 @@ class ConsoleSettings(BaseSettings):
     console_token: SecretStr | None = None
     console_runs_dir: Path = Path("runs")
     eval_history: Path = Path("eval/history.sqlite")
-    console_gates: Path = Path("eval/gates.yml")
+    console_gates: Path | None = None
     console_poll_seconds: float = Field(default=3.0, gt=0.2, le=300)
     patch_author_model: str | None = None
     patch_author_base_url: str | None = None

@@ -35,15 +35,15 @@ class SeededConsole:
     reviews: dict[str, seed_module.SeededReview]
     runs_root: Path
     history: Path
-    gates: Path
+    adapters: Path
 
     def settings(self) -> Settings:
         return Settings(webhook_secret="test-secret", database_url=self.database_url, reviewer_backend="engine",
-                        github_api_url="https://api.github.com")
+                        github_api_url="https://api.github.com", reviewer_adapters_dir=self.adapters)
 
     def console_settings(self, token: str | None = None, **overrides: object) -> ConsoleSettings:
         values: dict[str, object] = {"console_token": token, "console_runs_dir": self.runs_root,
-                                     "eval_history": self.history, "console_gates": self.gates,
+                                     "eval_history": self.history,
                                      "console_poll_seconds": 0.5}
         values.update(overrides)
         return ConsoleSettings(**values)  # type: ignore[arg-type]
@@ -61,9 +61,9 @@ def build_seeded(folder: Path) -> SeededConsole:
     reviews = seed_module.seed(url)
     runs_root = folder / "runs"
     history = folder / "history.sqlite"
-    seed_module.seed_training(runs_root, history)
-    return SeededConsole(database_url=url, reviews=reviews, runs_root=runs_root, history=history,
-                         gates=folder / "gates.yml")
+    adapters = folder / "adapters"
+    seed_module.seed_training(runs_root, history, adapters)
+    return SeededConsole(database_url=url, reviews=reviews, runs_root=runs_root, history=history, adapters=adapters)
 
 
 @pytest.fixture(scope="module")

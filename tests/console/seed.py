@@ -239,13 +239,15 @@ def _metrics(reviewer: str, decoding: str, cases: int, passed: int, validity: fl
     )
 
 
-def seed_training(runs_root: Path, history_path: Path) -> dict[str, Path]:
-    """Two training runs (python, sql) with loss rows and checkpoints, their eval scores per checkpoint in
-    eval's score history, a promotion of python step-40 and a refused promotion of sql (a fixture)."""
+def seed_training(runs_root: Path, history_path: Path, adapters_dir: Path) -> dict[str, Path]:
+    """Two training runs (python, sql): loss rows, checkpoints, their eval scores per checkpoint in eval's
+    score history, then eval's real `promote_run` with eval's gates: python step-40 is promoted (installed in
+    `adapters_dir`), sql is refused (block recall under its 0.9 gate). Numbers are a fixture, not measured."""
     import json
     import math
 
-    from eval.history import PromotionRecord, ScoreHistory
+    from eval.history import ScoreHistory
+    from eval.promote import promote_run
     from eval.results import EvalRunResult, RunInfo
 
     history = ScoreHistory(history_path)
@@ -257,8 +259,7 @@ def seed_training(runs_root: Path, history_path: Path) -> dict[str, Path]:
     for reviewer, checkpoints in plan.items():
         run_dir = runs_root / f"{reviewer}-seed-fixture"
         total = checkpoints[-1][0]
-        (run_dir / "adapter").mkdir(parents=True, exist_ok=True)
-        (run_dir / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 16, "lora_alpha": 32}))
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps({
             "reviewer": reviewer, "base_model": "../shared/models/smollm2-135m-instruct",
             "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "resolved": {"total_steps": total},
@@ -268,22 +269,16 @@ def seed_training(runs_root: Path, history_path: Path) -> dict[str, Path]:
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         for step, validity, accuracy, block_recall, finding_recall, passed in checkpoints:
             folder = run_dir / "checkpoints" / f"step-{step}"
-            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "adapter").mkdir(parents=True, exist_ok=True)
             (folder / "state.json").write_text(json.dumps({"step": step}))
+            (folder / "adapter" / "adapter_config.json").write_text(json.dumps(
+                {"r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"]}))
+            (folder / "adapter" / "README.md").write_text("seed fixture of the console tests: no weights\n")
             info = RunInfo(label=f"step-{step}", base_model="SmolLM2-135M-Instruct", adapter=str(folder / "adapter"),
                            backend="transformers", cases_path="build/data", training_run=str(run_dir),
                            checkpoint=f"step-{step}", step=step)
             history.record(EvalRunResult(info=info, results=[], scores=[], reviewers={
                 reviewer: _metrics(reviewer, "raw", 24, passed, validity, accuracy, block_recall, finding_recall)}))
         made[reviewer] = run_dir
-    history.record_promotion(PromotionRecord(
-        training_run=str(made["python"]), reviewer="python", promoted=True, checkpoint="step-40", step=40,
-        installed_to="adapters/python",
-        evidence={"gates": {"raw_validity": ">= 0.95", "block_recall": ">= 0.9", "verdict_accuracy": ">= 0.8"},
-                  "step-40": {"raw_validity": 1.0, "block_recall": 1.0, "verdict_accuracy": 0.9, "passed": "22/24"},
-                  "step-60": {"raw_validity": 1.0, "block_recall": 0.95, "verdict_accuracy": 0.88, "passed": "21/24"},
-                  "why": "best checkpoint passing every gate"}))
-    history.record_promotion(PromotionRecord(
-        training_run=str(made["sql"]), reviewer="sql", promoted=False,
-        evidence={"failing": {"step-40": ["block_recall 0.67 < 0.9", "verdict_accuracy 0.75 < 0.8"]}}))
+        promote_run(run_dir, history_path=history_path, adapters_dir=adapters_dir)
     return made
