@@ -62,7 +62,7 @@ class Deployment:
     def start_serve(self, *extra: str) -> subprocess.Popen:
         return self.start("serve", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra)
 
-    def wait_healthy(self, timeout: float = 60) -> None:
+    def wait_healthy(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes["serve"].poll() is not None:
@@ -155,7 +155,9 @@ class Sender(threading.Thread):
 
     def send(self, client: httpx.Client, delivery: Delivery, redelivery: bool) -> None:
         headers = signed_headers(delivery.body, "pull_request", delivery.delivery_id, TEST_SECRET)
-        for tries in range(1, 600):
+        give_up, tries = time.monotonic() + 240, 0
+        while time.monotonic() < give_up:
+            tries += 1
             try:
                 response = client.post(f"{self.url}/webhooks/github", content=delivery.body, headers=headers)
             except httpx.TransportError:
@@ -203,11 +205,12 @@ class CrashReport:
 
 
 def run_crash_scenario(tmp: Path, database_url: str, workers: int, count: int = 200,
-                       kill_after: tuple[int, ...] = (40, 120), timeout: float = 240) -> CrashReport:
+                       kill_after: tuple[int, ...] = (40, 120), timeout: float = 400) -> CrashReport:
     """Deliver `count` pull requests while killing a worker mid-review at each `kill_after` reviews.
 
     workers == 0: `calora serve` with its in-process worker is the process killed (and restarted);
-    workers >= 1: `calora serve --no-worker` plus that many `calora worker`, and worker-1 is killed.
+    workers >= 1: `calora serve --no-worker` plus that many `calora worker`; a worker with a review in
+    flight is killed (and restarted).
     """
     ledger = Ledger(tmp / "ledger.sqlite")
     deployment = Deployment(tmp, database_url, free_port(), deployment_env(tmp, database_url, ledger.path))
@@ -217,27 +220,32 @@ def run_crash_scenario(tmp: Path, database_url: str, workers: int, count: int = 
     try:
         if workers == 0:
             deployment.start_serve()
-            victim, restart = "serve", deployment.start_serve
+            victims = ["serve"]
         else:
             deployment.start_serve("--no-worker")
-            for index in range(1, workers + 1):
-                deployment.start(f"worker-{index}", "worker")
-            victim, restart = "worker-1", lambda: deployment.start("worker-1", "worker")
+            victims = [f"worker-{index}" for index in range(1, workers + 1)]
+            for name in victims:
+                deployment.start(name, "worker")
         deployment.wait_healthy()
         began = time.monotonic()
         sender = Sender(deployment.url, deliveries)
         sender.start()
         deadline = time.monotonic() + timeout
         for threshold in kill_after:
-            pid = deployment.processes[victim].pid
-            while not (ledger.review_count() >= threshold and ledger.unfinished_runs(pid)):
+            victim = None
+            while victim is None:
                 assert time.monotonic() < deadline, f"no review in flight to kill:\n{deployment.logs()}"
+                if ledger.review_count() >= threshold:
+                    victim = next((name for name in victims
+                                   if ledger.unfinished_runs(deployment.processes[name].pid)), None)
                 time.sleep(0.005)
-            deployment.kill(victim)
+            pid = deployment.kill(victim)
             interrupted += ledger.unfinished_runs(pid)
-            restart()
             if victim == "serve":
+                deployment.start_serve()
                 deployment.wait_healthy()
+            else:
+                deployment.start(victim, "worker")
         sender.join(timeout=max(1.0, deadline - time.monotonic()))
         assert not sender.is_alive() and sender.error is None, f"sender: {sender.error}\n{deployment.logs()}"
         while store.queue_depth()["done"] < count:

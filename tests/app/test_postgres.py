@@ -74,7 +74,7 @@ def test_claims_use_skip_locked_on_postgresql(store: Store) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_two_workers_one_killed_mid_review_lose_nothing_and_review_each_once(tmp_path: Path) -> None:
     with scratch_schema() as url:
         report = run_crash_scenario(tmp_path, url, workers=2)
