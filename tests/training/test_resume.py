@@ -102,3 +102,28 @@ def test_run_folder_holds_resolved_config_metrics_and_plot(uninterrupted: Path) 
     assert (uninterrupted / "loss.png").stat().st_size > 1000
     kept = sorted(p.name for p in (uninterrupted / "checkpoints").iterdir())
     assert len(kept) == 2 and all((uninterrupted / "checkpoints" / k / "optimizer.pt").is_file() for k in kept)
+
+
+def test_final_adapter_serves_in_the_engine_like_in_peft(uninterrupted: Path, tiny_base: Path) -> None:
+    engine_module = pytest.importorskip("reviewers.engine.engine")
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    prompt = [5, 17, 42, 99, 7, 3]
+    engine = engine_module.Engine.from_model(base, tokenizer, max_batch=2, max_seq_len=64)
+    try:
+        engine.add_adapter("python", uninterrupted / "adapter")
+        request = engine_module.GenerationRequest(prompt=prompt, adapter="python", max_new_tokens=8,
+                                                  constrained=False, ignore_eos=True)
+        served = engine.generate([request])[0].token_ids
+    finally:
+        engine.close()
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), uninterrupted / "adapter")
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        for _ in range(8):
+            ids = torch.cat([ids, tuned(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert list(served) == ids[0, len(prompt):].tolist()
