@@ -218,7 +218,7 @@ class Worker:
         run_task = asyncio.create_task(asyncio.wait_for(self.hooks.run(spec), cfg.job_timeout_seconds))
         heartbeat = asyncio.create_task(self._keep_lease(job, run_task, lost_lease))
         try:
-            await run_task
+            result = await run_task
         except asyncio.CancelledError:
             if lost_lease.is_set():
                 log.warning("job %d: lease lost to another worker; this run was cancelled", job.id)
@@ -241,7 +241,7 @@ class Worker:
         if not held:
             log.warning("job %d finished but its lease had been taken; the other run's result stands", job.id)
             return "lost_lease"
-        log.info("job %d done", job.id)
+        log.info("job %d done: %s", job.id, _summarise(result))
         return "done"
 
     async def _give_up(self, job: ClaimedJob, reason: str) -> AttemptOutcome:
@@ -267,6 +267,15 @@ class Worker:
                 lost.set()
                 run_task.cancel()
                 return
+
+
+def _summarise(result: Any) -> str:
+    """A short line for the log from whatever the runner returned (ReviewOutcome has `status`)."""
+    status = getattr(result, "status", None)
+    reason = getattr(result, "reason", None)
+    if status is not None:
+        return f"{status}{f' ({reason})' if reason else ''}"
+    return repr(result)[:200]
 
 
 def _describe(exc: BaseException, timeout: float | None) -> str:
