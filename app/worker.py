@@ -227,7 +227,7 @@ class Worker:
             await asyncio.to_thread(self.store.release, job.id, self.owner)
             log.info("job %d released untried by a stopping worker", job.id)
             raise
-        except Exception as exc:  # the runner's failure is this attempt's failure, whatever it is
+        except Exception as exc:  # noqa: BLE001 - the runner's failure is this attempt's failure, whatever it is
             error = _describe(exc, cfg.job_timeout_seconds)
             if job.attempts >= cfg.max_attempts:
                 return await self._give_up(job, f"failed {job.attempts} times; last error: {error}")
