@@ -107,7 +107,8 @@ class Engine:
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._closed = False
-        self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0}
+        self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0, "prefill_s": 0.0}
+        self.profile = False  # when True, time prefills exactly (synchronising the device)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -319,11 +320,17 @@ class Engine:
         lengths = torch.tensor([len(row.pending.prompt) for row in rows])
         slots = torch.tensor([row.slot for row in rows])
         adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
+        if self.profile and device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
         logits = prefill(
             self.decoder, self.cache, tokens.to(device), lengths.to(device), slots.to(device),
             self._lora(bank, adapter_slots),
         )
+        if self.profile and device.type == "cuda":
+            torch.cuda.synchronize()
         self.stats["prefills"] += 1
+        self.stats["prefill_s"] += time.perf_counter() - started
         self._choose(rows, logits, list(range(len(rows))))
 
     def _decode(self, rows: list[Row], bank: LoraBank) -> None:

@@ -114,6 +114,28 @@ class LoraStack:
     b_all: torch.Tensor  # [(n + 1) * r_max, out]  b stacked, for the grouped apply
 
 
+# Modules that read the same input and whose base weights the decoder fuses into one matrix.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "qkv": ("q_proj", "k_proj", "v_proj"),
+    "o": ("o_proj",),
+    "gate_up": ("gate_proj", "up_proj"),
+    "down": ("down_proj",),
+}
+
+
+@dataclass
+class GroupStack:
+    """The stacks of a fused module group, so one group costs one shrink and one expand matmul.
+
+    a: [in, M * C]  the M modules' `a_all` side by side (C = (n + 1) * r_max)
+    b: [M * C, out] block-diagonal: module m's `b_all` maps its C columns to its own output slice
+    """
+
+    a: torch.Tensor
+    b: torch.Tensor
+    modules: int
+
+
 @dataclass
 class LoraBank:
     """The stacks for all (layer, module) pairs some adapter targets, and the slot of each adapter."""
@@ -121,14 +143,12 @@ class LoraBank:
     slots: dict[str, int]
     rank: int  # r_max, the padded rank
     stacks: dict[tuple[int, str], LoraStack]
+    groups: dict[tuple[int, str], GroupStack]
+    column_slot: torch.Tensor  # [(n + 1) * r_max]: which slot each column of `a_all` belongs to
 
     @property
     def zero_slot(self) -> int:
         return len(self.slots)
-
-    def column_slots(self, device: torch.device) -> torch.Tensor:
-        """[(n + 1) * r_max]: which slot each column of `a_all` belongs to."""
-        return torch.arange(len(self.slots) + 1, device=device).repeat_interleave(self.rank)
 
 
 def build_bank(
@@ -171,7 +191,35 @@ def build_bank(
             a_all=a.permute(1, 0, 2).reshape(fan_in, (n + 1) * rank).contiguous(),
             b_all=b.reshape((n + 1) * rank, fan_out).contiguous(),
         )
-    return LoraBank(slots={adapter.name: i for i, adapter in enumerate(adapters)}, rank=rank, stacks=stacks)
+    return LoraBank(
+        slots={adapter.name: i for i, adapter in enumerate(adapters)},
+        rank=rank,
+        stacks=stacks,
+        groups=_group_stacks(stacks, shapes, n_layers, (n + 1) * rank, dtype, device),
+        column_slot=torch.arange(n + 1, device=device).repeat_interleave(rank),
+    )
+
+
+def _group_stacks(stacks, shapes, n_layers, columns, dtype, device) -> dict[tuple[int, str], GroupStack]:
+    """Per layer and module group, one A and one block-diagonal B (zeros where no adapter targets)."""
+    groups = {}
+    for layer in range(n_layers):
+        for group, modules in GROUPS.items():
+            if not any((layer, m) in stacks for m in modules):
+                continue
+            fan_in = shapes[modules[0]][0]
+            outs = [shapes[m][1] for m in modules]
+            a = torch.zeros(fan_in, len(modules) * columns, dtype=dtype, device=device)
+            b = torch.zeros(len(modules) * columns, sum(outs), dtype=dtype, device=device)
+            start = 0
+            for m, (module, out) in enumerate(zip(modules, outs)):
+                stack = stacks.get((layer, module))
+                if stack is not None:
+                    a[:, m * columns:(m + 1) * columns] = stack.a_all
+                    b[m * columns:(m + 1) * columns, start:start + out] = stack.b_all
+                start += out
+            groups[(layer, group)] = GroupStack(a=a, b=b, modules=len(modules))
+    return groups
 
 
 @dataclass
@@ -185,7 +233,7 @@ class LoraRows:
 
 def rows_for(bank: LoraBank, slot: torch.Tensor, dtype: torch.dtype, grouped: bool = True) -> LoraRows:
     """The per-row selectors for slots `slot` [B] (pure tensor ops: safe inside a CUDA graph)."""
-    keep = (bank.column_slots(slot.device)[None, :] == slot[:, None]).to(dtype)
+    keep = (bank.column_slot[None, :] == slot[:, None]).to(dtype)
     return LoraRows(slot=slot, keep=keep, grouped=grouped)
 
 

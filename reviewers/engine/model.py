@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from reviewers.engine.kv_cache import KVCache
-from reviewers.engine.lora import TARGET_MODULES, LoraBank, LoraRows, lora_delta
+from reviewers.engine.lora import GROUPS, LoraBank, LoraRows, lora_delta
 
 
 class UnsupportedModelError(ValueError):
@@ -38,8 +38,7 @@ class LayerWeights:
     mlp_norm: torch.Tensor  # [hidden]
     post_attn_norm: torch.Tensor | None  # Gemma only
     post_mlp_norm: torch.Tensor | None  # Gemma only
-    q_norm: torch.Tensor | None  # [D] Gemma only
-    k_norm: torch.Tensor | None  # [D] Gemma only
+    qk_norm: torch.Tensor | None  # [H + KV, D] Gemma only: q_norm for the H query heads, k_norm for the KV heads
     window: int | None  # sliding window (keys with q - k < window are visible), None = full
     rope: int  # index into Decoder.rope_cos / rope_sin
 
@@ -64,8 +63,18 @@ class Decoder:
     lm_head: torch.Tensor  # [vocab, hidden] (may be the same tensor as embed)
     final_norm: torch.Tensor  # [hidden]
     rope_cos: torch.Tensor  # [n_rope, max_seq_len, D]
-    rope_sin: torch.Tensor  # [n_rope, max_seq_len, D]
+    rope_sin: torch.Tensor  # [n_rope, max_seq_len, D] with the first half negated (see `rotate`)
     layers: list[LayerWeights] = field(default_factory=list)
+
+    @property
+    def qkv_sizes(self) -> tuple[int, int, int]:
+        kv = self.n_kv_heads * self.head_dim
+        return (self.n_heads * self.head_dim, kv, kv)
+
+    @property
+    def embed_scale_tensor(self) -> torch.Tensor:
+        # transformers multiplies by the scale rounded to the weight dtype; so do we
+        return torch.tensor(self.embed_scale, dtype=self.dtype)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -118,6 +127,13 @@ def decoder_from_hf(
     def put(t: torch.Tensor) -> torch.Tensor:
         return t.detach().to(device=device, dtype=dtype).contiguous()
 
+    # Norm weights stay float32 on CPU (bit-faithful to transformers); on GPU they match the activations
+    # so that the fused rms_norm kernel takes them as they are.
+    norm_dtype = dtype if torch.device(device).type == "cuda" else torch.float32
+
+    def norm(module: torch.nn.Module, offset: bool) -> torch.Tensor:
+        return _norm_weight(module, offset).to(device=device, dtype=norm_dtype)
+
     # RoPE tables per distinct frequency set, computed in float32 like transformers, then cast.
     rotary = inner.rotary_emb
     positions = torch.arange(max_seq_len, dtype=torch.float32)
@@ -130,7 +146,8 @@ def decoder_from_hf(
         freqs = positions[:, None] * inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         cos.append(emb.cos() * scaling)
-        sin.append(emb.sin() * scaling)
+        half = emb.shape[-1] // 2
+        sin.append(torch.cat((-emb[:, :half].sin(), emb[:, half:].sin()), dim=-1) * scaling)
 
     first_attn = inner.layers[0].self_attn
     dec = Decoder(
@@ -148,7 +165,7 @@ def decoder_from_hf(
         activation="gelu_tanh" if gemma else "silu",
         embed=put(inner.embed_tokens.weight),
         lm_head=put(model.lm_head.weight),
-        final_norm=_norm_weight(inner.norm, gemma).to(device),
+        final_norm=norm(inner.norm, gemma),
         rope_cos=torch.stack(cos).to(device=device, dtype=dtype),
         rope_sin=torch.stack(sin).to(device=device, dtype=dtype),
     )
@@ -168,14 +185,14 @@ def decoder_from_hf(
                 o=put(attn.o_proj.weight),
                 gate_up=put(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
                 down=put(mlp.down_proj.weight),
-                attn_norm=_norm_weight(layer.input_layernorm, gemma).to(device),
-                mlp_norm=_norm_weight(
-                    layer.pre_feedforward_layernorm if gemma else layer.post_attention_layernorm, gemma
-                ).to(device),
-                post_attn_norm=_norm_weight(layer.post_attention_layernorm, True).to(device) if gemma else None,
-                post_mlp_norm=_norm_weight(layer.post_feedforward_layernorm, True).to(device) if gemma else None,
-                q_norm=_norm_weight(attn.q_norm, True).to(device) if gemma else None,
-                k_norm=_norm_weight(attn.k_norm, True).to(device) if gemma else None,
+                attn_norm=norm(layer.input_layernorm, gemma),
+                mlp_norm=norm(layer.pre_feedforward_layernorm if gemma else layer.post_attention_layernorm, gemma),
+                post_attn_norm=norm(layer.post_attention_layernorm, True) if gemma else None,
+                post_mlp_norm=norm(layer.post_feedforward_layernorm, True) if gemma else None,
+                qk_norm=torch.cat([
+                    norm(attn.q_norm, True)[None].expand(config.num_attention_heads, -1),
+                    norm(attn.k_norm, True)[None].expand(config.num_key_value_heads, -1),
+                ]).contiguous() if gemma else None,
                 window=window,
                 rope=kinds.index(kind),
             )
@@ -191,66 +208,74 @@ class LoraBatch:
     rows: LoraRows
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm in float32, multiplied by a float32 weight, cast back (Gemma's order; Llama within 1 ulp)."""
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """RMSNorm over the last dim. GPU: one fused kernel in the activation dtype. CPU: float32 math,
+    multiplied by the float32 weight, cast back (Gemma's order; Llama's within one rounding)."""
+    if x.is_cuda:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
     x32 = x.float()
-    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight).to(x.dtype)
+    out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return (out if weight is None else out * weight).to(x.dtype)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE: x [B, heads, T, D]; cos/sin [B, 1, T, D]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+    """RoPE with `sin` pre-signed: rotate_half(x) * sin == roll(x, D/2) * sin_signed. Three kernels."""
+    return torch.addcmul(x * cos, torch.roll(x, x.shape[-1] // 2, dims=-1), sin)
 
 
 def _project(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    modules: tuple[str, ...],
-    sizes: tuple[int, ...],
-    layer: int,
-    lora: LoraBatch | None,
-) -> list[torch.Tensor]:
-    """x @ fused weight, split into `modules`, each plus its LoRA term where some adapter targets it."""
-    outputs = list((x @ weight.T).split(sizes, dim=-1))
-    if lora is not None:
-        for i, module in enumerate(modules):
-            stack = lora.bank.stacks.get((layer, module))
-            if stack is not None:
-                outputs[i] = outputs[i] + lora_delta(x, stack, lora.rows)
-    return outputs
+    x: torch.Tensor, weight: torch.Tensor, group: str, layer: int, lora: LoraBatch | None, sizes: tuple[int, ...]
+) -> torch.Tensor:
+    """x [B, T, in] @ fused base weight, plus each row's LoRA term for the modules of `group` (`sizes`:
+    each module's share of the output)."""
+    y = x @ weight.T
+    if lora is None:
+        return y
+    if lora.rows.grouped:
+        stack = lora.bank.groups.get((layer, group))
+        if stack is None:
+            return y
+        batch, steps, _ = x.shape
+        h = x @ stack.a  # [B, T, M*C]: every adapter's shrink for every module of the group
+        h = h.view(batch, steps, stack.modules, -1) * lora.rows.keep[:, None, None, :]  # keep own adapter
+        out = torch.addmm(y.view(batch * steps, -1), h.view(batch * steps, -1), stack.b)  # y + expand
+        return out.view(batch, steps, -1)
+    deltas = []  # the gathered (BGMV) kernel, module by module; zeros where no adapter targets
+    for module, size in zip(GROUPS[group], sizes):
+        stack = lora.bank.stacks.get((layer, module))
+        deltas.append(lora_delta(x, stack, lora.rows) if stack is not None else y.new_zeros(*y.shape[:-1], size))
+    return y + torch.cat(deltas, dim=-1)
 
 
-def _qkv(dec: Decoder, lw: LayerWeights, index: int, h: torch.Tensor, positions: torch.Tensor, lora):
-    """Normed hidden [B, T, hidden] -> rotated q [B, H, T, D], k and v [B, KV, T, D]."""
-    batch, steps, _ = h.shape
-    d = dec.head_dim
-    q, k, v = _project(
-        h, lw.qkv, TARGET_MODULES[:3], (dec.n_heads * d, dec.n_kv_heads * d, dec.n_kv_heads * d), index, lora
-    )
-    q = q.view(batch, steps, dec.n_heads, d).transpose(1, 2)
-    k = k.view(batch, steps, dec.n_kv_heads, d).transpose(1, 2)
-    v = v.view(batch, steps, dec.n_kv_heads, d).transpose(1, 2)
-    if lw.q_norm is not None:
-        q = rms_norm(q, lw.q_norm, dec.eps)
-        k = rms_norm(k, lw.k_norm, dec.eps)
-    cos = dec.rope_cos[lw.rope][positions][:, None]  # [B, 1, T, D]
-    sin = dec.rope_sin[lw.rope][positions][:, None]
-    return rotate(q, cos, sin), rotate(k, cos, sin), v
+def _split_heads(dec: Decoder, lw: LayerWeights, qkv: torch.Tensor, cos, sin):
+    """Fused q|k|v [B, T, (H + 2KV) D] -> q [B, H, T, D], k and v [B, KV, T, D], q/k normed and rotated."""
+    batch, steps, _ = qkv.shape
+    heads = qkv.view(batch, steps, dec.n_heads + 2 * dec.n_kv_heads, dec.head_dim)
+    qk = heads[:, :, : dec.n_heads + dec.n_kv_heads]
+    if lw.qk_norm is not None:
+        qk = rms_norm(qk, None, dec.eps) * lw.qk_norm if qk.is_cuda else _exact_qk_norm(qk, lw.qk_norm, dec.eps)
+    qk = rotate(qk, cos, sin)  # cos/sin [B, T, 1, D]
+    q = qk[:, :, : dec.n_heads].transpose(1, 2)
+    k = qk[:, :, dec.n_heads:].transpose(1, 2)
+    v = heads[:, :, dec.n_heads + dec.n_kv_heads:].transpose(1, 2)
+    return q, k, v
 
 
-def _layer(dec: Decoder, lw: LayerWeights, index: int, x: torch.Tensor, attend, lora) -> torch.Tensor:
-    """One decoder layer; `attend(h) -> [B, T, H*D]` is the prefill or decode attention."""
-    h = attend(rms_norm(x, lw.attn_norm, dec.eps))
-    (h,) = _project(h, lw.o, ("o_proj",), (dec.hidden,), index, lora)
+def _exact_qk_norm(qk: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    x32 = qk.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight).to(qk.dtype)
+
+
+def _mlp_and_residuals(dec: Decoder, lw: LayerWeights, index: int, x, attn_out, lora) -> torch.Tensor:
+    """o projection, (post-)norms, residuals and the gated MLP: everything after attention."""
+    h = _project(attn_out, lw.o, "o", index, lora, (dec.hidden,))
     if lw.post_attn_norm is not None:
         h = rms_norm(h, lw.post_attn_norm, dec.eps)
     x = x + h
-    h = rms_norm(x, lw.mlp_norm, dec.eps)
-    gate, up = _project(h, lw.gate_up, ("gate_proj", "up_proj"), (dec.intermediate,) * 2, index, lora)
+    gate, up = _project(rms_norm(x, lw.mlp_norm, dec.eps), lw.gate_up, "gate_up", index, lora,
+                        (dec.intermediate,) * 2).chunk(2, dim=-1)
     act = F.silu(gate) if dec.activation == "silu" else F.gelu(gate, approximate="tanh")
-    (h,) = _project(act * up, lw.down, ("down_proj",), (dec.hidden,), index, lora)
+    h = _project(act * up, lw.down, "down", index, lora, (dec.hidden,))
     if lw.post_mlp_norm is not None:
         h = rms_norm(h, lw.post_mlp_norm, dec.eps)
     return x + h
@@ -259,7 +284,7 @@ def _layer(dec: Decoder, lw: LayerWeights, index: int, x: torch.Tensor, attend, 
 def _embed(dec: Decoder, tokens: torch.Tensor) -> torch.Tensor:
     x = dec.embed[tokens]
     if dec.embed_scale is not None:
-        x = x * torch.tensor(dec.embed_scale, dtype=dec.dtype)
+        x = x * dec.embed_scale_tensor
     return x
 
 
@@ -269,6 +294,12 @@ def _logits(dec: Decoder, x: torch.Tensor) -> torch.Tensor:
     if dec.final_softcap is not None:
         logits = torch.tanh(logits / dec.final_softcap) * dec.final_softcap
     return logits
+
+
+def _rope_at(dec: Decoder, positions: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """cos/sin [B, T, 1, D] for each RoPE table, looked up once per forward, shared by all layers."""
+    return [(dec.rope_cos[i][positions][:, :, None], dec.rope_sin[i][positions][:, :, None])
+            for i in range(dec.rope_cos.shape[0])]
 
 
 def prefill(
@@ -285,28 +316,28 @@ def prefill(
     the cache too but sit past the row's length, so attention never sees them.
     """
     n, steps = tokens.shape
+    group = dec.n_heads // dec.n_kv_heads
     positions = torch.arange(steps, device=tokens.device).expand(n, steps)
+    rope = _rope_at(dec, positions)
     q_pos = torch.arange(steps, device=tokens.device)[:, None]
     k_pos = torch.arange(steps, device=tokens.device)[None, :]
-    masks = {}
     x = _embed(dec, tokens)
     for index, lw in enumerate(dec.layers):
-        if lw.window not in masks:
-            visible = k_pos <= q_pos
-            if lw.window is not None:
-                visible = visible & (q_pos - k_pos < lw.window)
-            masks[lw.window] = visible
-
-        def attend(h: torch.Tensor, lw: LayerWeights = lw, index: int = index) -> torch.Tensor:
-            q, k, v = _qkv(dec, lw, index, h, positions, lora)
-            cache.k[index][slots, :, :steps] = k
-            cache.v[index][slots, :, :steps] = v
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=masks[lw.window], scale=dec.attn_scale, enable_gqa=True
-            )
-            return out.transpose(1, 2).reshape(n, steps, dec.n_heads * dec.head_dim)
-
-        x = _layer(dec, lw, index, x, attend, lora)
+        cos, sin = rope[lw.rope]
+        q, k, v = _split_heads(dec, lw, _project(rms_norm(x, lw.attn_norm, dec.eps), lw.qkv, "qkv", index, lora, dec.qkv_sizes),
+                               cos, sin)
+        cache.k[index][slots, :, :steps] = k
+        cache.v[index][slots, :, :steps] = v
+        # every query head gets its KV head (a copy, but it lets SDPA use its fastest causal kernels)
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
+        if lw.window is None or steps <= lw.window:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=dec.attn_scale)
+        else:
+            visible = (k_pos <= q_pos) & (q_pos - k_pos < lw.window)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=dec.attn_scale)
+        attn_out = out.transpose(1, 2).reshape(n, steps, dec.n_heads * dec.head_dim)
+        x = _mlp_and_residuals(dec, lw, index, x, attn_out, lora)
     last = x[torch.arange(n, device=x.device), lengths - 1]  # [n, hidden]
     return _logits(dec, last)
 
@@ -320,29 +351,25 @@ def decode(
     CUDA graph; rows that hold no request compute garbage that nobody reads.
     """
     batch = tokens.shape[0]
-    rows = torch.arange(batch, device=tokens.device)
-    key_pos = torch.arange(cache.max_seq_len, device=tokens.device)[None, :]
-    age = positions[:, None] - key_pos  # [B, S] how far back each key is; < 0 = not written yet
-    biases = {}
     group = dec.n_heads // dec.n_kv_heads
+    rows = torch.arange(batch, device=tokens.device)
+    rope = _rope_at(dec, positions[:, None])
+    age = positions[:, None] - torch.arange(cache.max_seq_len, device=tokens.device)[None, :]  # [B, S]
+    masks = {}
+    for window in {lw.window for lw in dec.layers}:
+        visible = age >= 0 if window is None else (age >= 0) & (age < window)
+        masks[window] = visible[:, None, None, :]  # [B, 1, 1, S]
     x = _embed(dec, tokens[:, None])  # [B, 1, hidden]
     for index, lw in enumerate(dec.layers):
-        if lw.window not in biases:
-            visible = age >= 0
-            if lw.window is not None:
-                visible = visible & (age < lw.window)
-            zero = torch.zeros((), dtype=torch.float32, device=tokens.device)
-            biases[lw.window] = torch.where(visible, zero, float("-inf"))[:, None, None, :]  # [B, 1, 1, S]
-
-        def attend(h: torch.Tensor, lw: LayerWeights = lw, index: int = index) -> torch.Tensor:
-            q, k, v = _qkv(dec, lw, index, h, positions[:, None], lora)
-            cache.k[index][rows, :, positions] = k[:, :, 0]
-            cache.v[index][rows, :, positions] = v[:, :, 0]
-            q = q.view(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
-            scores = (q @ cache.k[index].transpose(-1, -2)).float() * dec.attn_scale  # [B, KV, G, S]
-            probs = torch.softmax(scores + biases[lw.window], dim=-1).to(dec.dtype)
-            out = probs @ cache.v[index]  # [B, KV, G, D]
-            return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
-
-        x = _layer(dec, lw, index, x, attend, lora)
+        cos, sin = rope[lw.rope]
+        q, k, v = _split_heads(dec, lw, _project(rms_norm(x, lw.attn_norm, dec.eps), lw.qkv, "qkv", index, lora, dec.qkv_sizes),
+                               cos, sin)
+        cache.k[index][rows, :, positions] = k[:, :, 0]
+        cache.v[index][rows, :, positions] = v[:, :, 0]
+        # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
+        q = q.reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
+        out = F.scaled_dot_product_attention(
+            q, cache.k[index], cache.v[index], attn_mask=masks[lw.window], scale=dec.attn_scale
+        )  # [B, KV, G, D]
+        x = _mlp_and_residuals(dec, lw, index, x, out.reshape(batch, 1, dec.n_heads * dec.head_dim), lora)
     return _logits(dec, x[:, 0])
