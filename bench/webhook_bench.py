@@ -249,6 +249,15 @@ def start_server(workdir: Path, port: int, job_cpu: float, job_wait: float) -> s
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     import httpx
 
@@ -286,10 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_healthy(url, server)
             load_before = os.getloadavg()
+            cpu_before = process_cpu_seconds(server.pid)
             print(f"sending {len(deliveries)} deliveries at {args.rate:.0f}/s for {args.seconds:.0f} s to {url}",
                   file=sys.stderr)
             result = asyncio.run(send_all(url, deliveries, args.rate))
             load_after = os.getloadavg()
+            cpu_after = process_cpu_seconds(server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -313,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         "target": "p99 < 50 ms on 2 cores",
         "meets_target": bool(latency["p99"] < 50 and result["errors"] == 0),
         "note": args.note,
+        # The server process's CPU (receiver, worker loop and the stand-in reviews' CPU burn together).
+        "server_process_cpu_seconds": (round(cpu_after - cpu_before, 2)
+                                       if cpu_before is not None and cpu_after is not None else None),
         **result,
     }
     args.out.mkdir(parents=True, exist_ok=True)
