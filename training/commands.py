@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
     build.add_argument("--eval-fraction", type=float, default=0.15)
     build.add_argument("--tokenizer", help="tokenizer folder/id for token lengths (default: an estimate)")
     build.add_argument("--gguf-file", help="GGUF file inside --tokenizer")
+    build.add_argument("--allow-unreviewed", action="store_true",
+                       help="also use derived examples tagged review-before-use (clean twins nobody checked)")
     build.set_defaults(handler=_data_build)
 
     augment = data_sub.add_parser("augment", help="derive boundary cases (renamed, moved, clean twins)")
@@ -71,7 +73,8 @@ def _data_build(args: argparse.Namespace) -> int:
         kwargs = {"gguf_file": args.gguf_file} if args.gguf_file else {}
         counter, name = tokenizer_counter(AutoTokenizer.from_pretrained(args.tokenizer, **kwargs)), args.tokenizer
     try:
-        report = build_dataset(list(args.examples), args.out, args.eval_fraction, counter, name)
+        report = build_dataset(list(args.examples), args.out, args.eval_fraction, counter, name,
+                               allow_unreviewed=args.allow_unreviewed)
     except DatasetError as exc:
         print(str(exc), file=sys.stderr)
         return 1

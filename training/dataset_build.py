@@ -37,6 +37,7 @@ from training.examples import CuratedExample, ExampleError, example_id, load_exa
 log = logging.getLogger(__name__)
 
 EXAMPLE_SUFFIXES = (".yaml", ".yml", ".json")
+UNREVIEWED_TAG = "review-before-use"  # set by `calora data augment` on clean twins; a person removes it
 NEAR_DUPLICATE_JACCARD = 0.9
 
 
@@ -142,7 +143,8 @@ def remove_duplicates(examples: list[LoadedExample]) -> tuple[list[LoadedExample
     """Drop exact duplicate diffs, and near duplicates with the same verdict (first by id wins).
 
     A near duplicate with a different verdict is kept: a clean twin of a defective example is exactly
-    the contrast a reviewer must learn.
+    the contrast a reviewer must learn. So is one derived from the other (`calora data augment`
+    moves a defect or renames identifiers on purpose; both stay on the same side of the split).
     """
     kept: list[LoadedExample] = []
     removed: list[dict[str, str]] = []
@@ -157,6 +159,7 @@ def remove_duplicates(examples: list[LoadedExample]) -> tuple[list[LoadedExample
         line_set = set(lines)
         twin = next((other for other, s in sets
                      if other.example.reviewer == ex.example.reviewer
+                     and other.root_id != ex.root_id  # a derivation is a deliberate near-copy
                      and other.example.expected.verdict == ex.example.expected.verdict
                      and jaccard(s, line_set) >= NEAR_DUPLICATE_JACCARD), None)
         if twin is not None:
@@ -273,18 +276,24 @@ class BuildReport:
     eval_fraction: float
     reviewers: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates_removed: list[dict[str, str]] = field(default_factory=list)
+    skipped_unreviewed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer, "eval_fraction": self.eval_fraction, "reviewers": self.reviewers,
-                "duplicates_removed": self.duplicates_removed, "warnings": self.warnings}
+                "duplicates_removed": self.duplicates_removed, "skipped_unreviewed": self.skipped_unreviewed,
+                "warnings": self.warnings}
 
 
 def build_dataset(
     roots: list[Path], out: Path, eval_fraction: float = 0.15, count_tokens: TokenCounter | None = None,
-    tokenizer_name: str = "approx (3.5 chars/token)",
+    tokenizer_name: str = "approx (3.5 chars/token)", allow_unreviewed: bool = False,
 ) -> BuildReport:
-    """Validate, dedup, split and render every example under `roots` into `out/<reviewer>/`."""
+    """Validate, dedup, split and render every example under `roots` into `out/<reviewer>/`.
+
+    Examples tagged `review-before-use` (machine-made clean twins) are left out unless
+    `allow_unreviewed`: a wrong "approve" label teaches a reviewer to wave defects through.
+    """
     examples, errors = load_all(roots)
     if errors:
         raise DatasetError(errors)
@@ -293,6 +302,9 @@ def build_dataset(
     counter = count_tokens or approx_example_tokens
     report = BuildReport(tokenizer=tokenizer_name, eval_fraction=eval_fraction,
                          warnings=routing_warnings(examples))
+    if not allow_unreviewed:
+        report.skipped_unreviewed = [ex.id for ex in examples if UNREVIEWED_TAG in ex.example.tags]
+        examples = [ex for ex in examples if UNREVIEWED_TAG not in ex.example.tags]
     kept, report.duplicates_removed = remove_duplicates(examples)
     for reviewer in sorted({ex.example.reviewer for ex in kept}):
         mine = [ex for ex in kept if ex.example.reviewer == reviewer]
@@ -330,8 +342,14 @@ def format_report(report: BuildReport) -> str:
             f"{tok.get('median', 0):>6.0f}/{tok.get('max', 0):>6}"
         )
     if report.duplicates_removed:
+        shown = report.duplicates_removed[:10]
+        more = len(report.duplicates_removed) - len(shown)
         lines.append(f"removed {len(report.duplicates_removed)} duplicate(s): "
-                     + ", ".join(f"{d['id']} (= {d['duplicate_of']})" for d in report.duplicates_removed))
+                     + ", ".join(f"{d['id']} (= {d['duplicate_of']})" for d in shown)
+                     + (f" and {more} more (see report.json)" if more else ""))
+    if report.skipped_unreviewed:
+        lines.append(f"left out {len(report.skipped_unreviewed)} example(s) tagged '{UNREVIEWED_TAG}' "
+                     "(check each, remove the tag, or pass --allow-unreviewed)")
     for w in report.warnings:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

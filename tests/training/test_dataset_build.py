@@ -210,3 +210,16 @@ def test_committed_datasets_build(tmp_path: Path) -> None:
     assert report.reviewers, "datasets/ holds no examples"
     for name, stats in report.reviewers.items():
         assert stats["train"] > 0 and stats["eval"] > 0, name
+
+
+def test_unreviewed_clean_twins_are_left_out_unless_allowed(tmp_path: Path) -> None:
+    root = tmp_path / "datasets"
+    for i in range(6):
+        write(root, "python", f"ex-{i}", numbered(i))
+    twin = numbered(50)
+    twin.update(derived_from="python/ex-0", tags=["clean", "review-before-use", "derived"])
+    write(root, "python", "ex-0--clean-twin", twin)
+    report = build_dataset([root], tmp_path / "a")
+    assert report.skipped_unreviewed == ["python/ex-0--clean-twin"]
+    assert report.reviewers["python"]["examples"] == 6
+    assert build_dataset([root], tmp_path / "b", allow_unreviewed=True).reviewers["python"]["examples"] == 7
