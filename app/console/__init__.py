@@ -34,7 +34,9 @@ def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSet
     finally:
         writer.dispose()
     console = Console(
-        settings=settings, console=console_settings, reviews=ReviewReader(read_engine(settings.database_url)),
+        settings=settings,
+        console=console_settings,
+        reviews=ReviewReader(read_engine(settings.database_url)),
         scores=ScoreReader(console_settings.eval_history),
     )
     app.state.console = console

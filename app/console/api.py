@@ -36,21 +36,34 @@ def build_api_router(console: Console) -> APIRouter:
         if decision.access == "forbidden":
             raise HTTPException(status_code=403, detail=decision.reason)
         if decision.access == "login":
-            raise HTTPException(status_code=401, detail=decision.reason, headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401, detail=decision.reason, headers={"WWW-Authenticate": "Bearer"}
+            )
 
     @router.get("/reviews")
     async def list_reviews(
-        request: Request, repo: str | None = None, state: str | None = None, decision: str | None = None,
+        request: Request,
+        repo: str | None = None,
+        state: str | None = None,
+        decision: str | None = None,
         limit: int = Query(default=50, ge=1, le=500),
     ) -> JSONResponse:
         await guard(request)
         try:
-            wanted = ReviewFilter(repo=repo or None, state=state or None, decision=decision or None, limit=limit)
+            wanted = ReviewFilter(
+                repo=repo or None, state=state or None, decision=decision or None, limit=limit
+            )
         except ValidationError as exc:
-            return _json({"error": "bad filter", "detail": exc.errors(include_url=False, include_context=False)}, 400)
+            return _json(
+                {"error": "bad filter", "detail": exc.errors(include_url=False, include_context=False)}, 400
+            )
         items = await anyio.to_thread.run_sync(console.list_items, wanted)
-        return _json({"reviews": [i.model_dump(mode="json") for i in items],
-                      "poll_seconds": console.console.console_poll_seconds})
+        return _json(
+            {
+                "reviews": [i.model_dump(mode="json") for i in items],
+                "poll_seconds": console.console.console_poll_seconds,
+            }
+        )
 
     @router.get("/reviews/{review_id}")
     async def get_review(request: Request, review_id: int, summary: bool = False) -> JSONResponse:
@@ -73,13 +86,20 @@ def build_api_router(console: Console) -> APIRouter:
     async def training(request: Request) -> JSONResponse:
         await guard(request)
         outcomes = await anyio.to_thread.run_sync(console.training)
-        return _json({"reviewers": [o.model_dump(mode="json", exclude={"score_svgs": True,
-                                                                      "runs": {"__all__": {"loss_svg"}}})
-                                    for o in outcomes]})
+        return _json(
+            {
+                "reviewers": [
+                    o.model_dump(mode="json", exclude={"score_svgs": True, "runs": {"__all__": {"loss_svg"}}})
+                    for o in outcomes
+                ]
+            }
+        )
 
     @router.get("/roles")
     async def roles(request: Request) -> JSONResponse:
         await guard(request)
-        return _json({"roles": [r.model_dump(mode="json") for r in await anyio.to_thread.run_sync(console.roles)]})
+        return _json(
+            {"roles": [r.model_dump(mode="json") for r in await anyio.to_thread.run_sync(console.roles)]}
+        )
 
     return router

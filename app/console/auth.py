@@ -50,7 +50,11 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def decide_access(
-    token: str | None, *, client_host: str | None, authorization: str | None, cookie: str | None,
+    token: str | None,
+    *,
+    client_host: str | None,
+    authorization: str | None,
+    cookie: str | None,
     proxied: bool,
 ) -> AccessDecision:
     """Whether a request may read the console.
@@ -60,12 +64,16 @@ def decide_access(
     """
     if token is None:
         if proxied:
-            return AccessDecision("forbidden", "the request came through a proxy and CALORA_CONSOLE_TOKEN is not set; "
-                                               "set a console token to serve the console behind a proxy")
+            return AccessDecision(
+                "forbidden",
+                "the request came through a proxy and CALORA_CONSOLE_TOKEN is not set; "
+                "set a console token to serve the console behind a proxy",
+            )
         if is_loopback(client_host):
             return AccessDecision("ok")
-        return AccessDecision("forbidden", "CALORA_CONSOLE_TOKEN is not set, so the console answers loopback "
-                                           "clients only")
+        return AccessDecision(
+            "forbidden", "CALORA_CONSOLE_TOKEN is not set, so the console answers loopback clients only"
+        )
     given = bearer_token(authorization)
     if given is not None and hmac.compare_digest(given.encode(), token.encode()):
         return AccessDecision("ok")

@@ -63,13 +63,23 @@ def _legend(series: list[Series], left: int, right_edge: int) -> tuple[list[str]
     return parts, 44 + 14 * row
 
 
-def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, width: int = 560,
-               height: int = 240, y_range: tuple[float, float] | None = None) -> str:
+def line_chart(
+    series: list[Series],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    width: int = 560,
+    height: int = 240,
+    y_range: tuple[float, float] | None = None,
+) -> str:
     """An SVG line chart with axes, ticks, a legend and a title (for screen readers too)."""
     points = [p for s in series for p in s.points]
     if not points:
-        return (f'<svg class="chart" viewBox="0 0 {width} 60" role="img" aria-label="{escape(title)}: no data">'
-                f'<text x="8" y="34" class="chart-empty">{escape(title)}: no data yet</text></svg>')
+        return (
+            f'<svg class="chart" viewBox="0 0 {width} 60" role="img" aria-label="{escape(title)}: no data">'
+            f'<text x="8" y="34" class="chart-empty">{escape(title)}: no data yet</text></svg>'
+        )
     left, right, bottom = 52, 12, 40
     legend, top = _legend(series, left, width - right)
     xs = [p.x for p in points]
@@ -91,24 +101,36 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
     def sy(y: float) -> float:
         return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-             f"<title>{escape(title)}</title>",
-             f'<text x="{left}" y="14" class="chart-title">{escape(title)}</text>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{left}" y="14" class="chart-title">{escape(title)}</text>',
+    ]
     for tick in _ticks(y_low, y_high):
         y = sy(tick)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="chart-grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="chart-tick">{_fmt(tick)}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="chart-tick">{_fmt(tick)}</text>'
+        )
     for tick in _ticks(x_low, x_high, 5):
         x = sx(tick)
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" class="chart-tick">'
-                     f"{_fmt(tick)}</text>")
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" class="chart-tick">'
+            f"{_fmt(tick)}</text>"
+        )
     parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" class="chart-axis"/>')
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" '
-                 f'class="chart-axis"/>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="chart-label">'
-                 f"{escape(x_label)}</text>")
-    parts.append(f'<text transform="translate(12 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
-                 f'class="chart-label">{escape(y_label)}</text>')
+    parts.append(
+        f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" '
+        f'class="chart-axis"/>'
+    )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="chart-label">'
+        f"{escape(x_label)}</text>"
+    )
+    parts.append(
+        f'<text transform="translate(12 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+        f'class="chart-label">{escape(y_label)}</text>'
+    )
     for index, s in enumerate(series):
         ordered = sorted(s.points, key=lambda p: p.x)
         if not ordered:
@@ -118,11 +140,15 @@ def line_chart(series: list[Series], *, title: str, x_label: str, y_label: str, 
         dots = ordered if len(ordered) <= MAX_DOTS else []
         for p in dots:
             tip = f"{s.name}: {_fmt(p.y)} at {x_label} {_fmt(p.x)}" + (f" ({p.label})" if p.label else "")
-            parts.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="3" class="chart-dot series-{index % 6}">'
-                         f"<title>{escape(tip)}</title></circle>")
+            parts.append(
+                f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="3" class="chart-dot series-{index % 6}">'
+                f"<title>{escape(tip)}</title></circle>"
+            )
         if s.marker is not None:
             x = sx(s.marker)
-            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" class="chart-marker"/>')
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - bottom}" class="chart-marker"/>'
+            )
             parts.append(f'<text x="{x + 3:.1f}" y="{top + 10}" class="chart-marker-label">promoted</text>')
     parts += legend
     parts.append("</svg>")

@@ -21,10 +21,23 @@ log = logging.getLogger(__name__)
 
 MAX_RUN_DEPTH = 3
 GRID_METRICS: tuple[str, ...] = (
-    "raw_validity", "constrained_validity", "verdict_accuracy", "block_recall", "false_block_rate",
-    "finding_recall", "noise_rate", "pass_rate", "latency_p95_s",
+    "raw_validity",
+    "constrained_validity",
+    "verdict_accuracy",
+    "block_recall",
+    "false_block_rate",
+    "finding_recall",
+    "noise_rate",
+    "pass_rate",
+    "latency_p95_s",
 )
-CHART_METRICS: tuple[str, ...] = ("raw_validity", "verdict_accuracy", "block_recall", "finding_recall", "pass_rate")
+CHART_METRICS: tuple[str, ...] = (
+    "raw_validity",
+    "verdict_accuracy",
+    "block_recall",
+    "finding_recall",
+    "pass_rate",
+)
 GateState = Literal["pass", "fail", "no gate", "no value"]
 
 
@@ -88,13 +101,18 @@ class ReviewerOutcomes(BaseModel):
 
     reviewer: str
     runs: list[TrainingRunView]
-    checkpoints: dict[str, list[CheckpointScores]] = Field(description="Per training run path, in step order.")
-    score_svgs: dict[str, str] = Field(default_factory=dict, description="Per training run path: score chart.")
+    checkpoints: dict[str, list[CheckpointScores]] = Field(
+        description="Per training run path, in step order."
+    )
+    score_svgs: dict[str, str] = Field(
+        default_factory=dict, description="Per training run path: score chart."
+    )
     promotion: PromotionView | None = None
     promotions: list[PromotionView] = Field(default_factory=list)
 
 
 # --- training run folders ---------------------------------------------------------------------------------------
+
 
 def find_run_folders(root: Path, depth: int = MAX_RUN_DEPTH) -> list[Path]:
     """Folders under `root` (itself included) that hold a training run's config.json and metrics.jsonl."""
@@ -109,7 +127,9 @@ def find_run_folders(root: Path, depth: int = MAX_RUN_DEPTH) -> list[Path]:
                 found.append(folder)
                 continue
             try:
-                next_frontier += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+                next_frontier += sorted(
+                    p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                )
             except OSError:
                 continue
         frontier = [f for f in next_frontier if f.name != "checkpoints"]
@@ -127,7 +147,11 @@ def read_metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except ValueError:
             problems.append(f"{path.name} line {number} is not JSON")
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int | float) and isinstance(row.get("loss"), int | float):
+        if (
+            isinstance(row, dict)
+            and isinstance(row.get("step"), int | float)
+            and isinstance(row.get("loss"), int | float)
+        ):
             rows.append(row)
         else:
             problems.append(f"{path.name} line {number} has no numeric step and loss")
@@ -146,20 +170,32 @@ def read_run_folder(folder: Path, root: Path) -> TrainingRunView | None:
     base = str(config.get("base_model", ""))
     if config.get("gguf_file"):
         base = f"{base}/{config['gguf_file']}"
-    steps = sorted(int(p.name.removeprefix("step-")) for p in (folder / "checkpoints").glob("step-*")
-                   if p.name.removeprefix("step-").isdigit() and (p / "state.json").is_file())
+    steps = sorted(
+        int(p.name.removeprefix("step-"))
+        for p in (folder / "checkpoints").glob("step-*")
+        if p.name.removeprefix("step-").isdigit() and (p / "state.json").is_file()
+    )
     speeds = [float(r["tokens_per_s"]) for r in rows if isinstance(r.get("tokens_per_s"), int | float)]
     name = str(folder.relative_to(root)) if folder != root else folder.name
     loss = Series(name="loss", points=[Point(x=float(r["step"]), y=float(r["loss"])) for r in rows])
     return TrainingRunView(
-        name=name, path=str(folder.resolve()), reviewer=str(config["reviewer"]), base_model=base,
+        name=name,
+        path=str(folder.resolve()),
+        reviewer=str(config["reviewer"]),
+        base_model=base,
         steps_done=int(rows[-1]["step"]) if rows else 0,
         total_steps=(config.get("resolved") or {}).get("total_steps"),
-        first_loss=float(rows[0]["loss"]) if rows else None, last_loss=float(rows[-1]["loss"]) if rows else None,
-        tokens_per_s=sum(speeds) / len(speeds) if speeds else None, checkpoints=steps,
+        first_loss=float(rows[0]["loss"]) if rows else None,
+        last_loss=float(rows[-1]["loss"]) if rows else None,
+        tokens_per_s=sum(speeds) / len(speeds) if speeds else None,
+        checkpoints=steps,
         has_adapter=(folder / "adapter" / "adapter_config.json").is_file(),
-        loss_svg=line_chart([loss], title=f"{config['reviewer']}: training loss ({name})", x_label="step",
-                            y_label="loss (answer tokens)"),
+        loss_svg=line_chart(
+            [loss],
+            title=f"{config['reviewer']}: training loss ({name})",
+            x_label="step",
+            y_label="loss (answer tokens)",
+        ),
         problems=problems,
     )
 
@@ -170,6 +206,7 @@ def training_runs(root: Path) -> list[TrainingRunView]:
 
 
 # --- eval's score history ---------------------------------------------------------------------------------------
+
 
 def gate_cell(metric: str, value: float | None, threshold: Any | None) -> GateCell:
     """Pass/fail of one value against one of eval's thresholds (`eval.gates.check`: an unmeasured metric
@@ -217,7 +254,8 @@ class GateTable(BaseModel):
 
     metrics: list[str]
     rows: list[tuple[str, bool, bool, list[GateCell]]] = Field(
-        description="(checkpoint, chosen, passed every gate, one cell per metric)")
+        description="(checkpoint, chosen, passed every gate, one cell per metric)"
+    )
     rank_by: list[str]
     gates_file: str = ""
 
@@ -235,11 +273,18 @@ def gate_table(evidence: dict[str, Any]) -> GateTable | None:
     rows = []
     for result in decision.results:
         by_metric = {c.metric: c for c in result.checks}
-        cells = [gate_cell(m, by_metric[m].value, by_metric[m].threshold) if m in by_metric
-                 else GateCell(metric=m, value=None, state="no gate") for m in metrics]
-        rows.append((result.candidate.checkpoint, result.candidate.checkpoint == chosen, result.passed, cells))
-    return GateTable(metrics=metrics, rows=rows, rank_by=decision.rank_by,
-                     gates_file=str(evidence.get("gates_file", "")))
+        cells = [
+            gate_cell(m, by_metric[m].value, by_metric[m].threshold)
+            if m in by_metric
+            else GateCell(metric=m, value=None, state="no gate")
+            for m in metrics
+        ]
+        rows.append(
+            (result.candidate.checkpoint, result.candidate.checkpoint == chosen, result.passed, cells)
+        )
+    return GateTable(
+        metrics=metrics, rows=rows, rank_by=decision.rank_by, gates_file=str(evidence.get("gates_file", ""))
+    )
 
 
 class ScoreReader:
@@ -276,11 +321,17 @@ class ScoreReader:
             values = metric_values(entry["by_decoding"])
             thresholds = gates.thresholds_for(reviewer)
             main = entry["by_decoding"].get("raw") or entry["by_decoding"]["constrained"]
-            out.append(MetricRow(
-                reviewer=reviewer, run_label=entry["run"].label, run_id=entry["run_id"],
-                checkpoint=entry["run"].checkpoint, cases=main.cases, passed=main.passed,
-                cells=[gate_cell(m, values.get(m), thresholds.get(m)) for m in GRID_METRICS],
-            ))
+            out.append(
+                MetricRow(
+                    reviewer=reviewer,
+                    run_label=entry["run"].label,
+                    run_id=entry["run_id"],
+                    checkpoint=entry["run"].checkpoint,
+                    cases=main.cases,
+                    passed=main.passed,
+                    cells=[gate_cell(m, values.get(m), thresholds.get(m)) for m in GRID_METRICS],
+                )
+            )
         return out
 
     def outcomes(self, reviewer: str, runs: list[TrainingRunView]) -> ReviewerOutcomes:
@@ -292,28 +343,58 @@ class ScoreReader:
         promotions: list[PromotionView] = []
         if history is not None:
             promotions = [
-                PromotionView(id=p.id, table=gate_table(p.evidence), promoted=p.promoted, checkpoint=p.checkpoint, step=p.step, installed_to=p.installed_to,
-                              created_at=p.created_at.strftime("%Y-%m-%d %H:%M UTC"), training_run=p.training_run,
-                              evidence=p.evidence)
+                PromotionView(
+                    id=p.id,
+                    table=gate_table(p.evidence),
+                    promoted=p.promoted,
+                    checkpoint=p.checkpoint,
+                    step=p.step,
+                    installed_to=p.installed_to,
+                    created_at=p.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                    training_run=p.training_run,
+                    evidence=p.evidence,
+                )
                 for p in history.promotions(reviewer=reviewer)
             ]
             promoted_step = {p.training_run: p.step for p in promotions if p.promoted}
             for run in runs:
-                scored = [CheckpointScores(checkpoint=c.checkpoint, step=c.step, values=metric_values(c.by_decoding))
-                          for c in history.checkpoint_metrics(run.path, reviewer) if c.by_decoding]
+                scored = [
+                    CheckpointScores(
+                        checkpoint=c.checkpoint, step=c.step, values=metric_values(c.by_decoding)
+                    )
+                    for c in history.checkpoint_metrics(run.path, reviewer)
+                    if c.by_decoding
+                ]
                 checkpoints[run.path] = scored
                 series = [
-                    Series(name=m, marker=promoted_step.get(run.path),
-                           points=[Point(x=float(c.step), y=float(c.values[m]), label=c.checkpoint)
-                                   for c in scored if c.step is not None and c.values.get(m) is not None])
+                    Series(
+                        name=m,
+                        marker=promoted_step.get(run.path),
+                        points=[
+                            Point(x=float(c.step), y=float(c.values[m]), label=c.checkpoint)
+                            for c in scored
+                            if c.step is not None and c.values.get(m) is not None
+                        ],
+                    )
                     for m in CHART_METRICS
                 ]
                 series = [s for s in series if s.points]
-                svgs[run.path] = line_chart(series, title=f"{reviewer}: eval scores by checkpoint ({run.name})",
-                                            x_label="step", y_label="score", y_range=(0.0, 1.0))
+                svgs[run.path] = line_chart(
+                    series,
+                    title=f"{reviewer}: eval scores by checkpoint ({run.name})",
+                    x_label="step",
+                    y_label="score",
+                    y_range=(0.0, 1.0),
+                )
         decided = [p for p in promotions if p.promoted]
-        return ReviewerOutcomes(reviewer=reviewer, runs=runs, checkpoints=checkpoints, score_svgs=svgs,
-                                promotion=decided[-1] if decided else None, promotions=promotions)
+        return ReviewerOutcomes(
+            reviewer=reviewer,
+            runs=runs,
+            checkpoints=checkpoints,
+            score_svgs=svgs,
+            promotion=decided[-1] if decided else None,
+            promotions=promotions,
+        )
 
 
 PromotionView.model_rebuild()

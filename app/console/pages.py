@@ -29,7 +29,7 @@ STATIC = HERE / "static"
 MAX_LOGIN_BODY = 4096
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -74,11 +74,21 @@ def percent(value: float | None) -> str:
 
 
 def make_environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ago=ago, duration=duration, utc=utc, percent=percent, short=lambda sha: (sha or "")[:7],
-                       basename=lambda path: Path(str(path)).name,
-                       pretty_json=lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        ago=ago,
+        duration=duration,
+        utc=utc,
+        percent=percent,
+        short=lambda sha: (sha or "")[:7],
+        basename=lambda path: Path(str(path)).name,
+        pretty_json=lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str),
+    )
     return env
 
 
@@ -95,8 +105,10 @@ def build_pages_router(console: Console) -> APIRouter:
 
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(
-            request_path=request.url.path, token_required=console.token is not None,
-            poll_seconds=console.console.console_poll_seconds, **context,
+            request_path=request.url.path,
+            token_required=console.token is not None,
+            poll_seconds=console.console.console_poll_seconds,
+            **context,
         )
         return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
@@ -108,8 +120,11 @@ def build_pages_router(console: Console) -> APIRouter:
         if decision.access == "forbidden":
             return page(request, "refused.html", status_code=403, reason=decision.reason)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/console/login?{urlencode({'next': target})}", status_code=303,
-                                headers={"Cache-Control": "no-store"})
+        return RedirectResponse(
+            f"/console/login?{urlencode({'next': target})}",
+            status_code=303,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @router.get("", include_in_schema=False)
     @router.get("/", include_in_schema=False)
@@ -130,8 +145,13 @@ def build_pages_router(console: Console) -> APIRouter:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_LOGIN_BODY:
-                return page(request, "login.html", status_code=413, next="/console/reviews",
-                            error="the form was too large")
+                return page(
+                    request,
+                    "login.html",
+                    status_code=413,
+                    next="/console/reviews",
+                    error="the form was too large",
+                )
         fields = parse_qs(body.decode("utf-8", "replace"))
         given = (fields.get("token") or [""])[0].strip()
         target = safe_next((fields.get("next") or [None])[0])
@@ -140,8 +160,15 @@ def build_pages_router(console: Console) -> APIRouter:
         if not given or not hmac.compare_digest(given.encode(), console.token.encode()):
             return page(request, "login.html", status_code=401, next=target, error="That token is not right.")
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE_NAME, session_value(console.token), httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/", max_age=30 * 86400)
+        response.set_cookie(
+            COOKIE_NAME,
+            session_value(console.token),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+            max_age=30 * 86400,
+        )
         return response
 
     @router.post("/logout")
@@ -151,23 +178,48 @@ def build_pages_router(console: Console) -> APIRouter:
         return response
 
     @router.get("/reviews")
-    async def reviews(request: Request, repo: str | None = None, state: str | None = None,
-                      decision: str | None = None, limit: int = 50) -> Response:
+    async def reviews(
+        request: Request,
+        repo: str | None = None,
+        state: str | None = None,
+        decision: str | None = None,
+        limit: int = 50,
+    ) -> Response:
         if (refused := refuse(request)) is not None:
             return refused
         error = None
         try:
-            wanted = ReviewFilter(repo=repo or None, state=state or None, decision=decision or None,
-                                  limit=max(1, min(limit, 500)))
+            wanted = ReviewFilter(
+                repo=repo or None,
+                state=state or None,
+                decision=decision or None,
+                limit=max(1, min(limit, 500)),
+            )
         except ValidationError:
             wanted, error = ReviewFilter(), "That filter is not valid; showing every review."
         items = await anyio.to_thread.run_sync(console.list_items, wanted)
         repos = await anyio.to_thread.run_sync(console.reviews.repos)
         live = any(i.review.state in ("queued", "running") for i in items)
-        query = urlencode({k: v for k, v in (("repo", wanted.repo), ("state", wanted.state),
-                                             ("decision", wanted.decision)) if v})
-        return page(request, "reviews.html", items=items, wanted=wanted, repos=repos, states=REVIEW_STATES,
-                    decisions=DECISIONS, live=live, api_query=query, error=error, now=time.time())
+        query = urlencode(
+            {
+                k: v
+                for k, v in (("repo", wanted.repo), ("state", wanted.state), ("decision", wanted.decision))
+                if v
+            }
+        )
+        return page(
+            request,
+            "reviews.html",
+            items=items,
+            wanted=wanted,
+            repos=repos,
+            states=REVIEW_STATES,
+            decisions=DECISIONS,
+            live=live,
+            api_query=query,
+            error=error,
+            now=time.time(),
+        )
 
     @router.get("/reviews/{review_id}")
     async def review_detail(request: Request, review_id: int) -> Response:
@@ -177,8 +229,15 @@ def build_pages_router(console: Console) -> APIRouter:
         if detail is None:
             return page(request, "missing.html", status_code=404, what=f"review {review_id}")
         view = multi_agent_view(detail.pipeline) if detail.pipeline is not None else None
-        return page(request, "review.html", review=detail, item=console.item(detail), view=view,
-                    live=detail.state in ("queued", "running"), now=time.time())
+        return page(
+            request,
+            "review.html",
+            review=detail,
+            item=console.item(detail),
+            view=view,
+            live=detail.state in ("queued", "running"),
+            now=time.time(),
+        )
 
     @router.get("/reviewers")
     async def reviewer_grid(request: Request) -> Response:
@@ -192,8 +251,13 @@ def build_pages_router(console: Console) -> APIRouter:
         if (refused := refuse(request)) is not None:
             return refused
         outcomes = await anyio.to_thread.run_sync(console.training)
-        return page(request, "training.html", outcomes=outcomes, runs_dir=str(console.console.console_runs_dir),
-                    history=str(console.console.eval_history))
+        return page(
+            request,
+            "training.html",
+            outcomes=outcomes,
+            runs_dir=str(console.console.console_runs_dir),
+            history=str(console.console.eval_history),
+        )
 
     @router.get("/roles")
     async def roles(request: Request) -> Response:

@@ -100,11 +100,14 @@ MAX_ERROR_CHARS = 4000
 
 # --- what the records hold ---------------------------------------------------------------------------------------
 
+
 class ReviewerVerdict(BaseModel):
     """One reviewer's part in one review, small enough to keep beside the row (the reviewer grid)."""
 
     reviewer: str
-    verdict: str | None = Field(default=None, description="approve | revise | block; None when it never answered.")
+    verdict: str | None = Field(
+        default=None, description="approve | revise | block; None when it never answered."
+    )
     status: str = Field(default="ok", description="ok | partial | error (as in the synthesis).")
     findings: int = 0
     slices: int = 0
@@ -132,13 +135,19 @@ def count_findings(run: PipelineRun) -> FindingCounts:
 
 def reviewer_verdicts(run: PipelineRun) -> list[ReviewerVerdict]:
     return [
-        ReviewerVerdict(reviewer=r.reviewer, verdict=r.verdict.value if r.verdict else None, status=r.status,
-                        findings=r.findings, slices=r.slices)
+        ReviewerVerdict(
+            reviewer=r.reviewer,
+            verdict=r.verdict.value if r.verdict else None,
+            status=r.status,
+            findings=r.findings,
+            slices=r.slices,
+        )
         for r in run.result.reviewers
     ]
 
 
 # --- engines -----------------------------------------------------------------------------------------------------
+
 
 def read_engine(url: str) -> Engine:
     """An engine the console only reads through: SQLite with `query_only`, PostgreSQL read-only sessions.
@@ -146,8 +155,9 @@ def read_engine(url: str) -> Engine:
     Reads need no write lock, so unlike the store's engine it does not begin with `BEGIN IMMEDIATE`.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=4, max_overflow=4,
-                               connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, pool_size=4, max_overflow=4, connect_args={"timeout": 30, "check_same_thread": False}
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -157,8 +167,13 @@ def read_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-                         connect_args={"options": "-c default_transaction_read_only=on"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=4,
+        max_overflow=4,
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )
 
 
 def create_reviews_table(engine: Engine) -> None:
@@ -166,6 +181,7 @@ def create_reviews_table(engine: Engine) -> None:
 
 
 # --- writing -----------------------------------------------------------------------------------------------------
+
 
 class ReviewRecorder:
     """Writes the review records; each method is one short transaction and never raises on a database error."""
@@ -175,7 +191,9 @@ class ReviewRecorder:
         self.clock = clock
 
     @classmethod
-    def from_url(cls, url: str, create: bool = True, clock: Callable[[], float] = time.time) -> ReviewRecorder:
+    def from_url(
+        cls, url: str, create: bool = True, clock: Callable[[], float] = time.time
+    ) -> ReviewRecorder:
         from app.store import make_engine
 
         recorder = cls(make_engine(url), clock=clock)
@@ -189,16 +207,25 @@ class ReviewRecorder:
     def started(self, spec: ReviewJobSpec) -> int | None:
         """An attempt began: the row is running (created on the first attempt, counted on each)."""
         now = self.clock()
-        return self._upsert(spec, lambda row: {
-            "state": "running", "started_at": now, "finished_at": None, "error": None, "stage": "started",
-            "attempts": (row["attempts"] if row else 0) + 1,
-        })
+        return self._upsert(
+            spec,
+            lambda row: {
+                "state": "running",
+                "started_at": now,
+                "finished_at": None,
+                "error": None,
+                "stage": "started",
+                "attempts": (row["attempts"] if row else 0) + 1,
+            },
+        )
 
     def stage(self, spec: ReviewJobSpec, text: str) -> int | None:
         """What a running review is doing now (shown live): e.g. 'asking 5 reviewer requests'."""
         return self._upsert(spec, lambda _row: {"stage": text[:500]})
 
-    def finished(self, spec: ReviewJobSpec, run: PipelineRun | None, outcome: ReviewOutcome | BaseModel | None) -> int | None:
+    def finished(
+        self, spec: ReviewJobSpec, run: PipelineRun | None, outcome: ReviewOutcome | BaseModel | None
+    ) -> int | None:
         """The attempt ended: with a PipelineRun when it reviewed, without one when it skipped (draft, stale...)."""
         now = self.clock()
         values: dict[str, Any] = {"state": "done", "finished_at": now, "stage": None, "error": None}
@@ -210,18 +237,28 @@ class ReviewRecorder:
         if run is not None:
             counts = count_findings(run)
             values.update(
-                pipeline_json=run.model_dump_json(), pipeline_seconds=run.seconds, decision=run.result.decision,
+                pipeline_json=run.model_dump_json(),
+                pipeline_seconds=run.seconds,
+                decision=run.result.decision,
                 reviewers_json=json.dumps([v.model_dump() for v in reviewer_verdicts(run)]),
                 **counts.model_dump(),
             )
-        return self._upsert(spec, lambda row: {**values, **({} if row else {"started_at": now, "attempts": 1})})
+        return self._upsert(
+            spec, lambda row: {**values, **({} if row else {"started_at": now, "attempts": 1})}
+        )
 
     def failed(self, spec: ReviewJobSpec, reason: str) -> int | None:
         """The job failed for good (after its last attempt)."""
         now = self.clock()
-        return self._upsert(spec, lambda _row: {
-            "state": "failed", "finished_at": now, "stage": None, "error": reason[:MAX_ERROR_CHARS],
-        })
+        return self._upsert(
+            spec,
+            lambda _row: {
+                "state": "failed",
+                "finished_at": now,
+                "stage": None,
+                "error": reason[:MAX_ERROR_CHARS],
+            },
+        )
 
     def _upsert(self, spec: ReviewJobSpec, values_for: Callable[[Any], dict[str, Any]]) -> int | None:
         key = (REVIEWS.c.delivery_id == spec.delivery_id) & (REVIEWS.c.pr_key == spec.pr_key)
@@ -234,12 +271,22 @@ class ReviewRecorder:
                         connection.execute(update(REVIEWS).where(REVIEWS.c.id == row["id"]).values(**values))
                         return int(row["id"])
                     base = {
-                        "delivery_id": spec.delivery_id, "pr_key": spec.pr_key,
-                        "installation_id": spec.installation_id, "owner": spec.owner, "repo": spec.repo,
-                        "pull_number": spec.pull_number, "head_sha": spec.head_sha, "trigger": spec.trigger,
-                        "created_at": self.clock(), "attempts": 0, "state": "queued", "reviewers_json": "[]",
+                        "delivery_id": spec.delivery_id,
+                        "pr_key": spec.pr_key,
+                        "installation_id": spec.installation_id,
+                        "owner": spec.owner,
+                        "repo": spec.repo,
+                        "pull_number": spec.pull_number,
+                        "head_sha": spec.head_sha,
+                        "trigger": spec.trigger,
+                        "created_at": self.clock(),
+                        "attempts": 0,
+                        "state": "queued",
+                        "reviewers_json": "[]",
                     }
-                    result = connection.execute(insert(REVIEWS).values(**{**base, **values}).returning(REVIEWS.c.id))
+                    result = connection.execute(
+                        insert(REVIEWS).values(**{**base, **values}).returning(REVIEWS.c.id)
+                    )
                     return int(result.scalar_one())
             except IntegrityError:
                 if attempt == 0:
@@ -247,13 +294,17 @@ class ReviewRecorder:
                 log.exception("could not record the review of %s@%s", spec.pr_key, spec.head_sha[:7])
                 return None
             except SQLAlchemyError:
-                log.exception("could not record the review of %s@%s (the review itself goes on)",
-                              spec.pr_key, spec.head_sha[:7])
+                log.exception(
+                    "could not record the review of %s@%s (the review itself goes on)",
+                    spec.pr_key,
+                    spec.head_sha[:7],
+                )
                 return None
         return None
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
+
 
 class ReviewFilter(BaseModel):
     """What the Reviews page and GET /api/reviews may filter on."""
@@ -312,7 +363,9 @@ def derive_state(record_state: str | None, job_status: str | None) -> ReviewStat
     if job_status == "superseded" and record_state is None:
         return None
     if record_state in (None, "queued"):
-        return {"queued": "queued", "running": "running", "done": "done", "failed": "failed"}.get(job_status or "queued")  # type: ignore[return-value]
+        return {"queued": "queued", "running": "running", "done": "done", "failed": "failed"}.get(
+            job_status or "queued"
+        )  # type: ignore[return-value]
     if record_state == "running" and job_status == "queued":
         return "queued"
     if record_state == "running" and job_status == "failed":
@@ -351,20 +404,29 @@ class ReviewReader:
                     query = query.where(REVIEWS.c.owner == owner, REVIEWS.c.repo == name)
                 if wanted.decision:
                     query = query.where(REVIEWS.c.decision == wanted.decision)
-                records = list(connection.execute(query.order_by(REVIEWS.c.created_at.desc()).limit(fetch)).mappings())
+                records = list(
+                    connection.execute(query.order_by(REVIEWS.c.created_at.desc()).limit(fetch)).mappings()
+                )
             if self._has_table(connection, JOBS.name) and wanted.decision is None:
                 query = select(JOBS).where(JOBS.c.status != "superseded")
                 if wanted.repo:
                     query = query.where(JOBS.c.pr_key.like(f"{wanted.repo}#%"))
-                jobs = list(connection.execute(query.order_by(JOBS.c.created_at.desc()).limit(fetch)).mappings())
+                jobs = list(
+                    connection.execute(query.order_by(JOBS.c.created_at.desc()).limit(fetch)).mappings()
+                )
             known_keys = {(r["delivery_id"], r["pr_key"]) for r in records}
             extra_jobs = {}
             if records and self._has_table(connection, JOBS.name):
                 # Jobs of the records that fell outside the recent-jobs window still give their status.
-                missing = [r["delivery_id"] for r in records
-                           if (r["delivery_id"], r["pr_key"]) not in {(j["delivery_id"], j["pr_key"]) for j in jobs}]
+                missing = [
+                    r["delivery_id"]
+                    for r in records
+                    if (r["delivery_id"], r["pr_key"]) not in {(j["delivery_id"], j["pr_key"]) for j in jobs}
+                ]
                 if missing:
-                    for row in connection.execute(select(JOBS).where(JOBS.c.delivery_id.in_(missing))).mappings():
+                    for row in connection.execute(
+                        select(JOBS).where(JOBS.c.delivery_id.in_(missing))
+                    ).mappings():
                         extra_jobs[(row["delivery_id"], row["pr_key"])] = row
         jobs_by_key = {(j["delivery_id"], j["pr_key"]): j for j in jobs} | extra_jobs
         out: list[ReviewSummary] = []
@@ -394,15 +456,24 @@ class ReviewReader:
                 return None
             job = None
             if self._has_table(connection, JOBS.name):
-                job = connection.execute(select(JOBS).where(
-                    JOBS.c.delivery_id == record["delivery_id"], JOBS.c.pr_key == record["pr_key"]
-                )).mappings().first()
+                job = (
+                    connection.execute(
+                        select(JOBS).where(
+                            JOBS.c.delivery_id == record["delivery_id"], JOBS.c.pr_key == record["pr_key"]
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
         summary = self._summary(record, job, hide_superseded=False)
         assert summary is not None
-        pipeline = PipelineRun.model_validate_json(record["pipeline_json"]) if record["pipeline_json"] else None
+        pipeline = (
+            PipelineRun.model_validate_json(record["pipeline_json"]) if record["pipeline_json"] else None
+        )
         outcome = json.loads(record["outcome_json"]) if record["outcome_json"] else None
-        return ReviewDetail(**summary.model_dump(), pipeline=pipeline, outcome=outcome,
-                            delivery_id=record["delivery_id"])
+        return ReviewDetail(
+            **summary.model_dump(), pipeline=pipeline, outcome=outcome, delivery_id=record["delivery_id"]
+        )
 
     def repos(self) -> list[str]:
         """Every repository with a recorded review, for the filter."""
@@ -430,15 +501,30 @@ class ReviewReader:
         else:
             duration = None
         return ReviewSummary(
-            id=record["id"], job_id=job["id"] if job is not None else None, owner=record["owner"],
-            repo=record["repo"], pull_number=record["pull_number"], head_sha=record["head_sha"],
-            trigger=record["trigger"], state=state, stage=record["stage"] if state == "running" else None,
+            id=record["id"],
+            job_id=job["id"] if job is not None else None,
+            owner=record["owner"],
+            repo=record["repo"],
+            pull_number=record["pull_number"],
+            head_sha=record["head_sha"],
+            trigger=record["trigger"],
+            state=state,
+            stage=record["stage"] if state == "running" else None,
             attempts=max(record["attempts"], job["attempts"] if job is not None else 0),
-            decision=record["decision"], blockers=record["blockers"], majors=record["majors"],
-            minors=record["minors"], nits=record["nits"],
-            reviewers=[ReviewerVerdict.model_validate(v) for v in json.loads(record["reviewers_json"] or "[]")],
-            outcome_status=record["outcome_status"], error=error, created_at=record["created_at"],
-            started_at=started, finished_at=finished, duration_s=duration,
+            decision=record["decision"],
+            blockers=record["blockers"],
+            majors=record["majors"],
+            minors=record["minors"],
+            nits=record["nits"],
+            reviewers=[
+                ReviewerVerdict.model_validate(v) for v in json.loads(record["reviewers_json"] or "[]")
+            ],
+            outcome_status=record["outcome_status"],
+            error=error,
+            created_at=record["created_at"],
+            started_at=started,
+            finished_at=finished,
+            duration_s=duration,
         )
 
     def _job_summary(self, job: Any) -> ReviewSummary | None:
@@ -447,10 +533,22 @@ class ReviewReader:
             return None
         spec = ReviewJobSpec.model_validate_json(job["spec"])
         started, finished = job["started_at"], job["finished_at"]
-        duration = (finished - started) if started and finished else (self.clock() - started if started else None)
+        duration = (
+            (finished - started) if started and finished else (self.clock() - started if started else None)
+        )
         return ReviewSummary(
-            id=None, job_id=job["id"], owner=spec.owner, repo=spec.repo, pull_number=spec.pull_number,
-            head_sha=job["head_sha"], trigger=job["trigger"], state=state, attempts=job["attempts"],
-            error=job["last_error"], created_at=job["created_at"], started_at=started, finished_at=finished,
+            id=None,
+            job_id=job["id"],
+            owner=spec.owner,
+            repo=spec.repo,
+            pull_number=spec.pull_number,
+            head_sha=job["head_sha"],
+            trigger=job["trigger"],
+            state=state,
+            attempts=job["attempts"],
+            error=job["last_error"],
+            created_at=job["created_at"],
+            started_at=started,
+            finished_at=finished,
             duration_s=duration if state != "queued" else None,
         )

@@ -47,7 +47,9 @@ def egress_of(url: str | None) -> tuple[Egress, str]:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        if "." not in host or host.endswith((".local", ".internal", ".lan", ".home.arpa", ".svc", ".cluster.local")):
+        if "." not in host or host.endswith(
+            (".local", ".internal", ".lan", ".home.arpa", ".svc", ".cluster.local")
+        ):
             return "local network", f"{host} is a name on the local network"
         return "yes", f"code is sent to {host}"
     if address.is_loopback:
@@ -99,7 +101,9 @@ def _adapter_of(adapters_dir: Path, reviewer: str) -> tuple[str | None, str | No
     return str(folder), detail
 
 
-def role_map(settings: Settings, console: ConsoleSettings, backend: BackendSettings | None = None) -> list[Role]:
+def role_map(
+    settings: Settings, console: ConsoleSettings, backend: BackendSettings | None = None
+) -> list[Role]:
     """Every role and what serves it."""
     backend = backend or backend_settings(settings)
     kind = settings.reviewer_backend
@@ -110,43 +114,90 @@ def role_map(settings: Settings, console: ConsoleSettings, backend: BackendSetti
     for reviewer in REVIEWER_NAMES:
         if kind == "openai":
             endpoint = backend.openai_base_url
-            egress, why = egress_of(endpoint) if endpoint else ("unknown", "CALORA_REVIEWER_OPENAI_BASE_URL is not set")
+            egress, why = (
+                egress_of(endpoint) if endpoint else ("unknown", "CALORA_REVIEWER_OPENAI_BASE_URL is not set")
+            )
             model = getattr(backend, "openai_models", {}).get(reviewer, reviewer)
             local_adapter[reviewer] = None  # the server decides
-            roles.append(Role(
-                role=f"reviewer: {reviewer}", served_by="OpenAI-compatible server",
-                base_model=getattr(backend, "openai_base_model", None) or "the server's base model", adapter=model,
-                adapter_detail="asked for as the model name; the server falls back to its base model without it",
-                endpoint=endpoint, code_leaves_machine=egress, why=why,
-            ))
+            roles.append(
+                Role(
+                    role=f"reviewer: {reviewer}",
+                    served_by="OpenAI-compatible server",
+                    base_model=getattr(backend, "openai_base_model", None) or "the server's base model",
+                    adapter=model,
+                    adapter_detail="asked for as the model name; the server falls back to its base model without it",
+                    endpoint=endpoint,
+                    code_leaves_machine=egress,
+                    why=why,
+                )
+            )
         else:
             adapter, detail = _adapter_of(backend.adapters_dir, reviewer)
             local_adapter[reviewer] = adapter is not None
-            roles.append(Role(
-                role=f"reviewer: {reviewer}", served_by=f"{kind} (in-process)", base_model=base_model,
-                adapter=adapter, adapter_detail=detail, endpoint="in-process", code_leaves_machine="no",
-                why="the model runs inside the worker process",
-            ))
+            roles.append(
+                Role(
+                    role=f"reviewer: {reviewer}",
+                    served_by=f"{kind} (in-process)",
+                    base_model=base_model,
+                    adapter=adapter,
+                    adapter_detail=detail,
+                    endpoint="in-process",
+                    code_leaves_machine="no",
+                    why="the model runs inside the worker process",
+                )
+            )
 
-    roles.append(Role(role="checks", served_by="linters (ruff, yamllint, sqlfluff, shellcheck when installed)",
-                      endpoint="local subprocesses", code_leaves_machine="no",
-                      why="run on a private temporary copy of the changed files"))
-    roles.append(Role(role="synthesis", served_by="rules (reviewers/synthesis.py), no model", endpoint="in-process",
-                      code_leaves_machine="no", why="deduplication and the verdict are pure functions"))
+    roles.append(
+        Role(
+            role="checks",
+            served_by="linters (ruff, yamllint, sqlfluff, shellcheck when installed)",
+            endpoint="local subprocesses",
+            code_leaves_machine="no",
+            why="run on a private temporary copy of the changed files",
+        )
+    )
+    roles.append(
+        Role(
+            role="synthesis",
+            served_by="rules (reviewers/synthesis.py), no model",
+            endpoint="in-process",
+            code_leaves_machine="no",
+            why="deduplication and the verdict are pure functions",
+        )
+    )
     roles += cloud_roles(backend, local_adapter)
     if console.patch_author_model or console.patch_author_base_url:
         egress, why = egress_of(console.patch_author_base_url)
-        roles.append(Role(role="patch author", served_by="declared in CALORA_PATCH_AUTHOR_*",
-                          base_model=console.patch_author_model, endpoint=console.patch_author_base_url or "in-process",
-                          code_leaves_machine=egress, why=why + "; the coding agent calls it, the app never does"))
+        roles.append(
+            Role(
+                role="patch author",
+                served_by="declared in CALORA_PATCH_AUTHOR_*",
+                base_model=console.patch_author_model,
+                endpoint=console.patch_author_base_url or "in-process",
+                code_leaves_machine=egress,
+                why=why + "; the coding agent calls it, the app never does",
+            )
+        )
     else:
-        roles.append(Role(role="patch author", served_by="not configured", code_leaves_machine="unknown",
-                          why="calora reviews; the coding agent that applies `suggested_fix` runs outside the app "
-                              "(set CALORA_PATCH_AUTHOR_MODEL / _BASE_URL to show it here)"))
+        roles.append(
+            Role(
+                role="patch author",
+                served_by="not configured",
+                code_leaves_machine="unknown",
+                why="calora reviews; the coding agent that applies `suggested_fix` runs outside the app "
+                "(set CALORA_PATCH_AUTHOR_MODEL / _BASE_URL to show it here)",
+            )
+        )
     egress, why = egress_of(settings.github_api_url)
-    roles.append(Role(role="GitHub (diffs in, reviews out)", served_by="GitHub REST API",
-                      endpoint=settings.github_api_url, code_leaves_machine=egress,
-                      why="diffs come from GitHub and findings go back to the same pull request"))
+    roles.append(
+        Role(
+            role="GitHub (diffs in, reviews out)",
+            served_by="GitHub REST API",
+            endpoint=settings.github_api_url,
+            code_leaves_machine=egress,
+            why="diffs come from GitHub and findings go back to the same pull request",
+        )
+    )
     return roles
 
 
@@ -156,8 +207,14 @@ def cloud_roles(backend: BackendSettings, local_adapter: dict[str, bool | None])
 
     cloud_config = getattr(backend, "cloud_reviewers", None) or {}
     if not cloud_config:
-        return [Role(role="cloud fallback", served_by="off (CALORA_CLOUD_REVIEWERS is empty)",
-                     code_leaves_machine="no", why="no reviewer is configured to fall back to a hosted model")]
+        return [
+            Role(
+                role="cloud fallback",
+                served_by="off (CALORA_CLOUD_REVIEWERS is empty)",
+                code_leaves_machine="no",
+                why="no reviewer is configured to fall back to a hosted model",
+            )
+        ]
     out = []
     for reviewer, cloud in sorted(cloud_config.items()):
         endpoint = endpoint_of(cloud.base_url)
@@ -170,7 +227,14 @@ def cloud_roles(backend: BackendSettings, local_adapter: dict[str, bool | None])
             when = "active now: there is no local adapter, so its slices go to the cloud"
         else:
             when = "used when the reviewer server has no adapter for it"
-        out.append(Role(role=f"cloud fallback: {reviewer}", served_by="OpenAI-compatible cloud endpoint",
-                        base_model=cloud.model, endpoint=endpoint, code_leaves_machine=egress,
-                        why=f"{why}; {when}"))
+        out.append(
+            Role(
+                role=f"cloud fallback: {reviewer}",
+                served_by="OpenAI-compatible cloud endpoint",
+                base_model=cloud.model,
+                endpoint=endpoint,
+                code_leaves_machine=egress,
+                why=f"{why}; {when}",
+            )
+        )
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from pydantic import BaseModel
 
 from app.console.outcomes import (
@@ -99,7 +100,9 @@ class Console:
         return load_gates(self.console.console_gates)
 
     def grid(self) -> ReviewerGrid:
-        recent = [s for s in self.reviews.list_reviews(ReviewFilter(limit=GRID_REVIEWS, state="done")) if s.id]
+        recent = [
+            s for s in self.reviews.list_reviews(ReviewFilter(limit=GRID_REVIEWS, state="done")) if s.id
+        ]
         recent.reverse()  # oldest left, newest right, like a timeline
         reviewers = sorted({v.reviewer for s in recent for v in s.reviewers} | set(REVIEWER_NAMES))
         rows: dict[str, list[GridCell | None]] = {}
@@ -107,16 +110,27 @@ class Console:
             cells: list[GridCell | None] = []
             for summary in recent:
                 own = next((v for v in summary.reviewers if v.reviewer == name), None)
-                cells.append(GridCell(verdict=own.verdict, status=own.status, findings=own.findings) if own else None)
+                cells.append(
+                    GridCell(verdict=own.verdict, status=own.status, findings=own.findings) if own else None
+                )
             rows[name] = cells
         gates = self.gates()
         from app.console.outcomes import GRID_METRICS
 
         return ReviewerGrid(
-            columns=[GridColumn(review_id=s.id or 0, label=f"{s.repo}#{s.pull_number}",
-                                pr_key=f"{s.full_name}#{s.pull_number}", head_sha=s.head_sha, decision=s.decision)
-                     for s in recent],
-            rows=rows, metrics=self.scores.metric_rows(gates), metric_names=list(GRID_METRICS),
+            columns=[
+                GridColumn(
+                    review_id=s.id or 0,
+                    label=f"{s.repo}#{s.pull_number}",
+                    pr_key=f"{s.full_name}#{s.pull_number}",
+                    head_sha=s.head_sha,
+                    decision=s.decision,
+                )
+                for s in recent
+            ],
+            rows=rows,
+            metrics=self.scores.metric_rows(gates),
+            metric_names=list(GRID_METRICS),
             gates_source=gates.source,
         )
 

@@ -47,7 +47,9 @@ class SliceView(BaseModel):
     check_output: str = ""
     instructions: str = ""
     output: ReviewerOutput | None = None
-    answer_json: str | None = Field(default=None, description="The answer as JSON, as the reviewer returned it.")
+    answer_json: str | None = Field(
+        default=None, description="The answer as JSON, as the reviewer returned it."
+    )
     error: str | None = None
     seconds: float = 0.0
     findings: list[FindingView] = Field(default_factory=list)
@@ -69,8 +71,9 @@ class MultiAgentView(BaseModel):
     seconds: float
 
 
-def code_context(diff_text: str, path: str, line: int, end_line: int | None = None,
-                 around: int = CONTEXT_LINES) -> list[ContextLine]:
+def code_context(
+    diff_text: str, path: str, line: int, end_line: int | None = None, around: int = CONTEXT_LINES
+) -> list[ContextLine]:
     """The diff lines of `path` from `around` lines before `line` to `around` after `end_line`.
 
     Removed lines between them are kept (they are part of what the reviewer read); an empty list
@@ -94,15 +97,25 @@ def code_context(diff_text: str, path: str, line: int, end_line: int | None = No
                 if mark == "-":
                     rows.append(ContextLine(new_line=None, mark="-", text=text[1:]))
                     continue
-                rows.append(ContextLine(new_line=new_no, mark="+" if mark == "+" else " ", text=text[1:],
-                                        flagged=line <= new_no <= last))
+                rows.append(
+                    ContextLine(
+                        new_line=new_no,
+                        mark="+" if mark == "+" else " ",
+                        text=text[1:],
+                        flagged=line <= new_no <= last,
+                    )
+                )
                 new_no += 1
             numbered = [r.new_line for r in rows if r.new_line is not None]
             if not numbered or numbered[-1] < line - around or numbered[0] > last + around:
                 continue
-            keep = [i for i, r in enumerate(rows) if r.new_line is not None and line - around <= r.new_line <= last + around]
+            keep = [
+                i
+                for i, r in enumerate(rows)
+                if r.new_line is not None and line - around <= r.new_line <= last + around
+            ]
             if keep:
-                out.extend(rows[keep[0]: keep[-1] + 1])
+                out.extend(rows[keep[0] : keep[-1] + 1])
     return out
 
 
@@ -122,8 +135,11 @@ def finding_view(run: PipelineRun, finding: Finding | MergedFinding, diff: str |
     if diff is None:
         piece = _slice_for(run, finding, raised_by)
         diff = piece.diff if piece is not None else ""
-    return FindingView(finding=finding, raised_by=raised_by,
-                       context=code_context(diff, finding.path, finding.line, finding.end_line))
+    return FindingView(
+        finding=finding,
+        raised_by=raised_by,
+        context=code_context(diff, finding.path, finding.line, finding.end_line),
+    )
 
 
 def multi_agent_view(run: PipelineRun) -> MultiAgentView:
@@ -139,26 +155,41 @@ def multi_agent_view(run: PipelineRun) -> MultiAgentView:
         request = requests.get((piece.reviewer, piece.index))
         outcome = outcomes.get((piece.reviewer, piece.index))
         output = outcome.output if outcome else None
-        slices.append(SliceView(
-            reviewer=piece.reviewer, index=piece.index, files=[f.path for f in piece.files], tokens=piece.tokens,
-            split_hunk=piece.split_hunk, diff=piece.diff,
-            check_output=request.check_output if request else "", instructions=request.instructions if request else "",
-            output=output, answer_json=output.model_dump_json(indent=2, exclude_none=True) if output else None,
-            error=outcome.error if outcome else None, seconds=outcome.seconds if outcome else 0.0,
-            findings=[finding_view(run, f, piece.diff) for f in output.findings] if output else [],
-            answered=output is not None,
-        ))
+        slices.append(
+            SliceView(
+                reviewer=piece.reviewer,
+                index=piece.index,
+                files=[f.path for f in piece.files],
+                tokens=piece.tokens,
+                split_hunk=piece.split_hunk,
+                diff=piece.diff,
+                check_output=request.check_output if request else "",
+                instructions=request.instructions if request else "",
+                output=output,
+                answer_json=output.model_dump_json(indent=2, exclude_none=True) if output else None,
+                error=outcome.error if outcome else None,
+                seconds=outcome.seconds if outcome else 0.0,
+                findings=[finding_view(run, f, piece.diff) for f in output.findings] if output else [],
+                answered=output is not None,
+            )
+        )
     task = next((r.task for r in run.requests if r.task), "")
     return MultiAgentView(
-        task=task, slices=slices, unanswered=sum(1 for s in slices if not s.answered),
-        check_findings=[finding_view(run, f) for f in run.check_findings], check_notes=run.check_notes,
-        plan_notes=run.plan.notes, result=run.result,
+        task=task,
+        slices=slices,
+        unanswered=sum(1 for s in slices if not s.answered),
+        check_findings=[finding_view(run, f) for f in run.check_findings],
+        check_notes=run.check_notes,
+        plan_notes=run.plan.notes,
+        result=run.result,
         findings=[finding_view(run, f) for f in run.result.findings],
-        nits=[finding_view(run, f) for f in run.result.nits], seconds=run.seconds,
+        nits=[finding_view(run, f) for f in run.result.nits],
+        seconds=run.seconds,
     )
 
 
 # --- links -------------------------------------------------------------------------------------------------------
+
 
 def github_web_url(api_url: str) -> str:
     """The web root for an API root: api.github.com → github.com, GHE's host/api/v3 → host."""
@@ -169,8 +200,7 @@ def github_web_url(api_url: str) -> str:
     if host.startswith("api."):
         return f"{parts.scheme}://{host[4:]}"
     path = parts.path
-    if path.endswith("/api/v3"):
-        path = path[: -len("/api/v3")]
+    path = path.removesuffix("/api/v3")
     return f"{parts.scheme}://{host}{path}"
 
 

@@ -38,10 +38,20 @@ def chromium() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="calora-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-                 f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
@@ -55,20 +65,32 @@ def chromium() -> Iterator[Any]:
 
 def console_errors(driver: Any) -> list[str]:
     """Console messages at error level since the last call (the log is drained by reading it)."""
-    return [f"{entry.get('source', '')}: {entry['message']}" for entry in driver.get_log("browser")
-            if entry.get("level") == "SEVERE"]
+    return [
+        f"{entry.get('source', '')}: {entry['message']}"
+        for entry in driver.get_log("browser")
+        if entry.get("level") == "SEVERE"
+    ]
 
 
 def set_viewport(driver: Any, width: int, height: int, mobile: bool) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
-    })
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {
+            "width": width,
+            "height": height,
+            "deviceScaleFactor": 1,
+            "mobile": mobile,
+        },
+    )
 
 
 def screenshot(driver: Any, path: Path, width: int, mobile: bool, max_height: int = 3200) -> Path:
     """A full-page PNG at `width` CSS pixels (cut at `max_height`)."""
-    height = int(driver.execute_script(
-        "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"))
+    height = int(
+        driver.execute_script(
+            "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"
+        )
+    )
     set_viewport(driver, width, min(max(height, 400), max_height), mobile)
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))

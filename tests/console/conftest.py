@@ -17,12 +17,12 @@ from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import seed as seed_module  # noqa: E402
+import seed as seed_module
 
-from app.console import mount_console  # noqa: E402
-from app.console.settings import ConsoleSettings  # noqa: E402
-from app.server import create_app  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.console import mount_console
+from app.console.settings import ConsoleSettings
+from app.server import create_app
+from app.settings import Settings
 
 TOKEN = "console-test-token: not a real one"
 
@@ -38,13 +38,21 @@ class SeededConsole:
     adapters: Path
 
     def settings(self) -> Settings:
-        return Settings(webhook_secret="test-secret", database_url=self.database_url, reviewer_backend="engine",
-                        github_api_url="https://api.github.com", reviewer_adapters_dir=self.adapters)
+        return Settings(
+            webhook_secret="test-secret",
+            database_url=self.database_url,
+            reviewer_backend="engine",
+            github_api_url="https://api.github.com",
+            reviewer_adapters_dir=self.adapters,
+        )
 
     def console_settings(self, token: str | None = None, **overrides: object) -> ConsoleSettings:
-        values: dict[str, object] = {"console_token": token, "console_runs_dir": self.runs_root,
-                                     "eval_history": self.history,
-                                     "console_poll_seconds": 0.5}
+        values: dict[str, object] = {
+            "console_token": token,
+            "console_runs_dir": self.runs_root,
+            "eval_history": self.history,
+            "console_poll_seconds": 0.5,
+        }
         values.update(overrides)
         return ConsoleSettings(**values)  # type: ignore[arg-type]
 
@@ -63,7 +71,9 @@ def build_seeded(folder: Path) -> SeededConsole:
     history = folder / "history.sqlite"
     adapters = folder / "adapters"
     seed_module.seed_training(runs_root, history, adapters)
-    return SeededConsole(database_url=url, reviews=reviews, runs_root=runs_root, history=history, adapters=adapters)
+    return SeededConsole(
+        database_url=url, reviews=reviews, runs_root=runs_root, history=history, adapters=adapters
+    )
 
 
 @pytest.fixture(scope="module")

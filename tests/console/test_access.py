@@ -13,10 +13,16 @@ LOOPBACK = ("127.0.0.1", 50000)
 REMOTE = ("203.0.113.9", 50000)
 
 
-def access(token: str | None, host: str = "127.0.0.1", authorization: str | None = None,
-           cookie: str | None = None, proxied: bool = False) -> str:
-    return decide_access(token, client_host=host, authorization=authorization, cookie=cookie,
-                         proxied=proxied).access
+def access(
+    token: str | None,
+    host: str = "127.0.0.1",
+    authorization: str | None = None,
+    cookie: str | None = None,
+    proxied: bool = False,
+) -> str:
+    return decide_access(
+        token, client_host=host, authorization=authorization, cookie=cookie, proxied=proxied
+    ).access
 
 
 def test_without_a_token_only_direct_loopback_clients_are_served() -> None:
@@ -42,11 +48,23 @@ def test_with_a_token_the_bearer_or_the_session_cookie_is_needed_even_on_loopbac
 
 def test_login_sends_you_back_only_inside_the_console() -> None:
     assert safe_next("/console/reviews/3") == "/console/reviews/3"
-    for target in ("https://evil.example/", "//evil.example/console", "/api/reviews", None, "/console\\..\\x"):
+    for target in (
+        "https://evil.example/",
+        "//evil.example/console",
+        "/api/reviews",
+        None,
+        "/console\\..\\x",
+    ):
         assert safe_next(target) == "/console/reviews"
 
 
-PAGES = ["/console/reviews", "/console/reviews/1", "/console/reviewers", "/console/training", "/console/roles"]
+PAGES = [
+    "/console/reviews",
+    "/console/reviews/1",
+    "/console/reviewers",
+    "/console/training",
+    "/console/roles",
+]
 APIS = ["/api/reviews", "/api/reviews/1", "/api/reviewers/grid", "/api/training", "/api/roles"]
 
 
@@ -69,7 +87,9 @@ def test_with_a_token_the_api_answers_401_and_pages_send_you_to_the_login_form(s
         assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200, path
     for path in PAGES:
         answer = client.get(path)
-        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next="), path
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next="), (
+            path
+        )
 
 
 def test_the_login_form_sets_a_session_cookie_and_logout_removes_it(seeded: SeededConsole) -> None:
@@ -89,8 +109,11 @@ def test_the_login_form_sets_a_session_cookie_and_logout_removes_it(seeded: Seed
 
 def test_an_oversized_login_form_is_refused(seeded: SeededConsole) -> None:
     client = TestClient(seeded.app(token=TOKEN), client=REMOTE, follow_redirects=False)
-    answer = client.post("/console/login", content=b"token=" + b"x" * 10_000,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = client.post(
+        "/console/login",
+        content=b"token=" + b"x" * 10_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert answer.status_code == 413
 
 

@@ -16,9 +16,17 @@ def client_for(seeded: SeededConsole) -> TestClient:
 
 def test_reviews_lists_every_state_newest_first_with_links(seeded: SeededConsole) -> None:
     body = client_for(seeded).get("/api/reviews").json()
-    rows = [(r["review"]["pull_number"], r["review"]["state"], r["review"]["decision"]) for r in body["reviews"]]
-    assert rows == [(515, "queued", None), (1601, "running", None), (1418, "failed", None),
-                    (1013, "done", "approve"), (1583, "done", "block"), (1496, "done", "revise")]
+    rows = [
+        (r["review"]["pull_number"], r["review"]["state"], r["review"]["decision"]) for r in body["reviews"]
+    ]
+    assert rows == [
+        (515, "queued", None),
+        (1601, "running", None),
+        (1418, "failed", None),
+        (1013, "done", "approve"),
+        (1583, "done", "block"),
+        (1496, "done", "revise"),
+    ]
     first_done = body["reviews"][3]
     assert first_done["links"]["pull_request"] == "https://github.com/pgvector/pgvector/pull/1013"
     assert first_done["links"]["console"] == f"/console/reviews/{first_done['review']['id']}"
@@ -50,7 +58,10 @@ def test_one_review_carries_its_whole_pipeline_run(seeded: SeededConsole) -> Non
 def test_the_grid_has_a_column_per_finished_review_and_gate_results_per_metric(seeded: SeededConsole) -> None:
     grid = client_for(seeded).get("/api/reviewers/grid").json()
     assert [c["label"] for c in grid["columns"]] == [
-        "full-stack-fastapi-template#1496", "full-stack-fastapi-template#1583", "pgvector#1013"]
+        "full-stack-fastapi-template#1496",
+        "full-stack-fastapi-template#1583",
+        "pgvector#1013",
+    ]
     assert [c and c["verdict"] for c in grid["rows"]["python"]] == ["revise", "block", None]
     assert [c and c["status"] for c in grid["rows"]["docker_ci"]] == [None, "error", None]
     metrics = {row["reviewer"]: {c["metric"]: c["state"] for c in row["cells"]} for row in grid["metrics"]}

@@ -15,7 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import DESKTOP, MISSING_REASON, PHONE, browser_available, chromium, console_errors, screenshot, set_viewport
+from browser import (
+    DESKTOP,
+    MISSING_REASON,
+    PHONE,
+    browser_available,
+    chromium,
+    console_errors,
+    screenshot,
+    set_viewport,
+)
 from conftest import TOKEN, SeededConsole, build_seeded
 
 from app.console.records import ReviewRecorder
@@ -80,7 +89,8 @@ def test_every_page_loads_without_console_errors_at_desktop_and_phone_width(
             assert heading in text_of(driver, "h1"), f"{path} at {label} width"
             assert expected in text_of(driver, "main"), f"{path} at {label} width"
             overflow = driver.execute_script(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             assert overflow <= 1, f"{path} scrolls sideways by {overflow} px at {label} width"
             screenshot(driver, SCREENSHOTS / f"{name}-{label}.png", width, mobile)
             assert console_errors(driver) == [], f"console errors on {path} at {label} width"
@@ -156,7 +166,9 @@ def test_a_running_review_turns_done_on_the_open_page(
         recorder.finished(running.spec, run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha))
     finally:
         recorder.close()
-    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "done",
-             what="the row to turn done without a manual reload")
+    wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "done",
+        what="the row to turn done without a manual reload",
+    )
     wait_for(lambda: "revise" in text_of(driver, row), what="the verdict in the row")
     assert console_errors(driver) == []

@@ -54,8 +54,11 @@ def test_a_review_is_recorded_from_start_to_finish_with_its_whole_pipeline_run(d
     assert detail.state == "done" and detail.duration_s == pytest.approx(38.5)
     assert detail.decision == run.result.decision == "revise"
     counts = count_findings(run)
-    assert (detail.blockers, detail.majors, detail.minors, detail.nits) == (
-        counts.blockers, counts.majors, counts.minors, counts.nits) == (0, 1, 1, 2)
+    assert (
+        (detail.blockers, detail.majors, detail.minors, detail.nits)
+        == (counts.blockers, counts.majors, counts.minors, counts.nits)
+        == (0, 1, 1, 2)
+    )
     assert detail.pipeline == run  # slices, requests, answers, checks and synthesis survive the round trip
     assert {v.reviewer: v.verdict for v in detail.reviewers} == {"python": "revise", "sql": "revise"}
     assert detail.outcome is not None and detail.outcome["status"] == "reviewed"
@@ -75,25 +78,36 @@ def test_a_skipped_run_is_done_without_a_pipeline(database: str) -> None:
     recorder = ReviewRecorder.from_url(database)
     spec = spec_for("acme", "web", 8, "b" * 40, "d-3")
     review_id = recorder.started(spec)
-    recorder.finished(spec, None, ReviewOutcome(status="skipped", reason="draft pull request", head_sha="c" * 40))
+    recorder.finished(
+        spec, None, ReviewOutcome(status="skipped", reason="draft pull request", head_sha="c" * 40)
+    )
     detail = ReviewReader(read_engine(database)).get_review(review_id or 0)
     assert detail is not None
-    assert (detail.state, detail.pipeline, detail.outcome_status, detail.head_sha) == ("done", None, "skipped", "c" * 40)
+    assert (detail.state, detail.pipeline, detail.outcome_status, detail.head_sha) == (
+        "done",
+        None,
+        "skipped",
+        "c" * 40,
+    )
 
 
-@pytest.mark.parametrize(("record", "job", "shown"), [
-    (None, "queued", "queued"),
-    (None, "running", "running"),
-    (None, "superseded", None),
-    ("running", "running", "running"),
-    ("running", "queued", "queued"),  # the attempt failed; the job waits for its retry
-    ("running", "failed", "failed"),  # the last attempt failed and nothing recorded it
-    ("running", None, "running"),
-    ("done", "done", "done"),
-    ("failed", "failed", "failed"),
-])
-def test_the_state_shown_comes_from_the_record_and_the_job(record: str | None, job: str | None,
-                                                          shown: str | None) -> None:
+@pytest.mark.parametrize(
+    ("record", "job", "shown"),
+    [
+        (None, "queued", "queued"),
+        (None, "running", "running"),
+        (None, "superseded", None),
+        ("running", "running", "running"),
+        ("running", "queued", "queued"),  # the attempt failed; the job waits for its retry
+        ("running", "failed", "failed"),  # the last attempt failed and nothing recorded it
+        ("running", None, "running"),
+        ("done", "done", "done"),
+        ("failed", "failed", "failed"),
+    ],
+)
+def test_the_state_shown_comes_from_the_record_and_the_job(
+    record: str | None, job: str | None, shown: str | None
+) -> None:
     assert derive_state(record, job) == shown
 
 
@@ -107,8 +121,10 @@ def test_queued_jobs_without_a_record_are_listed_and_superseded_ones_are_not(dat
     store.enqueue(other)
     store.close()
     listed = ReviewReader(read_engine(database)).list_reviews()
-    assert [(s.repo, s.head_sha[:1], s.state, s.id) for s in listed] == [("api", "3", "queued", None),
-                                                                         ("web", "2", "queued", None)]
+    assert [(s.repo, s.head_sha[:1], s.state, s.id) for s in listed] == [
+        ("api", "3", "queued", None),
+        ("web", "2", "queued", None),
+    ]
 
 
 def test_filters_by_repository_state_and_verdict(database: str) -> None:
@@ -132,8 +148,9 @@ def test_a_filter_with_an_unknown_state_is_refused() -> None:
         ReviewFilter(state="exploded")  # type: ignore[arg-type]
 
 
-def test_recording_into_a_broken_database_logs_and_does_not_raise(tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_recording_into_a_broken_database_logs_and_does_not_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = f"sqlite:///{tmp_path / 'calora.sqlite'}"
     recorder = ReviewRecorder.from_url(url)
     with recorder.engine.begin() as connection:

@@ -12,7 +12,13 @@ def test_code_context_shows_the_findings_lines_with_new_file_numbers_and_removed
     diff = real_diff("010")
     lines = code_context(diff, "backend/app/api/routes/items.py", 25, around=2)
     assert [(line.new_line, line.mark) for line in lines] == [
-        (23, " "), (None, "-"), (24, "+"), (25, "+"), (26, "+"), (27, " ")]
+        (23, " "),
+        (None, "-"),
+        (24, "+"),
+        (25, "+"),
+        (26, "+"),
+        (27, " "),
+    ]
     assert [line.flagged for line in lines] == [False, False, False, True, False, False]
     assert lines[3].text.strip() == "select(Item).order_by(Item.created_at.desc()).offset(skip).limit(limit)"
 
@@ -38,7 +44,8 @@ def test_every_slice_shows_its_reviewer_its_answer_and_the_code_of_each_finding(
     merged = view.findings[0]
     assert merged.raised_by == ["python", "sql"] and merged.context == migration.context
     assert [f.finding.message for f in view.check_findings] == [
-        "ruff F401: `sqlmodel.sql.sqltypes` imported but unused"]
+        "ruff F401: `sqlmodel.sql.sqltypes` imported but unused"
+    ]
     assert view.check_findings[0].context, "the check finding shows its line of the added migration"
 
 
@@ -52,12 +59,15 @@ def test_a_reviewer_that_failed_shows_its_error_and_the_review_is_incomplete() -
     assert view.result.decision == "block"
 
 
-@pytest.mark.parametrize(("api", "web"), [
-    ("https://api.github.com", "https://github.com"),
-    ("https://api.github.com/", "https://github.com"),
-    ("https://ghe.example.com/api/v3", "https://ghe.example.com"),
-    ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
-])
+@pytest.mark.parametrize(
+    ("api", "web"),
+    [
+        ("https://api.github.com", "https://github.com"),
+        ("https://api.github.com/", "https://github.com"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
 def test_links_point_at_the_web_host_of_the_configured_api(api: str, web: str) -> None:
     assert github_web_url(api) == web
     assert pull_url(web, "acme", "web", 7) == f"{web}/acme/web/pull/7"
