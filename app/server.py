@@ -187,7 +187,7 @@ async def _receive(receiver: Receiver, request: Request) -> JSONResponse:
         log.info("delivery %s (%s %s): queued jobs %s", delivery.delivery_id, delivery.event,
                  delivery.action, result.job_ids)
         return _answer(202, status="queued", delivery=delivery.delivery_id, jobs=result.job_ids,
-                       superseded=result.superseded)
+                       superseded=result.superseded, late=result.late)
     if outcome == "ignored":
         reason = getattr(decision, "reason", "")
         log.debug("delivery %s (%s) ignored: %s", delivery.delivery_id, delivery.event, reason)

@@ -109,6 +109,7 @@ class JobRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     available_at: Mapped[float] = mapped_column(Float)
+    event_at: Mapped[float | None] = mapped_column(Float)  # the pull request's updated_at, for ordering pushes
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
@@ -124,12 +125,16 @@ INSTALLATIONS = InstallationRow.__table__
 # --- what the store hands out --------------------------------------------------------------------------------
 
 class RecordResult(BaseModel):
-    """What recording a delivery did: a duplicate id changes nothing."""
+    """What recording a delivery did: a duplicate id changes nothing.
+
+    `late` counts jobs that arrived already superseded (a newer push of the pull request was seen first).
+    """
 
     duplicate: bool
     outcome: DeliveryOutcome | None = None
     job_ids: list[int] = []
     superseded: int = 0
+    late: int = 0
 
 
 class ClaimedJob(BaseModel):
@@ -158,6 +163,7 @@ class JobView(BaseModel):
     lease_owner: str | None
     lease_expires_at: float | None
     available_at: float
+    event_at: float | None = None
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -291,18 +297,25 @@ class Store:
                     delivery_id=delivery_id, event=event_name, action=action, outcome=outcome,
                     reason=reason, jobs_queued=len(jobs), received_at=now,
                 ))
-                job_ids, superseded = [], 0
+                job_ids, superseded, late = [], 0, 0
+                supersede = isinstance(decision, QueueReviews) and decision.supersede
+                event_at = decision.event_at if isinstance(decision, QueueReviews) else None
                 for spec in jobs:
-                    job_id = self._insert_job(connection, spec, now)
+                    newer = self._newer_job(connection, spec, event_at) if supersede else None
+                    if newer is not None:
+                        job_ids.append(self._insert_job(connection, spec, now, event_at, superseded_by=newer))
+                        late += 1
+                        continue
+                    job_id = self._insert_job(connection, spec, now, event_at)
                     job_ids.append(job_id)
-                    if isinstance(decision, QueueReviews) and decision.supersede:
-                        superseded += self._supersede_older(connection, spec, job_id, now)
+                    if supersede:
+                        superseded += self._supersede_older(connection, spec, job_id, now, event_at)
                 if isinstance(decision, InstallationChange):
                     self._apply_installation(connection, decision, now)
         except IntegrityError:
             # A concurrent request with the same delivery id committed first.
             return RecordResult(duplicate=True)
-        return RecordResult(duplicate=False, outcome=outcome, job_ids=job_ids, superseded=superseded)
+        return RecordResult(duplicate=False, outcome=outcome, job_ids=job_ids, superseded=superseded, late=late)
 
     def enqueue(self, spec: ReviewJobSpec, now: float | None = None, supersede: bool = False) -> int:
         """Queue one job directly (operations and tests); the receiver goes through record_delivery."""
@@ -314,20 +327,38 @@ class Store:
         return job_id
 
     @staticmethod
-    def _insert_job(connection: Connection, spec: ReviewJobSpec, now: float) -> int:
+    def _insert_job(connection: Connection, spec: ReviewJobSpec, now: float, event_at: float | None = None,
+                    superseded_by: int | None = None) -> int:
+        late = superseded_by is not None
         result = connection.execute(insert(JOBS).values(
             delivery_id=spec.delivery_id, pr_key=spec.pr_key, head_sha=spec.head_sha, trigger=spec.trigger,
-            spec=spec.model_dump_json(), status="queued", attempts=0, expired_leases=0,
-            available_at=now, created_at=now,
+            spec=spec.model_dump_json(), status="superseded" if late else "queued", attempts=0,
+            expired_leases=0, available_at=now, event_at=event_at, created_at=now,
+            superseded_by=superseded_by, finished_at=now if late else None,
         ).returning(JOBS.c.id))
         return int(result.scalar_one())
 
     @staticmethod
-    def _supersede_older(connection: Connection, spec: ReviewJobSpec, job_id: int, now: float) -> int:
-        result = connection.execute(update(JOBS).where(
-            JOBS.c.pr_key == spec.pr_key, JOBS.c.status == "queued", JOBS.c.head_sha != spec.head_sha,
-            JOBS.c.id != job_id,
-        ).values(status="superseded", superseded_by=job_id, finished_at=now))
+    def _newer_job(connection: Connection, spec: ReviewJobSpec, event_at: float | None) -> int | None:
+        """A job of the same pull request for another head from a later event (the delivery came late)."""
+        if event_at is None:
+            return None
+        return connection.execute(
+            select(JOBS.c.id).where(
+                JOBS.c.pr_key == spec.pr_key, JOBS.c.head_sha != spec.head_sha, JOBS.c.event_at > event_at,
+                JOBS.c.status != "superseded",
+            ).order_by(JOBS.c.event_at.desc()).limit(1)
+        ).scalar()
+
+    @staticmethod
+    def _supersede_older(connection: Connection, spec: ReviewJobSpec, job_id: int, now: float,
+                         event_at: float | None = None) -> int:
+        older = [JOBS.c.pr_key == spec.pr_key, JOBS.c.status == "queued", JOBS.c.head_sha != spec.head_sha,
+                 JOBS.c.id != job_id]
+        if event_at is not None:
+            older.append(or_(JOBS.c.event_at.is_(None), JOBS.c.event_at <= event_at))
+        result = connection.execute(update(JOBS).where(*older).values(
+            status="superseded", superseded_by=job_id, finished_at=now))
         return int(result.rowcount or 0)
 
     @staticmethod

@@ -20,6 +20,7 @@ import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -154,6 +155,7 @@ class PullRequest(_Payload):
     state: str
     draft: bool = False
     head: GitRef
+    updated_at: datetime | None = None
 
 
 class PullRequestEvent(_Payload):
@@ -253,11 +255,16 @@ class InstallationRepositoriesEvent(_Payload):
 # --- decisions ----------------------------------------------------------------------------------------------
 
 class QueueReviews(BaseModel):
-    """Queue these jobs; with `supersede`, each one replaces queued jobs for older heads of its PR."""
+    """Queue these jobs; with `supersede`, each one replaces queued jobs for older heads of its PR.
+
+    `event_at` (the pull request's `updated_at`) orders pushes that GitHub delivered out of order: a late
+    delivery of an older push supersedes nothing and is itself superseded by the newer job.
+    """
 
     kind: Literal["queue"] = "queue"
     jobs: list[ReviewJobSpec]
     supersede: bool = False
+    event_at: float | None = None
 
 
 class InstallationChange(BaseModel):
@@ -396,7 +403,8 @@ def _decide_pull_request(delivery: Delivery, event: PullRequestEvent, policy: Tr
         requested_by=event.sender.login,
         before_sha=event.before if event.action == "synchronize" else None,
     )
-    return QueueReviews(jobs=[job], supersede=True)
+    event_at = pr.updated_at.timestamp() if pr.updated_at is not None else None
+    return QueueReviews(jobs=[job], supersede=True, event_at=event_at)
 
 
 def is_bot(account: Account, bot_login: str | None) -> bool:

@@ -22,6 +22,7 @@ from tests.app.crash_harness import run_crash_scenario
 # The same store tests as on SQLite, collected here again with this module's PostgreSQL `store` fixture.
 from tests.app.test_store import (  # noqa: F401
     test_a_delivery_is_recorded_and_its_job_queued,
+    test_a_late_delivery_of_an_older_push_supersedes_nothing_and_is_itself_superseded,
     test_a_newer_push_supersedes_queued_jobs_of_older_heads,
     test_a_redelivery_is_acknowledged_and_not_queued_again,
     test_a_running_job_is_not_superseded,

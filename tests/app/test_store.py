@@ -29,9 +29,10 @@ def spec(delivery_id: str, head_sha: str = "a" * 40, number: int = 1, trigger: s
                          head_sha=head_sha, trigger=trigger)  # type: ignore[arg-type]
 
 
-def push(store: Store, delivery_id: str, head_sha: str, number: int = 1, now: float = T0):
-    return store.record_delivery(delivery_id, "pull_request", "synchronize",
-                                 QueueReviews(jobs=[spec(delivery_id, head_sha, number)], supersede=True), now=now)
+def push(store: Store, delivery_id: str, head_sha: str, number: int = 1, now: float = T0,
+         event_at: float | None = None):
+    decision = QueueReviews(jobs=[spec(delivery_id, head_sha, number)], supersede=True, event_at=event_at)
+    return store.record_delivery(delivery_id, "pull_request", "synchronize", decision, now=now)
 
 
 def test_a_delivery_is_recorded_and_its_job_queued(store: Store) -> None:
@@ -85,6 +86,21 @@ def test_a_newer_push_supersedes_queued_jobs_of_older_heads(store: Store) -> Non
     assert states[comment] == ("superseded", newer.job_ids[0])
     assert states[other_pr] == ("queued", None)
     assert states[newer.job_ids[0]] == ("queued", None)
+
+
+def test_a_late_delivery_of_an_older_push_supersedes_nothing_and_is_itself_superseded(store: Store) -> None:
+    newer = push(store, "d-new", "b" * 40, event_at=T0 + 60)
+    late = push(store, "d-old", "a" * 40, event_at=T0)
+    assert (late.superseded, late.late) == (0, 1)
+    states = {job.delivery_id: (job.status, job.superseded_by) for job in store.list_jobs()}
+    assert states == {"d-new": ("queued", None), "d-old": ("superseded", newer.job_ids[0])}
+    assert store.claim("w", 10, now=T0 + 1).spec.head_sha == "b" * 40  # type: ignore[union-attr]
+
+
+def test_pushes_in_the_same_second_supersede_in_arrival_order(store: Store) -> None:
+    push(store, "d1", "a" * 40, event_at=T0)
+    second = push(store, "d2", "b" * 40, event_at=T0)
+    assert (second.superseded, second.late) == (1, 0)
 
 
 def test_a_running_job_is_not_superseded(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,7 @@ def test_opened_becomes_a_job_for_the_head_commit_that_supersedes_older_ones() -
     assert job.head_sha == payload["pull_request"]["head"]["sha"]
     assert job.installation_id == payload["installation"]["id"]
     assert job.before_sha is None and job.comment_id is None
+    assert decision.event_at == datetime(2019, 5, 15, 15, 20, 33, tzinfo=UTC).timestamp()  # updated_at
 
 
 def test_synchronize_records_the_previous_head() -> None:
