@@ -313,6 +313,11 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str_presenter)
 
 
+def dump_yaml(data: object) -> str:
+    """YAML with block scalars for multi-line strings (diffs stay readable)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+
+
 def dump_example(example: CuratedExample) -> str:
     """YAML in the curated layout (block scalars for the diff); round-trips through `load_example`."""
     data = example.model_dump(mode="json", exclude_none=True)
