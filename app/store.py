@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
     create_engine,
     event,
@@ -120,6 +121,29 @@ class JobRow(Base):
 JOBS = JobRow.__table__
 DELIVERIES = DeliveryRow.__table__
 INSTALLATIONS = InstallationRow.__table__
+
+
+# --- the receiver's statements, built once: SQLAlchemy takes longer to build a statement than SQLite ---
+# --- takes to run it (parameters are named b_* so that they never collide with column names) ----------
+
+_DELIVERY_EXISTS = select(DELIVERIES.c.delivery_id).where(DELIVERIES.c.delivery_id == bindparam("b_delivery_id"))
+_INSERT_DELIVERY = insert(DELIVERIES)
+_INSERT_JOB = insert(JOBS).returning(JOBS.c.id)
+_NEWER_JOB = (
+    select(JOBS.c.id).where(
+        JOBS.c.pr_key == bindparam("b_pr_key"), JOBS.c.head_sha != bindparam("b_head_sha"),
+        JOBS.c.event_at > bindparam("b_event_at"), JOBS.c.status != "superseded",
+    ).order_by(JOBS.c.event_at.desc()).limit(1)
+)
+_QUEUED_FOR_OTHER_HEADS = (
+    JOBS.c.pr_key == bindparam("b_pr_key"), JOBS.c.status == "queued",
+    JOBS.c.head_sha != bindparam("b_head_sha"), JOBS.c.id != bindparam("b_job_id"),
+)
+_SUPERSEDED = {"status": "superseded", "superseded_by": bindparam("b_job_id"), "finished_at": bindparam("b_now")}
+_SUPERSEDE_QUEUED = update(JOBS).where(*_QUEUED_FOR_OTHER_HEADS).values(**_SUPERSEDED)
+_SUPERSEDE_EARLIER = update(JOBS).where(
+    *_QUEUED_FOR_OTHER_HEADS, or_(JOBS.c.event_at.is_(None), JOBS.c.event_at <= bindparam("b_event_at"))
+).values(**_SUPERSEDED)
 
 
 # --- what the store hands out --------------------------------------------------------------------------------
@@ -288,15 +312,12 @@ class Store:
         jobs = decision.jobs if isinstance(decision, QueueReviews) else []
         try:
             with self._transaction() as connection:
-                exists = connection.execute(
-                    select(DELIVERIES.c.delivery_id).where(DELIVERIES.c.delivery_id == delivery_id)
-                ).first()
-                if exists is not None:
+                if connection.execute(_DELIVERY_EXISTS, {"b_delivery_id": delivery_id}).first() is not None:
                     return RecordResult(duplicate=True)
-                connection.execute(insert(DELIVERIES).values(
-                    delivery_id=delivery_id, event=event_name, action=action, outcome=outcome,
-                    reason=reason, jobs_queued=len(jobs), received_at=now,
-                ))
+                connection.execute(_INSERT_DELIVERY, {
+                    "delivery_id": delivery_id, "event": event_name, "action": action, "outcome": outcome,
+                    "reason": reason, "jobs_queued": len(jobs), "received_at": now,
+                })
                 job_ids, superseded, late = [], 0, 0
                 supersede = isinstance(decision, QueueReviews) and decision.supersede
                 event_at = decision.event_at if isinstance(decision, QueueReviews) else None
@@ -330,36 +351,28 @@ class Store:
     def _insert_job(connection: Connection, spec: ReviewJobSpec, now: float, event_at: float | None = None,
                     superseded_by: int | None = None) -> int:
         late = superseded_by is not None
-        result = connection.execute(insert(JOBS).values(
-            delivery_id=spec.delivery_id, pr_key=spec.pr_key, head_sha=spec.head_sha, trigger=spec.trigger,
-            spec=spec.model_dump_json(), status="superseded" if late else "queued", attempts=0,
-            expired_leases=0, available_at=now, event_at=event_at, created_at=now,
-            superseded_by=superseded_by, finished_at=now if late else None,
-        ).returning(JOBS.c.id))
-        return int(result.scalar_one())
+        return int(connection.execute(_INSERT_JOB, {
+            "delivery_id": spec.delivery_id, "pr_key": spec.pr_key, "head_sha": spec.head_sha,
+            "trigger": spec.trigger, "spec": spec.model_dump_json(), "status": "superseded" if late else "queued",
+            "attempts": 0, "expired_leases": 0, "available_at": now, "event_at": event_at, "created_at": now,
+            "superseded_by": superseded_by, "finished_at": now if late else None,
+        }).scalar_one())
 
     @staticmethod
     def _newer_job(connection: Connection, spec: ReviewJobSpec, event_at: float | None) -> int | None:
         """A job of the same pull request for another head from a later event (the delivery came late)."""
         if event_at is None:
             return None
-        return connection.execute(
-            select(JOBS.c.id).where(
-                JOBS.c.pr_key == spec.pr_key, JOBS.c.head_sha != spec.head_sha, JOBS.c.event_at > event_at,
-                JOBS.c.status != "superseded",
-            ).order_by(JOBS.c.event_at.desc()).limit(1)
-        ).scalar()
+        return connection.execute(_NEWER_JOB, {
+            "b_pr_key": spec.pr_key, "b_head_sha": spec.head_sha, "b_event_at": event_at}).scalar()
 
     @staticmethod
     def _supersede_older(connection: Connection, spec: ReviewJobSpec, job_id: int, now: float,
                          event_at: float | None = None) -> int:
-        older = [JOBS.c.pr_key == spec.pr_key, JOBS.c.status == "queued", JOBS.c.head_sha != spec.head_sha,
-                 JOBS.c.id != job_id]
-        if event_at is not None:
-            older.append(or_(JOBS.c.event_at.is_(None), JOBS.c.event_at <= event_at))
-        result = connection.execute(update(JOBS).where(*older).values(
-            status="superseded", superseded_by=job_id, finished_at=now))
-        return int(result.rowcount or 0)
+        params = {"b_pr_key": spec.pr_key, "b_head_sha": spec.head_sha, "b_job_id": job_id, "b_now": now}
+        if event_at is None:
+            return int(connection.execute(_SUPERSEDE_QUEUED, params).rowcount or 0)
+        return int(connection.execute(_SUPERSEDE_EARLIER, {**params, "b_event_at": event_at}).rowcount or 0)
 
     @staticmethod
     def _apply_installation(connection: Connection, change: InstallationChange, now: float) -> None:
