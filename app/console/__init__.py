@@ -17,15 +17,16 @@ __all__ = ["ConsoleSettings", "ReviewRecorder", "mount_console"]
 
 
 def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSettings | None = None) -> None:
-    """Add /console (pages, static files) and /api (JSON) to `app`, reading `settings.database_url`."""
+    """Add /console (pages, static files) and /api (JSON) to `app`, reading `settings.database_url`.
+
+    Calling it again on the same app configures the mounted console anew instead of adding routes twice.
+    """
     from app.console.api import build_api_router
     from app.console.outcomes import ScoreReader
     from app.console.pages import STATIC, build_pages_router
     from app.console.service import Console
     from app.store import make_engine
 
-    if getattr(app.state, "console", None) is not None:
-        return  # already mounted (create_app may mount it; tests may call this again)
     console_settings = console_settings or ConsoleSettings()
     # The reviews table is created with the writer's engine (the read engine is query-only).
     writer = make_engine(settings.database_url)
@@ -33,12 +34,16 @@ def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSet
         create_reviews_table(writer)
     finally:
         writer.dispose()
-    console = Console(
-        settings=settings,
-        console=console_settings,
-        reviews=ReviewReader(read_engine(settings.database_url)),
-        scores=ScoreReader(console_settings.eval_history),
-    )
+    reviews = ReviewReader(read_engine(settings.database_url))
+    scores = ScoreReader(console_settings.eval_history)
+    mounted: Console | None = getattr(app.state, "console", None)
+    if mounted is not None:
+        # Mounted already (create_app mounts it from the environment): the routes keep this object, so
+        # configuring it again is enough (tests and embedders pass their own settings this way).
+        mounted.reviews.engine.dispose()
+        mounted.settings, mounted.console, mounted.reviews, mounted.scores = settings, console_settings, reviews, scores
+        return
+    console = Console(settings=settings, console=console_settings, reviews=reviews, scores=scores)
     app.state.console = console
     app.include_router(build_api_router(console))
     app.include_router(build_pages_router(console))

@@ -127,3 +127,15 @@ def test_pages_carry_a_strict_content_security_policy(seeded: SeededConsole) -> 
 @pytest.mark.parametrize("path", ["/console/static/console.css", "/console/static/console.js"])
 def test_static_files_ship_inside_the_package(seeded: SeededConsole, path: str) -> None:
     assert TestClient(seeded.app(), client=REMOTE).get(path).status_code == 200
+
+
+def test_mounting_again_configures_the_mounted_console_instead_of_adding_routes(seeded: SeededConsole) -> None:
+    from app.console import mount_console
+
+    app = seeded.app()
+    routes = len(app.routes)
+    mount_console(app, seeded.settings(), seeded.console_settings(TOKEN))
+    assert len(app.routes) == routes
+    client = TestClient(app, client=LOOPBACK)
+    assert client.get("/api/reviews").status_code == 401
+    assert client.get("/api/reviews", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200

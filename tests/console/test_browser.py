@@ -172,3 +172,66 @@ def test_a_running_review_turns_done_on_the_open_page(
     )
     wait_for(lambda: "revise" in text_of(driver, row), what="the verdict in the row")
     assert console_errors(driver) == []
+
+
+def console_is_mounted_by_create_app() -> bool:
+    """Whether `calora serve` itself serves the console (app/server.py calls mount_console)."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from app.server import create_app
+    from app.settings import Settings
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(Settings(webhook_secret="x", database_url=f"sqlite:///{folder}/probe.sqlite"),
+                         run_worker=False)
+        return TestClient(app, client=("127.0.0.1", 50000)).get("/api/roles").status_code != 404
+
+
+@pytest.mark.skipif(not console_is_mounted_by_create_app(),
+                    reason="app/server.py does not call mount_console yet, so `calora serve` has no /console")
+def test_calora_serve_serves_the_console_configured_from_the_environment(
+    tmp_path: Path, driver: Any
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    own = build_seeded(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CALORA_WEBHOOK_SECRET": "test-secret", "CALORA_DATABASE_URL": own.database_url,
+           "CALORA_CONSOLE_TOKEN": TOKEN, "CALORA_CONSOLE_RUNS_DIR": str(own.runs_root),
+           "CALORA_EVAL_HISTORY": str(own.history), "CALORA_REVIEWER_ADAPTERS_DIR": str(own.adapters),
+           "CALORA_REVIEWER_BACKEND": "engine"}
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
+                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, what="calora serve to start")
+        assert httpx.get(f"{base}/api/reviews").status_code == 401
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        roles = httpx.get(f"{base}/api/roles", headers=headers).json()["roles"]
+        assert any(r["role"] == "reviewer: python" and r["adapter"] for r in roles)
+        from selenium.webdriver.common.by import By
+
+        open_page(driver, f"{base}/console/training", DESKTOP[0], mobile=False)
+        driver.find_element(By.NAME, "token").send_keys(TOKEN)
+        driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(lambda: "step-40" in text_of(driver, "main"), what="the training page after logging in")
+        assert console_errors(driver) == []
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
