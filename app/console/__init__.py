@@ -41,7 +41,12 @@ def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSet
         # Mounted already (create_app mounts it from the environment): the routes keep this object, so
         # configuring it again is enough (tests and embedders pass their own settings this way).
         mounted.reviews.engine.dispose()
-        mounted.settings, mounted.console, mounted.reviews, mounted.scores = settings, console_settings, reviews, scores
+        mounted.settings, mounted.console, mounted.reviews, mounted.scores = (
+            settings,
+            console_settings,
+            reviews,
+            scores,
+        )
         return
     console = Console(settings=settings, console=console_settings, reviews=reviews, scores=scores)
     app.state.console = console

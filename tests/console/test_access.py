@@ -129,7 +129,9 @@ def test_static_files_ship_inside_the_package(seeded: SeededConsole, path: str) 
     assert TestClient(seeded.app(), client=REMOTE).get(path).status_code == 200
 
 
-def test_mounting_again_configures_the_mounted_console_instead_of_adding_routes(seeded: SeededConsole) -> None:
+def test_mounting_again_configures_the_mounted_console_instead_of_adding_routes(
+    seeded: SeededConsole,
+) -> None:
     from app.console import mount_console
 
     app = seeded.app()

@@ -184,16 +184,17 @@ def console_is_mounted_by_create_app() -> bool:
     from app.settings import Settings
 
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app(Settings(webhook_secret="x", database_url=f"sqlite:///{folder}/probe.sqlite"),
-                         run_worker=False)
+        app = create_app(
+            Settings(webhook_secret="x", database_url=f"sqlite:///{folder}/probe.sqlite"), run_worker=False
+        )
         return TestClient(app, client=("127.0.0.1", 50000)).get("/api/roles").status_code != 404
 
 
-@pytest.mark.skipif(not console_is_mounted_by_create_app(),
-                    reason="app/server.py does not call mount_console yet, so `calora serve` has no /console")
-def test_calora_serve_serves_the_console_configured_from_the_environment(
-    tmp_path: Path, driver: Any
-) -> None:
+@pytest.mark.skipif(
+    not console_is_mounted_by_create_app(),
+    reason="app/server.py does not call mount_console yet, so `calora serve` has no /console",
+)
+def test_calora_serve_serves_the_console_configured_from_the_environment(tmp_path: Path, driver: Any) -> None:
     import socket
     import subprocess
     import sys
@@ -202,15 +203,30 @@ def test_calora_serve_serves_the_console_configured_from_the_environment(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "CALORA_WEBHOOK_SECRET": "test-secret", "CALORA_DATABASE_URL": own.database_url,
-           "CALORA_CONSOLE_TOKEN": TOKEN, "CALORA_CONSOLE_RUNS_DIR": str(own.runs_root),
-           "CALORA_EVAL_HISTORY": str(own.history), "CALORA_REVIEWER_ADAPTERS_DIR": str(own.adapters),
-           "CALORA_REVIEWER_BACKEND": "engine"}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
-                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "CALORA_WEBHOOK_SECRET": "test-secret",
+        "CALORA_DATABASE_URL": own.database_url,
+        "CALORA_CONSOLE_TOKEN": TOKEN,
+        "CALORA_CONSOLE_RUNS_DIR": str(own.runs_root),
+        "CALORA_EVAL_HISTORY": str(own.history),
+        "CALORA_REVIEWER_ADAPTERS_DIR": str(own.adapters),
+        "CALORA_REVIEWER_BACKEND": "engine",
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, what="calora serve to start")
+        try:
+            wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, what="calora serve to start")
+        except AssertionError:
+            raise AssertionError((tmp_path / "serve.log").read_text(errors="replace")[-3000:]) from None
         assert httpx.get(f"{base}/api/reviews").status_code == 401
         headers = {"Authorization": f"Bearer {TOKEN}"}
         roles = httpx.get(f"{base}/api/roles", headers=headers).json()["roles"]
@@ -228,6 +244,7 @@ def test_calora_serve_serves_the_console_configured_from_the_environment(
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
 
 
 def _answers(url: str) -> bool:
