@@ -18,9 +18,12 @@ An answer with `finish_reason` "length" ran out of tokens: a failure unless `acc
 constraining server closes it into valid JSON, but its last finding may be cut mid-sentence), as in
 `EngineBackend`.
 
-Retries (tenacity): network errors, timeouts and 5xx with exponential backoff; 429 after the server's
-`Retry-After` (capped). A 4xx other than 429 is final. Whatever fails becomes a `ReviewerFailure` for
-that request only.
+Retries (tenacity): connection errors and 5xx with exponential backoff; 429 after the server's
+`Retry-After` (capped). A 4xx other than 429 is final. Timeouts are final too (504 from the server, or
+no answer within `timeout_s`) unless `retry_timeouts`: the server is still generating that answer, and
+a retry would queue the same work again behind it (measured with `calora reviewers serve` on a loaded
+CPU: 4 requests × 4 attempts left 17 generations queued and no answer). Whatever fails becomes a
+`ReviewerFailure` for that request only.
 """
 
 from __future__ import annotations
@@ -197,6 +200,7 @@ class OpenAIBackend:
         timeout_s: float = 120.0,
         connect_timeout_s: float = 5.0,
         max_attempts: int = 4,
+        retry_timeouts: bool = False,
         max_retry_wait_s: float = 60.0,
         concurrency: int = 8,
         client: httpx.Client | None = None,
@@ -218,6 +222,7 @@ class OpenAIBackend:
         self.max_tokens = max_tokens
         self.accept_truncated = accept_truncated
         self.max_attempts = max(1, max_attempts)
+        self.retry_timeouts = retry_timeouts
         self.max_retry_wait_s = max_retry_wait_s
         self.concurrency = max(1, concurrency)
         self.sleep = sleep
@@ -314,15 +319,18 @@ class OpenAIBackend:
                              strict=self.strict_schema, extra=extra)
             payload = self._post_with_retries(body)
         except FinalStatus as exc:
+            if exc.status == 504:
+                return ReviewerFailure(reviewer=reviewer, message=f"{self.label} timed out on the server: {exc}")
             return ReviewerFailure(reviewer=reviewer, message=f"{self.label} refused the request: {exc}")
         except RetryableStatus as exc:
             return ReviewerFailure(
                 reviewer=reviewer, message=f"{self.label} kept failing after {self.max_attempts} attempt(s): {exc}"
             )
         except httpx.TimeoutException as exc:
+            attempts = self.max_attempts if self.retry_timeouts or not _is_answer_timeout(exc) else 1
             return ReviewerFailure(
                 reviewer=reviewer,
-                message=f"{self.label} timed out after {self.max_attempts} attempt(s) ({type(exc).__name__})",
+                message=f"{self.label} timed out after {attempts} attempt(s) ({type(exc).__name__})",
             )
         except httpx.TransportError as exc:
             return ReviewerFailure(
@@ -348,16 +356,25 @@ class OpenAIBackend:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, (RetryableStatus, httpx.TransportError))),
+            retry=retry_if_exception(self._worth_retrying),
             sleep=self.sleep,
             reraise=True,
             before_sleep=self._log_retry,
         )
         return retrying(self._post_once, body)
 
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        if isinstance(exc, RetryableStatus):
+            return True
+        if isinstance(exc, httpx.TransportError):
+            return self.retry_timeouts or not _is_answer_timeout(exc)
+        return False
+
     def _post_once(self, body: dict[str, Any]) -> Any:
         response = self.client.post(f"{self.base_url}/chat/completions", json=body)
         status = response.status_code
+        if status == 504 and not self.retry_timeouts:
+            raise FinalStatus(status, f"HTTP 504: {error_detail(response)}")
         if status == 429 or status >= 500:
             raise RetryableStatus(
                 status, f"HTTP {status}: {error_detail(response)}",
@@ -384,3 +401,8 @@ class OpenAIBackend:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("%s attempt %d failed (%s); retrying", self.label, state.attempt_number, exc)
+
+
+def _is_answer_timeout(exc: BaseException) -> bool:
+    """A timeout after the request was sent (the server may still be working on it)."""
+    return isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout))

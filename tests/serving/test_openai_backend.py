@@ -199,13 +199,30 @@ def test_a_body_that_is_not_a_chat_completion_is_a_failure(slices):
     assert isinstance(result, ReviewerFailure) and "not a chat completion" in result.message
 
 
-def test_a_timeout_is_retried_then_reported(slices):
+def test_a_timeout_is_reported_without_queueing_the_work_again(slices):
     fake = FakeOpenAI([Reply(delay_s=1.5)])
     with serving(fake.app) as url:
-        [result] = _backend(url, timeout_s=0.3, max_attempts=2).review(slices[:1])
+        [result] = _backend(url, timeout_s=0.3, max_attempts=3).review(slices[:1])
     assert isinstance(result, ReviewerFailure)
+    assert "timed out after 1 attempt(s) (ReadTimeout)" in result.message
+    assert len(fake.bodies) == 1
+
+
+def test_timeouts_are_retried_when_asked(slices):
+    fake = FakeOpenAI([Reply(delay_s=1.5)])
+    with serving(fake.app) as url:
+        [result] = _backend(url, timeout_s=0.3, max_attempts=2, retry_timeouts=True).review(slices[:1])
     assert "timed out after 2 attempt(s) (ReadTimeout)" in result.message
     assert len(fake.bodies) == 2
+
+
+def test_a_504_from_the_server_is_not_retried(slices):
+    fake = FakeOpenAI([Reply(status=504), Reply()])
+    with serving(fake.app) as url:
+        [result] = _backend(url).review(slices[:1])
+    assert isinstance(result, ReviewerFailure)
+    assert "timed out on the server: HTTP 504: scripted 504" in result.message
+    assert len(fake.bodies) == 1
 
 
 def test_an_unreachable_server_is_a_failure_not_an_exception(slices):
