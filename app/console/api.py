@@ -98,8 +98,6 @@ def build_api_router(console: Console) -> APIRouter:
     @router.get("/roles")
     async def roles(request: Request) -> JSONResponse:
         await guard(request)
-        return _json(
-            {"roles": [r.model_dump(mode="json") for r in await anyio.to_thread.run_sync(console.roles)]}
-        )
+        return _json((await anyio.to_thread.run_sync(console.roles)).model_dump(mode="json"))
 
     return router

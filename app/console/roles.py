@@ -84,7 +84,7 @@ def _adapter_of(adapters_dir: Path, reviewer: str) -> tuple[str | None, str | No
     folder = adapters_dir / reviewer
     config = folder / "adapter_config.json"
     if not config.is_file():
-        return None, f"no adapter in {folder}: the base model answers alone"
+        return None, "no promoted adapter: the base model answers alone"
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -107,7 +107,7 @@ def role_map(
     """Every role and what serves it."""
     backend = backend or backend_settings(settings)
     kind = settings.reviewer_backend
-    base_model = backend.base_model or "SmolLM2-135M-Instruct (the default GGUF, `calora models fetch`)"
+    base_model = backend.base_model or "SmolLM2-135M-Instruct (default)"
     roles: list[Role] = []
     local_adapter: dict[str, bool | None] = {}
 
@@ -238,3 +238,27 @@ def cloud_roles(backend: BackendSettings, local_adapter: dict[str, bool | None])
             )
         )
     return out
+
+
+class RoleMap(BaseModel):
+    """The role rows plus what a maintainer asks first: does any code leave this machine, and to where."""
+
+    roles: list[Role]
+    adapters_dir: str | None
+    leaves: list[str] = Field(description="Roles whose code leaves the machine (or may).")
+
+
+def summarize_roles(roles: list[Role], settings: Settings, backend: BackendSettings | None = None) -> RoleMap:
+    """The rows with where the adapters come from and which roles send code off this machine."""
+    backend = backend or backend_settings(settings)
+    adapters = None if settings.reviewer_backend == "openai" else str(backend.adapters_dir)
+    leaves = [
+        r.role
+        for r in roles
+        if not r.role.startswith("GitHub")
+        and (
+            r.code_leaves_machine == "yes"
+            or (r.code_leaves_machine == "unknown" and r.served_by != "not configured")
+        )
+    ]
+    return RoleMap(roles=roles, adapters_dir=adapters, leaves=leaves)

@@ -16,7 +16,7 @@ from app.console.outcomes import (
     training_runs,
 )
 from app.console.records import ReviewFilter, ReviewReader, ReviewSummary
-from app.console.roles import Role, role_map
+from app.console.roles import RoleMap, role_map, summarize_roles
 from app.console.settings import ConsoleSettings
 from app.console.views import commit_url, github_web_url, pull_url
 from app.settings import Settings
@@ -145,5 +145,5 @@ class Console:
                 by_reviewer.setdefault(promotion.reviewer, [])
         return [self.scores.outcomes(name, by_reviewer[name]) for name in sorted(by_reviewer)]
 
-    def roles(self) -> list[Role]:
-        return role_map(self.settings, self.console)
+    def roles(self) -> RoleMap:
+        return summarize_roles(role_map(self.settings, self.console), self.settings)

@@ -82,7 +82,9 @@ def test_training_names_the_promoted_checkpoint_and_the_refusal(seeded: SeededCo
 
 
 def test_roles_name_every_reviewer_and_whether_code_leaves(seeded: SeededConsole) -> None:
-    roles = {r["role"]: r for r in client_for(seeded).get("/api/roles").json()["roles"]}
+    body = client_for(seeded).get("/api/roles").json()
+    assert body["leaves"] == [] and body["adapters_dir"] == str(seeded.adapters)
+    roles = {r["role"]: r for r in body["roles"]}
     assert roles["reviewer: python"]["adapter"].endswith("adapters/python")
     assert "promoted step-40" in roles["reviewer: python"]["adapter_detail"]
     assert roles["reviewer: sql"]["adapter"] is None

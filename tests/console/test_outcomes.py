@@ -9,7 +9,7 @@ import pytest
 
 from app.console.charts import Point, Series, line_chart
 from app.console.outcomes import find_run_folders, gate_cell, gate_table, load_gates, training_runs
-from app.console.roles import egress_of, role_map
+from app.console.roles import egress_of, role_map, summarize_roles
 from app.console.settings import ConsoleSettings
 from app.settings import Settings
 from eval.gates import Threshold
@@ -148,7 +148,9 @@ def test_an_openai_reviewer_server_and_a_cloud_fallback_show_where_code_goes(
     console = ConsoleSettings(
         patch_author_model="gemma-3-27b", patch_author_base_url="http://127.0.0.1:9000/v1"
     )
-    roles = {r.role: r for r in role_map(settings, console)}
+    rows = role_map(settings, console)
+    roles = {r.role: r for r in rows}
+    assert summarize_roles(rows, settings).leaves == ["cloud fallback: docker_ci"]
     python = roles["reviewer: python"]
     assert (python.endpoint, python.adapter, python.code_leaves_machine) == (
         "http://10.0.0.7:8000/v1",
