@@ -24,6 +24,7 @@ per useful token, over the GPU's dense bf16 peak.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import random
@@ -39,14 +40,14 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.attention import VARLEN_ATTENTION, register_varlen_attention, torch_varlen_available  # noqa: E402
-from training.loss import AnswerLossModel  # noqa: E402
-from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded  # noqa: E402
+from training.attention import VARLEN_ATTENTION, register_varlen_attention, torch_varlen_available
+from training.loss import AnswerLossModel
+from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded
 
-GEMMA3_1B = dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
-                 num_key_value_heads=1, head_dim=256, vocab_size=262144)
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=1, head_dim=16, vocab_size=1000)
+GEMMA3_1B = {"hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
+             "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144}
+TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 1, "head_dim": 16, "vocab_size": 1000}
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         use = batches[: warmup + extra_warmup + steps]
         try:
             res = run_variant(name, fn, model, use, warmup + extra_warmup, device)
-        except Exception as exc:  # a lever that fails here is recorded, not fatal
+        except Exception as exc:  # noqa: BLE001  (a lever that fails is recorded, not fatal)
             traceback.print_exc()
             res = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
         res["levers"] = levers
@@ -220,7 +221,7 @@ def write_report(args: argparse.Namespace, device_name: str, shape: dict[str, in
     fits = [r for r in results[1:] if "speedup_vs_baseline" in r and r.get("peak_memory_ratio", 1.0) <= 1.0]
     best = max(fits, key=lambda r: r["speedup_vs_baseline"], default=None)
     gains = []
-    for prev, cur in zip(results, results[1:], strict=False):
+    for prev, cur in itertools.pairwise(results):
         if "useful_tokens_per_s" in prev and "useful_tokens_per_s" in cur:
             gains.append({"lever": cur["levers"][-1], "gain": cur["useful_tokens_per_s"] / prev["useful_tokens_per_s"],
                           "memory_gib_before": prev.get("peak_memory_gib"), "memory_gib_after": cur.get("peak_memory_gib")})

@@ -16,6 +16,7 @@ mask at all for it; the kernel is told about sequence boundaries through `cu_seq
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 from typing import Any
 
@@ -84,7 +85,7 @@ def _per_sequence_sdpa(
     groups = q.shape[1] // k.shape[1]
     bounds = cu_seqlens.tolist()
     outs = []
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, end in itertools.pairwise(bounds):
         qs = q[start:end].transpose(0, 1)  # [H, L, D]
         ks = _repeat_kv(k[start:end].transpose(0, 1), groups, 0)
         vs = _repeat_kv(v[start:end].transpose(0, 1), groups, 0)

@@ -75,7 +75,7 @@ def parse_lines(diff: str) -> list[DiffLine]:
         else:
             if text.startswith("+++ "):
                 target = text[4:].split("\t")[0]
-                path = target[2:] if target.startswith("b/") else target
+                path = target.removeprefix("b/")
             out.append(DiffLine(text, "meta", path, None))
     return out
 

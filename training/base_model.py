@@ -106,5 +106,10 @@ def attach_lora(model: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, list[str
     peft_model = get_peft_model(model, lora)
     if cfg.gradient_checkpointing:
         peft_model.enable_input_require_grads()
-        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Recompute each layer's activations in the backward pass: less memory, about a third more compute.
+        base = peft_model.get_base_model()
+        if hasattr(base, "activation_checkpointing_enable"):
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:  # transformers before the rename
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return peft_model, targets, len(hit)

@@ -73,7 +73,7 @@ def load_config(path: Path, overrides: dict[str, object] | None = None) -> Train
     """Read a YAML/JSON config file and apply command-line overrides (those not None)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
+        raise TypeError(f"{path}: expected a mapping of config keys")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return TrainConfig.model_validate(data)
 

@@ -329,8 +329,9 @@ def build_dataset(
 
 def format_report(report: BuildReport) -> str:
     """A compact table for the terminal."""
-    lines = [f"{'reviewer':<14}{'total':>6}{'train':>6}{'eval':>5}  verdicts (a/r/b)  severities (b/M/m/n)  "
-             f"tokens median/max  [{report.tokenizer}]"]
+    header = (f"{'reviewer':<14}{'total':>6}{'train':>6}{'eval':>5}  verdicts (a/r/b)  severities (b/M/m/n)  "
+              f"tokens median/max  [{report.tokenizer}]")
+    lines = [header]
     for name, r in report.reviewers.items():
         both = Counter(r["train_balance"]["verdicts"]) + Counter(r["eval_balance"]["verdicts"])
         sev = Counter(r["train_balance"]["severities"]) + Counter(r["eval_balance"]["severities"])

@@ -33,12 +33,13 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     ) -> torch.Tensor:
         hidden_c = hidden.to(weight.dtype)
         grad_hidden = torch.empty_like(hidden_c) if hidden.requires_grad else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        acc = torch.promote_types(weight.dtype, torch.float32)  # fp32 for bf16/fp16 models, fp64 stays fp64
+        grad_weight = torch.zeros_like(weight, dtype=acc) if weight.requires_grad else None
+        total = torch.zeros((), dtype=acc, device=hidden.device)
         for start in range(0, hidden_c.shape[0], rows):
             h = hidden_c[start : start + rows]  # [c, d]
             t = targets[start : start + rows]  # [c]
-            logits = (h @ weight.T).float()  # [c, V] fp32: the only logits that exist at once
+            logits = (h @ weight.T).to(acc)  # [c, V] fp32: the only logits that exist at once
             if softcap:
                 capped = torch.tanh(logits / softcap)
                 logits = capped * softcap
@@ -54,7 +55,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             if grad_hidden is not None:
                 grad_hidden[start : start + rows] = grad @ weight
             if grad_weight is not None:
-                grad_weight += (grad.T @ h).float()
+                grad_weight += (grad.T @ h).to(acc)
         ctx.hidden_dtype = hidden.dtype
         ctx.weight_dtype = weight.dtype
         ctx.save_for_backward(
@@ -93,7 +94,7 @@ def reference_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
 ) -> torch.Tensor:
     """The plain full-logits computation, for tests and the baseline."""
-    logits = (hidden @ weight.T).float()
+    logits = (hidden @ weight.T).to(torch.promote_types(weight.dtype, torch.float32))
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     return nn.functional.cross_entropy(

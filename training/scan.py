@@ -189,12 +189,12 @@ def is_manifest(path: str) -> bool:
 # --- naming conventions -----------------------------------------------------------------------------
 
 _DEF_PATTERNS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
-    "Python": (re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)", re.M), re.compile(r"^\s*class\s+([A-Za-z_]\w*)", re.M)),
-    "TypeScript": (re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?\(", re.M),
-                   re.compile(r"\b(?:class|interface|type)\s+([A-Za-z_$][\w$]*)", re.M)),
-    "JavaScript": (re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?\(", re.M),
-                   re.compile(r"\bclass\s+([A-Za-z_$][\w$]*)", re.M)),
-    "Go": (re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)", re.M), re.compile(r"^type\s+([A-Za-z_]\w*)\s+struct", re.M)),
+    "Python": (re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)", re.MULTILINE), re.compile(r"^\s*class\s+([A-Za-z_]\w*)", re.MULTILINE)),
+    "TypeScript": (re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?\(", re.MULTILINE),
+                   re.compile(r"\b(?:class|interface|type)\s+([A-Za-z_$][\w$]*)", re.MULTILINE)),
+    "JavaScript": (re.compile(r"\bfunction\s+([A-Za-z_$][\w$]*)|\b(?:const|let)\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?\(", re.MULTILINE),
+                   re.compile(r"\bclass\s+([A-Za-z_$][\w$]*)", re.MULTILINE)),
+    "Go": (re.compile(r"^func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)", re.MULTILINE), re.compile(r"^type\s+([A-Za-z_]\w*)\s+struct", re.MULTILINE)),
 }
 
 

@@ -29,8 +29,14 @@ from tqdm import tqdm
 from training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, add_arguments, load_config
 from training.packing import (
-    PackedBatch, TokenizedExample, collate_packed, collate_padded, epoch_order, length_grouped_batches,
-    pack_batches, tokenize_chat,
+    PackedBatch,
+    TokenizedExample,
+    collate_packed,
+    collate_padded,
+    epoch_order,
+    length_grouped_batches,
+    pack_batches,
+    tokenize_chat,
 )
 
 log = logging.getLogger(__name__)

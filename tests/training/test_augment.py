@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from training.augment import (
-    AugmentError, augment_dataset, clean_twin, derive, insert_blank_lines, move_defect, parse_lines,
+    AugmentError,
+    augment_dataset,
+    clean_twin,
+    derive,
+    insert_blank_lines,
+    move_defect,
+    parse_lines,
     rename_identifiers,
 )
 from training.examples import CuratedExample, added_lines, load_example

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reviewers.contract import ReviewRequest, ReviewerOutput
+from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.prompt import render_training_messages
 from training.dataset_build import DatasetError, build_dataset, hunk_keys, stable_fraction
 
@@ -184,7 +184,7 @@ def test_eval_example_sharing_a_hunk_with_train_moves_to_train(tmp_path: Path) -
         data = numbered(i)
         # Every example also carries the same second hunk (in another file), as copied code would.
         data["diff"] += ("diff --git a/pkg/shared.py b/pkg/shared.py\n--- a/pkg/shared.py\n+++ b/pkg/shared.py\n"
-                         f"@@ -1,1 +1,2 @@\n import sys\n+FLAG = True\n")
+                         "@@ -1,1 +1,2 @@\n import sys\n+FLAG = True\n")
         data["expected"]["verdict"] = ("approve", "revise")[i % 2]
         if i % 2:
             data["expected"]["findings"] = [{"path": f"pkg/mod{i}.py", "line": 2, "severity": "minor",

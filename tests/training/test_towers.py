@@ -17,9 +17,14 @@ from training.towers import TowerError, default_targets, resolve_targets, tower_
 
 
 @pytest.fixture
-def multimodal_gemma():  # noqa: ANN201  (fresh per test: get_peft_model changes it in place)
+def multimodal_gemma():
     import torch
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
 
     torch.manual_seed(0)
     text = Gemma3TextConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -29,7 +34,7 @@ def multimodal_gemma():  # noqa: ANN201  (fresh per test: get_peft_model changes
     return Gemma3ForConditionalGeneration(Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4))
 
 
-def test_plain_projection_names_reach_the_vision_tower_and_are_refused(multimodal_gemma) -> None:  # noqa: ANN001
+def test_plain_projection_names_reach_the_vision_tower_and_are_refused(multimodal_gemma) -> None:
     names = linear_module_names(multimodal_gemma)
     with pytest.raises(TowerError, match=r"outside the language model \(vision: 3;.*--allow-non-language-towers"):
         resolve_targets(names, ["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -38,7 +43,7 @@ def test_plain_projection_names_reach_the_vision_tower_and_are_refused(multimoda
 
 
 def test_default_targets_of_a_multimodal_gemma_stay_in_the_language_model(
-    multimodal_gemma, tmp_path: Path  # noqa: ANN001
+    multimodal_gemma, tmp_path: Path
 ) -> None:
     from peft import LoraConfig, get_peft_model
 
@@ -54,7 +59,7 @@ def test_default_targets_of_a_multimodal_gemma_stay_in_the_language_model(
     assert "language_model     28 tensors" in format_inspection(report)
 
 
-def test_inspect_counts_an_adapter_that_reached_the_vision_tower(multimodal_gemma, tmp_path: Path) -> None:  # noqa: ANN001
+def test_inspect_counts_an_adapter_that_reached_the_vision_tower(multimodal_gemma, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
     model = get_peft_model(multimodal_gemma, LoraConfig(r=2, target_modules=["q_proj"]))
