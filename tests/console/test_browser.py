@@ -26,6 +26,7 @@ from browser import (
     set_viewport,
 )
 from conftest import TOKEN, SeededConsole, build_seeded
+from seed import spec_for
 
 from app.console.records import ReviewRecorder
 from app.review_job import ReviewOutcome
@@ -153,24 +154,42 @@ def test_a_running_review_turns_done_on_the_open_page(
     own = build_seeded(tmp_path)
     base = serve(own.app())
     running = own.reviews["running"]
-    open_page(driver, f"{base}/console/reviews", *DESKTOP[:1], mobile=False)
-    row = f'tr[data-key="r{running.review_id}"]'
-    assert driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "running"
-
+    finished_run = own.reviews["created_at"].run
+    assert finished_run is not None
     recorder = ReviewRecorder.from_url(own.database_url)
     try:
+        # The review's own page: the stage moves, then the page turns into the finished review.
+        open_page(driver, f"{base}/console/reviews/{running.review_id}", DESKTOP[0], mobile=False)
+        assert "updates when it is done" in text_of(driver, "main")
         recorder.stage(running.spec, "synthesizing 2 answers")
-        wait_for(lambda: "synthesizing 2 answers" in text_of(driver, row), what="the new stage on the page")
-        run = own.reviews["created_at"].run
-        assert run is not None
-        recorder.finished(running.spec, run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha))
+        wait_for(lambda: "synthesizing 2 answers" in text_of(driver, "dl.facts"), what="the new stage")
+        recorder.finished(
+            running.spec, finished_run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha)
+        )
+        wait_for(
+            lambda: own.reviews["created_at"].messages[0] in text_of(driver, "#synthesis"),
+            what="the findings to appear without a manual reload",
+        )
+
+        # The list: a review that starts and finishes while the page is open.
+        later = spec_for("acme", "web", 77, "7" * 40, "live-77")
+        open_page(driver, f"{base}/console/reviews", DESKTOP[0], mobile=False)
+        recorder.started(later)
+        wait_for(
+            lambda: driver.find_elements(By.CSS_SELECTOR, 'tr[data-state="running"] td'),
+            what="the new running review to appear",
+        )
+        row = driver.find_element(By.XPATH, "//tr[td[contains(., 'acme/web')]]")
+        key = row.get_attribute("data-key")
+        recorder.finished(later, finished_run, ReviewOutcome(status="reviewed", head_sha=later.head_sha))
     finally:
         recorder.close()
+    selector = f'tr[data-key="{key}"]'
     wait_for(
-        lambda: driver.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "done",
+        lambda: driver.find_element(By.CSS_SELECTOR, selector).get_attribute("data-state") == "done",
         what="the row to turn done without a manual reload",
     )
-    wait_for(lambda: "revise" in text_of(driver, row), what="the verdict in the row")
+    wait_for(lambda: "revise" in text_of(driver, selector), what="the verdict in the row")
     assert console_errors(driver) == []
 
 
