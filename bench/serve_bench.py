@@ -254,7 +254,25 @@ def ours(engine: Engine, groups, new_tokens: int, *, base_only=False, constraine
         end_ev.record()
         torch.cuda.synchronize()
         out["decode_step_ms"] = start_ev.elapsed_time(end_ev) / 20
+        if not base_only and not constrained:
+            out["decode_step_kernels"] = profile_step(graph)
     return out
+
+
+def profile_step(graph) -> dict:
+    """Kernel count and the costliest kernels of one captured decode step (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        graph[0].replay()
+        torch.cuda.synchronize()
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    by_name: dict[str, list[float]] = {}
+    for e in events:
+        by_name.setdefault(e.name[:90], []).append(e.device_time)
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:12]
+    return {"kernels": len(events), "total_us": sum(e.device_time for e in events),
+            "top": [{"name": k, "count": len(v), "us": round(sum(v), 1)} for k, v in top]}
 
 
 def check_against_peft(engine: Engine, peft_model, names: list[str | None], vocab: int, device: str) -> dict:

@@ -39,7 +39,7 @@ from reviewers.engine.lora import (
     load_peft_adapter,
     rows_for,
 )
-from reviewers.engine.model import Decoder, LoraBatch, decode, decoder_from_hf, prefill
+from reviewers.engine.model import EAGER, Decoder, LoraBatch, Pointwise, decode, decoder_from_hf, prefill
 from reviewers.engine.scheduler import Pending, Row, Scheduler
 from reviewers.prompt import ChatMessage
 
@@ -86,6 +86,7 @@ class Engine:
         prefill_tokens: int = 16384,
         lora_kernel: Literal["grouped", "gathered"] = "grouped",
         cuda_graphs: bool = True,
+        compile: bool = True,
     ) -> None:
         self.decoder = decoder
         self.vocab = vocab
@@ -94,6 +95,8 @@ class Engine:
         self.prefill_tokens = prefill_tokens
         self.lora_kernel = lora_kernel
         self.cuda_graphs = cuda_graphs and decoder.device.type == "cuda"
+        # on GPU the element-wise stretches of decode are compiled into fused kernels (see model.Pointwise)
+        self._ops = Pointwise.compiled() if compile and decoder.device.type == "cuda" else EAGER
         self.cache = KVCache.allocate(
             len(decoder.layers), max_batch, decoder.n_kv_heads, self.max_seq_len, decoder.head_dim,
             decoder.dtype, decoder.device,
@@ -354,9 +357,16 @@ class Engine:
         device = self.decoder.device
         if not self.cuda_graphs:
             lora = self._lora(bank, adapter_slots.to(device)) if use_lora else None
-            return decode(self.decoder, self.cache, tokens.to(device), positions.to(device), lora)
+            return decode(self.decoder, self.cache, tokens.to(device), positions.to(device), lora, self._ops)
         if use_lora not in self._graphs:
-            self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)
+            try:
+                self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)
+            except Exception:
+                if self._ops is EAGER:
+                    raise
+                log.exception("compiled decode failed; falling back to eager element-wise ops")
+                self._ops = EAGER
+                self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)
         graph, io = self._graphs[use_lora]
         io["tokens"].copy_(tokens, non_blocking=True)
         io["positions"].copy_(positions, non_blocking=True)
@@ -379,7 +389,7 @@ class Engine:
 
         def step() -> torch.Tensor:
             lora = self._lora(bank, io["slots"]) if use_lora else None
-            return decode(self.decoder, self.cache, io["tokens"], io["positions"], lora)
+            return decode(self.decoder, self.cache, io["tokens"], io["positions"], lora, self._ops)
 
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())

@@ -13,6 +13,7 @@ Differences between the two families, all taken from the transformers modules th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -209,7 +210,7 @@ class LoraBatch:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """RMSNorm over the last dim. GPU: one fused kernel in the activation dtype. CPU: float32 math,
+    """RMSNorm over the last dim. GPU: torch's rms_norm in the activation dtype. CPU: float32 math,
     multiplied by the float32 weight, cast back (Gemma's order; Llama's within one rounding)."""
     if x.is_cuda:
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
@@ -219,8 +220,53 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE with `sin` pre-signed: rotate_half(x) * sin == roll(x, D/2) * sin_signed. Three kernels."""
+    """RoPE with `sin` pre-signed: rotate_half(x) * sin == roll(x, D/2) * sin_signed."""
     return torch.addcmul(x * cos, torch.roll(x, x.shape[-1] // 2, dims=-1), sin)
+
+
+# -- the element-wise stretches between matmuls: plain functions, compiled into one kernel each on GPU --
+
+
+def add_norm(
+    x: torch.Tensor, h: torch.Tensor, post: torch.Tensor | None, pre_next: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual stream update and the next block's input: x + post_norm(h), then pre_norm of that."""
+    if post is not None:
+        h = rms_norm(h, post, eps)
+    x = x + h
+    return x, rms_norm(x, pre_next, eps)
+
+
+def qk_norm_rope(
+    qk: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """q and k heads together [B, T, H + KV, D]: per-head RMSNorm (Gemma), then RoPE."""
+    if weight is not None:
+        x32 = qk.float()
+        qk = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(qk.dtype)
+    return rotate(qk, cos, sin)
+
+
+def gated(gate_up: torch.Tensor, gelu: bool) -> torch.Tensor:
+    """act(gate) * up from the fused gate|up projection."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return (F.gelu(gate, approximate="tanh") if gelu else F.silu(gate)) * up
+
+
+@dataclass
+class Pointwise:
+    """The element-wise functions the forward calls: eager, or each compiled to fused kernels."""
+
+    add_norm: Callable = add_norm
+    qk_norm_rope: Callable = qk_norm_rope
+    gated: Callable = gated
+
+    @classmethod
+    def compiled(cls) -> Pointwise:
+        return cls(*(torch.compile(fn, dynamic=False) for fn in (add_norm, qk_norm_rope, gated)))
+
+
+EAGER = Pointwise()
 
 
 def _project(
@@ -247,40 +293,6 @@ def _project(
     return y + torch.cat(deltas, dim=-1)
 
 
-def _split_heads(dec: Decoder, lw: LayerWeights, qkv: torch.Tensor, cos, sin):
-    """Fused q|k|v [B, T, (H + 2KV) D] -> q [B, H, T, D], k and v [B, KV, T, D], q/k normed and rotated."""
-    batch, steps, _ = qkv.shape
-    heads = qkv.view(batch, steps, dec.n_heads + 2 * dec.n_kv_heads, dec.head_dim)
-    qk = heads[:, :, : dec.n_heads + dec.n_kv_heads]
-    if lw.qk_norm is not None:
-        qk = rms_norm(qk, None, dec.eps) * lw.qk_norm if qk.is_cuda else _exact_qk_norm(qk, lw.qk_norm, dec.eps)
-    qk = rotate(qk, cos, sin)  # cos/sin [B, T, 1, D]
-    q = qk[:, :, : dec.n_heads].transpose(1, 2)
-    k = qk[:, :, dec.n_heads:].transpose(1, 2)
-    v = heads[:, :, dec.n_heads + dec.n_kv_heads:].transpose(1, 2)
-    return q, k, v
-
-
-def _exact_qk_norm(qk: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    x32 = qk.float()
-    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight).to(qk.dtype)
-
-
-def _mlp_and_residuals(dec: Decoder, lw: LayerWeights, index: int, x, attn_out, lora) -> torch.Tensor:
-    """o projection, (post-)norms, residuals and the gated MLP: everything after attention."""
-    h = _project(attn_out, lw.o, "o", index, lora, (dec.hidden,))
-    if lw.post_attn_norm is not None:
-        h = rms_norm(h, lw.post_attn_norm, dec.eps)
-    x = x + h
-    gate, up = _project(rms_norm(x, lw.mlp_norm, dec.eps), lw.gate_up, "gate_up", index, lora,
-                        (dec.intermediate,) * 2).chunk(2, dim=-1)
-    act = F.silu(gate) if dec.activation == "silu" else F.gelu(gate, approximate="tanh")
-    h = _project(act * up, lw.down, "down", index, lora, (dec.hidden,))
-    if lw.post_mlp_norm is not None:
-        h = rms_norm(h, lw.post_mlp_norm, dec.eps)
-    return x + h
-
-
 def _embed(dec: Decoder, tokens: torch.Tensor) -> torch.Tensor:
     x = dec.embed[tokens]
     if dec.embed_scale is not None:
@@ -288,18 +300,44 @@ def _embed(dec: Decoder, tokens: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _logits(dec: Decoder, x: torch.Tensor) -> torch.Tensor:
-    """Final norm and the LM head, in float32: [..., hidden] -> [..., vocab]."""
-    logits = (rms_norm(x, dec.final_norm, dec.eps) @ dec.lm_head.T).float()
-    if dec.final_softcap is not None:
-        logits = torch.tanh(logits / dec.final_softcap) * dec.final_softcap
-    return logits
-
-
 def _rope_at(dec: Decoder, positions: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """cos/sin [B, T, 1, D] for each RoPE table, looked up once per forward, shared by all layers."""
     return [(dec.rope_cos[i][positions][:, :, None], dec.rope_sin[i][positions][:, :, None])
             for i in range(dec.rope_cos.shape[0])]
+
+
+def _forward(dec: Decoder, x: torch.Tensor, rope, attend, lora: LoraBatch | None, ops: Pointwise) -> torch.Tensor:
+    """The layer stack. `attend(index, lw, q, k, v) -> [B, T, H*D]` is prefill's or decode's attention.
+
+    Returns the final-normed hidden states. Each norm is fused with the residual add before it.
+    """
+    batch, steps, _ = x.shape
+    heads, kv_heads, d = dec.n_heads, dec.n_kv_heads, dec.head_dim
+    gelu = dec.activation == "gelu_tanh"
+    normed = rms_norm(x, dec.layers[0].attn_norm, dec.eps)
+    for index, lw in enumerate(dec.layers):
+        cos, sin = rope[lw.rope]
+        qkv = _project(normed, lw.qkv, "qkv", index, lora, dec.qkv_sizes)
+        qkv = qkv.view(batch, steps, heads + 2 * kv_heads, d)
+        qk = ops.qk_norm_rope(qkv[:, :, : heads + kv_heads], lw.qk_norm, cos, sin, dec.eps)
+        q = qk[:, :, :heads].transpose(1, 2)  # [B, H, T, D]
+        k = qk[:, :, heads:].transpose(1, 2)  # [B, KV, T, D]
+        v = qkv[:, :, heads + kv_heads:].transpose(1, 2)
+        h = _project(attend(index, lw, q, k, v), lw.o, "o", index, lora, (dec.hidden,))
+        x, normed = ops.add_norm(x, h, lw.post_attn_norm, lw.mlp_norm, dec.eps)
+        gate_up = _project(normed, lw.gate_up, "gate_up", index, lora, (dec.intermediate,) * 2)
+        h = _project(ops.gated(gate_up, gelu), lw.down, "down", index, lora, (dec.hidden,))
+        pre_next = dec.layers[index + 1].attn_norm if index + 1 < len(dec.layers) else dec.final_norm
+        x, normed = ops.add_norm(x, h, lw.post_mlp_norm, pre_next, dec.eps)
+    return normed
+
+
+def _logits(dec: Decoder, normed: torch.Tensor) -> torch.Tensor:
+    """The LM head on final-normed hidden states, in float32: [..., hidden] -> [..., vocab]."""
+    logits = (normed @ dec.lm_head.T).float()
+    if dec.final_softcap is not None:
+        logits = torch.tanh(logits / dec.final_softcap) * dec.final_softcap
+    return logits
 
 
 def prefill(
@@ -317,15 +355,10 @@ def prefill(
     """
     n, steps = tokens.shape
     group = dec.n_heads // dec.n_kv_heads
-    positions = torch.arange(steps, device=tokens.device).expand(n, steps)
-    rope = _rope_at(dec, positions)
     q_pos = torch.arange(steps, device=tokens.device)[:, None]
     k_pos = torch.arange(steps, device=tokens.device)[None, :]
-    x = _embed(dec, tokens)
-    for index, lw in enumerate(dec.layers):
-        cos, sin = rope[lw.rope]
-        q, k, v = _split_heads(dec, lw, _project(rms_norm(x, lw.attn_norm, dec.eps), lw.qkv, "qkv", index, lora, dec.qkv_sizes),
-                               cos, sin)
+
+    def attend(index: int, lw: LayerWeights, q, k, v) -> torch.Tensor:
         cache.k[index][slots, :, :steps] = k
         cache.v[index][slots, :, :steps] = v
         # every query head gets its KV head (a copy, but it lets SDPA use its fastest causal kernels)
@@ -336,14 +369,20 @@ def prefill(
         else:
             visible = (k_pos <= q_pos) & (q_pos - k_pos < lw.window)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=dec.attn_scale)
-        attn_out = out.transpose(1, 2).reshape(n, steps, dec.n_heads * dec.head_dim)
-        x = _mlp_and_residuals(dec, lw, index, x, attn_out, lora)
-    last = x[torch.arange(n, device=x.device), lengths - 1]  # [n, hidden]
-    return _logits(dec, last)
+        return out.transpose(1, 2).reshape(n, steps, dec.n_heads * dec.head_dim)
+
+    positions = torch.arange(steps, device=tokens.device).expand(n, steps)
+    normed = _forward(dec, _embed(dec, tokens), _rope_at(dec, positions), attend, lora, EAGER)
+    return _logits(dec, normed[torch.arange(n, device=tokens.device), lengths - 1])
 
 
 def decode(
-    dec: Decoder, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor, lora: LoraBatch | None
+    dec: Decoder,
+    cache: KVCache,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    lora: LoraBatch | None,
+    ops: Pointwise = EAGER,
 ) -> torch.Tensor:
     """One decode step for every cache row: token `tokens[b]` at position `positions[b]` -> [B, vocab].
 
@@ -353,17 +392,13 @@ def decode(
     batch = tokens.shape[0]
     group = dec.n_heads // dec.n_kv_heads
     rows = torch.arange(batch, device=tokens.device)
-    rope = _rope_at(dec, positions[:, None])
     age = positions[:, None] - torch.arange(cache.max_seq_len, device=tokens.device)[None, :]  # [B, S]
     masks = {}
     for window in {lw.window for lw in dec.layers}:
         visible = age >= 0 if window is None else (age >= 0) & (age < window)
         masks[window] = visible[:, None, None, :]  # [B, 1, 1, S]
-    x = _embed(dec, tokens[:, None])  # [B, 1, hidden]
-    for index, lw in enumerate(dec.layers):
-        cos, sin = rope[lw.rope]
-        q, k, v = _split_heads(dec, lw, _project(rms_norm(x, lw.attn_norm, dec.eps), lw.qkv, "qkv", index, lora, dec.qkv_sizes),
-                               cos, sin)
+
+    def attend(index: int, lw: LayerWeights, q, k, v) -> torch.Tensor:
         cache.k[index][rows, :, positions] = k[:, :, 0]
         cache.v[index][rows, :, positions] = v[:, :, 0]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
@@ -371,5 +406,7 @@ def decode(
         out = F.scaled_dot_product_attention(
             q, cache.k[index], cache.v[index], attn_mask=masks[lw.window], scale=dec.attn_scale
         )  # [B, KV, G, D]
-        x = _mlp_and_residuals(dec, lw, index, x, out.reshape(batch, 1, dec.n_heads * dec.head_dim), lora)
-    return _logits(dec, x[:, 0])
+        return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
+
+    normed = _forward(dec, _embed(dec, tokens[:, None]), _rope_at(dec, positions[:, None]), attend, lora, ops)
+    return _logits(dec, normed[:, 0])

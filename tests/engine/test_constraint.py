@@ -1,0 +1,170 @@
+"""Constrained decoding: whatever the model wants, the answer parses as `ReviewerOutput` in budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reviewers.backends.base import ReviewerFailure
+from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review
+from reviewers.engine.backend import EngineBackend, drop_inverted_ranges
+from reviewers.engine.closer import JsonPrefix, ObjectEnd, schema_tree
+from reviewers.engine.constraint import ReviewerGrammar, Vocabulary, allocate_bitmask, apply_bitmask
+from reviewers.engine.engine import Engine, GenerationRequest
+from reviewers.contract import reviewer_output_schema
+from reviewers.routing import REVIEWER_NAMES
+from tests.engine.conftest import save_adapters, tiny_model
+
+
+@pytest.fixture(scope="module")
+def grammar(tiny_tokenizer) -> ReviewerGrammar:
+    return ReviewerGrammar(Vocabulary.from_tokenizer(tiny_tokenizer))
+
+
+@pytest.fixture(scope="module")
+def gemma_engine(tiny_tokenizer, tmp_path_factory):
+    model = tiny_model("gemma3", vocab=len(tiny_tokenizer), seed=3)
+    paths = save_adapters(model, tmp_path_factory.mktemp("constraint-adapters"))
+    engine = Engine.from_model(model, tiny_tokenizer, adapters=paths, max_batch=8, max_seq_len=2048)
+    yield engine
+    engine.close()
+
+
+def _random_walk(grammar: ReviewerGrammar, budget: int, seed: int, bias: float) -> list[int]:
+    """Pick random allowed tokens (nudged to short ones when bias > 0) through `ConstrainedRow`."""
+    gen = torch.Generator().manual_seed(seed)
+    short = torch.tensor([len(b) == 1 for b in grammar.vocab.token_bytes], dtype=torch.float32)
+    row = grammar.row(budget)
+    bitmask = allocate_bitmask(1, grammar)
+    ids: list[int] = []
+    while True:
+        row.fill(bitmask, 0)
+        logits = torch.randn(1, grammar.vocab.size, generator=gen) + bias * short
+        apply_bitmask(logits, bitmask, torch.tensor([0]))
+        step = row.advance(int(logits.argmax()))
+        if step.outcome == "close":
+            return ids + step.ending
+        ids.append(int(logits.argmax()))
+        if step.outcome == "stop":
+            return ids
+        assert len(ids) < budget
+
+
+def _text(grammar: ReviewerGrammar, ids: list[int]) -> str:
+    return b"".join(grammar.vocab.token_bytes[t] for t in ids).decode("utf-8")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_walks_through_the_grammar_always_close_within_budget_and_parse(grammar, seed):
+    budget = grammar.min_tokens + 7 * seed
+    ids = _random_walk(grammar, budget, seed, bias=3.0 if seed % 2 else 0.0)
+    assert len(ids) <= budget
+    parse_review(drop_inverted_ranges(_text(grammar, ids)))
+
+
+def test_the_closing_of_any_prefix_is_accepted_by_the_grammar(grammar):
+    import xgrammar as xgr
+
+    ids = _random_walk(grammar, 400, seed=5, bias=3.0)
+    text = _text(grammar, ids).encode()
+    tree = schema_tree(reviewer_output_schema())
+    for cut in range(0, len(text), 3):
+        prefix = JsonPrefix(tree)
+        prefix.feed(text[:cut])
+        completed = text[:cut] + prefix.closing()
+        matcher = xgr.GrammarMatcher(grammar._compiled)
+        assert matcher.accept_string(completed), completed
+        assert matcher.is_completed(), completed
+        parse_review(drop_inverted_ranges(completed.decode("utf-8")))
+
+
+@pytest.mark.parametrize("prefix, ending", [
+    ("", '{"verdict":"block","findings":[],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"app', 'rove","findings":[],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"revise","findings":[{"pa', 'th":"x","line":1,"severity":"nit","category":"style",'
+     '"message":"x"}],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"revise","findings":[{"path":"a.py","line":12', ',"severity":"nit","category":"style",'
+     '"message":"x"}],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"revise","findings":[{"path":"a.py","line":2,"end_line":n', 'ull,"severity":"nit",'
+     '"category":"style","message":"x"}],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"approve","findings":[],"missing_checks":["a \\u00', '00"],"suggested_fix":""}'),
+    ('{"verdict":"approve","findings":[],"missing_checks":[],"suggested_fix":"done"}', ""),
+])
+def test_closing_is_the_shortest_schema_valid_ending(prefix, ending):
+    follower = JsonPrefix(schema_tree(reviewer_output_schema()))
+    follower.feed(prefix.encode())
+    assert follower.closing().decode() == ending
+    parse_review(prefix + ending)
+
+
+def test_object_end_ignores_braces_inside_strings():
+    end = ObjectEnd()
+    assert not end.feed(b'Sure: {"a": "} not yet {", "b": [1, {"c": "\\"}"}]')
+    assert end.feed(b"} trailing prose")
+
+
+reviewer_requests = st.builds(
+    ReviewRequest,
+    reviewer=st.sampled_from([*REVIEWER_NAMES, "python", "sql", "docs", "unknown-reviewer"]),
+    task=st.text(max_size=80),
+    diff=st.text(min_size=1, max_size=300),
+    check_output=st.text(max_size=60),
+    instructions=st.text(max_size=40),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=st.lists(reviewer_requests, min_size=1, max_size=4), budget=st.integers(40, 160))
+def test_every_constrained_answer_parses_whatever_the_request(gemma_engine, requests, budget):
+    """A random model writes garbage; the grammar and the budget-aware closing make it a valid answer."""
+    backend = EngineBackend(gemma_engine, constrained=True, max_new_tokens=budget)
+    from reviewers.prompt import render_messages
+
+    results = gemma_engine.generate([
+        GenerationRequest(prompt=render_messages(r), adapter=r.reviewer if r.reviewer in gemma_engine.adapters
+                          else None, max_new_tokens=budget)
+        for r in requests
+    ])
+    for result in results:
+        assert len(result.token_ids) <= budget
+        assert isinstance(parse_review(drop_inverted_ranges(result.text)), ReviewerOutput)
+    for request, answer in zip(requests, backend.review(requests)):
+        if isinstance(answer, ReviewerFailure):
+            assert "max_new_tokens" in answer.message and answer.raw, answer
+        else:
+            assert isinstance(answer, ReviewerOutput)
+
+
+def test_unconstrained_generation_stops_at_the_end_of_the_json_object(gemma_engine, tiny_tokenizer):
+    """With the constraint off, a prompt that the model continues with a closing brace stops there."""
+    # Force a JSON-looking continuation: teach nothing, just check the stop rule on the engine path by
+    # feeding a prompt and checking that any '}' closing the first object ends the answer.
+    results = gemma_engine.generate([
+        GenerationRequest(prompt=tiny_tokenizer.encode("{"), max_new_tokens=40, constrained=False)
+    ])
+    text = results[0].text
+    end = ObjectEnd()
+    end.feed(b"{")
+    closed = end.feed(text.encode())
+    assert results[0].finish_reason == ("stop" if closed or results[0].token_ids == [] else "length")
+
+
+def test_backend_reports_a_budget_cut_as_a_failure_that_keeps_the_raw_text(gemma_engine):
+    request = ReviewRequest(reviewer="python", diff="--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n")
+    grammar = gemma_engine.grammar()
+    backend = EngineBackend(gemma_engine, max_new_tokens=grammar.min_tokens)
+    [answer] = backend.review([request])
+    if isinstance(answer, ReviewerFailure):
+        assert "max_new_tokens" in answer.message
+        parse_review(answer.raw)
+    else:
+        assert isinstance(answer, ReviewerOutput)
+
+
+def test_inverted_ranges_are_dropped_not_rejected():
+    text = ('{"verdict":"revise","findings":[{"path":"a","line":9,"end_line":3,"severity":"nit",'
+            '"category":"style","message":"m"}],"missing_checks":[],"suggested_fix":""}')
+    fixed = parse_review(drop_inverted_ranges(text))
+    assert fixed.findings[0].end_line is None and fixed.findings[0].line == 9
