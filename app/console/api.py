@@ -1,7 +1,8 @@
 """The console's read-only JSON API under /api (the pages poll it; scripts may use it too).
 
 GET /api/reviews            recent reviews: ?repo=owner/name&state=running&decision=block&limit=50
-GET /api/reviews/{id}       one review with its whole PipelineRun (slices, answers, checks, synthesis)
+GET /api/reviews/{id}       one review with its whole PipelineRun (slices, answers, checks, synthesis);
+                            ?summary=true without it, ?raw=true the stored run JSON as written
 GET /api/reviewers/grid     reviewers × recent reviews, reviewers × latest eval metrics with gate results
 GET /api/training           per reviewer: training runs, scores by checkpoint, promotion decisions
 GET /api/roles              what serves each role and whether code leaves the machine
@@ -16,7 +17,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from app.console.auth import request_access
@@ -66,8 +67,15 @@ def build_api_router(console: Console) -> APIRouter:
         )
 
     @router.get("/reviews/{review_id}")
-    async def get_review(request: Request, review_id: int, summary: bool = False) -> JSONResponse:
+    async def get_review(
+        request: Request, review_id: int, summary: bool = False, raw: bool = False
+    ) -> Response:
         await guard(request)
+        if raw:
+            stored = await anyio.to_thread.run_sync(console.reviews.raw_pipeline, review_id)
+            if stored is None:
+                return _json({"error": f"no stored pipeline run for review {review_id}"}, 404)
+            return Response(stored, media_type="application/json", headers={"Cache-Control": "no-store"})
         detail = await anyio.to_thread.run_sync(console.reviews.get_review, review_id)
         if detail is None:
             return _json({"error": f"no review {review_id}"}, 404)

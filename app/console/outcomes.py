@@ -294,11 +294,18 @@ class ScoreReader:
         self.path = path
 
     def history(self) -> Any | None:
+        """eval's reader, or None when there is no history file or it cannot be opened (logged)."""
         if not self.path.is_file():
             return None
-        from eval.history import ScoreHistory
+        import sqlite3
 
-        return ScoreHistory(self.path)
+        from eval.history import HistoryError, ScoreHistory
+
+        try:
+            return ScoreHistory(self.path)
+        except (HistoryError, sqlite3.Error, OSError) as exc:
+            log.warning("score history %s not readable: %s", self.path, exc)
+            return None
 
     def metric_rows(self, gates: ConsoleGates) -> list[MetricRow]:
         """Each reviewer's newest eval run, metric by metric, coloured by its gates."""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -350,6 +350,7 @@ class ReviewDetail(ReviewSummary):
     """A review with everything it produced."""
 
     pipeline: PipelineRun | None = None
+    pipeline_problem: str | None = Field(default=None, description="Why a stored run could not be read back.")
     outcome: dict[str, Any] | None = None
     delivery_id: str
 
@@ -467,13 +468,36 @@ class ReviewReader:
                 )
         summary = self._summary(record, job, hide_superseded=False)
         assert summary is not None
-        pipeline = (
-            PipelineRun.model_validate_json(record["pipeline_json"]) if record["pipeline_json"] else None
-        )
+        pipeline, problem = None, None
+        if record["pipeline_json"]:
+            try:
+                pipeline = PipelineRun.model_validate_json(record["pipeline_json"])
+            except ValidationError as exc:
+                # Recorded by another version of the pipeline: say so rather than fail the page.
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "(root)"
+                problem = (
+                    f"the stored run does not match this version's PipelineRun ({exc.error_count()} "
+                    f"error(s), first at {where}: {first['msg']}); the raw JSON is in /api/reviews/"
+                    f"{review_id}?raw=true"
+                )
         outcome = json.loads(record["outcome_json"]) if record["outcome_json"] else None
         return ReviewDetail(
-            **summary.model_dump(), pipeline=pipeline, outcome=outcome, delivery_id=record["delivery_id"]
+            **summary.model_dump(),
+            pipeline=pipeline,
+            outcome=outcome,
+            delivery_id=record["delivery_id"],
+            pipeline_problem=problem,
         )
+
+    def raw_pipeline(self, review_id: int) -> str | None:
+        """The stored PipelineRun JSON as written, for runs this version cannot read."""
+        with self._connection() as connection:
+            if not self._has_table(connection, REVIEWS.name):
+                return None
+            return connection.execute(
+                select(REVIEWS.c.pipeline_json).where(REVIEWS.c.id == review_id)
+            ).scalar_one_or_none()
 
     def repos(self) -> list[str]:
         """Every repository with a recorded review, for the filter."""

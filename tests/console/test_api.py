@@ -90,3 +90,41 @@ def test_roles_name_every_reviewer_and_whether_code_leaves(seeded: SeededConsole
     assert roles["reviewer: sql"]["adapter"] is None
     assert roles["synthesis"]["code_leaves_machine"] == "no"
     assert roles["cloud fallback"]["code_leaves_machine"] == "no"
+
+
+def test_a_stored_run_this_version_cannot_read_is_named_not_a_500(tmp_path) -> None:
+    from conftest import build_seeded
+    from sqlalchemy import update
+
+    from app.console.records import REVIEWS, ReviewRecorder
+
+    own = build_seeded(tmp_path)
+    review_id = own.reviews["pgvector"].review_id
+    recorder = ReviewRecorder.from_url(own.database_url)
+    with recorder.engine.begin() as connection:
+        connection.execute(
+            update(REVIEWS)
+            .where(REVIEWS.c.id == review_id)
+            .values(pipeline_json='{"plan": {"slices": "not a list"}, "result": {}}')
+        )
+    recorder.close()
+    client = client_for(own)
+    body = client.get(f"/api/reviews/{review_id}").json()["review"]
+    assert (
+        body["pipeline"] is None and "does not match this version's PipelineRun" in body["pipeline_problem"]
+    )
+    page = client.get(f"/console/reviews/{review_id}")
+    assert page.status_code == 200 and "cannot be shown in full" in page.text
+    raw = client.get(f"/api/reviews/{review_id}", params={"raw": "true"})
+    assert raw.json() == {"plan": {"slices": "not a list"}, "result": {}}
+
+
+def test_an_unreadable_score_history_leaves_the_pages_working(tmp_path) -> None:
+    from conftest import build_seeded
+
+    own = build_seeded(tmp_path)
+    own.history.write_bytes(b"this is not an SQLite file" * 100)
+    client = client_for(own)
+    assert client.get("/api/reviewers/grid").json()["metrics"] == []
+    training = client.get("/console/training")
+    assert training.status_code == 200 and "No checkpoint promoted" in training.text
