@@ -128,3 +128,38 @@ def test_an_unreadable_score_history_leaves_the_pages_working(tmp_path) -> None:
     assert client.get("/api/reviewers/grid").json()["metrics"] == []
     training = client.get("/console/training")
     assert training.status_code == 200 and "No checkpoint promoted" in training.text
+
+
+def test_model_text_on_the_page_is_escaped(tmp_path) -> None:
+    from conftest import build_seeded
+    from seed import review_diff, spec_for
+
+    from app.console.records import ReviewRecorder
+    from reviewers.contract import Category, Finding, ReviewerOutput, Severity, Verdict
+
+    own = build_seeded(tmp_path)
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    answer = ReviewerOutput(
+        verdict=Verdict.block,
+        missing_checks=[hostile],
+        suggested_fix=hostile,
+        findings=[
+            Finding(
+                path="sql/vector.sql",
+                line=279,
+                severity=Severity.blocker,
+                category=Category.security,
+                message=hostile,
+                suggestion=hostile,
+            )
+        ],
+    )
+    run = review_diff("018", {"sql": answer}, task=hostile)
+    spec = spec_for("acme", "web", 5, "e" * 40, "hostile")
+    recorder = ReviewRecorder.from_url(own.database_url)
+    review_id = recorder.started(spec)
+    recorder.finished(spec, run, None)
+    recorder.close()
+    page = client_for(own).get(f"/console/reviews/{review_id}").text
+    assert "&lt;script&gt;alert(" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script>alert" not in page and "<img src=x" not in page
