@@ -248,13 +248,14 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step_loss = accelerator.reduce(loss.detach(), "mean").item()  # .item() also waits for the GPU
-        step_tokens = int(accelerator.reduce(torch.tensor(batch.tokens, device=rt.device), "sum").item())
+        counts = accelerator.reduce(torch.tensor([batch.tokens, batch.answer_tokens], device=rt.device), "sum")
+        step_tokens, step_answer_tokens = (int(c) for c in counts.tolist())
         elapsed = time.perf_counter() - t0
         tokens_seen += step_tokens
         done = step + 1
         if accelerator.is_main_process and (done % cfg.log_every == 0 or done == end_step):
             row = {"step": done, "loss": step_loss, "lr": lr, "tokens": step_tokens,
-                   "answer_tokens": batch.answer_tokens, "tokens_per_s": step_tokens / elapsed,
+                   "answer_tokens": step_answer_tokens, "tokens_per_s": step_tokens / elapsed,
                    "memory_gib": round(peak_memory_gib(rt.device), 3), "tokens_seen": tokens_seen}
             with metrics_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -127,3 +127,22 @@ def test_final_adapter_serves_in_the_engine_like_in_peft(uninterrupted: Path, ti
         for _ in range(8):
             ids = torch.cat([ids, tuned(ids).logits[:, -1:].argmax(-1)], dim=1)
     assert list(served) == ids[0, len(prompt):].tolist()
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_plan_through_torch_distributed(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    """The multi-GPU path (DDP through accelerate), run as two CPU processes with the gloo backend."""
+    cfg = make_config(tmp_path / "run", tiny_base, chat_data).model_copy(update={"max_steps": 3})
+    (tmp_path / "cfg.json").write_text(cfg.model_dump_json())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.train",
+         "--config", str(tmp_path / "cfg.json")],
+        check=False, cwd=REPO, env=env, capture_output=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
+    assert resolved["world_size"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()

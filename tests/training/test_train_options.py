@@ -105,3 +105,23 @@ def test_two_steps_on_the_real_smollm2_gguf(tmp_path: Path) -> None:
     assert resolved["adapted_modules"] == 30 * 7
     assert 0 < losses(tmp_path / "run")[0] < 10
     assert (adapter / "adapter_model.safetensors").is_file()
+
+
+def test_all_makes_one_config_per_reviewer_with_data(tmp_path: Path) -> None:
+    import argparse
+
+    from training.config import add_arguments
+    from training.train import TrainingError, configs_from_args
+
+    for name in ("sql", "python"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "train.jsonl").write_text("{}\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--all", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
+                              "--lora-r", "8"])
+    configs = configs_from_args(args)
+    assert [(c.reviewer, c.run_dir, c.lora_r) for c in configs] == [
+        ("python", tmp_path / "runs" / "python", 8), ("sql", tmp_path / "runs" / "sql", 8)]
+    with pytest.raises(TrainingError, match="give --reviewer NAME or --all"):
+        configs_from_args(parser.parse_args(["--data", str(tmp_path / "data")]))
