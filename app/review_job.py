@@ -16,9 +16,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from app.console.records import ReviewRecorder
 
 from app.github_client import (
     CheckRunInfo,
@@ -50,6 +52,9 @@ from reviewers.backends.base import ReviewerBackend
 from reviewers.routing import route_file
 from reviewers.slicing import SliceLimits
 
+if TYPE_CHECKING:
+    from reviewers.pipeline import PipelineRun
+
 log = logging.getLogger(__name__)
 
 CHECK_NAME = "Calora review"
@@ -69,6 +74,7 @@ class ReviewContext:
     limits: SliceLimits | None = None
     max_content_files: int = 40
     content_concurrency: int = 4
+    recorder: ReviewRecorder | None = None  # the console's record of each run (app/console/records.py)
 
     def github(self, installation_id: int) -> GitHubClient:
         return self.clients(installation_id)
@@ -106,7 +112,10 @@ def build_context(settings: Settings) -> ReviewContext:
     if "PRIVATE KEY" not in private_key:
         raise MissingSettingError(f"{settings.private_key_path} does not look like a PEM private key")
     clients = GitHubAppClients(app_id=settings.app_id, private_key=private_key, base_url=settings.github_api_url)
-    return ReviewContext(clients=clients.for_installation, backend=make_reviewer_backend(settings), settings=settings)
+    return ReviewContext(
+        clients=clients.for_installation, backend=make_reviewer_backend(settings), settings=settings,
+        recorder=ReviewRecorder.from_url(settings.database_url),
+    )
 
 
 def make_reviewer_backend(settings: Settings) -> ReviewerBackend:
@@ -327,11 +336,20 @@ def _mentions_commit(exc: GitHubError) -> bool:
 
 async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     """Review one pull request at its head commit and publish the result (idempotent per commit)."""
+    recorder = ctx.recorder
+    if recorder is not None:
+        await asyncio.to_thread(recorder.started, spec)
+    ran: list[PipelineRun] = []
     async with ctx.github(spec.installation_id) as gh:
-        return await _review(gh, spec, ctx)
+        outcome = await _review(gh, spec, ctx, ran)
+    if recorder is not None:
+        await asyncio.to_thread(recorder.finished, spec, ran[-1] if ran else None, outcome)
+    return outcome
 
 
-async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
+async def _review(
+    gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, ran: list[PipelineRun] | None = None
+) -> ReviewOutcome:
     if spec.comment_id is not None:
         try:
             await gh.add_reaction(spec.owner, spec.repo, spec.comment_id, "eyes")
@@ -390,7 +408,10 @@ async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> 
     pipeline_run = await asyncio.to_thread(
         run_pipeline, diff_text, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
         file_contents=contents, instructions_for=config.instructions_for,
+        progress=(lambda message: ctx.recorder.stage(spec, message)) if ctx.recorder is not None else None,
     )
+    if ran is not None:
+        ran.append(pipeline_run)
 
     existing = await gh.list_review_comments(spec.owner, spec.repo, spec.pull_number)
     bot = ctx.settings.bot_login
@@ -420,6 +441,8 @@ async def _review(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext) -> 
 
 async def conclude_failure(spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:
     """After the last failed attempt: finish the check run (neutral) with a reason a maintainer can use."""
+    if ctx.recorder is not None:
+        await asyncio.to_thread(ctx.recorder.failed, spec, reason)
     async with ctx.github(spec.installation_id) as gh:
         await _conclude_failure(gh, spec, ctx, reason)
 

@@ -127,6 +127,9 @@ def create_app(
         content, content_type = await anyio.to_thread.run_sync(metrics.render)
         return Response(content=content, media_type=content_type)
 
+    from app.console import mount_console  # the read-only maintainer console under /console and /api
+
+    mount_console(app, settings)
     return app
 
 
