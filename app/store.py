@@ -44,8 +44,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Update
 
 from app.jobs import ReviewJobSpec
@@ -225,9 +227,13 @@ class LostLeaseError(RuntimeError):
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` transactions."""
     if url.startswith("sqlite"):
-        # Pooled connections stay open: closing the last one checkpoints the WAL (an fsync per request).
-        engine = create_engine(url, pool_size=8, max_overflow=8,
-                               connect_args={"timeout": 30, "check_same_thread": False})
+        connect_args = {"timeout": 30, "check_same_thread": False}
+        if make_url(url).database in (None, "", ":memory:"):
+            # One in-memory database lives in one connection: share it (the Store serialises its use).
+            engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
+        else:
+            # Pooled connections stay open: closing the last one checkpoints the WAL (an fsync per request).
+            engine = create_engine(url, pool_size=8, max_overflow=8, connect_args=connect_args)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -255,8 +261,6 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def redact_url(url: str) -> str:
     """The URL with its password hidden, for logs."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

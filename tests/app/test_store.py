@@ -232,3 +232,11 @@ def test_installation_events_keep_the_installations_table(store: Store) -> None:
     record_installation_event(store, "installation", "installation/deleted.payload.json", "i5")
     deleted_id = load_payload("installation/deleted.payload.json")["installation"]["id"]
     assert {row.installation_id: row for row in store.list_installations()}[deleted_id].deleted
+
+
+def test_an_in_memory_database_works_for_trials_and_tests() -> None:
+    store = Store.from_url("sqlite://")
+    push(store, "d1", "a" * 40)
+    assert push(store, "d1", "a" * 40).duplicate
+    assert store.claim("w", 10, now=T0 + 1) is not None
+    store.close()
