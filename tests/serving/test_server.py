@@ -215,3 +215,25 @@ def test_concurrent_clients_are_batched_and_all_answered(reviewer_server, real_d
     for t in threads:
         t.join()
     assert results == [200] * 4
+
+
+def test_calora_reviewers_serve_passes_its_flags_to_the_server(monkeypatch):
+    import reviewers.server
+    from app.cli import main
+
+    seen = {}
+    monkeypatch.setattr(reviewers.server, "run_server", lambda **kwargs: seen.update(kwargs) or 0)
+    code = main(["reviewers", "serve", "--port", "9001", "--adapters", "promoted", "--max-queue", "3",
+                 "--timeout", "7.5", "--retry-after", "4", "--max-batch", "16"])
+    assert code == 0
+    assert seen["port"] == 9001 and str(seen["adapters_dir"]) == "promoted" and seen["max_batch"] == 16
+    assert seen["settings"] == {"max_queue": 3, "request_timeout_s": 7.5, "max_new_tokens": 384, "retry_after_s": 4}
+    ServerSettings(base_model="x", **seen["settings"])  # the flags make valid settings
+
+
+def test_the_base_model_is_served_under_its_file_or_folder_name():
+    from reviewers.server import served_name
+
+    assert served_name("/models", "SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct.Q4_1"
+    assert served_name("google/gemma-3-1b-it", None) == "gemma-3-1b-it"
+    assert served_name("/models/gemma/", None) == "gemma"
