@@ -167,7 +167,7 @@ def test_a_slow_generation_times_out_with_504_and_a_full_queue_answers_429(
             slow = httpx.post(f"{url}/v1/chat/completions", timeout=30,
                               json=_chat_body("python", request, max_tokens=2000))
             assert slow.status_code == 504, slow.text
-            assert 0.5 <= time.monotonic() - started < 5
+            assert 0.5 <= time.monotonic() - started < 15
             assert "did not finish within the server's request timeout of 0.5 s" in slow.json()["error"]["message"]
             assert httpx.get(f"{url}/healthz").json()["queue_depth"] == 1  # still generating
 
