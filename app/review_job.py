@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from app.console.records import ReviewRecorder
-
 from app.github_client import (
     CheckRunInfo,
     GitHubAppClients,
@@ -119,24 +118,10 @@ def build_context(settings: Settings) -> ReviewContext:
 
 
 def make_reviewer_backend(settings: Settings) -> ReviewerBackend:
-    """The reviewer backend the app's settings name (the core's factory builds it)."""
-    if settings.reviewer_backend == "scripted":
-        raise MissingSettingError(
-            "CALORA_REVIEWER_BACKEND=scripted is for tests: they pass a scripted backend to ReviewContext; "
-            "use openai, engine or transformers"
-        )
-    from reviewers.backends.factory import BackendSettings, make_backend
+    """The reviewer backend the settings name (CALORA_BACKEND and friends; the core's factory builds it)."""
+    from reviewers.backends.factory import make_backend
 
-    options: dict[str, Any] = {"backend": settings.reviewer_backend}
-    if settings.reviewer_base_model:
-        options["base_model"] = settings.reviewer_base_model
-    if settings.reviewer_adapters_dir:
-        options["adapters_dir"] = settings.reviewer_adapters_dir
-    if settings.reviewer_openai_base_url:
-        options["openai_base_url"] = settings.reviewer_openai_base_url
-    if settings.reviewer_openai_api_key:
-        options["openai_api_key"] = settings.reviewer_openai_api_key.get_secret_value()
-    return make_backend(BackendSettings(**options))
+    return make_backend(settings.reviewer)
 
 
 def _now() -> str:
@@ -147,8 +132,8 @@ def _secrets(ctx: ReviewContext) -> list[str]:
     found = []
     if ctx.settings.webhook_secret is not None:
         found.append(ctx.settings.webhook_secret.get_secret_value())
-    if ctx.settings.reviewer_openai_api_key is not None:
-        found.append(ctx.settings.reviewer_openai_api_key.get_secret_value())
+    if ctx.settings.reviewer.openai_api_key is not None:
+        found.append(ctx.settings.reviewer.openai_api_key.get_secret_value())
     return found
 
 

@@ -7,15 +7,15 @@ A `.env` file in the working directory is read too; the environment wins over it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reviewers.backends.factory import BackendSettings
+
 DEFAULT_DATABASE_FILE = "calora.sqlite"
 WRITE_ACCESS_ASSOCIATIONS: frozenset[str] = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 
-ReviewerBackendKind = Literal["transformers", "engine", "openai", "scripted"]
 
 
 def default_database_url() -> str:
@@ -64,12 +64,10 @@ class Settings(BaseSettings):
         `async def function(spec, reason)`) goes with it. Unset (the default) runs
         `app.review_job.run_review` / `conclude_failure`.
 
-    Reviewer backend (read by `app.review_job.build_context`)
-      - `reviewer_backend` (CALORA_REVIEWER_BACKEND): transformers | engine | openai | scripted.
-      - `reviewer_base_model` (CALORA_REVIEWER_BASE_MODEL): base model path or name.
-      - `reviewer_adapters_dir` (CALORA_REVIEWER_ADAPTERS_DIR): folder of promoted LoRA adapters.
-      - `reviewer_openai_base_url` / `reviewer_openai_api_key` (CALORA_REVIEWER_OPENAI_BASE_URL,
-        CALORA_REVIEWER_OPENAI_API_KEY): an OpenAI-compatible server (vLLM, the engine's server).
+    Reviewer backend
+      - `reviewer`: the same `reviewers.backends.factory.BackendSettings` that `calora review` uses, read
+        from the same variables: CALORA_BACKEND (transformers, the default | engine | openai),
+        CALORA_BASE_MODEL, CALORA_ADAPTERS_DIR, CALORA_OPENAI_BASE_URL, CALORA_OPENAI_API_KEY, ...
 
     Secrets are `SecretStr`: printing or logging the settings shows `**********`.
     """
@@ -97,11 +95,7 @@ class Settings(BaseSettings):
     job_runner: str | None = None
     job_failure_hook: str | None = None
 
-    reviewer_backend: ReviewerBackendKind = "openai"
-    reviewer_base_model: str | None = None
-    reviewer_adapters_dir: Path | None = None
-    reviewer_openai_base_url: str | None = None
-    reviewer_openai_api_key: SecretStr | None = None
+    reviewer: BackendSettings = Field(default_factory=BackendSettings)
 
     @field_validator("allowed_associations", mode="after")
     @classmethod

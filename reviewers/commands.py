@@ -88,7 +88,7 @@ def read_diff(args: argparse.Namespace) -> tuple[bytes, dict[str, str]]:
 
 
 def _git(*argv: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *argv], capture_output=True)
+    return subprocess.run(["git", *argv], check=False, capture_output=True)
 
 
 def read_git_range(rev_range: str) -> tuple[bytes, dict[str, str]]:

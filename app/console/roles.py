@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -59,24 +59,9 @@ def egress_of(url: str | None) -> tuple[Egress, str]:
     return "yes", f"code is sent to {host}"
 
 
-def backend_options(settings: Settings) -> dict[str, Any]:
-    """The reviewer backend's settings as `app.review_job.make_reviewer_backend` passes them (env fills the rest)."""
-    options: dict[str, Any] = {"backend": settings.reviewer_backend}
-    if settings.reviewer_base_model:
-        options["base_model"] = settings.reviewer_base_model
-    if settings.reviewer_adapters_dir:
-        options["adapters_dir"] = settings.reviewer_adapters_dir
-    if settings.reviewer_openai_base_url:
-        options["openai_base_url"] = settings.reviewer_openai_base_url
-    return options
-
-
 def backend_settings(settings: Settings) -> BackendSettings:
     """The BackendSettings the worker builds its backend from (CALORA_* environment included)."""
-    options = backend_options(settings)
-    if options["backend"] == "scripted":
-        options["backend"] = "transformers"  # tests only; the app refuses it
-    return BackendSettings(**options)
+    return settings.reviewer
 
 
 def _adapter_of(adapters_dir: Path, reviewer: str) -> tuple[str | None, str | None]:
@@ -106,7 +91,7 @@ def role_map(
 ) -> list[Role]:
     """Every role and what serves it."""
     backend = backend or backend_settings(settings)
-    kind = settings.reviewer_backend
+    kind = backend.backend
     base_model = backend.base_model or "SmolLM2-135M-Instruct (default)"
     roles: list[Role] = []
     local_adapter: dict[str, bool | None] = {}
@@ -115,7 +100,7 @@ def role_map(
         if kind == "openai":
             endpoint = backend.openai_base_url
             egress, why = (
-                egress_of(endpoint) if endpoint else ("unknown", "CALORA_REVIEWER_OPENAI_BASE_URL is not set")
+                egress_of(endpoint) if endpoint else ("unknown", "CALORA_OPENAI_BASE_URL is not set")
             )
             model = getattr(backend, "openai_models", {}).get(reviewer, reviewer)
             local_adapter[reviewer] = None  # the server decides
@@ -251,7 +236,7 @@ class RoleMap(BaseModel):
 def summarize_roles(roles: list[Role], settings: Settings, backend: BackendSettings | None = None) -> RoleMap:
     """The rows with where the adapters come from and which roles send code off this machine."""
     backend = backend or backend_settings(settings)
-    adapters = None if settings.reviewer_backend == "openai" else str(backend.adapters_dir)
+    adapters = None if backend.backend == "openai" else str(backend.adapters_dir)
     leaves = [
         r.role
         for r in roles

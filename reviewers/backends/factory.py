@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reviewers.backends.base import ReviewerBackend
@@ -31,7 +31,7 @@ class BackendSettings(BaseSettings):
     device: str = "auto"
     max_new_tokens: int = Field(default=384, ge=16)
     openai_base_url: str | None = None
-    openai_api_key: str | None = None
+    openai_api_key: SecretStr | None = Field(default=None, description="Never logged or shown.")
     openai_models: dict[str, str] = Field(
         default_factory=dict, description="Reviewer → model name (JSON); default: the reviewer's own name."
     )

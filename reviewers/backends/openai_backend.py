@@ -244,7 +244,7 @@ class OpenAIBackend:
         """From `reviewers.backends.factory.BackendSettings` (the `CALORA_OPENAI_*` variables)."""
         return cls(
             settings.openai_base_url or "",
-            api_key=settings.openai_api_key,
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
             models=settings.openai_models,
             base_model=settings.openai_base_model,
             schema_mode=settings.openai_schema_mode,

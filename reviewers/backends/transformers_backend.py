@@ -133,10 +133,10 @@ class TransformersBackend:
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         prompt_len = encoded["input_ids"].shape[1]
         stop = _JsonEndStop(self.tokenizer, prompt_len)
-        generate_kwargs = dict(
-            max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-            stopping_criteria=[stop],
-        )
+        generate_kwargs = {
+            "max_new_tokens": self.max_new_tokens, "do_sample": False,
+            "pad_token_id": self.tokenizer.pad_token_id, "stopping_criteria": [stop],
+        }
         with torch.inference_mode():
             if adapter is not None:
                 self.model.set_adapter(adapter)

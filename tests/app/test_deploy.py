@@ -13,11 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 import yaml
 
 from app import review_job
 from app.jobs import ReviewJobSpec
 from app.review_job import build_context, run_review
+from reviewers.backends.factory import BackendSettings
 from app.settings import MissingSettingError, Settings
 from deploy.create_app import exchange_code, form_page, load_manifest, write_credentials
 from reviewers.contract import Category, Severity
@@ -87,14 +89,15 @@ def test_build_context_explains_missing_or_bad_credentials(tmp_path):
         build_context(Settings(app_id=1, private_key_path=not_a_key, database_url="sqlite://"))
 
 
-def test_scripted_backend_setting_is_refused_in_production():
-    with pytest.raises(MissingSettingError, match="scripted is for tests"):
-        review_job.make_reviewer_backend(Settings(reviewer_backend="scripted", database_url="sqlite://"))
+def test_scripted_backend_setting_is_refused_in_production(monkeypatch):
+    monkeypatch.setenv("CALORA_BACKEND", "scripted")  # the scripted backend exists only in the tests
+    with pytest.raises(ValidationError, match="backend"):
+        Settings(database_url="sqlite://")
 
 
 def test_deploy_files_use_settings_the_app_reads():
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yml").read_text())
-    names = set(Settings.model_fields)
+    names = set(Settings.model_fields) | set(BackendSettings.model_fields)
     for service in ("app", "worker"):
         env = compose["services"][service].get("environment", {})
         for key in env:

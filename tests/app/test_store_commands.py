@@ -9,6 +9,7 @@ import pytest
 
 from app.cli import main
 from app.jobs import ReviewJobSpec
+from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
 from app.store import Store
 from app.webhooks import Ignore
@@ -60,7 +61,7 @@ def test_invalid_settings_are_reported_not_raised(queue_url: str, capsys: pytest
 
 
 def test_secrets_never_show_in_the_settings_repr() -> None:
-    settings = Settings(webhook_secret="hunter2-webhook", reviewer_openai_api_key="sk-hunter2")
+    settings = Settings(webhook_secret="hunter2-webhook", reviewer=BackendSettings(openai_api_key="sk-hunter2"))
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
 
 

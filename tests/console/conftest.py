@@ -22,6 +22,7 @@ import seed as seed_module
 from app.console import mount_console
 from app.console.settings import ConsoleSettings
 from app.server import create_app
+from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
 
 TOKEN = "console-test-token: not a real one"
@@ -41,9 +42,8 @@ class SeededConsole:
         return Settings(
             webhook_secret="test-secret",
             database_url=self.database_url,
-            reviewer_backend="engine",
             github_api_url="https://api.github.com",
-            reviewer_adapters_dir=self.adapters,
+            reviewer=BackendSettings(backend="engine", adapters_dir=self.adapters),
         )
 
     def console_settings(self, token: str | None = None, **overrides: object) -> ConsoleSettings:

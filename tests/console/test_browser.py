@@ -229,8 +229,8 @@ def test_calora_serve_serves_the_console_configured_from_the_environment(tmp_pat
         "CALORA_CONSOLE_TOKEN": TOKEN,
         "CALORA_CONSOLE_RUNS_DIR": str(own.runs_root),
         "CALORA_EVAL_HISTORY": str(own.history),
-        "CALORA_REVIEWER_ADAPTERS_DIR": str(own.adapters),
-        "CALORA_REVIEWER_BACKEND": "engine",
+        "CALORA_ADAPTERS_DIR": str(own.adapters),
+        "CALORA_BACKEND": "engine",
     }
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(

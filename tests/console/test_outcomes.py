@@ -11,6 +11,7 @@ from app.console.charts import Point, Series, line_chart
 from app.console.outcomes import find_run_folders, gate_cell, gate_table, load_gates, training_runs
 from app.console.roles import egress_of, role_map, summarize_roles
 from app.console.settings import ConsoleSettings
+from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
 from eval.gates import Threshold
 
@@ -141,9 +142,7 @@ def test_an_openai_reviewer_server_and_a_cloud_fallback_show_where_code_goes(
         ),
     )
     settings = Settings(
-        reviewer_backend="openai",
-        reviewer_openai_base_url="http://10.0.0.7:8000/v1",
-        reviewer_adapters_dir=tmp_path,
+        reviewer=BackendSettings(backend="openai", openai_base_url="http://10.0.0.7:8000/v1", adapters_dir=tmp_path)
     )
     console = ConsoleSettings(
         patch_author_model="gemma-3-27b", patch_author_base_url="http://127.0.0.1:9000/v1"
@@ -187,7 +186,7 @@ def test_a_cloud_fallback_is_inactive_for_a_reviewer_with_a_local_adapter(
     roles = {
         r.role: r
         for r in role_map(
-            Settings(reviewer_backend="engine", reviewer_adapters_dir=tmp_path), ConsoleSettings()
+            Settings(reviewer=BackendSettings(backend="engine", adapters_dir=tmp_path)), ConsoleSettings()
         )
     }
     assert roles["reviewer: sql"].adapter_detail == "LoRA r=8 alpha=16 on q_proj, v_proj"
