@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_case_arguments(run)
     adapter = run.add_mutually_exclusive_group()
     adapter.add_argument("--adapter", type=Path, help="one PEFT adapter folder, used for every reviewer evaluated")
-    adapter.add_argument("--adapters", type=Path, help="a folder of <reviewer>/ PEFT adapters (like adapters/)")
+    adapter.add_argument("--adapters", type=Path, help="a folder of <reviewer>/ PEFT adapters (adapters/) or of <reviewer>/adapter/ (a train --all run)")
     _add_model_arguments(run)
     run.add_argument("--label", help="name in tables and charts (default: base, adapter or the adapter folder name)")
     run.add_argument("--out", type=Path, default=Path("build/eval"), help="folder for results JSON + markdown")
@@ -45,7 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--title", default="Reviewer evaluation")
     report.add_argument("--commands", type=Path, help="a text file of the commands that produced the results, "
                         "quoted in the report")
+    report.add_argument("--notes", type=Path, help="a markdown file of findings, placed above the results")
     report.set_defaults(handler=_report)
+
+    check = eval_sub.add_parser("check", help="check results JSONs against the gates (what promote would decide)")
+    check.add_argument("--results", type=Path, nargs="+", required=True,
+                       help="results of `eval run`; files with the same label (raw + constrained) form one model")
+    check.add_argument("--gates", type=Path, default=None, help="gates YAML (default eval/gates.yml)")
+    check.set_defaults(handler=_check)
 
     promote = subparsers.add_parser("promote", help="install the best checkpoint of a run that passes every gate")
     promote.add_argument("run_dir", type=Path, help="a training run folder (evaluated with `calora eval sweep`)")
@@ -80,6 +87,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser, decoding: bool = True)
                         "or the fetched SmolLM2)")
     parser.add_argument("--max-new-tokens", type=int, default=384)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="auto: bf16 on CUDA, fp32 on CPU; float32 makes GPU answers match a CPU run")
     if decoding:
         parser.add_argument("--batch-size", type=int, default=1,
                             help="cases of one reviewer answered together (throughput; latency becomes a batch's)")
@@ -119,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = EvalSpec(
         cases=args.cases, reviewers=args.reviewers, limit=args.limit, adapter=args.adapter, adapters=args.adapters,
         backend=args.backend, base_model=args.base_model, max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size, device=args.device, decoding=args.decoding, label=args.label, out=args.out, history=None if args.no_history else args.history,
+        batch_size=args.batch_size, device=args.device, dtype=args.dtype, decoding=args.decoding, label=args.label, out=args.out, history=None if args.no_history else args.history,
         record_history=not args.no_history, command=_command_line(args, "eval", "run"),
     )
     try:
@@ -141,7 +150,7 @@ def _sweep(args: argparse.Namespace) -> int:
         outcome = sweep(
             args.run_dir, cases=args.cases, include_base=args.include_base, backend=args.backend,
             base_model=args.base_model, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-            device=args.device, decoding=args.decoding, out=args.out, history=None if args.no_history else args.history,
+            device=args.device, dtype=args.dtype, decoding=args.decoding, out=args.out, history=None if args.no_history else args.history,
             record_history=not args.no_history, command=_command_line(args, "eval", "sweep"),
         )
     except (CaseError, WorkflowError) as exc:
@@ -158,13 +167,28 @@ def _report(args: argparse.Namespace) -> int:
     try:
         runs = load_runs_for_report(args.results, ScoreHistory(args.history) if not args.results else None)
         commands = args.commands.read_text(encoding="utf-8") if args.commands else None
-        paths = write_report(runs, args.out, title=args.title, commands=commands)
+        notes = args.notes.read_text(encoding="utf-8") if args.notes else None
+        paths = write_report(runs, args.out, title=args.title, commands=commands, notes=notes)
     except (ReportError, HistoryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in paths:
         print(path)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from eval.gates import GatesError
+    from eval.promote import PromotionError, check_results
+
+    try:
+        decisions = check_results(args.results, args.gates)
+    except (GatesError, PromotionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for decision in decisions:
+        print(decision.explain().replace("promote ", "passes: ", 1))
+    return 0 if all(d.promoted for d in decisions) else 1
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -194,7 +218,8 @@ def _gate_style(args: argparse.Namespace) -> int:
         return 2
     from eval.workflow import load_chat_model
 
-    model = load_chat_model(args.backend, args.base_model, args.adapter, args.max_new_tokens, args.device)
+    model = load_chat_model(args.backend, args.base_model, args.adapter, args.max_new_tokens, args.device,
+                            args.dtype)
     report = run_style_gate(model, cases)
     print(report.summary())
     if args.out:

@@ -40,6 +40,7 @@ class Generation(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float
+    truncated: bool = False
 
 
 class Answer(BaseModel):
@@ -51,6 +52,7 @@ class Answer(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float
+    truncated: bool = False
 
 
 @runtime_checkable
@@ -78,7 +80,8 @@ def answer_from_text(generation: Generation) -> Answer:
     except ContractError as exc:
         output, error = None, str(exc)
     return Answer(text=generation.text, output=output, error=error, prompt_tokens=generation.prompt_tokens,
-                  completion_tokens=generation.completion_tokens, latency_s=generation.latency_s)
+                  completion_tokens=generation.completion_tokens, latency_s=generation.latency_s,
+                  truncated=generation.truncated)
 
 
 # --- transformers ----------------------------------------------------------------------------------
@@ -105,13 +108,29 @@ class TransformersModel:
         self.model = _attach(model, self.adapters).to(device).eval()
 
     @classmethod
-    def load(cls, base_model: str | None, *, device: str = "auto", **kwargs: Any) -> TransformersModel:
-        """Load the base model the way `TransformersBackend` does (GGUF, folder or hub id)."""
+    def load(cls, base_model: str | None, *, device: str = "auto", dtype: str = "auto",
+             **kwargs: Any) -> TransformersModel:
+        """Load the base model the way `TransformersBackend` does (GGUF, folder or hub id).
+
+        `dtype` "auto" keeps the backend's choice (bf16 on CUDA, fp32 on CPU); "float32" on CUDA loads in
+        fp32 on the CPU first, so GPU answers match what the same command gives on a CPU.
+        """
+        import torch
+
         from reviewers.backends.transformers_backend import TransformersBackend
         from reviewers.models import resolve_base_model
 
-        backend = TransformersBackend(resolve_base_model(base_model), None, device=device)
-        return cls(backend.model, backend.tokenizer, device=backend.device, **kwargs)
+        target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        load_on = "cpu" if dtype == "float32" else target
+        backend = TransformersBackend(resolve_base_model(base_model), None, device=load_on)
+        model = backend.model
+        if dtype in ("float32", "bfloat16", "float16"):
+            model = model.to(getattr(torch, dtype))
+        return cls(model, backend.tokenizer, device=target, **kwargs)
+
+    @property
+    def dtype(self) -> str:
+        return str(next(self.base_model.parameters()).dtype).removeprefix("torch.")
 
     @classmethod
     def from_backend(cls, backend: Any, **kwargs: Any) -> TransformersModel:
@@ -190,7 +209,7 @@ class TransformersModel:
             used = next((i + 1 for i, t in enumerate(ids) if t in stops), len(ids))
             generations.append(Generation(
                 text=self.tokenizer.decode(row[:used], skip_special_tokens=True), prompt_tokens=int(n_prompt),
-                completion_tokens=used, latency_s=latency,
+                completion_tokens=used, latency_s=latency, truncated=used >= self.max_new_tokens and used == len(ids),
             ))
         return generations
 

@@ -76,7 +76,8 @@ def score_case(case: EvalCase, result: CaseResult) -> CaseScore:
     return CaseScore(
         case_id=case.id, reviewer=case.reviewer, valid=result.valid, expected_verdict=case.verdict,
         verdict=verdict, must_find_hit=hits, noise_findings=noise, passed=passed, latency_s=result.latency_s,
-        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, error=result.error,
+        prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens, truncated=result.truncated,
+        error=result.error,
     )
 
 
@@ -115,6 +116,7 @@ def summarize(reviewer: str, scores: Iterable[CaseScore], decoding: Decoding = "
         noise_rate=sum(s.noise_findings > 0 for s in mine) / n,
         noise_findings=sum(s.noise_findings for s in mine),
         pass_rate=passed / n,
+        truncation_rate=sum(s.truncated for s in mine) / n,
         latency_mean_s=statistics.fmean(latencies),
         latency_p50_s=_percentile(latencies, 0.5),
         latency_p95_s=_percentile(latencies, 0.95),

@@ -18,6 +18,7 @@ from pathlib import Path
 from eval.gates import DEFAULT_GATES, Candidate, Decision, decide, load_gates
 from eval.history import PromotionRecord, ScoreHistory
 from eval.metrics import metric_values
+from eval.results import EvalRunResult, ReviewerMetrics
 from eval.workflow import WorkflowError, training_runs_under
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
@@ -122,3 +123,33 @@ def promote_run(run_dir: Path, *, gates_path: Path | None = None, history_path: 
             record_path.write_text(record.model_dump_json(indent=2), encoding="utf-8")
         outcomes.append(PromotionOutcome(decision, installed, record_path, skipped))
     return outcomes
+
+
+def candidates_from_results(runs: list[EvalRunResult]) -> dict[str, list[Candidate]]:
+    """Per reviewer, one candidate per model label, merging its raw and constrained results files."""
+    by_label: dict[str, dict[str, dict[str, ReviewerMetrics]]] = {}
+    order: list[str] = []
+    for run in runs:
+        if run.info.label not in by_label:
+            order.append(run.info.label)
+        for reviewer, metrics in run.reviewers.items():
+            by_label.setdefault(run.info.label, {}).setdefault(reviewer, {})[metrics.decoding] = metrics
+    out: dict[str, list[Candidate]] = {}
+    for index, label in enumerate(order):
+        for reviewer, by_decoding in by_label[label].items():
+            out.setdefault(reviewer, []).append(
+                Candidate(checkpoint=label, step=index, metrics=metric_values(by_decoding)))
+    return out
+
+
+def check_results(paths: list[Path], gates_path: Path | None = None) -> list[Decision]:
+    """The gate decision for models evaluated by `calora eval run` (results JSONs), without installing."""
+    gates = load_gates(gates_path)
+    runs = []
+    for path in paths:
+        try:
+            runs.append(EvalRunResult.read(path))
+        except (OSError, ValueError) as exc:
+            raise PromotionError(f"{path}: not a results JSON of `calora eval run`: {exc}") from exc
+    return [decide(reviewer, candidates, gates)
+            for reviewer, candidates in sorted(candidates_from_results(runs).items())]

@@ -31,6 +31,7 @@ class CaseResult(BaseModel):
     latency_s: float = Field(ge=0)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    truncated: bool = Field(default=False, description="Generation stopped at max_new_tokens.")
 
     @property
     def valid(self) -> bool:
@@ -53,6 +54,7 @@ class CaseScore(BaseModel):
     latency_s: float
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    truncated: bool = False
     error: str | None = None
 
     @property
@@ -77,6 +79,7 @@ class ReviewerMetrics(BaseModel):
     noise_rate: float = Field(description="Share of cases with at least one noise finding.")
     noise_findings: int
     pass_rate: float
+    truncation_rate: float = Field(default=0.0, description="Share of answers that hit max_new_tokens.")
     latency_mean_s: float
     latency_p50_s: float
     latency_p95_s: float
@@ -109,6 +112,7 @@ class RunInfo(BaseModel):
     git_commit: str | None = None
     command: str | None = Field(default=None, description="The command line that produced this run.")
     device: str | None = None
+    dtype: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -49,6 +49,7 @@ def answer_cases(model: ReviewModel, cases: list[EvalCase], decoding: Decoding =
                     case_id=case.id, reviewer=case.reviewer, decoding=decoding, raw=answer.text,
                     output=answer.output, error=answer.error, latency_s=answer.latency_s,
                     prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                    truncated=answer.truncated,
                 )
         bar.update(len(batch))
         bar.set_postfix(valid=sum(r.valid for r in by_id.values()))

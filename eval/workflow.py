@@ -38,6 +38,7 @@ class EvalSpec:
     max_new_tokens: int = 384
     batch_size: int = 1
     device: str = "auto"
+    dtype: str = "auto"
     decoding: str = "raw"
     label: str | None = None
     out: Path = Path("build/eval")
@@ -72,7 +73,7 @@ def limit_per_reviewer(cases: list[EvalCase], limit: int | None) -> list[EvalCas
 
 
 def adapter_map(adapter: Path | None, adapters: Path | None, reviewers: set[str]) -> dict[str, Path]:
-    """`--adapter DIR` → {"*": DIR}; `--adapters DIR` → {reviewer: DIR/reviewer} for reviewers that have one."""
+    """`--adapter DIR` → {"*": DIR}; `--adapters DIR` → {reviewer: DIR/reviewer[/adapter]} where one exists."""
     if adapter is not None:
         if not (adapter / "adapter_config.json").is_file():
             raise WorkflowError(f"{adapter}: no adapter_config.json; --adapter takes a PEFT adapter folder "
@@ -82,7 +83,13 @@ def adapter_map(adapter: Path | None, adapters: Path | None, reviewers: set[str]
         return {}
     if not adapters.is_dir():
         raise WorkflowError(f"{adapters}: not a folder; --adapters takes a folder of <reviewer>/ adapters")
-    found = {r: adapters / r for r in sorted(reviewers) if (adapters / r / "adapter_config.json").is_file()}
+    found = {}
+    for reviewer in sorted(reviewers):
+        # adapters/<reviewer>/ (installed) or runs/<name>/<reviewer>/adapter/ (a `calora train --all` run)
+        for folder in (adapters / reviewer, adapters / reviewer / "adapter"):
+            if (folder / "adapter_config.json").is_file():
+                found[reviewer] = folder
+                break
     missing = sorted(reviewers - set(found))
     if missing:
         log.warning("no adapter in %s for %s: those reviewers are evaluated on the base model",
@@ -104,8 +111,13 @@ def describe_base(base_model: str | None) -> str:
 def load_review_model(spec: EvalSpec, adapters: dict[str, Path], decoding: Decoding) -> ReviewModel:
     """The model the spec names; `transformers` exposes raw text and tokens, others go through `review`."""
     if spec.backend == "transformers":
-        return TransformersModel.load(spec.base_model, device=spec.device, max_new_tokens=spec.max_new_tokens,
-                                      adapters=adapters)
+        return TransformersModel.load(spec.base_model, device=spec.device, dtype=spec.dtype,
+                                      max_new_tokens=spec.max_new_tokens, adapters=adapters)
+    if spec.backend == "engine":
+        from eval.engine_model import EngineReviewModel
+
+        return EngineReviewModel.load(spec.base_model, adapters, max_new_tokens=spec.max_new_tokens,
+                                      device=spec.device, dtype=spec.dtype)
     from reviewers.backends.factory import BackendSettings, make_backend
 
     if "*" in adapters:
@@ -123,6 +135,8 @@ def load_review_model(spec: EvalSpec, adapters: dict[str, Path], decoding: Decod
 
 def run_eval(spec: EvalSpec) -> EvalOutcome:
     """Evaluate one model over the spec's cases in each decoding asked; write results; record history."""
+    if spec.model is None and spec.backend != "engine" and spec.decoding != "raw":
+        raise WorkflowError(f"--decoding {spec.decoding} needs the engine's schema constraint: add --backend engine")
     cases = limit_per_reviewer(load_cases(spec.cases, spec.reviewers), spec.limit)
     reviewers = {c.reviewer for c in cases}
     adapters = adapter_map(spec.adapter, spec.adapters, reviewers)
@@ -140,6 +154,7 @@ def run_eval(spec: EvalSpec) -> EvalOutcome:
             max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size, git_commit=git_commit(),
             command=spec.command,
             device=getattr(model, "device", None) and str(model.device),
+            dtype=getattr(model, "dtype", None),
         )
         result = evaluate(model, cases, info)
         path = result.write(spec.out / f"{_slug(label)}.{decoding}.json")
@@ -223,7 +238,7 @@ def training_runs_under(run_dir: Path) -> list[TrainingRun]:
 
 def sweep(run_dir: Path, *, cases: Path | None = None, include_base: bool = False, backend: str = "transformers",
           base_model: str | None = None, max_new_tokens: int = 384, batch_size: int = 1, device: str = "auto",
-          decoding: str = "raw",
+          dtype: str = "auto", decoding: str = "raw",
           out: Path | None = None, history: Path | None = None, record_history: bool = True,
           command: str | None = None, model: TransformersModel | None = None) -> EvalOutcome:
     """Evaluate every checkpoint (and optionally the base) of each training run under `run_dir`."""
@@ -236,7 +251,7 @@ def sweep(run_dir: Path, *, cases: Path | None = None, include_base: bool = Fals
         run_cases = load_cases(case_path, [run.reviewer])
         base = base_model or run.base_model
         targets = ([Checkpoint("base", 0, None)] if include_base else []) + run.checkpoints
-        current = model or TransformersModel.load(base, device=device, max_new_tokens=max_new_tokens)
+        current = model or TransformersModel.load(base, device=device, dtype=dtype, max_new_tokens=max_new_tokens)
         for checkpoint in targets:
             current = current.with_adapters({run.reviewer: checkpoint.adapter} if checkpoint.adapter else {})
             for mode in decodings_for(decoding):
@@ -245,7 +260,7 @@ def sweep(run_dir: Path, *, cases: Path | None = None, include_base: bool = Fals
                     backend=backend, decoding=mode, cases_path=str(case_path), max_new_tokens=max_new_tokens,
                     batch_size=batch_size,
                     training_run=str(run.run_dir.resolve()), checkpoint=checkpoint.label, step=checkpoint.step,
-                    git_commit=git_commit(), command=command, device=str(current.device),
+                    git_commit=git_commit(), command=command, device=str(current.device), dtype=current.dtype,
                 )
                 result = evaluate(current, run_cases, info)
                 folder = out or run.run_dir / "eval"
@@ -262,10 +277,11 @@ def sweep(run_dir: Path, *, cases: Path | None = None, include_base: bool = Fals
 # --- chat models for the style gate ---------------------------------------------------------------
 
 def load_chat_model(backend: str, base_model: str | None, adapter: Path | None, max_new_tokens: int,
-                    device: str) -> ChatModel:
+                    device: str, dtype: str = "auto") -> ChatModel:
     if backend == "transformers":
         adapters = {"*": adapter} if adapter else {}
-        return TransformersModel.load(base_model, device=device, max_new_tokens=max_new_tokens, adapters=adapters)
+        return TransformersModel.load(base_model, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
+                                      adapters=adapters)
     if backend == "openai":
         from eval.generation import OpenAIChatModel
         from reviewers.backends.factory import BackendSettings
@@ -273,6 +289,7 @@ def load_chat_model(backend: str, base_model: str | None, adapter: Path | None, 
         settings = BackendSettings(backend="openai")
         if not settings.openai_base_url:
             raise WorkflowError("set CALORA_OPENAI_BASE_URL to the OpenAI-compatible server for --backend openai")
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return OpenAIChatModel(settings.openai_base_url, model=base_model or "default",
-                               api_key=settings.openai_api_key, max_new_tokens=max_new_tokens)
+                               api_key=key, max_new_tokens=max_new_tokens)
     raise WorkflowError(f"the style gate talks to a model through transformers or openai, not {backend}")

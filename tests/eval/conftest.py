@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from eval.generation import Answer, Generation, answer_from_text
+from reviewers.contract import ReviewRequest
 from training.examples import load_example
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,10 +69,12 @@ def save_tiny_adapter(model: Any, folder: Path, seed: int) -> Path:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(
+        r=2, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    ))
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.5)
+            torch.nn.init.normal_(param, std=3.0)
     peft_model.save_pretrained(folder)
     return folder
 
@@ -90,3 +94,27 @@ def tiny_training_run(tmp_path: Path, tiny_parts: tuple[Any, Any]) -> Path:
         "resolved": {"total_steps": 4},
     }), encoding="utf-8")
     return run
+
+
+BLOCK_ANSWER = json.dumps({
+    "verdict": "block",
+    "findings": [{"path": "payments/charge.py", "line": 54, "severity": "blocker", "category": "security",
+                  "message": "Card numbers and CVCs are logged."}],
+    "missing_checks": [], "suggested_fix": "Log the last four digits only.",
+})
+APPROVE_ANSWER = '{"verdict": "approve", "findings": [], "missing_checks": [], "suggested_fix": ""}'
+
+
+class ScriptedReviewModel:
+    """A scripted model at the eval's edge: fixed answer texts for the card-logging and clean cases (not a real model)."""
+
+    name = "scripted"
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def answer(self, request: ReviewRequest, decoding: str = "raw") -> Answer:
+        key = "block" if "payments/charge.py" in request.diff else "clean"
+        return answer_from_text(Generation(text=self.texts[key], latency_s=0.01, completion_tokens=7))
+
+

@@ -3,7 +3,6 @@ such), a scripted model at the edge (to check grading through the whole shell), 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,34 +10,17 @@ import pytest
 
 from app.cli import main
 from eval.cases import load_cases
-from eval.generation import Answer, BackendReviewModel, TransformersModel, UnsupportedDecodingError, answer_from_text
-from eval.generation import Generation
+from eval.generation import (
+    BackendReviewModel,
+    TransformersModel,
+    UnsupportedDecodingError,
+)
 from eval.history import ScoreHistory
 from eval.results import EvalRunResult, RunInfo
 from eval.runner import answer_cases, evaluate
 from reviewers.backends.base import ReviewerFailure
 from reviewers.contract import ReviewerOutput, ReviewRequest
-
-BLOCK_ANSWER = json.dumps({
-    "verdict": "block",
-    "findings": [{"path": "payments/charge.py", "line": 54, "severity": "blocker", "category": "security",
-                  "message": "Card numbers and CVCs are logged."}],
-    "missing_checks": [], "suggested_fix": "Log the last four digits only.",
-})
-APPROVE_ANSWER = '{"verdict": "approve", "findings": [], "missing_checks": [], "suggested_fix": ""}'
-
-
-class ScriptedReviewModel:
-    """A scripted model at the eval's edge: returns fixed texts per reviewer case id (not a real model)."""
-
-    name = "scripted"
-
-    def __init__(self, texts: dict[str, str]) -> None:
-        self.texts = texts
-
-    def answer(self, request: ReviewRequest, decoding: str = "raw") -> Answer:
-        key = "block" if "payments/charge.py" in request.diff else "clean"
-        return answer_from_text(Generation(text=self.texts[key], latency_s=0.01, completion_tokens=7))
+from tests.eval.conftest import APPROVE_ANSWER, BLOCK_ANSWER, ScriptedReviewModel
 
 
 def info(label: str = "t") -> RunInfo:

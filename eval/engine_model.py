@@ -1,0 +1,82 @@
+"""The multi-adapter engine as an eval `ReviewModel`: raw and schema-constrained decoding, tokens, latency.
+
+Raw decoding (`constrained=False`) is graded exactly as generated. Constrained answers get the one repair
+`EngineBackend` applies before parsing (`drop_inverted_ranges`: a grammar cannot relate two fields), so
+constrained validity measures what the serving path delivers. An answer that hit `max_new_tokens` is
+marked `truncated` (the engine closes constrained JSON early in that case, so it may still be valid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eval.generation import Answer, Generation, answer_from_text
+from eval.results import Decoding
+from reviewers.contract import ReviewRequest
+from reviewers.prompt import render_messages
+
+WILDCARD = "*"
+
+
+class EngineReviewModel:
+    """`reviewers.engine.Engine` behind the eval's `ReviewModel` (adapter per reviewer, or `*` for all)."""
+
+    name = "engine"
+
+    def __init__(self, engine: Any, *, max_new_tokens: int = 384, device: str = "cpu", dtype: str = "") -> None:
+        self.engine = engine
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    def load(cls, base_model: str | None, adapters: dict[str, Path], *, max_new_tokens: int = 384,
+             device: str = "auto", dtype: str = "auto", max_seq_len: int = 4096) -> EngineReviewModel:
+        import torch
+
+        from reviewers.engine.engine import Engine
+        from reviewers.models import resolve_base_model
+
+        ref = resolve_base_model(base_model)
+        target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
+        engine = Engine.from_pretrained(ref.source, gguf_file=ref.gguf_file, adapters={k: Path(v) for k, v in adapters.items()},
+                                        device=target, dtype=torch_dtype, max_seq_len=max_seq_len)
+        return cls(engine, max_new_tokens=max_new_tokens, device=target,
+                   dtype=str(engine.decoder.dtype).removeprefix("torch."))
+
+    def adapter_for(self, reviewer: str) -> str | None:
+        loaded = set(self.engine.adapters)
+        if reviewer in loaded:
+            return reviewer
+        return WILDCARD if WILDCARD in loaded else None
+
+    def answer(self, request: ReviewRequest, decoding: Decoding = "raw") -> Answer:
+        return self.answer_many([request], decoding)[0]
+
+    def answer_many(self, requests: list[ReviewRequest], decoding: Decoding = "raw") -> list[Answer]:
+        """Submit every request at once (the engine batches them continuously); answers in order."""
+        from reviewers.engine.backend import drop_inverted_ranges
+        from reviewers.engine.engine import GenerationRequest
+
+        constrained = decoding == "constrained"
+        futures = [
+            self.engine.submit(GenerationRequest(
+                prompt=render_messages(r), adapter=self.adapter_for(r.reviewer),
+                max_new_tokens=self.max_new_tokens, constrained=constrained,
+            ))
+            for r in requests
+        ]
+        answers = []
+        for future in futures:
+            result = future.result()
+            text = drop_inverted_ranges(result.text) if constrained else result.text
+            answers.append(answer_from_text(Generation(
+                text=text, prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids),
+                latency_s=result.seconds, truncated=result.finish_reason == "length",
+            )))
+        return answers
+
+    def close(self) -> None:
+        self.engine.close()

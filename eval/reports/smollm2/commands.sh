@@ -1,0 +1,16 @@
+# Reproduce eval/reports/smollm2/ (run from the repository root; ../shared/models/ holds SmolLM2).
+# The numbers were measured on one H200 with eval/reports/smollm2/gpu_eval.sh, which runs these same
+# commands with --device cuda and the GGUF copied to /root/m/smol; all decoding is greedy in float32,
+# so a CPU run of the same commands gives the same answers up to floating-point ties (slowly: hours).
+# Adapters: runs/smollm2/<reviewer>/adapter/ from training/reports/smollm2/gpu_run.sh (final step, 5 epochs).
+M=../shared/models/smollm2-135m-instruct
+COMMON="--cases build/data --reviewers python sql docker_ci --base-model $M --max-new-tokens 384 --batch-size 4 --dtype float32"
+calora data build --examples datasets --out build/data          # eval split = the trainer's (same hashes)
+calora eval run $COMMON --backend transformers --decoding raw --label base    --out build/eval/smollm2/transformers
+calora eval run $COMMON --backend transformers --decoding raw --label adapter --out build/eval/smollm2/transformers --adapters runs/smollm2
+calora eval run $COMMON --backend engine --decoding both --label base    --out build/eval/smollm2/engine
+calora eval run $COMMON --backend engine --decoding both --label adapter --out build/eval/smollm2/engine --adapters runs/smollm2
+calora eval report --out eval/reports/smollm2 --title "SmolLM2-135M-Instruct: base vs trained adapter (python, sql, docker_ci)" \
+  --commands eval/reports/smollm2/commands.sh --notes eval/reports/smollm2/notes.md --results \
+  build/eval/smollm2/transformers/base.raw.json build/eval/smollm2/transformers/adapter.raw.json \
+  build/eval/smollm2/engine/base.constrained.json build/eval/smollm2/engine/adapter.constrained.json
