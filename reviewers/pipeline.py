@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel, Field
 
 from reviewers.backends.base import ReviewerBackend, ReviewerFailure
+from reviewers.backends.cloud import CodeEgress, describe_egress, review_reporting_egress
 from reviewers.checks import CheckReport, run_checks
 from reviewers.contract import Finding, ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
@@ -32,6 +33,9 @@ class PipelineRun(BaseModel):
     check_findings: list[Finding] = Field(default_factory=list)
     check_notes: list[str] = Field(default_factory=list)
     result: ReviewResult
+    left_machine: list[CodeEgress] = Field(
+        default_factory=list, description="Slices a cloud fallback reviewer was sent (empty: nothing left)."
+    )
     seconds: float = 0.0
 
 
@@ -92,11 +96,12 @@ def run_pipeline(
         for piece in plan.slices
     ]
     outcomes: list[SliceOutcome] = []
+    egress: list[CodeEgress] = []
     if backend is not None and requests:
         say(f"asking {len(requests)} reviewer request(s) of backend {backend.name}")
         t0 = time.perf_counter()
         try:
-            answers = backend.review(requests)
+            answers, egress = review_reporting_egress(backend, requests)
         except Exception as exc:  # a broken backend must still give a result that says so
             log.exception("backend %s failed", backend.name)
             answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for r in requests]
@@ -111,10 +116,12 @@ def run_pipeline(
                     reviewer=piece.reviewer, slice_index=piece.index, output=answer, seconds=per_request
                 ))
     check_findings = checks.findings if checks else []
-    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=checks.notes if checks else ())
+    notes = [*(checks.notes if checks else []), *([describe_egress(egress)] if egress else [])]
+    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes)
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
-        check_notes=checks.notes if checks else [], result=result, seconds=time.perf_counter() - started,
+        check_notes=checks.notes if checks else [], result=result, left_machine=egress,
+        seconds=time.perf_counter() - started,
     )
 
 

@@ -1,0 +1,75 @@
+"""run_pipeline: the one place that wires slicing, checks, reviewers and synthesis together."""
+
+from __future__ import annotations
+
+from reviewers.backends.base import ReviewerFailure
+from reviewers.backends.cloud import CodeEgress
+from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
+from reviewers.pipeline import run_pipeline
+
+from tests.conftest import REPO_ROOT
+
+SAMPLE = (REPO_ROOT / "samples" / "storefront.diff").read_bytes()
+
+
+class CloudLikeBackend:
+    """Scripted stand-in for a backend that sent the sql slices to a cloud reviewer (not a model test)."""
+
+    name = "scripted-cloud"
+
+    def review_with_egress(self, requests: list[ReviewRequest]):
+        answers = [
+            ReviewerOutput(verdict="approve", findings=[], missing_checks=[], suggested_fix="")
+            if r.reviewer == "sql" else ReviewerFailure(reviewer=r.reviewer, message="offline")
+            for r in requests
+        ]
+        sent = sum(r.reviewer == "sql" for r in requests)
+        return answers, [CodeEgress(reviewer="sql", endpoint="https://api.example.com", model="m", requests=sent)]
+
+    def review(self, requests):  # pragma: no cover - the pipeline prefers review_with_egress
+        raise AssertionError("the pipeline must ask for egress")
+
+
+class BrokenBackend:
+    name = "broken"
+
+    def review(self, requests):
+        raise ConnectionError("reviewer server unreachable")
+
+
+def test_every_slice_gets_one_outcome_in_plan_order() -> None:
+    class Echo:
+        name = "echo"
+
+        def review(self, requests):
+            return [ReviewerOutput(verdict="revise", findings=[Finding(
+                path="app/orders.py", line=15, severity="major", category="security", message=r.reviewer)],
+                missing_checks=[], suggested_fix="") for r in requests]
+
+    run = run_pipeline(SAMPLE, Echo())
+    assert [(o.reviewer, o.slice_index) for o in run.outcomes] == [(s.reviewer, s.index) for s in run.plan.slices]
+    assert [r.reviewer for r in run.requests] == [s.reviewer for s in run.plan.slices]
+    assert run.result.verdict.value == "revise"
+
+
+def test_code_that_left_the_machine_is_reported() -> None:
+    run = run_pipeline(SAMPLE, CloudLikeBackend())
+    assert run.left_machine and run.left_machine[0].reviewer == "sql"
+    assert any("Code left this machine" in note for note in run.result.notes)
+
+
+def test_nothing_leaves_the_machine_by_default() -> None:
+    run = run_pipeline(SAMPLE, BrokenBackend())
+    assert run.left_machine == []
+    assert not any("left this machine" in note for note in run.result.notes)
+
+
+def test_a_broken_backend_gives_an_incomplete_review_not_an_exception() -> None:
+    run = run_pipeline(SAMPLE, BrokenBackend())
+    assert all(o.error and "unreachable" in o.error for o in run.outcomes)
+    assert run.result.decision == "incomplete"
+
+
+def test_dry_run_slices_without_a_model() -> None:
+    run = run_pipeline(SAMPLE, None, reviewers=("sql",))
+    assert {s.reviewer for s in run.plan.slices} == {"sql"} and run.outcomes == []
