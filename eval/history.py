@@ -127,14 +127,18 @@ class ScoreHistory:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_history_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.executescript(_SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise HistoryError(f"{self.path} has schema version {row[0]}; this code reads up to {SCHEMA_VERSION}")
-            self._add_new_columns(db)
+        try:
+            with closing(self._connect()) as db, db:
+                db.executescript(_SCHEMA)
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise HistoryError(
+                        f"{self.path} has schema version {row[0]}; this code reads up to {SCHEMA_VERSION}")
+                self._add_new_columns(db)
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{self.path}: not a readable SQLite score history: {exc}") from exc
 
     @staticmethod
     def _add_new_columns(db: sqlite3.Connection) -> None:

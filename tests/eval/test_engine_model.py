@@ -1,0 +1,39 @@
+"""The engine as an eval model: a tiny random model is invalid raw and valid under the schema constraint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eval.cases import load_cases
+from eval.engine_model import EngineReviewModel
+from eval.results import RunInfo
+from eval.runner import evaluate
+
+
+@pytest.fixture
+def engine_model(tiny_parts: tuple[Any, Any]) -> Any:
+    from reviewers.engine.engine import Engine
+
+    model, tokenizer = tiny_parts
+    engine = Engine.from_model(model, tokenizer, device="cpu", max_seq_len=4096)
+    wrapped = EngineReviewModel(engine, max_new_tokens=40)
+    yield wrapped
+    wrapped.close()
+
+
+def test_constrained_decoding_turns_invalid_random_answers_into_valid_contract_json(
+    engine_model: EngineReviewModel, scenario_dir: Path,
+) -> None:
+    cases = load_cases(scenario_dir)
+    raw = evaluate(engine_model, cases, RunInfo(label="tiny", base_model="tiny", backend="engine",
+                                                cases_path="s", decoding="raw"), progress=False)
+    constrained = evaluate(engine_model, cases, RunInfo(label="tiny", base_model="tiny", backend="engine",
+                                                        cases_path="s", decoding="constrained"), progress=False)
+    assert raw.reviewers["python"].validity == 0.0
+    assert constrained.reviewers["python"].validity == 1.0
+    for result in constrained.results:
+        assert result.raw.startswith('{"verdict":') and result.truncated  # closed early within 40 tokens
+        assert result.completion_tokens <= 40 and result.prompt_tokens > 100
