@@ -334,6 +334,15 @@ def run_case(shape, n_adapters, per_adapter, prompt_len, new_tokens, args, resul
         case["ours_graph_error"] = case["ours"]["error"]
         case["ours"] = guarded(lambda: ours(engine, groups, new_tokens))
     save(results, args)
+    if "uncompiled" in baselines and engine.cuda_graphs:  # the same step without compiled element-wise ops
+        from reviewers.engine.model import EAGER
+
+        compiled_ops, engine._ops = engine._ops, EAGER
+        engine._graphs.clear()
+        case["ours_uncompiled_ops"] = guarded(lambda: ours(engine, groups, new_tokens))
+        engine._ops = compiled_ops
+        engine._graphs.clear()
+        save(results, args)
     case["ours_base_only"] = guarded(lambda: ours(engine, groups, new_tokens, base_only=True))
     save(results, args)
     if "constrained" in baselines:
@@ -385,6 +394,7 @@ def save(results: dict, args) -> None:
 def print_table(results: dict) -> None:
     rows = [("peft_set_adapter_loop", "PEFT set_adapter loop"), ("peft_mixed", "PEFT mixed adapter_names"),
             ("hf_static_cache_base", "transformers static cache, base"), ("ours", "ours, mixed adapters"),
+            ("ours_uncompiled_ops", "ours, element-wise ops not compiled"),
             ("ours_base_only", "ours, base only"), ("ours_constrained", "ours, constrained JSON")]
     print(f"\ndevice: {results['device']}")
     for key, case in results["cases"].items():
@@ -423,13 +433,14 @@ def main() -> None:
         device_name = "cpu"
     else:
         args.device, args.dtype = "cuda", torch.bfloat16
-        full = {"static", "constrained", "check", "mixed", "loop"} - ({"static"} if args.no_static else set())
+        full = {"static", "constrained", "check", "mixed", "loop", "uncompiled"} - (
+            {"static"} if args.no_static else set())
         plan = {"1b": ("gemma3-1b", 8, 8, 512, 128, full, (args.peft_short, args.peft_long)),
                 "1b-32x4": ("gemma3-1b", 32, 4, 512, 128, {"mixed"}, (2, 6)),
                 "4b": ("gemma3-4b", 8, 8, 512, 128, {"check", "mixed"}, (2, 6))}
         plan = {k: v for k, v in plan.items() if k in args.cases.split(",")}
         if args.ours_only:
-            plan = {k: (*v[:5], v[5] & {"constrained", "check"}, v[6]) for k, v in plan.items()}
+            plan = {k: (*v[:5], v[5] & {"constrained", "check", "uncompiled"}, v[6]) for k, v in plan.items()}
         args.main_key = "1b"
         device_name = torch.cuda.get_device_name()
     args.out.mkdir(parents=True, exist_ok=True)
