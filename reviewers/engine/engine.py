@@ -39,7 +39,16 @@ from reviewers.engine.lora import (
     load_peft_adapter,
     rows_for,
 )
-from reviewers.engine.model import EAGER, Decoder, LoraBatch, Pointwise, decode, decoder_from_hf, prefill
+from reviewers.engine.model import (
+    EAGER,
+    Decoder,
+    LoraBatch,
+    Pointwise,
+    attach_lora,
+    decode,
+    decoder_from_hf,
+    prefill,
+)
 from reviewers.engine.scheduler import Pending, Row, Scheduler
 from reviewers.prompt import ChatMessage
 
@@ -108,6 +117,8 @@ class Engine:
         self._scheduler = Scheduler(max_batch)
         self._graphs: dict[bool, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]] = {}
         self._lock = threading.Condition()
+        # held for a whole step, and while adapters change the weights; always taken before _lock
+        self._model_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._closed = False
         self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0, "prefill_s": 0.0}
@@ -179,13 +190,12 @@ class Engine:
             adapter = adapter_from_state(name, *source)
         else:
             adapter = load_peft_adapter(source, name)
-        with self._lock:
+        with self._model_lock, self._lock:
             self._check_unused(name, "replace")
-            candidate = {**self._adapters, name: adapter}
-            self._rebuild(candidate)
+            self._rebuild({**self._adapters, name: adapter})
 
     def remove_adapter(self, name: str) -> None:
-        with self._lock:
+        with self._model_lock, self._lock:
             if name not in self._adapters:
                 raise AdapterError(f"adapter {name!r} is not loaded; loaded: {self.adapters}")
             self._check_unused(name, "remove")
@@ -200,6 +210,7 @@ class Engine:
     def _rebuild(self, adapters: dict[str, LoraAdapter]) -> None:
         dec = self.decoder
         self._bank = build_bank(list(adapters.values()), dec.module_shapes(), len(dec.layers), dec.dtype, dec.device)
+        attach_lora(dec, self._bank)
         self._adapters = adapters
         self._graphs.clear()  # captured graphs hold the old stacks
 
@@ -283,10 +294,9 @@ class Engine:
                         pending.future.set_exception(EngineError("the engine was closed"))
                     return
                 admitted = self._scheduler.admit(self.prefill_tokens)
-                bank = self._bank
             try:
-                with torch.inference_mode():
-                    self._step(admitted, bank)
+                with self._model_lock, torch.inference_mode():
+                    self._step(admitted, self._bank)
             except Exception as exc:  # fail what is in flight, keep serving later requests
                 log.exception("engine step failed")
                 with self._lock:

@@ -42,6 +42,9 @@ class LayerWeights:
     qk_norm: torch.Tensor | None  # [H + KV, D] Gemma only: q_norm for the H query heads, k_norm for the KV heads
     window: int | None  # sliding window (keys with q - k < window are visible), None = full
     rope: int  # index into Decoder.rope_cos / rope_sin
+    # per module group with LoRA: [base W; every adapter's A^T] in one matrix, so one GEMM gives the base
+    # output and every adapter's shrink; the base weight above is then a view of its first rows
+    with_lora: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,44 +256,85 @@ def gated(gate_up: torch.Tensor, gelu: bool) -> torch.Tensor:
     return (F.gelu(gate, approximate="tanh") if gelu else F.silu(gate)) * up
 
 
+def sdpa_decode_attention(q, k, v, visible, scale: float) -> torch.Tensor:
+    """q [B, KV, G, D] against the cache k, v [B, KV, S, D]; visible [B, 1, 1, S] -> [B, KV, G, D]."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=scale)
+
+
+def matmul_decode_attention(q, k, v, visible, scale: float) -> torch.Tensor:
+    """The same as two batched matmuls and a softmax: with only G query rows per KV head, fused
+    attention kernels tile 64+ queries and waste most of their work; two GEMMs just stream K and V."""
+    scores = (q @ k.transpose(-1, -2)).float() * scale
+    probs = torch.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+    return probs.to(q.dtype) @ v
+
+
 @dataclass
 class Pointwise:
-    """The element-wise functions the forward calls: eager, or each compiled to fused kernels."""
+    """The element-wise functions (and decode attention) the forward calls: eager, or compiled."""
 
     add_norm: Callable = add_norm
     qk_norm_rope: Callable = qk_norm_rope
     gated: Callable = gated
+    attention: Callable = sdpa_decode_attention
 
     @classmethod
     def compiled(cls) -> Pointwise:
-        return cls(*(torch.compile(fn, dynamic=False) for fn in (add_norm, qk_norm_rope, gated)))
+        fns = (add_norm, qk_norm_rope, gated, matmul_decode_attention)
+        return cls(*(torch.compile(fn, dynamic=False) for fn in fns))
 
 
 EAGER = Pointwise()
 
 
 def _project(
-    x: torch.Tensor, weight: torch.Tensor, group: str, layer: int, lora: LoraBatch | None, sizes: tuple[int, ...]
+    x: torch.Tensor, lw: LayerWeights, group: str, layer: int, lora: LoraBatch | None, sizes: tuple[int, ...]
 ) -> torch.Tensor:
-    """x [B, T, in] @ fused base weight, plus each row's LoRA term for the modules of `group` (`sizes`:
-    each module's share of the output)."""
-    y = x @ weight.T
+    """x [B, T, in] @ the group's fused base weight, plus each row's LoRA term for the group's modules
+    (`sizes`: each module's share of the output)."""
+    weight = getattr(lw, group)
     if lora is None:
-        return y
+        return x @ weight.T
     if lora.rows.grouped:
         stack = lora.bank.groups.get((layer, group))
         if stack is None:
-            return y
+            return x @ weight.T
         batch, steps, _ = x.shape
-        h = x @ stack.a  # [B, T, M*C]: every adapter's shrink for every module of the group
-        h = h.view(batch, steps, stack.modules, -1) * lora.rows.keep[:, None, None, :]  # keep own adapter
-        out = torch.addmm(y.view(batch * steps, -1), h.view(batch * steps, -1), stack.b)  # y + expand
-        return out.view(batch, steps, -1)
+        out_base = weight.shape[0]
+        fused = lw.with_lora.get(group)
+        if fused is not None:  # base output and every adapter's shrink from one GEMM
+            yh = (x @ fused.T).view(batch * steps, -1)
+            y, h = yh[:, :out_base], yh[:, out_base:]
+        else:
+            y, h = (x @ weight.T).view(batch * steps, -1), (x @ stack.a).view(batch * steps, -1)
+        keep = lora.rows.keep.repeat_interleave(steps, dim=0) if steps > 1 else lora.rows.keep
+        h = (h.view(batch * steps, stack.modules, -1) * keep[:, None, :]).view(batch * steps, -1)  # own adapter
+        return torch.addmm(y, h, stack.b).view(batch, steps, -1)  # base + expand, one GEMM
+    y = x @ weight.T
     deltas = []  # the gathered (BGMV) kernel, module by module; zeros where no adapter targets
     for module, size in zip(GROUPS[group], sizes):
         stack = lora.bank.stacks.get((layer, module))
         deltas.append(lora_delta(x, stack, lora.rows) if stack is not None else y.new_zeros(*y.shape[:-1], size))
     return y + torch.cat(deltas, dim=-1)
+
+
+def attach_lora(dec: Decoder, bank: LoraBank) -> None:
+    """Rebuild each layer's [base W; A^T] matrices for `bank` (after adapters are added or removed).
+
+    The base weight becomes a view of the new matrix's first rows, so the base is never held twice.
+    """
+    for index, lw in enumerate(dec.layers):
+        for group in GROUPS:
+            base = getattr(lw, group)
+            stack = bank.groups.get((index, group))
+            if stack is None:
+                if group in lw.with_lora:
+                    setattr(lw, group, base.clone())
+                    del lw.with_lora[group]
+                continue
+            fused = torch.cat([base, stack.a.T.to(base.dtype)])
+            lw.with_lora[group] = fused
+            setattr(lw, group, fused[: base.shape[0]])
 
 
 def _embed(dec: Decoder, tokens: torch.Tensor) -> torch.Tensor:
@@ -317,16 +361,16 @@ def _forward(dec: Decoder, x: torch.Tensor, rope, attend, lora: LoraBatch | None
     normed = rms_norm(x, dec.layers[0].attn_norm, dec.eps)
     for index, lw in enumerate(dec.layers):
         cos, sin = rope[lw.rope]
-        qkv = _project(normed, lw.qkv, "qkv", index, lora, dec.qkv_sizes)
+        qkv = _project(normed, lw, "qkv", index, lora, dec.qkv_sizes)
         qkv = qkv.view(batch, steps, heads + 2 * kv_heads, d)
         qk = ops.qk_norm_rope(qkv[:, :, : heads + kv_heads], lw.qk_norm, cos, sin, dec.eps)
         q = qk[:, :, :heads].transpose(1, 2)  # [B, H, T, D]
         k = qk[:, :, heads:].transpose(1, 2)  # [B, KV, T, D]
         v = qkv[:, :, heads + kv_heads:].transpose(1, 2)
-        h = _project(attend(index, lw, q, k, v), lw.o, "o", index, lora, (dec.hidden,))
+        h = _project(attend(index, lw, q, k, v), lw, "o", index, lora, (dec.hidden,))
         x, normed = ops.add_norm(x, h, lw.post_attn_norm, lw.mlp_norm, dec.eps)
-        gate_up = _project(normed, lw.gate_up, "gate_up", index, lora, (dec.intermediate,) * 2)
-        h = _project(ops.gated(gate_up, gelu), lw.down, "down", index, lora, (dec.hidden,))
+        gate_up = _project(normed, lw, "gate_up", index, lora, (dec.intermediate,) * 2)
+        h = _project(ops.gated(gate_up, gelu), lw, "down", index, lora, (dec.hidden,))
         pre_next = dec.layers[index + 1].attn_norm if index + 1 < len(dec.layers) else dec.final_norm
         x, normed = ops.add_norm(x, h, lw.post_mlp_norm, pre_next, dec.eps)
     return normed
@@ -403,9 +447,7 @@ def decode(
         cache.v[index][rows, :, positions] = v[:, :, 0]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
         q = q.reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
-        out = F.scaled_dot_product_attention(
-            q, cache.k[index], cache.v[index], attn_mask=masks[lw.window], scale=dec.attn_scale
-        )  # [B, KV, G, D]
+        out = ops.attention(q, cache.k[index], cache.v[index], masks[lw.window], dec.attn_scale)
         return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
 
     normed = _forward(dec, _embed(dec, tokens[:, None]), _rope_at(dec, positions[:, None]), attend, lora, ops)

@@ -149,3 +149,31 @@ def test_continuous_batching_gives_each_request_what_it_gets_alone(
         engine.close()
     assert [len(r.token_ids) for r in together] == budgets
     assert [r.token_ids for r in together] == [r.token_ids for r in alone]
+
+
+def test_matmul_decode_attention_equals_sdpa():
+    from reviewers.engine.model import matmul_decode_attention, sdpa_decode_attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 16), torch.randn(3, 2, 10, 16), torch.randn(3, 2, 10, 16)
+    visible = torch.rand(3, 1, 1, 10) > 0.4
+    visible[:, :, :, 0] = True
+    torch.testing.assert_close(matmul_decode_attention(q, k, v, visible, 0.25),
+                               sdpa_decode_attention(q, k, v, visible, 0.25), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_element_wise_ops_give_the_same_decode_logits(base_and_adapters, tiny_tokenizer):
+    """What the GPU path compiles (model.Pointwise.compiled) computes what the eager functions do."""
+    from reviewers.engine.model import Pointwise
+
+    model, paths = base_and_adapters
+    engine = Engine.from_model(model, tiny_tokenizer, adapters=paths, max_batch=4, max_seq_len=32)
+    engine.close()
+    bank = engine._bank
+    lora = LoraBatch(bank, rows_for(bank, torch.tensor([0, bank.zero_slot, 1, 2]), torch.float32))
+    tokens, positions = torch.tensor([3, 4, 5, 6]), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        eager = decode(engine.decoder, engine.cache, tokens, positions, lora)
+        compiled = decode(engine.decoder, engine.cache, tokens, positions, lora, Pointwise.compiled())
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
