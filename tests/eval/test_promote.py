@@ -133,3 +133,23 @@ def test_installing_an_incomplete_adapter_changes_nothing(tmp_path: Path) -> Non
     with pytest.raises(PromotionError, match="not a complete PEFT adapter"):
         install_adapter(tmp_path / "broken", tmp_path / "adapters", "python", {})
     assert not (tmp_path / "adapters").exists()
+
+
+def test_eval_sweep_command_records_every_checkpoint(
+    tiny_training_run: Path, scenario_dir: Path, tiny_model: TransformersModel, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(TransformersModel, "load", staticmethod(lambda *a, **k: tiny_model))
+    history = tmp_path / "h.sqlite"
+    code = main(["eval", "sweep", str(tiny_training_run), "--cases", str(scenario_dir), "--history", str(history)])
+    assert code == 0 and "### step-4" in capsys.readouterr().out
+    runs = ScoreHistory(history).runs(training_run=tiny_training_run)
+    assert [(r.checkpoint, r.step) for r in runs] == [("step-2", 2), ("step-4", 4)]
+    assert runs[0].command.startswith(f"calora eval sweep {tiny_training_run}")
+    assert (tiny_training_run / "eval" / "python.step-4.raw.json").is_file()
+
+
+def test_eval_sweep_of_a_folder_that_is_not_a_run_is_an_error(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "sweep", str(tmp_path), "--no-history"]) == 2
+    assert "not a training run folder" in capsys.readouterr().err

@@ -95,7 +95,8 @@ def test_eval_run_command_on_a_scenario_folder_with_a_tiny_model(
     code = main(["eval", "run", "--cases", str(scenario_dir), "--base-model", "tiny-in-memory",
                  "--max-new-tokens", "6", "--out", str(out), "--history", str(history)])
     assert code == 0
-    assert loaded == [{"base_model": "tiny-in-memory", "device": "auto", "max_new_tokens": 6, "adapters": {}}]
+    assert loaded == [{"base_model": "tiny-in-memory", "device": "auto", "dtype": "auto", "max_new_tokens": 6,
+                       "adapters": {}}]
     table = capsys.readouterr().out
     assert "| python | raw | 0/2 | 0% | 0% |" in table
     run = EvalRunResult.read(out / "base.raw.json")
