@@ -14,3 +14,5 @@ calora eval report --out eval/reports/smollm2 --title "SmolLM2-135M-Instruct: ba
   --commands eval/reports/smollm2/commands.sh --notes eval/reports/smollm2/notes.md --results \
   build/eval/smollm2/transformers/base.raw.json build/eval/smollm2/transformers/adapter.raw.json \
   build/eval/smollm2/engine/base.constrained.json build/eval/smollm2/engine/adapter.constrained.json
+# What promotion would decide for these models (exit 1: every reviewer refused):
+calora eval check --results build/eval/smollm2/transformers/adapter.raw.json build/eval/smollm2/engine/adapter.constrained.json
