@@ -29,25 +29,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reviewers.contract import ContractError, parse_review  # noqa: E402
-from reviewers.engine.constraint import Vocabulary  # noqa: E402
-from reviewers.engine.engine import Engine, GenerationRequest  # noqa: E402
+from reviewers.contract import ContractError, parse_review
+from reviewers.engine.constraint import Vocabulary
+from reviewers.engine.engine import Engine, GenerationRequest
 
 log = logging.getLogger("serve_bench")
 CONSTRAINED_TOKENS = 128  # budget of the constrained run (a valid answer needs ~40 tokens at least)
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 SHAPES = {
-    "gemma3-1b": dict(hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
-                      num_key_value_heads=1, head_dim=256, vocab_size=262144, sliding_window=512,
-                      query_pre_attn_scalar=256),
+    "gemma3-1b": {"hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
+                      "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
+                      "query_pre_attn_scalar": 256},
     # sliding window of the released 4B model (the issue gives none for this shape)
-    "gemma3-4b": dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=34, num_attention_heads=8,
-                      num_key_value_heads=4, head_dim=256, vocab_size=262144, sliding_window=1024,
-                      query_pre_attn_scalar=256),
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
-                 num_key_value_heads=1, head_dim=16, vocab_size=4096, sliding_window=32,
-                 query_pre_attn_scalar=16),
+    "gemma3-4b": {"hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34, "num_attention_heads": 8,
+                      "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 262144, "sliding_window": 1024,
+                      "query_pre_attn_scalar": 256},
+    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 6, "num_attention_heads": 4,
+                 "num_key_value_heads": 1, "head_dim": 16, "vocab_size": 4096, "sliding_window": 32,
+                 "query_pre_attn_scalar": 16},
 }
 
 
@@ -239,8 +239,8 @@ def ours(engine: Engine, groups, new_tokens: int, *, base_only=False, constraine
             except ContractError:
                 pass
         out.update(valid=valid, requests=len(results),
-                   finish=dict(stop=sum(r.finish_reason == "stop" for r in results),
-                               length=sum(r.finish_reason == "length" for r in results)),
+                   finish={"stop": sum(r.finish_reason == "stop" for r in results),
+                               "length": sum(r.finish_reason == "length" for r in results)},
                    forced_close=sum(r.forced_close for r in results))
     else:
         assert all(len(r.token_ids) == new_tokens for r in results)
@@ -365,14 +365,14 @@ def run_case(shape, n_adapters, per_adapter, prompt_len, new_tokens, args, resul
         case["ratio_vs_peft_mixed"] = case["ours"].get("tokens_per_s", 0.0) / case["peft_mixed"]["tokens_per_s"]
     save(results, args)
     engine.close()
-    del engine, peft_model, model
+    engine = peft_model = model = None  # free the GPU before the next model is built
     if device == "cuda":
         torch.cuda.empty_cache()
     if "static" in baselines:  # last: transformers may compile for a long while; a fresh, PEFT-free base
         model = build_model(shape, device, dtype)
         case["hf_static_cache_base"] = guarded(lambda: hf_static_base(model, prompts, new_tokens, device))
         save(results, args)
-        del model
+        model = None
 
 
 def guarded(fn) -> dict:

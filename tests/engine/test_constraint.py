@@ -8,12 +8,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from reviewers.backends.base import ReviewerFailure
-from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review
+from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review, reviewer_output_schema
 from reviewers.engine.backend import EngineBackend, drop_inverted_ranges
 from reviewers.engine.closer import JsonPrefix, ObjectEnd, schema_tree
 from reviewers.engine.constraint import ReviewerGrammar, Vocabulary, allocate_bitmask, apply_bitmask
 from reviewers.engine.engine import Engine, GenerationRequest
-from reviewers.contract import reviewer_output_schema
 from reviewers.routing import REVIEWER_NAMES
 from tests.engine.conftest import save_adapters, tiny_model
 
@@ -83,12 +82,12 @@ def test_the_closing_of_any_prefix_is_accepted_by_the_grammar(grammar):
 @pytest.mark.parametrize("prefix, ending", [
     ("", '{"verdict":"block","findings":[],"missing_checks":[],"suggested_fix":""}'),
     ('{"verdict":"app', 'rove","findings":[],"missing_checks":[],"suggested_fix":""}'),
-    ('{"verdict":"revise","findings":[{"pa', 'th":"x","line":1,"severity":"nit","category":"style",'
-     '"message":"x"}],"missing_checks":[],"suggested_fix":""}'),
-    ('{"verdict":"revise","findings":[{"path":"a.py","line":12', ',"severity":"nit","category":"style",'
-     '"message":"x"}],"missing_checks":[],"suggested_fix":""}'),
-    ('{"verdict":"revise","findings":[{"path":"a.py","line":2,"end_line":n', 'ull,"severity":"nit",'
-     '"category":"style","message":"x"}],"missing_checks":[],"suggested_fix":""}'),
+    ('{"verdict":"revise","findings":[{"pa', ('th":"x","line":1,"severity":"nit","category":"style",'
+                                              '"message":"x"}],"missing_checks":[],"suggested_fix":""}')),
+    ('{"verdict":"revise","findings":[{"path":"a.py","line":12', (',"severity":"nit","category":"style",'
+     '"message":"x"}],"missing_checks":[],"suggested_fix":""}')),
+    ('{"verdict":"revise","findings":[{"path":"a.py","line":2,"end_line":n', ('ull,"severity":"nit",'
+     '"category":"style","message":"x"}],"missing_checks":[],"suggested_fix":""}')),
     ('{"verdict":"approve","findings":[],"missing_checks":["a \\u00', '00"],"suggested_fix":""}'),
     ('{"verdict":"approve","findings":[],"missing_checks":[],"suggested_fix":"done"}', ""),
 ])
@@ -115,6 +114,7 @@ reviewer_requests = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.generate])
 @given(requests=st.lists(reviewer_requests, min_size=1, max_size=4), extra=st.integers(0, 120))
@@ -139,18 +139,34 @@ def test_every_constrained_answer_parses_whatever_the_request(gemma_engine, requ
             assert isinstance(answer, ReviewerOutput)
 
 
-def test_unconstrained_generation_stops_at_the_end_of_the_json_object(gemma_engine, tiny_tokenizer):
-    """With the constraint off, a prompt that the model continues with a closing brace stops there."""
-    # Force a JSON-looking continuation: teach nothing, just check the stop rule on the engine path by
-    # feeding a prompt and checking that any '}' closing the first object ends the answer.
-    results = gemma_engine.generate([
-        GenerationRequest(prompt=tiny_tokenizer.encode("{"), max_new_tokens=40, constrained=False)
-    ])
-    text = results[0].text
-    end = ObjectEnd()
-    end.feed(b"{")
-    closed = end.feed(text.encode())
-    assert results[0].finish_reason == ("stop" if closed or results[0].token_ids == [] else "length")
+def test_unconstrained_answers_stop_at_the_end_of_the_top_level_object(gemma_engine, tiny_tokenizer):
+    """The stop rule the engine applies to each chosen token, fed a known continuation."""
+    from concurrent.futures import Future
+
+    from reviewers.engine.scheduler import Pending, Row
+
+    request = GenerationRequest(prompt=[1], max_new_tokens=50, constrained=False)
+    row = Row(Pending(request=request, prompt=[1], future=Future(), constraint=None), slot=0)
+    continuation = tiny_tokenizer.encode('Here: {"a": "}", "b": [{}]} and then more prose')
+    for token in continuation:
+        gemma_engine._advance(row, token)
+        if row.finish_reason:
+            break
+    assert row.finish_reason == "stop"
+    assert row.pending.future.result().text.endswith('"b": [{}]}')
+
+
+def test_submit_is_safe_from_many_threads(gemma_engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i: int):
+        request = GenerationRequest(prompt=[5 + i, 6, 7], max_new_tokens=3 + i % 3, constrained=False,
+                                    ignore_eos=True)
+        return gemma_engine.submit(request).result(timeout=120)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(ask, range(12)))
+    assert [len(r.token_ids) for r in results] == [3 + i % 3 for i in range(12)]
 
 
 def test_backend_reports_a_budget_cut_as_a_failure_that_keeps_the_raw_text(gemma_engine):

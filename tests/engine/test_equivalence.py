@@ -7,7 +7,13 @@ import torch
 
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.engine.kv_cache import KVCache
-from reviewers.engine.lora import load_peft_adapter, lora_delta_gathered, lora_delta_grouped, build_bank, rows_for
+from reviewers.engine.lora import (
+    build_bank,
+    load_peft_adapter,
+    lora_delta_gathered,
+    lora_delta_grouped,
+    rows_for,
+)
 from reviewers.engine.model import LoraBatch, decode, prefill
 
 # one row per adapter, a base-only row, and a repeated adapter; prompt lengths straddle the window (6)
@@ -20,9 +26,9 @@ def _prompts(tokenizer, real_diffs) -> list[list[int]]:
 
 
 def _peft_model(model, paths):
-    from peft import PeftModel
-
     import copy
+
+    from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(copy.deepcopy(model), paths["python"], adapter_name="python")
     for name in ("sql", "docs"):
@@ -32,8 +38,8 @@ def _peft_model(model, paths):
 
 def _peft_greedy(peft_model, prompt: list[int], adapter: str | None) -> list[int]:
     ids = torch.tensor([prompt])
-    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW_TOKENS,
-                  min_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None, pad_token_id=0)
+    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "max_new_tokens": NEW_TOKENS,
+                  "min_new_tokens": NEW_TOKENS, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
     with torch.no_grad():
         if adapter is None:
             with peft_model.disable_adapter():
@@ -98,7 +104,7 @@ def test_grouped_and_gathered_lora_kernels_compute_the_same_delta(base_and_adapt
                       torch.float32, "cpu")
     slot = torch.tensor([0, bank.zero_slot, 1, 2, 1])
     torch.manual_seed(0)
-    for (layer, module), stack in bank.stacks.items():
+    for stack in bank.stacks.values():
         x = torch.randn(len(slot), 3, stack.a.shape[1])
         grouped = lora_delta_grouped(x, stack, rows_for(bank, slot, torch.float32).keep)
         gathered = lora_delta_gathered(x, stack, slot)
