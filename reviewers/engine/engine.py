@@ -347,27 +347,33 @@ class Engine:
         self._choose(rows, logits, list(range(len(rows))))
 
     def _decode(self, rows: list[Row], bank: LoraBank) -> None:
-        batch = self.cache.max_batch
-        tokens = torch.zeros(batch, dtype=torch.long)
-        positions = torch.zeros(batch, dtype=torch.long)
-        table: list[Row | None] = [None] * batch
-        for row in rows:
-            tokens[row.slot] = row.generated[-1]
-            positions[row.slot] = row.position
-            table[row.slot] = row
-        adapter_slots = torch.tensor(self._adapter_slots(table, bank))
-        use_lora = bool(bank.stacks) and any(
-            row.pending.request.adapter is not None for row in rows
-        )
-        logits = self._decode_logits(tokens, positions, adapter_slots, bank, use_lora)
+        use_lora = bool(bank.stacks) and any(row.pending.request.adapter is not None for row in rows)
+        if self.cuda_graphs:  # every slot steps, in slot order, through the captured graph
+            batch = self.cache.max_batch
+            tokens = torch.zeros(batch, dtype=torch.long)
+            positions = torch.zeros(batch, dtype=torch.long)
+            table: list[Row | None] = [None] * batch
+            for row in rows:
+                tokens[row.slot] = row.generated[-1]
+                positions[row.slot] = row.position
+                table[row.slot] = row
+            adapter_slots = torch.tensor(self._adapter_slots(table, bank))
+            logits = self._graph_logits(tokens, positions, adapter_slots, bank, use_lora)
+            index = [row.slot for row in rows]
+        else:  # only the running rows, attention only as far as the longest of them
+            device = self.decoder.device
+            positions = torch.tensor([row.position for row in rows])
+            adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
+            logits = decode(
+                self.decoder, self.cache, torch.tensor([row.generated[-1] for row in rows], device=device),
+                positions.to(device), self._lora(bank, adapter_slots) if use_lora else None, self._ops,
+                slots=torch.tensor([row.slot for row in rows], device=device), kv_len=int(positions.max()) + 1,
+            )
+            index = list(range(len(rows)))
         self.stats["steps"] += 1
-        self._choose(rows, logits, [row.slot for row in rows])
+        self._choose(rows, logits, index)
 
-    def _decode_logits(self, tokens, positions, adapter_slots, bank: LoraBank, use_lora: bool) -> torch.Tensor:
-        device = self.decoder.device
-        if not self.cuda_graphs:
-            lora = self._lora(bank, adapter_slots.to(device)) if use_lora else None
-            return decode(self.decoder, self.cache, tokens.to(device), positions.to(device), lora, self._ops)
+    def _graph_logits(self, tokens, positions, adapter_slots, bank: LoraBank, use_lora: bool) -> torch.Tensor:
         if use_lora not in self._graphs:
             try:
                 self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)

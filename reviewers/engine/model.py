@@ -427,16 +427,21 @@ def decode(
     positions: torch.Tensor,
     lora: LoraBatch | None,
     ops: Pointwise = EAGER,
+    slots: torch.Tensor | None = None,
+    kv_len: int | None = None,
 ) -> torch.Tensor:
-    """One decode step for every cache row: token `tokens[b]` at position `positions[b]` -> [B, vocab].
+    """One decode step: token `tokens[i]` at position `positions[i]` for cache row `slots[i]` -> [n, vocab].
 
-    Shapes never change (B = cache rows, keys = max_seq_len), so this function can be captured as one
-    CUDA graph; rows that hold no request compute garbage that nobody reads.
+    With `slots` and `kv_len` left out, every cache row steps and attention spans the whole cache: shapes
+    never change, so the step can be captured as one CUDA graph (rows that hold no request compute
+    garbage nobody reads). The eager path passes the running rows and the longest length instead, so a
+    CPU step costs what the running requests need.
     """
     batch = tokens.shape[0]
     group = dec.n_heads // dec.n_kv_heads
-    rows = torch.arange(batch, device=tokens.device)
-    age = positions[:, None] - torch.arange(cache.max_seq_len, device=tokens.device)[None, :]  # [B, S]
+    rows = torch.arange(batch, device=tokens.device) if slots is None else slots
+    kv_len = kv_len or cache.max_seq_len
+    age = positions[:, None] - torch.arange(kv_len, device=tokens.device)[None, :]  # [B, S]
     masks = {}
     for window in {lw.window for lw in dec.layers}:
         visible = age >= 0 if window is None else (age >= 0) & (age < window)
@@ -445,9 +450,13 @@ def decode(
     def attend(index: int, lw: LayerWeights, q, k, v) -> torch.Tensor:
         cache.k[index][rows, :, positions] = k[:, :, 0]
         cache.v[index][rows, :, positions] = v[:, :, 0]
+        if slots is None and kv_len == cache.max_seq_len:
+            keys, values = cache.k[index], cache.v[index]
+        else:
+            keys, values = cache.k[index][rows, :, :kv_len], cache.v[index][rows, :, :kv_len]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
         q = q.reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
-        out = ops.attention(q, cache.k[index], cache.v[index], masks[lw.window], dec.attn_scale)
+        out = ops.attention(q, keys, values, masks[lw.window], dec.attn_scale)
         return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
 
     normed = _forward(dec, _embed(dec, tokens[:, None]), _rope_at(dec, positions[:, None]), attend, lora, ops)
