@@ -96,3 +96,14 @@ def test_requests_that_cannot_run_fail_with_a_clear_message(base_and_adapters, t
         assert len(_ask(engine, None)) == 6
     finally:
         engine.close()
+
+
+def test_check_adapters_command_reports_what_it_would_serve(base_and_adapters, tmp_path, capsys):
+    from app.cli import main
+
+    _model, paths = base_and_adapters
+    assert main(["reviewers", "check-adapters", str(paths["sql"]), str(paths["python"])]) == 0
+    out = capsys.readouterr().out
+    assert "rank 8" in out and "rank 4, scale 2, targets q_proj,v_proj" in out
+    assert main(["reviewers", "check-adapters", str(tmp_path)]) == 1
+    assert "NOT SERVABLE" in capsys.readouterr().out
