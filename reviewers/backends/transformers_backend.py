@@ -58,6 +58,7 @@ class TransformersBackend:
         device: str = "auto",
         max_new_tokens: int = 384,
         batch_size: int = 4,
+        stop_when_settled: bool = True,
         model: Any = None,
         tokenizer: Any = None,
     ) -> None:
@@ -67,6 +68,7 @@ class TransformersBackend:
         self.base = base
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.stop_when_settled = stop_when_settled  # False: always generate max_new_tokens (comparisons)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if model is None:
             started = time.perf_counter()
@@ -132,10 +134,9 @@ class TransformersBackend:
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         prompt_len = encoded["input_ids"].shape[1]
-        stop = _JsonEndStop(self.tokenizer, prompt_len)
         generate_kwargs = {
-            "max_new_tokens": self.max_new_tokens, "do_sample": False,
-            "pad_token_id": self.tokenizer.pad_token_id, "stopping_criteria": [stop],
+            "max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
+            "stopping_criteria": [_JsonEndStop(self.tokenizer, prompt_len)] if self.stop_when_settled else [],
         }
         with torch.inference_mode():
             if adapter is not None:
@@ -149,8 +150,20 @@ class TransformersBackend:
         return self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
 
 
+def answer_settled(text: str) -> bool:
+    """True once more tokens cannot change whether `text` keeps the contract.
+
+    That is when a whole JSON object is there, or when the answer starts with prose: `parse_review`
+    rejects an answer that does not start with an object or a fence, so generating on is wasted time.
+    """
+    stripped = text.lstrip()
+    if stripped and not stripped.startswith(("{", "`")):
+        return True
+    return json_object_complete(text)
+
+
 class _JsonEndStop:
-    """Stops a row once its answer holds a whole JSON object, so prose after it costs nothing."""
+    """Stops each row as soon as its answer is settled (see `answer_settled`)."""
 
     def __init__(self, tokenizer: Any, prompt_len: int) -> None:
         self.tokenizer = tokenizer
@@ -161,12 +174,12 @@ class _JsonEndStop:
 
         done = []
         for row in input_ids:
+            generated = row.shape[0] - self.prompt_len
             last = self.tokenizer.decode(row[-1:], skip_special_tokens=True)
-            if "}" not in last:
+            if generated > 8 and "}" not in last:  # neither the start nor a possible end of the object
                 done.append(False)
                 continue
-            text = self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)
-            done.append(json_object_complete(text))
+            done.append(answer_settled(self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 

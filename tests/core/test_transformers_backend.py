@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from reviewers.backends.base import ReviewerFailure
-from reviewers.backends.transformers_backend import TransformersBackend, find_adapters, json_object_complete
+from reviewers.backends.transformers_backend import (
+    TransformersBackend,
+    answer_settled,
+    find_adapters,
+    json_object_complete,
+)
 from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.models import BaseModelRef
 from reviewers.prompt import render_messages
@@ -83,7 +88,7 @@ def test_each_reviewer_is_answered_by_its_own_adapter(adapters_dir: Path, tokeni
     n = 12
     backend = TransformersBackend(
         BaseModelRef(source="in-memory"), adapters_dir, device="cpu", max_new_tokens=n,
-        model=tiny_llama(len(tokenizer)), tokenizer=tokenizer,
+        stop_when_settled=False, model=tiny_llama(len(tokenizer)), tokenizer=tokenizer,
     )
     requests = [ReviewRequest(reviewer=r, task="print a token", diff=DIFF) for r in ("python", "sql", "react")]
     results = backend.review(requests)
@@ -113,6 +118,13 @@ def test_json_object_complete_detects_the_end_of_the_answer() -> None:
     assert not json_object_complete("no json here")
 
 
+def test_an_answer_is_settled_once_complete_or_once_it_starts_with_prose() -> None:
+    assert answer_settled("Sure! Here is my review")  # the contract already fails: stop generating
+    assert not answer_settled("  ")
+    assert not answer_settled('```json\n{"verdict": "revise", ')
+    assert answer_settled('{"verdict": "approve", "findings": [], "missing_checks": [], "suggested_fix": ""}')
+
+
 @pytest.mark.slow
 def test_smollm2_base_model_answers_every_request() -> None:
     backend = TransformersBackend(
@@ -125,3 +137,14 @@ def test_smollm2_base_model_answers_every_request() -> None:
     assert isinstance(result, (ReviewerOutput, ReviewerFailure))
     if isinstance(result, ReviewerFailure):
         assert result.raw.strip() and "contract" in result.message
+
+
+def test_generation_stops_as_soon_as_the_answer_starts_with_prose(adapters_dir: Path, tokenizer) -> None:
+    backend = TransformersBackend(
+        BaseModelRef(source="in-memory"), adapters_dir, device="cpu", max_new_tokens=40,
+        model=tiny_llama(len(tokenizer)), tokenizer=tokenizer,
+    )
+    [result] = backend.review([ReviewRequest(reviewer="react", task="t", diff=DIFF)])
+    assert isinstance(result, ReviewerFailure)
+    assert not result.raw.lstrip().startswith(("{", "`"))  # a random model starts with prose...
+    assert len(tokenizer(result.raw, add_special_tokens=False)["input_ids"]) < 40  # ...and stops there
