@@ -1,7 +1,8 @@
 # Reproduce eval/reports/smollm2/ (run from the repository root; ../shared/models/ holds SmolLM2).
 # The numbers were measured on one H200 with eval/reports/smollm2/gpu_eval.sh, which runs these same
-# commands with --device cuda and the GGUF copied to /root/m/smol; all decoding is greedy in float32,
-# so a CPU run of the same commands gives the same answers up to floating-point ties (slowly: hours).
+# commands with --device cuda and the GGUF copied to /root/m/smol; all decoding is greedy in float32, and
+# on the 2-core CPU VM the adapter command limited to one batch (--reviewers docker_ci --limit 4) gave
+# byte-identical answers (a full CPU run takes hours there).
 # Adapters: runs/smollm2/<reviewer>/adapter/ from training/reports/smollm2/gpu_run.sh (final step, 5 epochs).
 M=../shared/models/smollm2-135m-instruct
 COMMON="--cases build/data --reviewers python sql docker_ci --base-model $M --max-new-tokens 384 --batch-size 4 --dtype float32"
@@ -16,3 +17,5 @@ calora eval report --out eval/reports/smollm2 --title "SmolLM2-135M-Instruct: ba
   build/eval/smollm2/engine/base.constrained.json build/eval/smollm2/engine/adapter.constrained.json
 # What promotion would decide for these models (exit 1: every reviewer refused):
 calora eval check --results build/eval/smollm2/transformers/adapter.raw.json build/eval/smollm2/engine/adapter.constrained.json
+# The code-style gate on the base model (gpu_style.sh; writes style.smollm2-base.json):
+calora gate style --base-model $M --dtype float32 --max-new-tokens 384 --out eval/reports/smollm2/style.smollm2-base.json
