@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from eval.results import Decoding
 from reviewers.backends.base import ReviewerBackend, ReviewerFailure
+from reviewers.backends.transformers_backend import TransformersBackend, json_object_complete
 from reviewers.contract import ContractError, ReviewerOutput, ReviewRequest, parse_review, render_answer
 from reviewers.prompt import ChatMessage, render_messages
 
@@ -215,37 +216,18 @@ class TransformersModel:
 
 
 def _attach(model: Any, adapters: dict[str, Path]) -> Any:
-    if not adapters:
-        return model
-    from peft import PeftModel
-
-    for name, folder in adapters.items():
+    for folder in adapters.values():
         if not (Path(folder) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{folder}: no adapter_config.json; expected a PEFT adapter folder")
-    names = list(adapters)
-    peft_model = PeftModel.from_pretrained(model, str(adapters[names[0]]), adapter_name=names[0])
-    for name in names[1:]:
-        peft_model.load_adapter(str(adapters[name]), adapter_name=name)
-    log.info("adapters loaded: %s", ", ".join(f"{n}={p}" for n, p in adapters.items()))
-    return peft_model
-
-
-def json_object_complete(text: str) -> bool:
-    """True once `text` holds a whole top-level JSON object (after optional prose or a fence)."""
-    import json
-
-    start = text.find("{")
-    if start < 0:
-        return False
-    try:
-        json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError:
-        return False
-    return True
+    return TransformersBackend._attach_adapters(model, {name: Path(p) for name, p in adapters.items()})
 
 
 class JsonEndStop:
-    """Stop once the answer holds a whole JSON object: what follows it is never graded."""
+    """Stop once the answer holds a whole JSON object: what follows it is never graded.
+
+    Unlike the serving backend, a row that starts with prose runs on to the cap: the eval reports how
+    often a model hits it ("hit token cap") and what that costs in latency.
+    """
 
     def __init__(self, tokenizer: Any, prompt_len: int) -> None:
         self.tokenizer = tokenizer
