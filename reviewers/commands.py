@@ -161,7 +161,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         return 0
     result = run.result
     print(render_json(result) if args.format == "json" else render_markdown(result))
-    progress(f"done in {run.seconds:.1f} s: {result.verdict.value}")
+    progress(f"done in {run.seconds:.1f} s: {result.decision}")
     if result.decision == "incomplete":
         progress("the review is incomplete (a reviewer failed and nothing else blocks); exit code 3")
         return EXIT_ERROR
