@@ -23,7 +23,11 @@ from pydantic import BaseModel
 
 from eval.results import Decoding
 from reviewers.backends.base import ReviewerBackend, ReviewerFailure
-from reviewers.backends.transformers_backend import TransformersBackend, json_object_complete
+from reviewers.backends.transformers_backend import (
+    TransformersBackend,
+    generate_with_adapter,
+    json_object_complete,
+)
 from reviewers.contract import ContractError, ReviewerOutput, ReviewRequest, parse_review, render_answer
 from reviewers.prompt import ChatMessage, render_messages
 
@@ -179,7 +183,6 @@ class TransformersModel:
 
     def _generate(self, conversations: list[list[ChatMessage]], adapter: str | None,
                   stop_at_json: bool) -> list[Generation]:
-        import torch
 
         started = time.perf_counter()
         self.tokenizer.padding_side = "left"
@@ -192,15 +195,7 @@ class TransformersModel:
                                   "pad_token_id": self.tokenizer.pad_token_id}
         if stop_at_json:
             kwargs["stopping_criteria"] = [JsonEndStop(self.tokenizer, prompt_len)]
-        with torch.inference_mode():
-            if adapter is not None:
-                self.model.set_adapter(adapter)
-                out = self.model.generate(**encoded, **kwargs)
-            elif self.adapters:
-                with self.model.disable_adapter():
-                    out = self.model.generate(**encoded, **kwargs)
-            else:
-                out = self.model.generate(**encoded, **kwargs)
+        out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, kwargs)
         latency = time.perf_counter() - started
         prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
         stops = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id} - {None}

@@ -123,7 +123,6 @@ class TransformersBackend:
         return [r for r in results if r is not None]
 
     def _generate(self, adapter: str | None, batch: list[ReviewRequest]) -> list[str]:
-        import torch
 
         prompts = [
             self.tokenizer.apply_chat_template(
@@ -138,16 +137,22 @@ class TransformersBackend:
             "max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
             "stopping_criteria": [_JsonEndStop(self.tokenizer, prompt_len)] if self.stop_when_settled else [],
         }
-        with torch.inference_mode():
-            if adapter is not None:
-                self.model.set_adapter(adapter)
-                out = self.model.generate(**encoded, **generate_kwargs)
-            elif self.adapters:
-                with self.model.disable_adapter():
-                    out = self.model.generate(**encoded, **generate_kwargs)
-            else:
-                out = self.model.generate(**encoded, **generate_kwargs)
+        out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, generate_kwargs)
         return self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+
+
+def generate_with_adapter(model: Any, adapter: str | None, has_adapters: bool, encoded: dict, kwargs: dict) -> Any:
+    """`model.generate` with one adapter switched on, or (adapter None) every adapter off: the base alone."""
+    import torch
+
+    with torch.inference_mode():
+        if adapter is not None:
+            model.set_adapter(adapter)
+            return model.generate(**encoded, **kwargs)
+        if has_adapters:
+            with model.disable_adapter():
+                return model.generate(**encoded, **kwargs)
+        return model.generate(**encoded, **kwargs)
 
 
 def answer_settled(text: str) -> bool:

@@ -40,10 +40,10 @@ from tests.app.receiver_support import (
     TEST_SECRET,
     pr_comment_payload,
     pull_request_payload,
-    serve_in_thread,
     signed_headers,
 )
 from tests.app.scripted_backend import ScriptedBackend, ScriptedFinding
+from tests.loopback import serve_in_thread
 
 OWNER, REPO = "Codertocat", "Hello-World"
 HEAD, HEAD2 = "c" * 40, "d" * 40

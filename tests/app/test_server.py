@@ -25,10 +25,10 @@ from tests.app.receiver_support import (
     payload_files,
     pr_comment_payload,
     pull_request_payload,
-    serve_in_thread,
     signed_headers,
 )
 from tests.app.test_webhooks import QUEUED_EXAMPLES, expected_kind
+from tests.loopback import serve_in_thread
 
 CLIENT = httpx.Client(timeout=30)  # one client: building one per request costs more than the request
 STATUS_OF_KIND = {"queue": 202, "ignore": 202, "installation": 200, "pong": 200}

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,8 +17,9 @@ import seed as seed_module
 from app.console import mount_console
 from app.console.settings import ConsoleSettings
 from app.server import create_app
-from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
+from reviewers.backends.factory import BackendSettings
+from tests.loopback import serve_in_thread
 
 TOKEN = "console-test-token: not a real one"
 
@@ -82,27 +78,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> SeededConsole:
     return build_seeded(tmp_path_factory.mktemp("console"))
 
 
-@contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
 
 
 @pytest.fixture()
