@@ -13,15 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import ValidationError
 import yaml
+from pydantic import ValidationError
 
 from app import review_job
 from app.jobs import ReviewJobSpec
 from app.review_job import build_context, run_review
-from reviewers.backends.factory import BackendSettings
 from app.settings import MissingSettingError, Settings
 from deploy.create_app import exchange_code, form_page, load_manifest, write_credentials
+from reviewers.backends.factory import BackendSettings
 from reviewers.contract import Category, Severity
 from tests.app.fake_github import FakeGitHub
 from tests.app.github_env import app_key_pair, fake_github, read_diff  # noqa: F401 - fixtures

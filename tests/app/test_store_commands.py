@@ -9,10 +9,10 @@ import pytest
 
 from app.cli import main
 from app.jobs import ReviewJobSpec
-from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
 from app.store import Store
 from app.webhooks import Ignore
+from reviewers.backends.factory import BackendSettings
 
 
 @pytest.fixture()

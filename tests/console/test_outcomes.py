@@ -11,9 +11,9 @@ from app.console.charts import Point, Series, line_chart
 from app.console.outcomes import find_run_folders, gate_cell, gate_table, load_gates, training_runs
 from app.console.roles import egress_of, role_map, summarize_roles
 from app.console.settings import ConsoleSettings
-from reviewers.backends.factory import BackendSettings
 from app.settings import Settings
 from eval.gates import Threshold
+from reviewers.backends.factory import BackendSettings
 
 
 def write_run(folder: Path, reviewer: str, lines: list[str]) -> Path:
