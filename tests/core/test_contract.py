@@ -91,7 +91,7 @@ def test_prose_before_the_object_is_a_contract_error() -> None:
 
 
 def test_prose_before_a_fence_is_a_contract_error() -> None:
-    rejected("Sure! ```json\n" + VALID_TEXT + "\n```")
+    assert "must start with a JSON object" in str(rejected("Sure! ```json\n" + VALID_TEXT + "\n```"))
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
@@ -155,7 +155,7 @@ def test_malformed_json_is_a_contract_error_with_a_position(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["[1, 2]", '"approve"', "42", "null", "```json\n[]\n```"])
 def test_non_object_json_is_a_contract_error(text: str) -> None:
-    rejected(text)
+    assert "JSON object" in str(rejected(text))
 
 
 def test_degenerate_nesting_is_a_contract_error_not_a_recursion_error() -> None:
