@@ -107,14 +107,11 @@ def run_pipeline(
             answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for r in requests]
         per_request = (time.perf_counter() - t0) / len(requests)
         for piece, answer in zip(plan.slices, answers, strict=True):
-            if isinstance(answer, ReviewerFailure):
-                outcomes.append(SliceOutcome(
-                    reviewer=piece.reviewer, slice_index=piece.index, error=answer.message, seconds=per_request
-                ))
-            else:
-                outcomes.append(SliceOutcome(
-                    reviewer=piece.reviewer, slice_index=piece.index, output=answer, seconds=per_request
-                ))
+            failed = isinstance(answer, ReviewerFailure)
+            outcomes.append(SliceOutcome(
+                reviewer=piece.reviewer, slice_index=piece.index, seconds=per_request,
+                error=answer.message if failed else None, output=None if failed else answer,
+            ))
     check_findings = checks.findings if checks else []
     notes = [*(checks.notes if checks else []), *([describe_egress(egress)] if egress else [])]
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes)
