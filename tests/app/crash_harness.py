@@ -189,7 +189,9 @@ def deployment_env(tmp: Path, database_url: str, ledger: Path) -> dict[str, str]
         "CALORA_JOB_FAILURE_HOOK": "tests.app.crash_runner:conclude_failure",
         "CALORA_CRASH_LEDGER": str(ledger),
         "CALORA_CRASH_DELAY": "0.05",
-        "CALORA_LEASE_SECONDS": "1.5",
+        # Long enough that a renewal delayed by a loaded CI machine does not hand a live run to another
+        # worker (that overlap is the at-least-once window of any lease); short enough to recover kills.
+        "CALORA_LEASE_SECONDS": "4",
         "CALORA_MAX_ATTEMPTS": "10",
         "CALORA_RETRY_BASE_SECONDS": "0.1",
         "CALORA_POLL_SECONDS": "0.05",
