@@ -256,15 +256,42 @@ def ours(engine: Engine, groups, new_tokens: int, *, base_only=False, constraine
         out["decode_step_ms"] = start_ev.elapsed_time(end_ev) / 20
         if not base_only and not constrained:
             out["decode_step_kernels"] = profile_step(graph)
+            out["prefill_kernels"] = profile_prefill(engine, requests)
     return out
 
 
 def profile_step(graph) -> dict:
     """Kernel count and the costliest kernels of one captured decode step (torch.profiler)."""
+    return profiled(lambda: graph[0].replay())
+
+
+def profile_prefill(engine: Engine, requests: list[GenerationRequest]) -> dict:
+    """The same for one prefill chunk as the engine admits it (prefill_tokens worth of prompts)."""
+    from reviewers.engine.model import prefill
+
+    per_chunk = max(1, engine.prefill_tokens // len(requests[0].prompt))
+    chunk = requests[:per_chunk]
+    device = engine.decoder.device
+    tokens = torch.tensor([r.prompt for r in chunk], device=device)
+    lengths = torch.full((len(chunk),), tokens.shape[1], device=device)
+    slots = torch.arange(len(chunk), device=device)
+    adapter_slots = torch.tensor([engine._bank.slots[r.adapter] for r in chunk], device=device)
+
+    def run():
+        with torch.inference_mode():
+            prefill(engine.decoder, engine.cache, tokens, lengths, slots, engine._lora(engine._bank, adapter_slots),
+                    engine._prefill_ops)
+
+    run()
+    return {"rows": len(chunk), **profiled(run)}
+
+
+def profiled(fn) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
+    torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        graph[0].replay()
+        fn()
         torch.cuda.synchronize()
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     by_name: dict[str, list[float]] = {}

@@ -106,6 +106,7 @@ class Engine:
         self.cuda_graphs = cuda_graphs and decoder.device.type == "cuda"
         # on GPU the element-wise stretches of decode are compiled into fused kernels (see model.Pointwise)
         self._ops = Pointwise.compiled() if compile and decoder.device.type == "cuda" else EAGER
+        self._prefill_ops = Pointwise.compiled_dynamic() if compile and decoder.device.type == "cuda" else EAGER
         self.cache = KVCache.allocate(
             len(decoder.layers), max_batch, decoder.n_kv_heads, self.max_seq_len, decoder.head_dim,
             decoder.dtype, decoder.device,
@@ -338,7 +339,7 @@ class Engine:
         started = time.perf_counter()
         logits = prefill(
             self.decoder, self.cache, tokens.to(device), lengths.to(device), slots.to(device),
-            self._lora(bank, adapter_slots),
+            self._lora(bank, adapter_slots), self._prefill_ops,
         )
         if self.profile and device.type == "cuda":
             torch.cuda.synchronize()

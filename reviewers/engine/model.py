@@ -241,13 +241,16 @@ def add_norm(
 
 
 def qk_norm_rope(
-    qk: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, eps: float
+    qkv: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, eps: float, rotated: int
 ) -> torch.Tensor:
-    """q and k heads together [B, T, H + KV, D]: per-head RMSNorm (Gemma), then RoPE."""
+    """[B, T, H + 2 KV, D] -> the same with the first `rotated` (= H + KV) heads, q and k, normalised per
+    head (Gemma) and rotated; v passes through. Returning v too (a copy) puts K and V side by side in
+    one tensor, so the cache takes both in one write."""
+    qk, v = qkv[:, :, :rotated], qkv[:, :, rotated:]
     if weight is not None:
         x32 = qk.float()
         qk = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(qk.dtype)
-    return rotate(qk, cos, sin)
+    return torch.cat([rotate(qk, cos, sin), v], dim=2)
 
 
 def gated(gate_up: torch.Tensor, gelu: bool) -> torch.Tensor:
@@ -280,8 +283,15 @@ class Pointwise:
 
     @classmethod
     def compiled(cls) -> Pointwise:
+        """For decode: static shapes (one batch shape, captured in a CUDA graph)."""
         fns = (add_norm, qk_norm_rope, gated, matmul_decode_attention)
         return cls(*(torch.compile(fn, dynamic=False) for fn in fns))
+
+    @classmethod
+    def compiled_dynamic(cls) -> Pointwise:
+        """For prefill: every batch has its own prompt length, so the kernels take any shape."""
+        fns = (add_norm, qk_norm_rope, gated)
+        return cls(*(torch.compile(fn, dynamic=True) for fn in fns))
 
 
 EAGER = Pointwise()
@@ -307,9 +317,11 @@ def _project(
             y, h = yh[:, :out_base], yh[:, out_base:]
         else:
             y, h = (x @ weight.T).view(batch * steps, -1), (x @ stack.a).view(batch * steps, -1)
-        keep = lora.rows.keep.repeat_interleave(steps, dim=0) if steps > 1 else lora.rows.keep
-        h = (h.view(batch * steps, stack.modules, -1) * keep[:, None, :]).view(batch * steps, -1)  # own adapter
-        return torch.addmm(y, h, stack.b).view(batch, steps, -1)  # base + expand, one GEMM
+        keep = lora.rows.keep[:, None, None, :]  # [B, 1, 1, C]: the row's own adapter's columns
+        h = (h.view(batch, steps, stack.modules, -1) * keep).view(batch * steps, -1)
+        # base + expand in one GEMM, written in place into y: y is a strided view of yh, which BLAS takes
+        # as it is (a plain addmm would first copy it out)
+        return y.addmm_(h, stack.b).view(batch, steps, -1)
     y = x @ weight.T
     deltas = []  # the gathered (BGMV) kernel, module by module; zeros where no adapter targets
     for module, size in zip(GROUPS[group], sizes):
@@ -351,7 +363,8 @@ def _rope_at(dec: Decoder, positions: torch.Tensor) -> list[tuple[torch.Tensor, 
 
 
 def _forward(dec: Decoder, x: torch.Tensor, rope, attend, lora: LoraBatch | None, ops: Pointwise) -> torch.Tensor:
-    """The layer stack. `attend(index, lw, q, k, v) -> [B, T, H*D]` is prefill's or decode's attention.
+    """The layer stack. `attend(index, lw, qkv) -> [B, T, H*D]` is prefill's or decode's attention;
+    `qkv` [B, T, H + 2 KV, D] has q and k normalised and rotated.
 
     Returns the final-normed hidden states. Each norm is fused with the residual add before it.
     """
@@ -363,11 +376,8 @@ def _forward(dec: Decoder, x: torch.Tensor, rope, attend, lora: LoraBatch | None
         cos, sin = rope[lw.rope]
         qkv = _project(normed, lw, "qkv", index, lora, dec.qkv_sizes)
         qkv = qkv.view(batch, steps, heads + 2 * kv_heads, d)
-        qk = ops.qk_norm_rope(qkv[:, :, : heads + kv_heads], lw.qk_norm, cos, sin, dec.eps)
-        q = qk[:, :, :heads].transpose(1, 2)  # [B, H, T, D]
-        k = qk[:, :, heads:].transpose(1, 2)  # [B, KV, T, D]
-        v = qkv[:, :, heads + kv_heads:].transpose(1, 2)
-        h = _project(attend(index, lw, q, k, v), lw, "o", index, lora, (dec.hidden,))
+        qkv = ops.qk_norm_rope(qkv, lw.qk_norm, cos, sin, dec.eps, heads + kv_heads)
+        h = _project(attend(index, lw, qkv), lw, "o", index, lora, (dec.hidden,))
         x, normed = ops.add_norm(x, h, lw.post_attn_norm, lw.mlp_norm, dec.eps)
         gate_up = _project(normed, lw, "gate_up", index, lora, (dec.intermediate,) * 2)
         h = _project(ops.gated(gate_up, gelu), lw, "down", index, lora, (dec.hidden,))
@@ -391,6 +401,7 @@ def prefill(
     lengths: torch.Tensor,
     slots: torch.Tensor,
     lora: LoraBatch | None,
+    ops: Pointwise = EAGER,
 ) -> torch.Tensor:
     """Run prompts `tokens` [n, T] (right-padded to T, real lengths `lengths`) into cache rows `slots`.
 
@@ -398,25 +409,26 @@ def prefill(
     the cache too but sit past the row's length, so attention never sees them.
     """
     n, steps = tokens.shape
-    group = dec.n_heads // dec.n_kv_heads
+    heads, kv_heads, d = dec.n_heads, dec.n_kv_heads, dec.head_dim
     q_pos = torch.arange(steps, device=tokens.device)[:, None]
     k_pos = torch.arange(steps, device=tokens.device)[None, :]
 
-    def attend(index: int, lw: LayerWeights, q, k, v) -> torch.Tensor:
-        cache.k[index][slots, :, :steps] = k
-        cache.v[index][slots, :, :steps] = v
-        # every query head gets its KV head (a copy, but it lets SDPA use its fastest causal kernels)
-        k = k.repeat_interleave(group, dim=1)
-        v = v.repeat_interleave(group, dim=1)
-        if lw.window is None or steps <= lw.window:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=dec.attn_scale)
-        else:
+    def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
+        kv = qkv[:, :, heads:].view(n, steps, 2, kv_heads, d)
+        cache.kv[index][:, slots, :, :steps] = kv.permute(2, 0, 3, 1, 4)  # [2, n, KV, T, D]
+        q = qkv[:, :, :heads].transpose(1, 2)  # [n, H, T, D]
+        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # [n, KV, T, D]
+        if lw.window is None or steps <= lw.window:  # plain causal: SDPA maps the KV heads itself
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=dec.attn_scale, enable_gqa=True)
+        else:  # sliding window: an explicit mask, and every query head given its KV head
             visible = (k_pos <= q_pos) & (q_pos - k_pos < lw.window)
+            group = heads // kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=dec.attn_scale)
-        return out.transpose(1, 2).reshape(n, steps, dec.n_heads * dec.head_dim)
+        return out.transpose(1, 2).reshape(n, steps, heads * d)
 
     positions = torch.arange(steps, device=tokens.device).expand(n, steps)
-    normed = _forward(dec, _embed(dec, tokens), _rope_at(dec, positions), attend, lora, EAGER)
+    normed = _forward(dec, _embed(dec, tokens), _rope_at(dec, positions), attend, lora, ops)
     return _logits(dec, normed[torch.arange(n, device=tokens.device), lengths - 1])
 
 
@@ -447,15 +459,15 @@ def decode(
         visible = age >= 0 if window is None else (age >= 0) & (age < window)
         masks[window] = visible[:, None, None, :]  # [B, 1, 1, S]
 
-    def attend(index: int, lw: LayerWeights, q, k, v) -> torch.Tensor:
-        cache.k[index][rows, :, positions] = k[:, :, 0]
-        cache.v[index][rows, :, positions] = v[:, :, 0]
+    def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
+        # K and V of every row in one indexed write: [B, 2, KV, D] into kv[:, rows, :, positions]
+        cache.kv[index][:, rows, :, positions] = qkv[:, 0, dec.n_heads:].view(batch, 2, dec.n_kv_heads, dec.head_dim)
         if slots is None and kv_len == cache.max_seq_len:
-            keys, values = cache.k[index], cache.v[index]
+            keys, values = cache.k(index), cache.v(index)
         else:
-            keys, values = cache.k[index][rows, :, :kv_len], cache.v[index][rows, :, :kv_len]
+            keys, values = cache.k(index)[rows, :, :kv_len], cache.v(index)[rows, :, :kv_len]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
-        q = q.reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
+        q = qkv[:, 0, : dec.n_heads].reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
         out = ops.attention(q, keys, values, masks[lw.window], dec.attn_scale)
         return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
 
