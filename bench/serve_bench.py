@@ -244,7 +244,7 @@ def ours(engine: Engine, groups, new_tokens: int, *, base_only=False, constraine
                    forced_close=sum(r.forced_close for r in results))
     else:
         assert all(len(r.token_ids) == new_tokens for r in results)
-    graph = engine._graphs.get(not base_only)
+    graph = engine._stepper.graphs.get(not base_only)
     if graph is not None:  # one decode step alone: replays of the captured graph, timed with events
         start_ev, end_ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         graph[0].replay()
@@ -356,19 +356,20 @@ def run_case(shape, n_adapters, per_adapter, prompt_len, new_tokens, args, resul
     for name, state in states.items():
         engine.add_adapter(name, state)
     case["ours"] = guarded(lambda: ours(engine, groups, new_tokens))
-    if "error" in case["ours"] and engine.cuda_graphs:  # keep going without graphs, and say so
-        engine.cuda_graphs = False
+    if "error" in case["ours"] and engine._stepper.cuda_graphs:  # keep going without graphs, and say so
+        engine._stepper.cuda_graphs = False
         case["ours_graph_error"] = case["ours"]["error"]
         case["ours"] = guarded(lambda: ours(engine, groups, new_tokens))
     save(results, args)
-    if "uncompiled" in baselines and engine.cuda_graphs:  # the same step without compiled element-wise ops
+    if "uncompiled" in baselines and engine._stepper.cuda_graphs:  # the same step, element-wise ops not compiled
         from reviewers.engine.model import EAGER
 
-        compiled_ops, engine._ops = engine._ops, EAGER
-        engine._graphs.clear()
+        stepper = engine._stepper
+        compiled_ops, stepper.ops = stepper.ops, EAGER
+        stepper.reset()
         case["ours_uncompiled_ops"] = guarded(lambda: ours(engine, groups, new_tokens))
-        engine._ops = compiled_ops
-        engine._graphs.clear()
+        stepper.ops = compiled_ops
+        stepper.reset()
         save(results, args)
     case["ours_base_only"] = guarded(lambda: ours(engine, groups, new_tokens, base_only=True))
     save(results, args)

@@ -8,6 +8,12 @@
 One worker thread runs the loop: admit waiting requests into free slots (prefill, eager), then one decode
 step for every slot (on CUDA a captured graph), pick each row's token (grammar mask, greedy), retire rows
 that finished. Requests join and leave between steps; each row uses its own adapter or none.
+
+Pipelining (on by default on CUDA): while no running row is constrained, the step picks the greedy
+tokens itself and feeds them to the next step on the device, so the loop launches step k + 1 before it
+reads step k's tokens; a row that finished at step k is known one step late and its extra step is
+thrown away. Constrained rows need the host between steps (the grammar mask), so with any of them
+running each step is read before the next one starts.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from reviewers.engine.model import (
     prefill,
 )
 from reviewers.engine.scheduler import Pending, Row, Scheduler
+from reviewers.engine.stepper import Launched, SlotStepper
 from reviewers.prompt import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,7 @@ class Engine:
         lora_kernel: Literal["grouped", "gathered"] = "grouped",
         cuda_graphs: bool = True,
         compile: bool = True,
+        pipeline: bool | None = None,
     ) -> None:
         self.decoder = decoder
         self.vocab = vocab
@@ -106,7 +114,7 @@ class Engine:
         self.cuda_graphs = cuda_graphs and decoder.device.type == "cuda"
         # on GPU the element-wise stretches of decode are compiled into fused kernels (see model.Pointwise)
         self._ops = Pointwise.compiled() if compile and decoder.device.type == "cuda" else EAGER
-        self._prefill_ops = Pointwise.compiled_dynamic() if compile and decoder.device.type == "cuda" else EAGER
+        self._prefill_ops = Pointwise.compiled_rows() if compile and decoder.device.type == "cuda" else EAGER
         self.cache = KVCache.allocate(
             len(decoder.layers), max_batch, decoder.n_kv_heads, self.max_seq_len, decoder.head_dim,
             decoder.dtype, decoder.device,
@@ -116,7 +124,11 @@ class Engine:
                                           decoder.device)
         self._grammar: ReviewerGrammar | None = None
         self._scheduler = Scheduler(max_batch)
-        self._graphs: dict[bool, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]] = {}
+        # pipelined decode: every slot steps from device-resident inputs; default where graphs run
+        self.pipeline = self.cuda_graphs if pipeline is None else pipeline
+        self._stepper = SlotStepper(decoder, self.cache, self._lora, ops=self._ops, cuda_graphs=self.cuda_graphs)
+        self._in_flight: tuple[list[Row], Launched] | None = None
+        self._stale = True  # the device inputs no longer match the rows: the host rewrites them
         self._lock = threading.Condition()
         # held for a whole step, and while adapters change the weights; always taken before _lock
         self._model_lock = threading.Lock()
@@ -213,7 +225,8 @@ class Engine:
         self._bank = build_bank(list(adapters.values()), dec.module_shapes(), len(dec.layers), dec.dtype, dec.device)
         attach_lora(dec, self._bank)
         self._adapters = adapters
-        self._graphs.clear()  # captured graphs hold the old stacks
+        self._stepper.reset()  # captured graphs hold the old stacks
+        self._stale = True  # adapter slots may have moved
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -300,6 +313,7 @@ class Engine:
                     self._step(admitted, self._bank)
             except Exception as exc:  # fail what is in flight, keep serving later requests
                 log.exception("engine step failed")
+                self._in_flight, self._stale = None, True
                 with self._lock:
                     for pending in self._scheduler.drain():
                         if not pending.future.done():
@@ -308,9 +322,15 @@ class Engine:
     def _step(self, admitted: list[Row], bank: LoraBank) -> None:
         if admitted:
             self._prefill(admitted, bank)
-        running = [row for row in self._scheduler.running() if row.finish_reason is None and row.generated]
+            self._stale = True  # new rows: their first inputs come from the host
+        running = self._running()
         if running:
             self._decode(running, bank)
+        else:
+            self._settle()
+
+    def _running(self) -> list[Row]:
+        return [row for row in self._scheduler.running() if row.finish_reason is None and row.generated]
 
     def _lora(self, bank: LoraBank, slots: torch.Tensor) -> LoraBatch | None:
         if not bank.stacks:
@@ -349,19 +369,8 @@ class Engine:
 
     def _decode(self, rows: list[Row], bank: LoraBank) -> None:
         use_lora = bool(bank.stacks) and any(row.pending.request.adapter is not None for row in rows)
-        if self.cuda_graphs:  # every slot steps, in slot order, through the captured graph
-            batch = self.cache.max_batch
-            tokens = torch.zeros(batch, dtype=torch.long)
-            positions = torch.zeros(batch, dtype=torch.long)
-            table: list[Row | None] = [None] * batch
-            for row in rows:
-                tokens[row.slot] = row.generated[-1]
-                positions[row.slot] = row.position
-                table[row.slot] = row
-            adapter_slots = torch.tensor(self._adapter_slots(table, bank))
-            logits = self._graph_logits(tokens, positions, adapter_slots, bank, use_lora)
-            index = [row.slot for row in rows]
-        else:  # only the running rows, attention only as far as the longest of them
+        self.stats["steps"] += 1
+        if not self.pipeline:  # only the running rows, attention only as far as the longest of them
             device = self.decoder.device
             positions = torch.tensor([row.position for row in rows])
             adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
@@ -370,54 +379,45 @@ class Engine:
                 positions.to(device), self._lora(bank, adapter_slots) if use_lora else None, self._ops,
                 slots=torch.tensor([row.slot for row in rows], device=device), kv_len=int(positions.max()) + 1,
             )
-            index = list(range(len(rows)))
-        self.stats["steps"] += 1
-        self._choose(rows, logits, index)
+            return self._choose(rows, logits, list(range(len(rows))))
+        constrained = any(row.pending.constraint is not None for row in rows)
+        if constrained or self._stale:  # the host must see every row as it is now
+            self._settle()
+            rows = self._running()
+            if not rows:
+                return
+            self._write_inputs(bank)
+            self._stale = False
+        if constrained:  # the grammar masks the logits on the host: read this step before the next
+            logits = self._stepper.step(bank, use_lora)
+            self._stale = True  # the step advanced its inputs with unmasked picks
+            return self._choose(rows, logits, [row.slot for row in rows])
+        launched = self._stepper.launch(bank, use_lora)
+        previous, self._in_flight = self._in_flight, (rows, launched)
+        if previous is not None:
+            self._collect(*previous)
 
-    def _graph_logits(self, tokens, positions, adapter_slots, bank: LoraBank, use_lora: bool) -> torch.Tensor:
-        if use_lora not in self._graphs:
-            try:
-                self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)
-            except Exception:
-                if self._ops is EAGER:
-                    raise
-                log.exception("compiled decode failed; falling back to eager element-wise ops")
-                self._ops = EAGER
-                self._graphs[use_lora] = self._capture(bank, use_lora, tokens, positions, adapter_slots)
-        graph, io = self._graphs[use_lora]
-        io["tokens"].copy_(tokens, non_blocking=True)
-        io["positions"].copy_(positions, non_blocking=True)
-        io["slots"].copy_(adapter_slots, non_blocking=True)
-        graph.replay()
-        return io["logits"]
+    def _write_inputs(self, bank: LoraBank) -> None:
+        """Every slot's token, position and adapter from the rows (free slots: zeros, no adapter)."""
+        batch = self.cache.max_batch
+        tokens, positions, adapters = [0] * batch, [0] * batch, [bank.zero_slot] * batch
+        rows = self._running()
+        for row, adapter in zip(rows, self._adapter_slots(rows, bank)):
+            tokens[row.slot], positions[row.slot], adapters[row.slot] = row.generated[-1], row.position, adapter
+        self._stepper.write(tokens, positions, adapters)
 
-    def _capture(self, bank, use_lora, tokens, positions, adapter_slots):
-        """Capture one decode step as a CUDA graph (removes ~1000 kernel launches' CPU cost per step).
+    def _collect(self, rows: list[Row], launched: Launched) -> None:
+        """Advance the rows of a launched step by its tokens (rows that finished meanwhile are skipped)."""
+        tokens = launched.tokens()
+        for row in rows:
+            if row.finish_reason is None:
+                self._advance(row, tokens[row.slot])
 
-        Warm-up and capture run the real step: writing the same K/V at the same positions again is
-        harmless, so no cache row is disturbed.
-        """
-        device = self.decoder.device
-        io = {
-            "tokens": tokens.to(device),
-            "positions": positions.to(device),
-            "slots": adapter_slots.to(device),
-        }
-
-        def step() -> torch.Tensor:
-            lora = self._lora(bank, io["slots"]) if use_lora else None
-            return decode(self.decoder, self.cache, io["tokens"], io["positions"], lora, self._ops)
-
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                step()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            io["logits"] = step()
-        return graph, io
+    def _settle(self) -> None:
+        """Read the step in flight, if any."""
+        if self._in_flight is not None:
+            previous, self._in_flight = self._in_flight, None
+            self._collect(*previous)
 
     def _choose(self, rows: list[Row], logits: torch.Tensor, index: list[int]) -> None:
         """Greedy pick per row (masked by the grammar for constrained rows), then advance each row."""

@@ -243,14 +243,14 @@ def add_norm(
 def qk_norm_rope(
     qkv: torch.Tensor, weight: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor, eps: float, rotated: int
 ) -> torch.Tensor:
-    """[B, T, H + 2 KV, D] -> the same with the first `rotated` (= H + KV) heads, q and k, normalised per
+    """[..., H + 2 KV, D] -> the same with the first `rotated` (= H + KV) heads, q and k, normalised per
     head (Gemma) and rotated; v passes through. Returning v too (a copy) puts K and V side by side in
     one tensor, so the cache takes both in one write."""
-    qk, v = qkv[:, :, :rotated], qkv[:, :, rotated:]
+    qk, v = qkv[..., :rotated, :], qkv[..., rotated:, :]
     if weight is not None:
         x32 = qk.float()
         qk = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(qk.dtype)
-    return torch.cat([rotate(qk, cos, sin), v], dim=2)
+    return torch.cat([rotate(qk, cos, sin), v], dim=-2)
 
 
 def gated(gate_up: torch.Tensor, gelu: bool) -> torch.Tensor:
@@ -288,10 +288,30 @@ class Pointwise:
         return cls(*(torch.compile(fn, dynamic=False) for fn in fns))
 
     @classmethod
-    def compiled_dynamic(cls) -> Pointwise:
-        """For prefill: every batch has its own prompt length, so the kernels take any shape."""
-        fns = (add_norm, qk_norm_rope, gated)
-        return cls(*(torch.compile(fn, dynamic=True) for fn in fns))
+    def compiled_rows(cls) -> Pointwise:
+        """For prefill: every batch has its own rows x prompt length, so the kernels take any number of
+        token rows; every other size stays fixed, which keeps the reductions as fast as decode's."""
+        return cls(*(_over_token_rows(torch.compile(fn, dynamic=False)) for fn in (add_norm, qk_norm_rope, gated)))
+
+
+def _over_token_rows(compiled: Callable) -> Callable:
+    """Call `compiled` with [B, T, ...] activations flattened to [B * T, ...] (views, no copies) and that
+    first dimension marked dynamic; the results come back as [B, T, ...]."""
+
+    def call(*args):
+        lead = next(a for a in args if isinstance(a, torch.Tensor) and a.dim() >= 3).shape[:2]
+        flat = []
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.dim() >= 3:
+                a = a.flatten(0, 1)
+                torch._dynamo.maybe_mark_dynamic(a, 0)
+            flat.append(a)
+        out = compiled(*flat)
+        if isinstance(out, tuple):
+            return tuple(t.unflatten(0, lead) for t in out)
+        return out.unflatten(0, lead)
+
+    return call
 
 
 EAGER = Pointwise()

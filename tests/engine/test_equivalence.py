@@ -187,16 +187,19 @@ def test_compiled_element_wise_ops_give_the_same_decode_logits(base_and_adapters
 
 @pytest.mark.slow
 def test_prefill_compiled_for_any_shape_gives_the_same_logits(base_and_adapters, tiny_tokenizer):
-    """Prefill's compiled functions (dynamic shapes: every batch has its own prompt length) match eager,
-    for two lengths through the same compiled functions, one past the sliding window."""
+    """Prefill's compiled functions (any number of token rows: every batch has its own prompt length)
+    match eager, for two lengths through the same compiled functions, one past the sliding window."""
+    from torch._dynamo.utils import counters
+
     from reviewers.engine.model import Pointwise
 
     model, paths = base_and_adapters
     engine = Engine.from_model(model, tiny_tokenizer, adapters=paths, max_batch=3, max_seq_len=32)
     engine.close()
-    bank, ops = engine._bank, Pointwise.compiled_dynamic()
+    bank, ops = engine._bank, Pointwise.compiled_rows()
     lora = LoraBatch(bank, rows_for(bank, torch.tensor([0, bank.zero_slot, 2]), torch.float32))
     slots = torch.arange(3)
+    graphs_before = counters["stats"]["unique_graphs"]
     for steps in (5, 13):
         tokens = torch.randint(3, 200, (3, steps), generator=torch.Generator().manual_seed(steps))
         lengths = torch.tensor([steps, steps - 2, steps - 1])
@@ -204,3 +207,5 @@ def test_prefill_compiled_for_any_shape_gives_the_same_logits(base_and_adapters,
             eager = prefill(engine.decoder, engine.cache, tokens, lengths, slots, lora)
             compiled = prefill(engine.decoder, engine.cache, tokens, lengths, slots, lora, ops)
         torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+    # one compiled graph per function, not one per prompt length (a recompile costs seconds)
+    assert counters["stats"]["unique_graphs"] - graphs_before == 3
