@@ -6,7 +6,6 @@ from reviewers.backends.base import ReviewerFailure
 from reviewers.backends.cloud import CodeEgress
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
 from reviewers.pipeline import run_pipeline
-
 from tests.conftest import REPO_ROOT
 
 SAMPLE = (REPO_ROOT / "samples" / "storefront.diff").read_bytes()

@@ -15,7 +15,6 @@ from app.cli import main
 from reviewers.backends.base import ReviewerFailure
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
 from reviewers.models import DEFAULT_GGUF, ModelFetchError, fetch_default_model, resolve_base_model
-
 from tests.conftest import REPO_ROOT, SMOLLM2_DIR, SMOLLM2_GGUF
 
 SAMPLE = REPO_ROOT / "samples" / "storefront.diff"
@@ -91,7 +90,7 @@ def test_garbage_diff_is_a_clear_error_with_exit_3(tmp_path: Path, capsys) -> No
     ],
 )
 def test_exit_code_follows_the_verdict(monkeypatch, capsys, answers, expected_code) -> None:
-    import reviewers.commands as commands
+    from reviewers import commands
 
     monkeypatch.setattr(commands, "_make_backend", lambda args, progress: ScriptedBackend(answers))
     assert main(["review", "--diff", str(SAMPLE), "--format", "json"]) == expected_code
@@ -186,7 +185,7 @@ def test_review_command_end_to_end_with_the_real_model(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "review", "--diff", str(SAMPLE), "--reviewers", "sql",
          "--max-new-tokens", "48"],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=600,
+        check=False, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=600,
     )
     assert done.returncode in (0, 1, 2, 3), done.stderr
     assert "loading the transformers backend" in done.stderr

@@ -17,7 +17,6 @@ from reviewers.backends.transformers_backend import (
 from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.models import BaseModelRef
 from reviewers.prompt import render_messages
-
 from tests.conftest import SMOLLM2_DIR, SMOLLM2_GGUF
 
 DIFF = """diff --git a/app/x.py b/app/x.py
