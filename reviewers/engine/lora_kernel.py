@@ -52,16 +52,21 @@ def _kernel_serves(y: torch.Tensor, h: torch.Tensor, b: torch.Tensor) -> bool:
     )
 
 
-def _launch(y, h, b, slot, columns: int, rank: int, steps: int) -> None:
+def _launch(y, h, b, slot, columns: int, rank: int, steps: int, config: dict | None = None) -> None:
     rows, k = h.shape
     out = y.shape[1]
-    block_m = 64 if rows >= 64 else max(16, triton.next_power_of_2(rows))
-    block_n = 64 if rows <= 64 else 128
+    config = config or _config(rows, out)
+    block_m, block_n = config["BLOCK_M"], config["BLOCK_N"]
     grid = (triton.cdiv(rows, block_m), triton.cdiv(out, block_n))
     _expand_add[grid](
-        y, h, b, slot, rows, out, k, columns, rank, steps, y.stride(0), h.stride(0), b.stride(0),
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=32, num_warps=4, num_stages=3,
+        y, h, b, slot, rows, out, k, columns, rank, steps, y.stride(0), h.stride(0), b.stride(0), **config,
     )
+
+
+def _config(rows: int, out: int) -> dict:
+    block_m = 64 if rows >= 64 else max(16, triton.next_power_of_2(rows))
+    return {"BLOCK_M": block_m, "BLOCK_N": 64 if rows <= 64 else 128, "BLOCK_K": 32, "num_warps": 4,
+            "num_stages": 3}
 
 
 if triton is not None:
