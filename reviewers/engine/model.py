@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from reviewers.engine.kv_cache import KVCache
 from reviewers.engine.lora import GROUPS, LoraBank, LoraRows, lora_delta
-from reviewers.engine.lora_kernel import masked_expand_add_
 
 
 class UnsupportedModelError(ValueError):
@@ -338,10 +337,11 @@ def _project(
             y, h = yh[:, :out_base], yh[:, out_base:]
         else:
             y, h = (x @ weight.T).view(batch * steps, -1), (x @ stack.a).view(batch * steps, -1)
-        # keep each row's own adapter's columns of h and add h @ B into y, in place (y is a strided view of
-        # yh, which BLAS and the kernel take as it is; a plain addmm would first copy it out)
-        rows = lora.rows
-        return masked_expand_add_(y, h, stack.b, rows.slot, rows.keep, lora.bank.rank, steps).view(batch, steps, -1)
+        keep = lora.rows.keep[:, None, None, :]  # [B, 1, 1, C]: the row's own adapter's columns
+        h = (h.view(batch, steps, stack.modules, -1) * keep).view(batch * steps, -1)
+        # base + expand in one GEMM, written in place into y: y is a strided view of yh, which BLAS takes
+        # as it is (a plain addmm would first copy it out)
+        return y.addmm_(h, stack.b).view(batch, steps, -1)
     y = x @ weight.T
     deltas = []  # the gathered (BGMV) kernel, module by module; zeros where no adapter targets
     for module, size in zip(GROUPS[group], sizes):
