@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -132,6 +133,7 @@ class Engine:
         self._lock = threading.Condition()
         # held for a whole step, and while adapters change the weights; always taken before _lock
         self._model_lock = threading.Lock()
+        self._changes_waiting = 0  # adapter changes waiting for the model lock: the loop lets them in first
         self._worker: threading.Thread | None = None
         self._closed = False
         self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0, "prefill_s": 0.0}
@@ -203,16 +205,30 @@ class Engine:
             adapter = adapter_from_state(name, *source)
         else:
             adapter = load_peft_adapter(source, name)
-        with self._model_lock, self._lock:
+        with self._changing():
             self._check_unused(name, "replace")
             self._rebuild({**self._adapters, name: adapter})
 
     def remove_adapter(self, name: str) -> None:
-        with self._model_lock, self._lock:
+        with self._changing():
             if name not in self._adapters:
                 raise AdapterError(f"adapter {name!r} is not loaded; loaded: {self.adapters}")
             self._check_unused(name, "remove")
             self._rebuild({k: v for k, v in self._adapters.items() if k != name})
+
+    @contextmanager
+    def _changing(self):
+        """Hold both locks for an adapter change. A busy loop takes the model lock again right after each
+        step, and a plain lock is not fair, so the loop waits between steps while a change is waiting."""
+        with self._lock:
+            self._changes_waiting += 1
+        try:
+            with self._model_lock, self._lock:
+                yield
+        finally:
+            with self._lock:
+                self._changes_waiting -= 1
+                self._lock.notify_all()
 
     def _check_unused(self, name: str, verb: str) -> None:
         if any(row.pending.request.adapter == name for row in self._scheduler.running()) or any(
@@ -301,16 +317,17 @@ class Engine:
     def _loop(self) -> None:
         while True:
             with self._lock:
-                while self._scheduler.idle() and not self._closed:
+                while (self._scheduler.idle() or self._changes_waiting) and not self._closed:
                     self._lock.wait()
                 if self._closed:
                     for pending in self._scheduler.drain():
                         pending.future.set_exception(EngineError("the engine was closed"))
                     return
                 admitted = self._scheduler.admit(self.prefill_tokens)
+                burst = bool(admitted) and len(admitted) == len(self._scheduler.running())
             try:
                 with self._model_lock, torch.inference_mode():
-                    self._step(admitted, self._bank)
+                    self._step(admitted, self._bank, burst)
             except Exception as exc:  # fail what is in flight, keep serving later requests
                 log.exception("engine step failed")
                 self._in_flight, self._stale = None, True
@@ -319,10 +336,16 @@ class Engine:
                         if not pending.future.done():
                             pending.future.set_exception(EngineError(f"engine step failed: {exc!r}"))
 
-    def _step(self, admitted: list[Row], bank: LoraBank) -> None:
-        if admitted:
+    def _step(self, admitted: list[Row], bank: LoraBank, burst: bool = False) -> None:
+        """Prefill what was admitted, then one decode step. `burst`: nothing else was running, so the
+        other free slots are filled too (a prefill chunk at a time) and the burst decodes together."""
+        while admitted:
             self._prefill(admitted, bank)
             self._stale = True  # new rows: their first inputs come from the host
+            if not burst:
+                break
+            with self._lock:
+                admitted = self._scheduler.admit(self.prefill_tokens)
         running = self._running()
         if running:
             self._decode(running, bank)
