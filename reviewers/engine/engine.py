@@ -117,8 +117,7 @@ class Engine:
         self._ops = Pointwise.compiled() if compile and decoder.device.type == "cuda" else EAGER
         self._prefill_ops = Pointwise.compiled_rows() if compile and decoder.device.type == "cuda" else EAGER
         self.cache = KVCache.allocate(
-            len(decoder.layers), max_batch, decoder.n_kv_heads, self.max_seq_len, decoder.head_dim,
-            decoder.dtype, decoder.device,
+            decoder.cache_lengths(), max_batch, decoder.n_kv_heads, decoder.head_dim, decoder.dtype, decoder.device,
         )
         self._adapters: dict[str, LoraAdapter] = {}
         self._bank: LoraBank = build_bank([], decoder.module_shapes(), len(decoder.layers), decoder.dtype,

@@ -92,6 +92,10 @@ class Decoder:
     def max_seq_len(self) -> int:
         return self.rope_cos.shape[1]
 
+    def cache_lengths(self) -> list[int]:
+        """KV-cache entries each layer needs: the window for a sliding layer (a ring), else max_seq_len."""
+        return [min(lw.window or self.max_seq_len, self.max_seq_len) for lw in self.layers]
+
     def module_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each LoRA-targetable module, for stacking adapters."""
         q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
@@ -435,9 +439,18 @@ def prefill(
     q_pos = torch.arange(steps, device=tokens.device)[:, None]
     k_pos = torch.arange(steps, device=tokens.device)[None, :]
 
+    last = (lengths - 1)[:, None]
+
     def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
         kv = qkv[:, :, heads:].view(n, steps, 2, kv_heads, d)
-        cache.kv[index][:, slots, :, :steps] = kv.permute(2, 0, 3, 1, 4)  # [2, n, KV, T, D]
+        length = cache.length(index)
+        if steps <= length:
+            cache.kv[index][:, slots, :, :steps] = kv.permute(2, 0, 3, 1, 4)  # [2, n, KV, T, D]
+        else:  # a ring shorter than the prompts: entry j takes the row's latest position p = j mod length
+            entry = torch.arange(length, device=tokens.device)[None, :]
+            source = (last - (last - entry) % length).clamp(min=0)  # [n, length]; < 0: not written yet
+            picked = kv[torch.arange(n, device=tokens.device)[:, None], source]  # [n, length, 2, KV, D]
+            cache.kv[index][:, slots] = picked.permute(2, 0, 3, 1, 4)
         q = qkv[:, :, :heads].transpose(1, 2)  # [n, H, T, D]
         k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # [n, KV, T, D]
         if lw.window is None or steps <= lw.window:  # plain causal: SDPA maps the KV heads itself
@@ -474,23 +487,26 @@ def decode(
     batch = tokens.shape[0]
     group = dec.n_heads // dec.n_kv_heads
     rows = torch.arange(batch, device=tokens.device) if slots is None else slots
-    kv_len = kv_len or cache.max_seq_len
-    age = positions[:, None] - torch.arange(kv_len, device=tokens.device)[None, :]  # [B, S]
-    masks = {}
-    for window in {lw.window for lw in dec.layers}:
-        visible = age >= 0 if window is None else (age >= 0) & (age < window)
-        masks[window] = visible[:, None, None, :]  # [B, 1, 1, S]
+    # per cache length (the full length, a window's ring): where this step writes, and what it sees
+    entries, masks = {}, {}
+    for length in {cache.length(i) for i in range(len(dec.layers))}:
+        span = min(kv_len or length, length)
+        entries[length] = positions % length
+        masks[length] = (torch.arange(span, device=tokens.device)[None, :] <= positions[:, None])[:, None, None, :]
 
     def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
-        # K and V of every row in one indexed write: [B, 2, KV, D] into kv[:, rows, :, positions]
-        cache.kv[index][:, rows, :, positions] = qkv[:, 0, dec.n_heads:].view(batch, 2, dec.n_kv_heads, dec.head_dim)
-        if slots is None and kv_len == cache.max_seq_len:
+        length = cache.length(index)
+        # K and V of every row in one indexed write: [B, 2, KV, D] into kv[:, rows, :, entries]
+        cache.kv[index][:, rows, :, entries[length]] = qkv[:, 0, dec.n_heads:].view(
+            batch, 2, dec.n_kv_heads, dec.head_dim)
+        span = masks[length].shape[-1]
+        if slots is None and span == length:
             keys, values = cache.k(index), cache.v(index)
         else:
-            keys, values = cache.k(index)[rows, :, :kv_len], cache.v(index)[rows, :, :kv_len]
+            keys, values = cache.k(index)[rows, :, :span], cache.v(index)[rows, :, :span]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
         q = qkv[:, 0, : dec.n_heads].reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
-        out = ops.attention(q, keys, values, masks[lw.window], dec.attn_scale)
+        out = ops.attention(q, keys, values, masks[length], dec.attn_scale)
         return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
 
     normed = _forward(dec, _embed(dec, tokens[:, None]), _rope_at(dec, positions[:, None]), attend, lora, ops)

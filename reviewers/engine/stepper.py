@@ -108,7 +108,7 @@ class SlotStepper:
         self.picked.copy_(logits.argmax(dim=-1))
         tokens.copy_(self.picked)
         # free slots keep stepping: hold their position inside the cache
-        positions.add_(1).clamp_(max=self.cache.max_seq_len - 1)
+        positions.add_(1).clamp_(max=self.decoder.max_seq_len - 1)
         return logits
 
     def _capture(self, bank: LoraBank, use_lora: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:

@@ -81,7 +81,8 @@ def test_prefill_and_decode_logits_agree_with_peft_in_float32(base_and_adapters,
     lengths = torch.tensor([len(p) for p in prompts])
     bank = engine._bank
     slots = torch.tensor([bank.slots[a] if a else bank.zero_slot for a in names])
-    cache = KVCache.allocate(len(engine.decoder.layers), len(ROWS), engine.decoder.n_kv_heads, 64,
+    # sliding layers (window 6) keep a ring of 6 entries: the prompts (5 to 17 tokens) wrap it
+    cache = KVCache.allocate(engine.decoder.cache_lengths(), len(ROWS), engine.decoder.n_kv_heads,
                              engine.decoder.head_dim, torch.float32, "cpu")
     lora = LoraBatch(bank, rows_for(bank, slots, torch.float32))
     with torch.no_grad():
