@@ -302,7 +302,7 @@ class Engine:
     def _tokenize(self, prompt: list[int] | list[ChatMessage]) -> list[int]:
         if not prompt or isinstance(prompt[0], int):
             ids = list(prompt)
-            if any(not 0 <= t < self.decoder.vocab for t in ids):
+            if ids and (min(ids) < 0 or max(ids) >= self.decoder.vocab):
                 raise EngineError(f"prompt token ids must lie in [0, {self.decoder.vocab})")
             return ids
         if self.tokenizer is None:
@@ -338,13 +338,16 @@ class Engine:
     def _step(self, admitted: list[Row], bank: LoraBank, burst: bool = False) -> None:
         """Prefill what was admitted, then one decode step. `burst`: nothing else was running, so the
         other free slots are filled too (a prefill chunk at a time) and the burst decodes together."""
+        prefilled = []  # every chunk is launched before the first is read, so the device never waits
         while admitted:
-            self._prefill(admitted, bank)
+            prefilled.append((admitted, self._prefill(admitted, bank)))
             self._stale = True  # new rows: their first inputs come from the host
             if not burst:
                 break
             with self._lock:
                 admitted = self._scheduler.admit(self.prefill_tokens)
+        for rows, logits in prefilled:
+            self._choose(rows, logits, list(range(len(rows))))
         running = self._running()
         if running:
             self._decode(running, bank)
@@ -367,12 +370,11 @@ class Engine:
             for row in rows
         ]
 
-    def _prefill(self, rows: list[Row], bank: LoraBank) -> None:
+    def _prefill(self, rows: list[Row], bank: LoraBank) -> torch.Tensor:
+        """Launch the prefill of `rows`; returns each row's last-token logits (not read yet)."""
         device = self.decoder.device
         longest = max(len(row.pending.prompt) for row in rows)
-        tokens = torch.zeros(len(rows), longest, dtype=torch.long)
-        for i, row in enumerate(rows):
-            tokens[i, : len(row.pending.prompt)] = torch.tensor(row.pending.prompt)
+        tokens = torch.tensor([row.pending.prompt + [0] * (longest - len(row.pending.prompt)) for row in rows])
         lengths = torch.tensor([len(row.pending.prompt) for row in rows])
         slots = torch.tensor([row.slot for row in rows])
         adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
@@ -387,7 +389,7 @@ class Engine:
             torch.cuda.synchronize()
         self.stats["prefills"] += 1
         self.stats["prefill_s"] += time.perf_counter() - started
-        self._choose(rows, logits, list(range(len(rows))))
+        return logits
 
     def _decode(self, rows: list[Row], bank: LoraBank) -> None:
         use_lora = bool(bank.stacks) and any(row.pending.request.adapter is not None for row in rows)
