@@ -341,8 +341,6 @@ def _project(
             y, h = yh[:, :out_base], yh[:, out_base:]
         else:
             y, h = (x @ weight.T).view(batch * steps, -1), (x @ stack.a).view(batch * steps, -1)
-        if steps > 1:  # prefill: many tokens a row, so take each row's own columns and B rows (BGMV)
-            return _expand_own(y, h, stack, lora, batch, steps)
         keep = lora.rows.keep[:, None, None, :]  # [B, 1, 1, C]: the row's own adapter's columns
         h = (h.view(batch, steps, stack.modules, -1) * keep).view(batch * steps, -1)
         # base + expand in one GEMM, written in place into y: y is a strided view of yh, which BLAS takes
@@ -354,22 +352,6 @@ def _project(
         stack = lora.bank.stacks.get((layer, module))
         deltas.append(lora_delta(x, stack, lora.rows) if stack is not None else y.new_zeros(*y.shape[:-1], size))
     return y + torch.cat(deltas, dim=-1)
-
-
-def _expand_own(y: torch.Tensor, h: torch.Tensor, stack, lora: LoraBatch, batch: int, steps: int) -> torch.Tensor:
-    """y += each row's own shrink columns @ its own rows of B, as one batched GEMM into y in place.
-
-    With every adapter's columns (decode's way) a prefill token row pays the expand for all of them:
-    for 8 adapters at r=16, 9x the FLOPs of its own. Here the row's r columns per module are gathered
-    from h, and the matching rows of the block-diagonal B ([B, M * r, out]; copied once per row, which a
-    prompt of hundreds of tokens amortises)."""
-    rank, columns = lora.bank.rank, h.shape[1] // stack.modules
-    within = (torch.arange(stack.modules, device=h.device)[:, None] * columns
-              + torch.arange(rank, device=h.device)[None, :]).view(-1)  # [M * r] for slot 0
-    own = within[None, :] + lora.rows.slot[:, None] * rank  # [B, M * r]
-    h_own = h.view(batch, steps, -1).gather(2, own[:, None, :].expand(batch, steps, -1))
-    out = y.view(batch, steps, -1)
-    return out.baddbmm_(h_own, stack.b[own])
 
 
 def attach_lora(dec: Decoder, bank: LoraBank) -> None:
