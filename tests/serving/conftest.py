@@ -1,6 +1,6 @@
 """The reviewer server on loopback, serving a tiny random model through the real engine.
 
-A byte-level BPE tokenizer trained in memory on the real diffs (with a ChatML template), a 2-layer random
+The tiny BPE tokenizer of tests/conftest.py (trained in memory on the real diffs), a 2-layer random
 Llama, and two PEFT adapters with non-zero random weights saved the way `training/` saves them.
 Each server runs under uvicorn in a thread on a free port of 127.0.0.1.
 """
@@ -19,29 +19,6 @@ import uvicorn
 
 ADAPTERS = {"python": (4, ["q_proj", "v_proj"]), "sql": (8, ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"])}
 BASE_NAME = "tiny-llama"
-
-
-@pytest.fixture(scope="session")
-def tiny_tokenizer(real_diffs):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([p.read_text(errors="replace") for p in real_diffs[:6]], trainer)
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
-    )
-    wrapped.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
-    return wrapped
 
 
 @pytest.fixture(scope="session")
