@@ -393,8 +393,8 @@ class Engine:
 
     def _decode(self, rows: list[Row], bank: LoraBank) -> None:
         use_lora = bool(bank.stacks) and any(row.pending.request.adapter is not None for row in rows)
-        self.stats["steps"] += 1
         if not self.pipeline:  # only the running rows, attention only as far as the longest of them
+            self.stats["steps"] += 1
             device = self.decoder.device
             positions = torch.tensor([row.position for row in rows])
             adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
@@ -412,6 +412,7 @@ class Engine:
                 return
             self._write_inputs(bank)
             self._stale = False
+        self.stats["steps"] += 1
         if constrained:  # the grammar masks the logits on the host: read this step before the next
             logits = self._stepper.step(bank, use_lora)
             self._stale = True  # the step advanced its inputs with unmasked picks
