@@ -299,58 +299,38 @@ class GitHubClient:
         )
         return resp.text
 
-    async def list_pull_files(self, owner: str, repo: str, number: int) -> list[PullFile]:
-        out: list[PullFile] = []
+    async def _all_pages(self, operation: str, fetch: Callable[[int], Awaitable[Any]]) -> list[dict]:
+        """Every item of a paginated list: `fetch(page)` asks for one page of PER_PAGE items."""
+        items: list[dict] = []
         page = 1
         while True:
-            resp = await self._call(
-                "pulls/list-files",
-                lambda page=page: self._gh.rest.pulls.async_list_files(owner, repo, number, per_page=PER_PAGE, page=page),
-            )
-            batch = resp.json()
-            out.extend(PullFile.model_validate(item) for item in batch)
+            batch = (await self._call(operation, lambda page=page: fetch(page))).json()
+            items.extend(batch)
             if len(batch) < PER_PAGE:
-                return out
+                return items
             page += 1
 
+    async def list_pull_files(self, owner: str, repo: str, number: int) -> list[PullFile]:
+        items = await self._all_pages("pulls/list-files", lambda page: self._gh.rest.pulls.async_list_files(
+            owner, repo, number, per_page=PER_PAGE, page=page))
+        return [PullFile.model_validate(item) for item in items]
+
     async def list_review_comments(self, owner: str, repo: str, number: int) -> list[ReviewComment]:
-        out: list[ReviewComment] = []
-        page = 1
-        while True:
-            resp = await self._call(
-                "pulls/list-review-comments",
-                lambda page=page: self._gh.rest.pulls.async_list_review_comments(
-                    owner, repo, number, per_page=PER_PAGE, page=page
-                ),
+        items = await self._all_pages("pulls/list-review-comments", lambda page: (
+            self._gh.rest.pulls.async_list_review_comments(owner, repo, number, per_page=PER_PAGE, page=page)))
+        return [
+            ReviewComment(
+                id=item["id"], body=item.get("body") or "", path=item.get("path") or "",
+                line=item.get("line"), author=(item.get("user") or {}).get("login") or "",
             )
-            batch = resp.json()
-            for item in batch:
-                out.append(
-                    ReviewComment(
-                        id=item["id"], body=item.get("body") or "", path=item.get("path") or "",
-                        line=item.get("line"), author=(item.get("user") or {}).get("login") or "",
-                    )
-                )
-            if len(batch) < PER_PAGE:
-                return out
-            page += 1
+            for item in items
+        ]
 
     async def list_review_bodies(self, owner: str, repo: str, number: int) -> list[str]:
         """The bodies of every review on the pull request (to see whether a review already landed)."""
-        out: list[str] = []
-        page = 1
-        while True:
-            resp = await self._call(
-                "pulls/list-reviews",
-                lambda page=page: self._gh.rest.pulls.async_list_reviews(
-                    owner, repo, number, per_page=PER_PAGE, page=page
-                ),
-            )
-            batch = resp.json()
-            out.extend(item.get("body") or "" for item in batch)
-            if len(batch) < PER_PAGE:
-                return out
-            page += 1
+        items = await self._all_pages("pulls/list-reviews", lambda page: self._gh.rest.pulls.async_list_reviews(
+            owner, repo, number, per_page=PER_PAGE, page=page))
+        return [item.get("body") or "" for item in items]
 
     async def create_review(
         self,
