@@ -112,7 +112,7 @@ class Engine:
         self.max_seq_len = decoder.max_seq_len
         self.prefill_tokens = prefill_tokens
         self.lora_kernel = lora_kernel
-        self.cuda_graphs = cuda_graphs and decoder.device.type == "cuda"
+        graphs = cuda_graphs and decoder.device.type == "cuda"
         # on GPU the element-wise stretches of decode are compiled into fused kernels (see model.Pointwise)
         self._ops = Pointwise.compiled() if compile and decoder.device.type == "cuda" else EAGER
         self._prefill_ops = Pointwise.compiled_rows() if compile and decoder.device.type == "cuda" else EAGER
@@ -125,8 +125,8 @@ class Engine:
         self._grammar: ReviewerGrammar | None = None
         self._scheduler = Scheduler(max_batch)
         # pipelined decode: every slot steps from device-resident inputs; default where graphs run
-        self.pipeline = self.cuda_graphs if pipeline is None else pipeline
-        self._stepper = SlotStepper(decoder, self.cache, self._lora, ops=self._ops, cuda_graphs=self.cuda_graphs)
+        self.pipeline = graphs if pipeline is None else pipeline
+        self._stepper = SlotStepper(decoder, self.cache, self._lora, ops=self._ops, cuda_graphs=graphs)
         self._in_flight: tuple[list[Row], Launched] | None = None
         self._stale = True  # the device inputs no longer match the rows: the host rewrites them
         self._lock = threading.Condition()
