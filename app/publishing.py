@@ -20,6 +20,7 @@ from unidiff.errors import UnidiffParseError
 
 from app.repo_config import RepoConfig
 from reviewers.contract import SEVERITY_RANK, Category, Severity
+from reviewers.safe_text import SUGGESTION_LIMIT, code_fence, code_span, plain_text, safe_text
 from reviewers.slicing import LineRange, SlicePlan
 from reviewers.synthesis import MergedFinding, ReviewResult
 
@@ -183,10 +184,12 @@ def fingerprint_marker(value: str) -> str:
 
 
 def extract_fingerprints(bodies: Iterable[str]) -> set[str]:
-    """Every fingerprint found in comment bodies (the bot's earlier inline comments)."""
+    """The fingerprint of each comment body (the bot's earlier inline comments)."""
     found: set[str] = set()
     for body in bodies:
-        found.update(_FINGERPRINT_RE.findall(body or ""))
+        # Only the last marker counts: the bot ends every comment with its own, so one a model quoted
+        # inside a suggestion (the only raw model text in a comment) can never silence a finding.
+        found.update(_FINGERPRINT_RE.findall(body or "")[-1:])
     return found
 
 
@@ -281,7 +284,8 @@ class Coverage(BaseModel):
     def describe(self) -> str:
         if not self.incremental:
             return f"Reviewed the whole pull request at `{self.head_sha[:7]}`."
-        shas = ", ".join(f"`{sha[:7]}` {title}".rstrip() for sha, title in self.commits) or "none"
+        shas = ", ".join(f"`{sha[:7]}` {safe_text(title, one_line=True)}".rstrip()
+                         for sha, title in self.commits) or "none"
         return (
             f"Reviewed only what changed since `{(self.since_sha or '')[:7]}`, the last reviewed commit: "
             f"{len(self.commits)} commit(s) up to `{self.head_sha[:7]}` ({shas})."
@@ -330,14 +334,9 @@ def _short_message(message: str) -> str:
     return text
 
 
-def _fenced(text: str, info: str) -> str:
-    fence = "````" if "```" in text else "```"
-    return f"{fence}{info}\n{text.rstrip(chr(10))}\n{fence}"
-
-
 def _raisers(finding: MergedFinding) -> str:
     names = finding.raised_by or ["a"]
-    return ", ".join(f"`{name}`" for name in names)
+    return ", ".join(code_span(name) for name in names)
 
 
 def render_comment(finding: MergedFinding, fp: str) -> str:
@@ -347,9 +346,11 @@ def render_comment(finding: MergedFinding, fp: str) -> str:
         f"**{SEVERITY_BADGE[finding.severity]} · {finding.category.value}** "
         f"(from the {_raisers(finding)} reviewer{plural}): {CATEGORY_IMPACT[finding.category]}."
     )
-    parts = [head, _short_message(finding.message)]
-    if finding.suggestion is not None:
-        parts.append(_fenced(finding.suggestion, "suggestion"))
+    parts = [head, safe_text(_short_message(finding.message))]
+    if finding.suggestion is not None and len(finding.suggestion) > SUGGESTION_LIMIT:
+        parts.append(f"(A suggested replacement of {len(finding.suggestion)} characters is too long to post.)")
+    elif finding.suggestion is not None:
+        parts.append(code_fence(finding.suggestion, "suggestion"))
     parts.append(fingerprint_marker(fp))
     return "\n\n".join(parts)
 
@@ -464,14 +465,15 @@ def truncate_text(text: str, limit: int, note: str = "") -> str:
 
 def _where(finding: MergedFinding) -> str:
     span = f"{finding.line}" if finding.end_line in (None, finding.line) else f"{finding.line}-{finding.end_line}"
-    return f"`{finding.path}:{span}`"
+    return code_span(f"{finding.path}:{span}")
 
 
 def _summary_line(item: SummaryItem) -> str:
     f = item.finding
     first = _short_message(f.message).splitlines()[0] if f.message.strip() else ""
     why = REASON_TEXT[item.reason] + (f": {item.detail}" if item.detail else "")
-    return f"- {SEVERITY_BADGE[f.severity]} {_where(f)} ({f.category.value}, {_raisers(f)}): {first} _[{why}]_"
+    return (f"- {SEVERITY_BADGE[f.severity]} {_where(f)} ({f.category.value}, {_raisers(f)}): "
+            f"{safe_text(first, one_line=True)} _[{safe_text(why, one_line=True)}]_")
 
 
 def render_review_body(publication: Publication) -> str:
@@ -504,8 +506,10 @@ def _annotation(finding: MergedFinding) -> Annotation:
         start_line=finding.line,
         end_line=finding.last_line,
         annotation_level=ANNOTATION_LEVEL[finding.severity],
-        title=f"{finding.severity.value} {finding.category.value} ({', '.join(finding.raised_by) or 'review'})",
-        message=truncate_text(finding.message, 60000),
+        title=plain_text(
+            f"{finding.severity.value} {finding.category.value} ({', '.join(finding.raised_by) or 'review'})", limit=200
+        ),
+        message=plain_text(finding.message),
     )
 
 
@@ -521,24 +525,25 @@ def render_check_text(publication: Publication) -> str:
         parts.extend(_summary_line(i) for i in publication.summary_items)
     if result.missing_checks:
         parts.append("### Missing checks")
-        parts.extend(f"- {m}" for m in result.missing_checks)
+        parts.extend(f"- {safe_text(m, one_line=True)}" for m in result.missing_checks)
     if result.revision_plan:
         parts.append("### Revision plan")
-        parts.extend(f"{n}. {step}" for n, step in enumerate(result.revision_plan, 1))
+        parts.extend(f"{n}. {safe_text(step, one_line=True)}" for n, step in enumerate(result.revision_plan, 1))
     if result.reviewers:
         parts.append("### Reviewers\n| reviewer | slices | verdict | findings | status |\n|---|---|---|---|---|")
         for r in result.reviewers:
             verdict = r.verdict.value if r.verdict else "—"
             status = r.status + (f" ({'; '.join(r.errors)[:200]})" if r.errors else "")
-            parts.append(f"| {r.reviewer} | {r.slices} | {verdict} | {r.findings} | {status} |")
-    not_reviewed = [f"- `{n.path}`: {n.reason}" for n in result.not_reviewed]
-    not_reviewed += [f"- `{p}`: {why}" for p, why in publication.coverage.not_reviewed]
+            cells = [safe_text(c, one_line=True).replace("|", "\\|") for c in (r.reviewer, status)]
+            parts.append(f"| {cells[0]} | {r.slices} | {verdict} | {r.findings} | {cells[1]} |")
+    not_reviewed = [f"- {code_span(n.path)}: {safe_text(n.reason, one_line=True)}" for n in result.not_reviewed]
+    not_reviewed += [f"- {code_span(p)}: {safe_text(why, one_line=True)}" for p, why in publication.coverage.not_reviewed]
     if not_reviewed:
         parts.append("### Not reviewed")
         parts.extend(not_reviewed)
     if result.notes:
         parts.append("### Notes")
-        parts.extend(f"- {n}" for n in result.notes)
+        parts.extend(f"- {safe_text(n, one_line=True)}" for n in result.notes)
     return truncate_text("\n".join(parts), CHECK_TEXT_LIMIT, "the full list did not fit")
 
 
@@ -574,7 +579,7 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
         if failed and not all_failed:
             summary += f" {len(failed)} reviewer(s) failed: {', '.join(r.reviewer for r in failed)}."
         if all_failed:
-            summary += " " + "; ".join(f"{r.reviewer}: {'; '.join(r.errors)[:200]}" for r in failed)
+            summary += " " + safe_text("; ".join(f"{r.reviewer}: {'; '.join(r.errors)[:200]}" for r in failed))
     annotations = [
         _annotation(i.finding) for i in publication.summary_items if i.reason in ("not_in_diff", "over_budget")
     ]
@@ -590,21 +595,3 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
 def annotation_batches(annotations: list[Annotation]) -> list[list[Annotation]]:
     """Chunks of at most 50: the Checks API appends each update's annotations to the run."""
     return [annotations[i : i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(annotations), ANNOTATIONS_PER_REQUEST)]
-
-
-_SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{16,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),  # a JWT
-    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._-]{20,}"),
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with tokens, JWTs, private keys and the given secret values replaced by `[redacted]`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub("[redacted]", text)
-    return text

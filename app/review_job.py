@@ -41,7 +41,6 @@ from app.publishing import (
     map_diff,
     move_to_summary,
     plan_publication,
-    redact,
     removed_paths,
     truncate_text,
 )
@@ -49,6 +48,7 @@ from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo
 from app.settings import MissingSettingError, Settings
 from reviewers.backends.base import ReviewerBackend
 from reviewers.routing import route_file
+from reviewers.safe_text import code_fence, redact
 from reviewers.slicing import SliceLimits
 
 if TYPE_CHECKING:
@@ -171,12 +171,20 @@ async def _complete_check_run(
     text: str = "",
     annotations: list[Annotation] | None = None,
     external_id: str | None = None,
+    secrets: list[str] | tuple[str, ...] = (),
 ) -> None:
-    """Complete with the first 50 annotations, then append the rest 50 at a time (the API's limit)."""
+    """Complete with the first 50 annotations, then append the rest 50 at a time (the API's limit).
+
+    One of the two exit points of text to GitHub (with `_post_review`): everything is redacted here.
+    """
+    title, summary, text = (redact(t, secrets) for t in (title, summary, text))
     output: dict[str, Any] = {"title": title, "summary": summary}
     if text:
         output["text"] = text
-    batches = [[a.to_api() for a in batch] for batch in annotation_batches(annotations or [])]
+    batches = [
+        [{**a.to_api(), "title": redact(a.title, secrets), "message": redact(a.message, secrets)} for a in batch]
+        for batch in annotation_batches(annotations or [])
+    ]
     if batches:
         output["annotations"] = batches[0]
     data: dict[str, Any] = {"status": "completed", "conclusion": conclusion, "completed_at": _now(), "output": output}
@@ -267,9 +275,12 @@ async def _file_contents(
 
 
 async def _post_review(
-    gh: GitHubClient, spec: ReviewJobSpec, head_sha: str, publication: Publication
+    gh: GitHubClient, spec: ReviewJobSpec, head_sha: str, publication: Publication,
+    secrets: list[str] | tuple[str, ...] = (),
 ) -> tuple[int | None, Publication, int]:
     """Post the review; when GitHub refuses a comment (422), move that comment to the summary and retry.
+
+    One of the two exit points of text to GitHub (with `_complete_check_run`): bodies are redacted here.
 
     GitHub's 422 does not say which comment it refused, so after a refusal the review is tried without
     one comment at a time, least important first (a refused review posts nothing, so trying is safe).
@@ -284,8 +295,9 @@ async def _post_review(
             return any(pub.review_marker in body for body in bodies)
 
         return await gh.create_review(
-            spec.owner, spec.repo, spec.pull_number, commit_id=head_sha, body=pub.review_body(),
-            event=pub.event, comments=[c.to_api() for c in pub.comments], landed=landed,
+            spec.owner, spec.repo, spec.pull_number, commit_id=head_sha, body=redact(pub.review_body(), secrets),
+            event=pub.event, comments=[{**c.to_api(), "body": redact(c.body, secrets)} for c in pub.comments],
+            landed=landed,
         )
 
     try:
@@ -356,7 +368,7 @@ async def _review(
         await _complete_check_run(
             gh, spec, check_run_id, conclusion="neutral", title=f"Invalid {CONFIG_PATH}: review skipped",
             summary=f"The `{CONFIG_PATH}` on `{pull.base_ref}` could not be used, so nothing was reviewed. "
-                    f"Fix it on the base branch:\n\n```\n{truncate_text(str(exc), 60000)}\n```",
+                    f"Fix it on the base branch:\n\n{code_fence(truncate_text(str(exc), 60000))}",
         )
         return ReviewOutcome(status="config_error", reason=str(exc), head_sha=head_sha,
                              check_run_id=check_run_id, conclusion="neutral")
@@ -405,15 +417,14 @@ async def _review(
         pipeline_run.result, config=config, diff_map=map_diff(pr_diff), coverage=coverage,
         slice_plan=pipeline_run.plan, existing_fingerprints=extract_fingerprints(ours),
     )
-    review_id, publication, rejected = await _post_review(gh, spec, head_sha, publication)
+    secrets = _secrets(ctx)
+    review_id, publication, rejected = await _post_review(gh, spec, head_sha, publication, secrets)
 
     check = publication.check
-    secrets = _secrets(ctx)
     await _complete_check_run(
         gh, spec, check_run_id, conclusion=check.conclusion, title=check.title,
-        summary=redact(check.summary, secrets), text=redact(check.text, secrets),
-        annotations=check.annotations,
-        external_id=f"{REVIEWED_MARK}{head_sha}",
+        summary=check.summary, text=check.text, annotations=check.annotations,
+        external_id=f"{REVIEWED_MARK}{head_sha}", secrets=secrets,
     )
     return ReviewOutcome(
         status="reviewed", head_sha=head_sha, check_run_id=check_run_id, conclusion=check.conclusion,
@@ -439,7 +450,7 @@ async def _conclude_failure(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewCo
         gh, spec, check_run_id, conclusion="neutral", title="Review could not be completed",
         summary=(
             "The review of this commit failed after every retry, so nothing was posted. Push a commit, "
-            "comment `/review` or press Re-run to try again.\n\n```\n"
-            + truncate_text(redact(reason, _secrets(ctx)), 60000) + "\n```"
+            "comment `/review` or press Re-run to try again.\n\n" + code_fence(truncate_text(reason, 60000))
         ),
+        secrets=_secrets(ctx),
     )

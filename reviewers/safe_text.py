@@ -5,12 +5,13 @@ write `@org/team`, `<img onerror=…>`, `![x](http://evil/p.png)`, `[click](java
 `<!-- calora:fp=… -->` that would silence a real finding on the next review, a path that breaks out of its
 code span, a fence that swallows the rest of a comment, or 2 MB of text. Every renderer (the terminal
 markdown in `reviewers.synthesis`, the PR comments and check run in `app.publishing`) passes model text
-through one of three primitives here:
+through one of the primitives here:
 
 - `safe_text` for prose (messages, reasons, names): HTML escaped, mentions broken, markdown link, image,
   code-span and fence syntax escaped, length capped;
 - `code_span` for a value shown as inline code (a path): a delimiter longer than any backtick run inside;
-- `code_fence` for a code block (a ```suggestion): a fence longer than any backtick run inside.
+- `code_fence` for a code block (a ```suggestion): a fence longer than any backtick run inside;
+- `plain_text` for fields GitHub shows as plain text (annotation messages).
 
 `redact` is the one home of the credential patterns. It runs once at each exit point (the `calora review`
 output, what the App posts to GitHub) over the finished text, so text the bot writes itself is covered too.
@@ -25,14 +26,19 @@ from collections.abc import Iterable
 MESSAGE_LIMIT = 2000
 """Characters of one piece of model text shown anywhere; the rest is cut with TRUNCATED."""
 PATH_LIMIT = 300
+SUGGESTION_LIMIT = 8000
+"""A suggested replacement longer than this is not shown at all: a cut one would be wrong code."""
 TRUNCATED = "… (truncated)"
 REDACTED = "[redacted]"
 
 _ZWSP = "\u200b"  # zero-width space: `@\u200boctocat` is shown as @octocat but mentions nobody
 # C0 controls (but tab and newline), DEL, and the bidi overrides that can make code read differently.
 _INVISIBLE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-# Markdown punctuation that makes links, images, code spans, fences and emphasis-breaking escapes.
-_MARKDOWN_ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "[": "\\[", "]": "\\]", "~": "\\~"})
+# Backslashes first (so text cannot pre-escape an escape), then backticks and tildes (code spans, fences).
+_MARKDOWN_ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "~": "\\~"})
+# A link, image or reference needs `](`, `][` or `]:` (autolinks need `<`, escaped anyway); an escaped
+# `]` there leaves "[blocker]"-style brackets readable while no link or image can form.
+_LINK_CLOSE_RE = re.compile(r"\](?=\s*[(\[:])")
 _DANGEROUS_SCHEME_RE = re.compile(r"(?i)\b(javascript|data|vbscript)(\s*):")
 
 
@@ -47,18 +53,29 @@ def safe_text(text: str, *, limit: int = MESSAGE_LIMIT, one_line: bool = False) 
     """Untrusted text made inert for markdown and HTML (GitHub comments, check runs, the terminal).
 
     Raw HTML and HTML comments become visible text (`<`, `>`, `&` escaped), every `@` is followed by a
-    zero-width space (no user or team mention), `[`, `]`, backticks, `~` and backslashes are escaped (no
-    link, image, code span or fence can open), `javascript:`/`data:`/`vbscript:` lose their colon, and
-    the text is capped at `limit` characters. `one_line` also folds all whitespace (for list items and
-    table cells).
+    zero-width space (no user or team mention), backticks, `~`, backslashes and the `]` of any link or
+    image syntax are escaped (no link, image, code span or fence can open), `javascript:`, `data:` and
+    `vbscript:` lose their colon, and the text is capped at `limit` characters. `one_line` also folds all
+    whitespace (for list items and table cells).
     """
     text = _INVISIBLE_RE.sub("", cap(text, limit))
     if one_line:
         text = " ".join(text.split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = text.translate(_MARKDOWN_ESCAPES)
+    text = _LINK_CLOSE_RE.sub(r"\\]", text.translate(_MARKDOWN_ESCAPES)).replace("![", "!\\[")
     text = _DANGEROUS_SCHEME_RE.sub(r"\1\2&#58;", text)
     return text.replace("@", "@" + _ZWSP)
+
+
+def plain_text(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
+    """Untrusted text for a plain-text field (a check-run annotation): capped, no mention, no tag.
+
+    Nothing there renders markdown, so nothing is escaped that a reader would see as noise; a
+    zero-width space after each `@` and `<` still keeps a mention or a tag (or a fake marker) from forming
+    should the text ever be shown as markdown.
+    """
+    text = _INVISIBLE_RE.sub("", cap(text, limit))
+    return text.replace("@", "@" + _ZWSP).replace("<", "<" + _ZWSP)
 
 
 def code_span(text: str, *, limit: int = PATH_LIMIT) -> str:

@@ -20,7 +20,6 @@ Rules, in the order `synthesize` applies them:
 from __future__ import annotations
 
 import difflib
-import html
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -29,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, computed_field
 
 from reviewers.contract import SEVERITY_RANK, Finding, ReviewerOutput, Severity, Verdict
+from reviewers.safe_text import SUGGESTION_LIMIT, cap, code_fence, code_span, safe_text
 from reviewers.slicing import NotReviewed
 
 
@@ -349,27 +349,22 @@ _DECISION_HEADLINE = {
 
 
 def _text(value: str) -> str:
-    """Untrusted model text made safe for one markdown line: no HTML, no @-mentions, no line breaks."""
-    flat = " ".join(value.split())
-    return html.escape(flat, quote=False).replace("@", "@\u200b")
+    """Untrusted model text made inert for one markdown line (reviewers.safe_text)."""
+    return safe_text(value, one_line=True)
 
 
 def _cell(value: str) -> str:
     return _text(value).replace("|", "\\|")
 
 
-def _code_block(code: str) -> list[str]:
-    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [f"{fence}", *code.splitlines(), fence]
-
-
 def _finding_lines(f: MergedFinding) -> list[str]:
     who = ", ".join(f.raised_by) or "review"
-    out = [f"- **`{_where(f)}`** · {f.category.value} · {_text(who)}: {_text(f.message)}"]
-    if f.suggestion:
+    out = [f"- **{code_span(_where(f))}** · {f.category.value} · {_text(who)}: {_text(f.message)}"]
+    if f.suggestion and len(f.suggestion) > SUGGESTION_LIMIT:
+        out += ["", f"  (a suggested replacement of {len(f.suggestion)} characters is too long to show)"]
+    elif f.suggestion:
         out += ["", "  Suggested replacement:", ""]
-        out += [f"  {line}" if line else "" for line in _code_block(f.suggestion)]
+        out += [f"  {line}" if line else "" for line in code_fence(f.suggestion).splitlines()]
     return out
 
 
@@ -418,7 +413,7 @@ def render_markdown(result: ReviewResult) -> str:
     if result.not_reviewed:
         parts += ["", "### Not reviewed", ""]
         parts += [
-            f"- `{_text(n.path)}`" + (f" ({_text(n.reviewer)})" if n.reviewer else "") + f": {_text(n.reason)}"
+            f"- {code_span(n.path)}" + (f" ({_text(n.reviewer)})" if n.reviewer else "") + f": {_text(n.reason)}"
             for n in result.not_reviewed
         ]
     if result.notes:
@@ -427,5 +422,13 @@ def render_markdown(result: ReviewResult) -> str:
 
 
 def render_json(result: ReviewResult) -> str:
-    """The review for a coding agent: every key always present, in a fixed order, indent=2."""
-    return json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False)
+    """The review for a coding agent: every key always present, in a fixed order, indent=2.
+
+    JSON consumers get the model's text as it was (no markdown escaping: they do not render markdown),
+    except that each finding's message is capped like everywhere else; redaction is applied by the
+    caller at the exit point (`calora review` prints `redact(render_json(...))`).
+    """
+    data = result.model_dump(mode="json")
+    for finding in (*data["findings"], *data["nits"]):
+        finding["message"] = cap(finding["message"])
+    return json.dumps(data, indent=2, ensure_ascii=False)

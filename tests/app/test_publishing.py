@@ -18,12 +18,12 @@ from app.publishing import (
     map_diff,
     move_to_summary,
     plan_publication,
-    redact,
     render_comment,
     truncate_text,
 )
 from app.repo_config import RepoConfig
 from reviewers.contract import Category, Severity, Verdict
+from reviewers.safe_text import redact
 from reviewers.synthesis import MergedFinding, ReviewerStatus, ReviewResult
 from tests.app.github_env import read_diff
 

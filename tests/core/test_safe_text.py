@@ -47,12 +47,18 @@ def test_html_comment_and_fake_fingerprint_become_visible_text() -> None:
 
 
 def test_markdown_image_is_not_an_image() -> None:
-    rendered = html_of(safe_text("look ![x](http://evil.example/p.png)"))
-    assert "<img" not in rendered
+    for image in ("look ![x](http://evil.example/p.png)", "![x][r]\n\n[r]: http://evil.example/p.png",
+                  "![a [b] c]\n(http://evil.example/p.png)"):
+        assert "<img" not in html_of(safe_text(image)), image
+
+
+def test_brackets_that_form_no_link_stay_readable() -> None:
+    assert safe_text("[blocker] see [1]") == "[blocker] see [1]"
 
 
 @pytest.mark.parametrize("link", ["[click](javascript:alert(1))", "[c](data:text/html;base64,PHNjcmlwdD4=)",
-                                  "[c](https://ok.example)", "<javascript:alert(1)>"])
+                                  "[c](https://ok.example)", "<javascript:alert(1)>",
+                                  "[c][r]\n\n[r]: javascript:alert(1)", "[a [b]](javascript:x)"])
 def test_links_do_not_render(link: str) -> None:
     rendered = html_of(safe_text(link))
     assert "<a " not in rendered
@@ -72,7 +78,7 @@ def test_long_text_is_capped_with_a_visible_note() -> None:
 
 
 def test_one_line_folds_whitespace_and_drops_controls() -> None:
-    assert safe_text("a\n\n b\x1b[31m \u202eevil", one_line=True) == "a b\\[31m evil"
+    assert safe_text("a\n\n b\x1b[31m \u202eevil", one_line=True) == "a b[31m evil"
 
 
 @pytest.mark.parametrize("path", ["a`b.py", "``x``", "`lead.py", "p.py` <img src=x onerror=alert(1)> `"])
