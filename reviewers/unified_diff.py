@@ -13,7 +13,9 @@ decides what to do with it. Nothing here raises on bad input.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from typing import Literal
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]
@@ -51,6 +53,7 @@ class Hunk:
     section: str
     lines: list[str]
     marks: str  # first character of each body line: ' ', '+', '-' or '\\' (empty lines count as ' ')
+    diff_line: int = 0  # 1-based line of the `@@` header in the text that was parsed
 
     def header(self) -> str:
         return format_hunk_header(self.old_start, self.old_len, self.new_start, self.new_len, self.section)
@@ -71,6 +74,20 @@ class Hunk:
         base = self.new_start
         spans = [m.span() for m in _PLUS_RUNS.finditer(new_side)]
         return [(base + start, base + end - 1) for start, end in spans]
+
+    def new_lines(self) -> list[tuple[int, str, str]]:
+        """(new-file number, mark, text without the mark) of each added or context line."""
+        out: list[tuple[int, str, str]] = []
+        number = self.new_start
+        for mark, line in zip(self.marks, self.lines, strict=True):
+            if mark in " +":
+                out.append((number, mark, line[1:]))
+                number += 1
+        return out
+
+    def changed_lines(self) -> list[tuple[str, str]]:
+        """(mark, text without the mark) of each added or removed line, in diff order."""
+        return [(mark, line[1:]) for mark, line in zip(self.marks, self.lines, strict=True) if mark in "+-"]
 
 
 @dataclass(slots=True)
@@ -98,10 +115,59 @@ class FileDiff:
 
 @dataclass(slots=True)
 class ParsedDiff:
-    """Every file section found, plus problems that belong to no file (a hunk with no file header)."""
+    """Every file section found, plus problems that belong to no file (a hunk with no file header).
+
+    Parsed once where a diff enters (the App's fetch, `calora review`, a training example) and passed on:
+    filtering, slicing, anchoring, publishing and training read this, never the text again. `text` is
+    what was parsed; `diff_line` numbers of files and hunks count lines of it.
+    """
 
     files: list[FileDiff]
     problems: list[str]
+    text: str = ""
+
+    def paths(self) -> list[str]:
+        """Every file's path, in diff order."""
+        return [f.path for f in self.files]
+
+    def file(self, path: str) -> FileDiff | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def removed_paths(self) -> list[str]:
+        """Files the diff deletes (nothing to fetch or comment on at the new side)."""
+        return [f.path for f in self.files if f.status == "deleted"]
+
+    def only(self, keep: Callable[[str], bool]) -> tuple[ParsedDiff, list[str]]:
+        """The diff without the files `keep` rejects, and the rejected paths.
+
+        Each file's section (from its first header line to the next file's) is cut out of `text`, so
+        the kept text is byte for byte what was sent; text before the first file (a mail header) stays.
+        """
+        kept = [keep(f.path) for f in self.files]
+        dropped = [f.path for f, k in zip(self.files, kept, strict=True) if not k]
+        if not dropped:
+            return self, []
+        line_lengths = (len(line) + 1 for line in self.text.split("\n"))
+        offsets = [0, *accumulate(line_lengths)]  # offsets[i]: where line i (0-based) starts
+        starts = [f.diff_line - 1 for f in self.files] + [len(offsets) - 1]
+        parts = [self.text[: offsets[starts[0]]]]
+        kept_lines = starts[0]
+        files: list[FileDiff] = []
+        for k, file in enumerate(self.files):
+            if not kept[k]:
+                continue
+            parts.append(self.text[offsets[starts[k]] : offsets[starts[k + 1]]])
+            files.append(_shifted(file, kept_lines - starts[k]))
+            kept_lines += starts[k + 1] - starts[k]
+        return ParsedDiff(files=files, problems=list(self.problems), text="".join(parts)), dropped
+
+
+def _shifted(file: FileDiff, by: int) -> FileDiff:
+    """A copy of `file` whose diff line numbers are moved by `by` (its section moved in the text)."""
+    if by == 0:
+        return file
+    hunks = [replace(h, diff_line=h.diff_line + by) for h in file.hunks]
+    return replace(file, diff_line=file.diff_line + by, hunks=hunks)
 
 
 def format_hunk_header(old_start: int, old_len: int, new_start: int, new_len: int, section: str = "") -> str:
@@ -243,6 +309,7 @@ def _next_file_start(lines: list[str], i: int) -> int:
 
 def parse_unified_diff(text: str) -> ParsedDiff:
     """Every file section of a unified diff, in order. Never raises: problems are recorded."""
+    text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -289,7 +356,7 @@ def parse_unified_diff(text: str) -> ParsedDiff:
         i += 1
     for file in files:
         _finish(file)
-    return ParsedDiff(files=files, problems=problems)
+    return ParsedDiff(files=files, problems=problems, text=text)
 
 
 def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, problems: list[str]) -> int:
@@ -325,6 +392,7 @@ def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, p
             section.strip(),
             lines[i + 1 : end],
             marks[i + 1 : end],
+            i + 1,
         )
     )
     return end

@@ -28,12 +28,10 @@ from pathlib import Path
 import yaml
 
 from reviewers.contract import Finding, ReviewerOutput, Verdict
+from reviewers.unified_diff import Hunk, format_hunk_header, parse_unified_diff
 from training.examples import CuratedExample, ExampleError, example_id, load_examples, validate_example
 
 log = logging.getLogger(__name__)
-
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
-
 
 class AugmentError(ValueError):
     """A derivation that does not apply to this example (the example is skipped for that kind)."""
@@ -47,36 +45,28 @@ class DiffLine:
     kind: str  # "meta" | "hunk" | "+" | "-" | " " | "\\"
     path: str | None
     new_no: int | None
+    hunk: Hunk | None = None  # for a "hunk" line: the parsed hunk it heads
 
 
 def parse_lines(diff: str) -> list[DiffLine]:
-    """Annotate each line; a hunk ends when its header's old and new line counts are used up."""
-    out: list[DiffLine] = []
-    path: str | None = None
-    new_no = rem_old = rem_new = 0
-    for text in diff.splitlines():
-        m = _HUNK.match(text)
-        if rem_old > 0 or rem_new > 0:
-            kind = text[:1] if text[:1] in ("+", "-", "\\") else " "
-            if kind == "\\":
-                out.append(DiffLine(text, kind, path, None))
-                continue
-            out.append(DiffLine(text, kind, path, new_no if kind != "-" else None))
-            if kind != "-":
-                new_no += 1
-                rem_new -= 1
-            if kind != "+":
-                rem_old -= 1
-        elif m:
-            new_no = int(m.group(3))
-            rem_old = int(m.group(2)) if m.group(2) is not None else 1
-            rem_new = int(m.group(4)) if m.group(4) is not None else 1
-            out.append(DiffLine(text, "hunk", path, None))
-        else:
-            if text.startswith("+++ "):
-                target = text[4:].split("\t")[0]
-                path = target.removeprefix("b/")
-            out.append(DiffLine(text, "meta", path, None))
+    """Each line of `diff`, annotated from its one parse (`reviewers.unified_diff`): hunk headers and
+    body lines with their file and new-file number; every other line is kept as "meta"."""
+    parsed = parse_unified_diff(diff)
+    broken = next((f for f in parsed.files if f.error is not None), None)
+    if broken is not None:
+        raise AugmentError(f"{broken.path}: {broken.error}")
+    texts = parsed.text.split("\n")
+    if texts and texts[-1] == "":
+        texts.pop()
+    out = [DiffLine(text, "meta", None, None) for text in texts]
+    for f in parsed.files:
+        for hunk in f.hunks:
+            at = hunk.diff_line - 1
+            out[at] = DiffLine(texts[at], "hunk", f.path, None, hunk)
+            new_no = hunk.new_start
+            for k, mark in enumerate(hunk.marks, start=at + 1):
+                out[k] = DiffLine(texts[k], mark, f.path, new_no if mark in " +" else None)
+                new_no += mark in " +"
     return out
 
 
@@ -87,21 +77,17 @@ def render_lines(lines: list[DiffLine]) -> str:
 def _shift_hunks(lines: list[DiffLine], path: str, from_index: int, delta: int, own_hunk: int) -> None:
     """Adjust the new-side count of the edited hunk and the new-side start of later hunks of `path`."""
     for i, line in enumerate(lines):
-        if line.kind != "hunk" or line.path != path:
+        if line.kind != "hunk" or line.path != path or line.hunk is None:
             continue
-        m = _HUNK.match(line.text)
-        assert m is not None
-        old_start, old_len, new_start, new_len, rest = m.groups()
-        new_len_i = int(new_len) if new_len is not None else 1
-        start = int(new_start)
+        hunk = line.hunk
+        start, length = hunk.new_start, hunk.new_len
         if i == own_hunk:
-            new_len_i += delta
+            length += delta
         elif i > from_index:
             start += delta
         else:
             continue
-        old = f"{old_start},{old_len}" if old_len is not None else old_start
-        line.text = f"@@ -{old} +{start},{new_len_i} @@{rest}"
+        line.text = format_hunk_header(hunk.old_start, hunk.old_len, start, length, hunk.section).rstrip("\n")
 
 
 def _hunk_of(lines: list[DiffLine], index: int) -> int:

@@ -23,16 +23,16 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-from unidiff import PatchSet
 
 from reviewers.contract import render_answer
 from reviewers.prompt import render_messages, render_training_messages
 from reviewers.routing import route_file
 from reviewers.slicing import approx_token_count
-from training.examples import CuratedExample, ExampleError, example_id, load_example
+from reviewers.unified_diff import ParsedDiff
+from training.examples import CuratedExample, ExampleError, example_id, load_example, parse_example_diff
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class LoadedExample:
     @property
     def root_id(self) -> str:
         return self.example.derived_from or self.id
+
+    @cached_property
+    def diff(self) -> ParsedDiff:
+        """The example's diff, parsed once for dedup, leakage and routing (validation already read it)."""
+        return parse_example_diff(self.example.diff)
 
 
 # --- loading and validation ------------------------------------------------------------------------
@@ -103,7 +108,7 @@ def routing_warnings(examples: list[LoadedExample]) -> list[str]:
     """Examples whose diff holds no file that routing would send to their reviewer (suspicious data)."""
     warnings = []
     for ex in examples:
-        paths = [p.path for p in PatchSet(ex.example.diff)]
+        paths = ex.diff.paths()
         if not any(ex.example.reviewer in route_file(p).reviewers for p in paths):
             warnings.append(f"{ex.path}: diff: no file ({', '.join(paths)}) routes to {ex.example.reviewer}")
     return warnings
@@ -114,22 +119,21 @@ def routing_warnings(examples: list[LoadedExample]) -> list[str]:
 _WS = re.compile(r"\s+")
 
 
-def _normalized(line: Any) -> str:
-    return line.line_type + _WS.sub(" ", line.value).strip()
+def _normalized(mark: str, text: str) -> str:
+    return mark + _WS.sub(" ", text).strip()
 
 
-def changed_lines(diff: str) -> list[str]:
+def changed_lines(diff: ParsedDiff) -> list[str]:
     """Added and removed lines, whitespace-normalized: what makes two diffs the same change."""
-    return [_normalized(line) for patched in PatchSet(diff) for hunk in patched for line in hunk
-            if line.is_added or line.is_removed]
+    return [_normalized(mark, text) for f in diff.files for h in f.hunks for mark, text in h.changed_lines()]
 
 
-def hunk_keys(diff: str) -> set[str]:
+def hunk_keys(diff: ParsedDiff) -> set[str]:
     """A hash per hunk of changed lines (path-independent): the unit of leakage between splits."""
     keys = set()
-    for patched in PatchSet(diff):
-        for hunk in patched:
-            body = "\n".join(_normalized(line) for line in hunk if line.is_added or line.is_removed)
+    for f in diff.files:
+        for hunk in f.hunks:
+            body = "\n".join(_normalized(mark, text) for mark, text in hunk.changed_lines())
             if body:
                 keys.add(hashlib.sha256(body.encode()).hexdigest())
     return keys
@@ -151,7 +155,7 @@ def remove_duplicates(examples: list[LoadedExample]) -> tuple[list[LoadedExample
     exact: dict[str, str] = {}
     sets: list[tuple[LoadedExample, set[str]]] = []
     for ex in sorted(examples, key=lambda e: e.id):
-        lines = changed_lines(ex.example.diff)
+        lines = changed_lines(ex.diff)
         digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
         if digest in exact:
             removed.append({"id": ex.id, "duplicate_of": exact[digest], "reason": "exact duplicate diff"})
@@ -188,10 +192,10 @@ def fix_leakage(
     train: list[LoadedExample], evaluation: list[LoadedExample]
 ) -> tuple[list[LoadedExample], list[LoadedExample], list[str]]:
     """Move every eval example that shares a hunk with a train example into train; returns moved ids."""
-    train_hunks = set().union(*(hunk_keys(ex.example.diff) for ex in train)) if train else set()
+    train_hunks = set().union(*(hunk_keys(ex.diff) for ex in train)) if train else set()
     clean, moved = [], []
     for ex in evaluation:
-        if hunk_keys(ex.example.diff) & train_hunks:
+        if hunk_keys(ex.diff) & train_hunks:
             moved.append(ex)
         else:
             clean.append(ex)
@@ -199,8 +203,8 @@ def fix_leakage(
 
 
 def leaked_hunks(train: list[LoadedExample], evaluation: list[LoadedExample]) -> int:
-    train_hunks = set().union(*(hunk_keys(ex.example.diff) for ex in train)) if train else set()
-    return sum(len(hunk_keys(ex.example.diff) & train_hunks) for ex in evaluation)
+    train_hunks = set().union(*(hunk_keys(ex.diff) for ex in train)) if train else set()
+    return sum(len(hunk_keys(ex.diff) & train_hunks) for ex in evaluation)
 
 
 # --- rendering and report --------------------------------------------------------------------------

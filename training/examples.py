@@ -2,7 +2,8 @@
 
 An example is a `ReviewRequest` (task, diff, context, check output) plus the `ReviewerOutput` a good
 reviewer gives. Validation is strict and names the file and field: a dataset that teaches a reviewer
-to point at lines the diff does not add would teach it to comment on the wrong lines.
+to point at lines the diff does not show would teach it to comment on the wrong lines. Where a finding
+may point is `reviewers.anchoring`'s rule, the one the prompt states and publishing applies.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from unidiff import PatchSet
-from unidiff.errors import UnidiffParseError
 
+from reviewers.anchoring import DiffAnchors
 from reviewers.contract import ContextSnippet, ReviewerOutput, ReviewRequest
 from reviewers.routing import REVIEWER_NAMES
+from reviewers.unified_diff import ParsedDiff, parse_unified_diff
 
 
 class CuratedExample(BaseModel):
@@ -46,37 +47,39 @@ class ExampleError(ValueError):
     """An example that must not be trained on; the message starts with `file: field:`."""
 
 
-def added_lines(diff: str) -> dict[str, set[int]]:
-    """New-file line numbers added per path; raises `ExampleError` when the diff does not parse."""
-    try:
-        patch = PatchSet(diff)
-    except UnidiffParseError as exc:
-        raise ExampleError(f"diff: does not parse as a unified diff: {exc}") from exc
-    if not len(patch):
+def parse_example_diff(diff: str) -> ParsedDiff:
+    """The example's diff, parsed; raises `ExampleError` when any part of it does not parse."""
+    parsed = parse_unified_diff(diff)
+    broken = next((f for f in parsed.files if f.error is not None), None)
+    if broken is not None or parsed.problems:
+        why = f"{broken.path}: {broken.error}" if broken is not None else parsed.problems[0]
+        raise ExampleError(f"diff: does not parse as a unified diff: {why}")
+    if not parsed.files:
         raise ExampleError("diff: holds no file changes")
-    out: dict[str, set[int]] = {}
-    for patched in patch:
-        path = patched.path
-        lines = out.setdefault(path, set())
-        for hunk in patched:
-            for line in hunk:
-                if line.is_added and line.target_line_no is not None:
-                    lines.add(line.target_line_no)
-    return out
+    return parsed
 
 
-def validate_example(example: CuratedExample) -> None:
-    """Raise `ExampleError` naming the field when the example is inconsistent."""
+def added_lines(diff: str | ParsedDiff) -> dict[str, set[int]]:
+    """New-file line numbers added per path; raises `ExampleError` when the diff does not parse."""
+    parsed = parse_example_diff(diff) if isinstance(diff, str) else diff
+    return {
+        f.path: {n for a, b in (run for h in f.hunks for run in h.added_runs()) for n in range(a, b + 1)}
+        for f in parsed.files
+    }
+
+
+def validate_example(example: CuratedExample) -> ParsedDiff:
+    """Raise `ExampleError` naming the field when the example is inconsistent; else its parsed diff."""
     if example.reviewer not in REVIEWER_NAMES:
         raise ExampleError(f"reviewer: unknown reviewer {example.reviewer!r}; known: {', '.join(REVIEWER_NAMES)}")
-    added = added_lines(example.diff)
+    parsed = parse_example_diff(example.diff)
+    anchors = DiffAnchors.of(parsed)
     for i, finding in enumerate(example.expected.findings):
-        where = f"expected.findings.{i}"
-        if finding.path not in added:
-            raise ExampleError(f"{where}.path: {finding.path!r} is not a file of the diff ({', '.join(added)})")
-        for line in range(finding.line, finding.last_line + 1):
-            if line not in added[finding.path]:
-                raise ExampleError(f"{where}.line: line {line} of {finding.path} is not an added line")
+        why = anchors.why_not(finding.path, finding.line, finding.end_line)
+        if why is not None:
+            field = "path" if finding.path not in anchors.spans else "line"
+            files = f" ({', '.join(parsed.paths())})" if field == "path" else ""
+            raise ExampleError(f"expected.findings.{i}.{field}: {why}{files}")
     if example.expected.verdict.value == "approve" and any(
         f.severity.value in ("blocker", "major") for f in example.expected.findings
     ):
@@ -85,6 +88,7 @@ def validate_example(example: CuratedExample) -> None:
         f.severity.value == "blocker" for f in example.expected.findings
     ):
         raise ExampleError("expected.verdict: block without any blocker finding")
+    return parsed
 
 
 def load_example(path: Path) -> CuratedExample:

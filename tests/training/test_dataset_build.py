@@ -11,6 +11,7 @@ import yaml
 
 from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.prompt import render_training_messages
+from reviewers.unified_diff import parse_unified_diff
 from training.dataset_build import DatasetError, build_dataset, hunk_keys, stable_fraction
 
 DIFF = """\
@@ -69,15 +70,15 @@ def with_finding(**finding: Any) -> dict[str, Any]:
     [
         (example(diff="this is not a diff\n"), "diff: holds no file changes"),
         (example(diff="--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,2 @@\n-a\n"), "diff: does not parse as a unified diff"),
-        (with_finding(line=11), "expected.findings.0.line: line 11 of shop/orders.py is not an added line"),
-        (with_finding(line=14, end_line=16), "expected.findings.0.line: line 16 of shop/orders.py is not an added line"),
+        (with_finding(line=9), "expected.findings.0.line: line 9 is not inside one hunk of the diff"),
+        (with_finding(line=14, end_line=16), "expected.findings.0.line: lines 14-16 are not inside one hunk"),
         (with_finding(path="shop/order.py"), "expected.findings.0.path: 'shop/order.py' is not a file of the diff"),
         (with_finding(severity="critical"), "expected.findings.0.severity: Input should be"),
         (example(verdict="block"), "verdict: Extra inputs are not permitted"),
         (example(reviewer="golang"), "reviewer: unknown reviewer 'golang'"),
         (with_finding(severity="major"), "expected.verdict: block without any blocker finding"),
     ],
-    ids=["not-a-diff", "broken-hunk", "context-line", "range-past-added", "wrong-path", "bad-enum",
+    ids=["not-a-diff", "broken-hunk", "before-the-hunk", "range-past-the-hunk", "wrong-path", "bad-enum",
          "unknown-field", "unknown-reviewer", "block-without-blocker"],
 )
 def test_each_validation_error_names_file_and_field(tmp_path: Path, data: dict[str, Any], expected: str) -> None:
@@ -93,7 +94,7 @@ def test_each_validation_error_names_file_and_field(tmp_path: Path, data: dict[s
 def test_every_bad_file_is_reported_not_only_the_first(tmp_path: Path) -> None:
     root = tmp_path / "datasets"
     write(root, "python", "good", example())
-    write(root, "python", "bad-a", with_finding(line=10))
+    write(root, "python", "bad-a", with_finding(line=20))
     write(root, "python", "bad-b", example(diff="nope\n"))
     errors = build_errors(root, tmp_path)
     assert [e.split(":")[0] for e in errors] == [str(root / "python" / "bad-a.yaml"), str(root / "python" / "bad-b.yaml")]
@@ -199,7 +200,7 @@ def test_eval_example_sharing_a_hunk_with_train_moves_to_train(tmp_path: Path) -
 def test_hunk_keys_ignore_paths_and_whitespace() -> None:
     a = "--- a/x.py\n+++ b/x.py\n@@ -1,1 +1,2 @@\n a\n+b  =  1\n"
     b = "--- a/y.py\n+++ b/y.py\n@@ -5,1 +5,2 @@\n z\n+b = 1\n"
-    assert hunk_keys(a) == hunk_keys(b)
+    assert hunk_keys(parse_unified_diff(a)) == hunk_keys(parse_unified_diff(b))
 
 
 def test_committed_datasets_build(tmp_path: Path) -> None:
