@@ -405,6 +405,7 @@ async def _review(
     pipeline_run = await asyncio.to_thread(
         run_pipeline, diff_text, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
         file_contents=contents, instructions_for=config.instructions_for,
+        count_tokens=ctx.backend.count_tokens,  # the backend's own counter, as `calora review` slices
         progress=(lambda message: ctx.recorder.stage(spec, message)) if ctx.recorder is not None else None,
     )
     if ran is not None:

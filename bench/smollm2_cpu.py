@@ -23,8 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.cases import load_cases
-from reviewers.contract import ContractError, parse_review
-from reviewers.engine.backend import drop_inverted_ranges
+from reviewers.contract import ContractError, drop_inverted_ranges, parse_review
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.prompt import render_messages
 

@@ -1,9 +1,9 @@
 """The multi-adapter engine as an eval `ReviewModel`: raw and schema-constrained decoding, tokens, latency.
 
-Raw decoding (`constrained=False`) is graded exactly as generated. Constrained answers get the one repair
-`EngineBackend` applies before parsing (`drop_inverted_ranges`: a grammar cannot relate two fields), so
-constrained validity measures what the serving path delivers. An answer that hit `max_new_tokens` is
-marked `truncated` (the engine closes constrained JSON early in that case, so it may still be valid).
+Every answer is judged by `reviewers.contract.read_answer`, as `EngineBackend` judges it, so validity
+measures what the serving path delivers: the one repair (`drop_inverted_ranges`: a grammar cannot relate
+two fields) applies to raw and constrained answers alike, and an answer that hit `max_new_tokens` is
+marked `truncated` and invalid (the engine closes constrained JSON early then; serving refuses it too).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from eval.generation import Answer, Generation, answer_from_text
 from eval.results import Decoding
 from reviewers.contract import ReviewRequest
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 from reviewers.prompt import render_messages
 
 WILDCARD = "*"
@@ -24,21 +25,24 @@ class EngineReviewModel:
 
     name = "engine"
 
-    def __init__(self, engine: Any, *, max_new_tokens: int = 384, device: str = "cpu", dtype: str = "") -> None:
+    def __init__(self, engine: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "cpu",
+                 dtype: str = "") -> None:
         self.engine = engine
         self.max_new_tokens = max_new_tokens
         self.device = device
         self.dtype = dtype
 
     @classmethod
-    def load(cls, base_model: str | None, adapters: dict[str, Path], *, max_new_tokens: int = 384,
+    def load(cls, base_model: str | None, adapters: dict[str, Path], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
              device: str = "auto", dtype: str = "auto", max_seq_len: int = 4096) -> EngineReviewModel:
         import torch
 
+        from reviewers.adapter_manifest import check_adapters
         from reviewers.engine.engine import Engine
         from reviewers.models import resolve_base_model
 
         ref = resolve_base_model(base_model)
+        check_adapters(adapters, ref)
         target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
         engine = Engine.from_pretrained(ref.source, gguf_file=ref.gguf_file, adapters={k: Path(v) for k, v in adapters.items()},
@@ -57,7 +61,6 @@ class EngineReviewModel:
 
     def answer_many(self, requests: list[ReviewRequest], decoding: Decoding = "raw") -> list[Answer]:
         """Submit every request at once (the engine batches them continuously); answers in order."""
-        from reviewers.engine.backend import drop_inverted_ranges
         from reviewers.engine.engine import GenerationRequest
 
         constrained = decoding == "constrained"
@@ -71,11 +74,10 @@ class EngineReviewModel:
         answers = []
         for future in futures:
             result = future.result()
-            text = drop_inverted_ranges(result.text) if constrained else result.text
             answers.append(answer_from_text(Generation(
-                text=text, prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids),
+                text=result.text, prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids),
                 latency_s=result.seconds, truncated=result.finish_reason == "length",
-            )))
+            ), self.max_new_tokens))
         return answers
 
     def close(self) -> None:

@@ -8,8 +8,13 @@ protocols:
 - `ChatModel.generate(messages)` → `Generation` (text and tokens), for the code-style gate.
 
 `TransformersModel` implements both over the model and tokenizer that `TransformersBackend` loads, with
-the same prompt (`render_messages`), greedy decoding and stop-at-end-of-JSON rule. `BackendReviewModel`
-wraps any `ReviewerBackend` (engine, OpenAI-compatible server) for the cases where only `review` exists.
+the same prompt (`render_messages`), greedy decoding, stop-at-end-of-JSON rule (`JsonEndStop`) and
+decoding of the rows (`decode_generated`). `BackendReviewModel` wraps any `ReviewerBackend` (engine,
+OpenAI-compatible server) for the cases where only `review` exists.
+
+Every answer is judged by `reviewers.contract.read_answer`, the rule every backend and the reviewer
+server apply: an answer that ran out of tokens is invalid, an inverted range loses its `end_line`. So a
+valid answer in the eval is an answer serving would deliver.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from eval.results import Decoding
+from reviewers.adapter_manifest import check_adapters
 from reviewers.backends.base import ReviewerBackend, ReviewerFailure
 from reviewers.backends.transformers_backend import (
+    JsonEndStop,
     TransformersBackend,
+    decode_generated,
     generate_with_adapter,
-    json_object_complete,
 )
-from reviewers.contract import ContractError, ReviewerOutput, ReviewRequest, parse_review, render_answer
-from reviewers.prompt import ChatMessage, render_messages
+from reviewers.contract import BrokenAnswer, ReviewerOutput, ReviewRequest, read_answer, render_answer
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
+from reviewers.prompt import ChatMessage, render_messages, render_text
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +86,12 @@ class ChatModel(Protocol):
     def generate(self, messages: list[ChatMessage]) -> Generation: ...
 
 
-def answer_from_text(generation: Generation) -> Answer:
-    """Parse generated text strictly against the contract; a violation is recorded, not raised."""
-    try:
-        output, error = parse_review(generation.text), None
-    except ContractError as exc:
-        output, error = None, str(exc)
+def answer_from_text(generation: Generation, max_new_tokens: int | None = None) -> Answer:
+    """Judge generated text with `read_answer` (truncated = finish_reason "length"); a violation is
+    recorded, not raised."""
+    judged = read_answer(generation.text, "length" if generation.truncated else "stop",
+                         max_new_tokens=max_new_tokens)
+    output, error = (None, judged.message) if isinstance(judged, BrokenAnswer) else (judged, None)
     return Answer(text=generation.text, output=output, error=error, prompt_tokens=generation.prompt_tokens,
                   completion_tokens=generation.completion_tokens, latency_s=generation.latency_s,
                   truncated=generation.truncated)
@@ -100,8 +108,9 @@ class TransformersModel:
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 384, device: str = "cpu",
-                 adapters: dict[str, Path] | None = None, chat_adapter: str | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "cpu",
+                 adapters: dict[str, Path] | None = None, chat_adapter: str | None = None,
+                 base: BaseModelRef | None = None) -> None:
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -110,6 +119,9 @@ class TransformersModel:
         self.base_model = model
         self.adapters = dict(adapters or {})
         self.chat_adapter = chat_adapter
+        self.base = base  # known when loaded here: adapter manifests are checked against it
+        if base is not None:
+            check_adapters(self.adapters, base)
         self.model = _attach(model, self.adapters).to(device).eval()
 
     @classmethod
@@ -127,11 +139,12 @@ class TransformersModel:
 
         target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         load_on = "cpu" if dtype == "float32" else target
-        backend = TransformersBackend(resolve_base_model(base_model), None, device=load_on)
+        ref = resolve_base_model(base_model)
+        backend = TransformersBackend(ref, None, device=load_on)
         model = backend.model
         if dtype in ("float32", "bfloat16", "float16"):
             model = model.to(getattr(torch, dtype))
-        return cls(model, backend.tokenizer, device=target, **kwargs)
+        return cls(model, backend.tokenizer, device=target, base=ref, **kwargs)
 
     @property
     def dtype(self) -> str:
@@ -148,7 +161,7 @@ class TransformersModel:
         """The same base weights with other adapters (the current ones are unloaded first)."""
         self.close()
         return TransformersModel(self.base_model, self.tokenizer, max_new_tokens=self.max_new_tokens,
-                                 device=self.device, adapters=adapters, chat_adapter=self.chat_adapter)
+                                 device=self.device, adapters=adapters, chat_adapter=self.chat_adapter, base=self.base)
 
     def close(self) -> None:
         """Take the LoRA layers out of the base model so it can carry other adapters."""
@@ -176,7 +189,7 @@ class TransformersModel:
         if len(adapters) > 1:
             raise ValueError("a batch must use one adapter; group requests by reviewer")
         generations = self._generate([render_messages(r) for r in requests], adapters.pop(), stop_at_json=True)
-        return [answer_from_text(g) for g in generations]
+        return [answer_from_text(g, self.max_new_tokens) for g in generations]
 
     def generate(self, messages: list[ChatMessage]) -> Generation:
         return self._generate([messages], self.adapter_for(self.chat_adapter), stop_at_json=False)[0]
@@ -186,28 +199,24 @@ class TransformersModel:
 
         started = time.perf_counter()
         self.tokenizer.padding_side = "left"
-        prompts = [self.tokenizer.apply_chat_template([m.model_dump() for m in messages], tokenize=False,
-                                                      add_generation_prompt=True) for messages in conversations]
+        prompts = [render_text(self.tokenizer, messages) for messages in conversations]
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         prompt_len = encoded["input_ids"].shape[1]
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": False,
                                   "pad_token_id": self.tokenizer.pad_token_id}
         if stop_at_json:
-            kwargs["stopping_criteria"] = [JsonEndStop(self.tokenizer, prompt_len)]
+            # Unlike serving, a row that starts with prose runs on to the cap: the eval reports how often.
+            kwargs["stopping_criteria"] = [JsonEndStop(self.tokenizer, prompt_len, stop_on_prose=False)]
         out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, kwargs)
         latency = time.perf_counter() - started
         prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
-        stops = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id} - {None}
-        generations = []
-        for row, n_prompt in zip(out[:, prompt_len:], prompt_tokens, strict=True):
-            ids = row.tolist()
-            used = next((i + 1 for i, t in enumerate(ids) if t in stops), len(ids))
-            generations.append(Generation(
-                text=self.tokenizer.decode(row[:used], skip_special_tokens=True), prompt_tokens=int(n_prompt),
-                completion_tokens=used, latency_s=latency, truncated=used >= self.max_new_tokens and used == len(ids),
-            ))
-        return generations
+        rows = decode_generated(self.tokenizer, out[:, prompt_len:], self.max_new_tokens, json_answer=stop_at_json)
+        return [
+            Generation(text=row.text, prompt_tokens=int(n_prompt), completion_tokens=row.tokens, latency_s=latency,
+                       truncated=row.finish_reason == "length")
+            for row, n_prompt in zip(rows, prompt_tokens, strict=True)
+        ]
 
 
 def _attach(model: Any, adapters: dict[str, Path]) -> Any:
@@ -215,29 +224,6 @@ def _attach(model: Any, adapters: dict[str, Path]) -> Any:
         if not (Path(folder) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{folder}: no adapter_config.json; expected a PEFT adapter folder")
     return TransformersBackend._attach_adapters(model, {name: Path(p) for name, p in adapters.items()})
-
-
-class JsonEndStop:
-    """Stop once the answer holds a whole JSON object: what follows it is never graded.
-
-    Unlike the serving backend, a row that starts with prose runs on to the cap: the eval reports how
-    often a model hits it ("hit token cap") and what that costs in latency.
-    """
-
-    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        done = []
-        for row in input_ids:
-            if "}" not in self.tokenizer.decode(row[-1:], skip_special_tokens=True):
-                done.append(False)
-                continue
-            done.append(json_object_complete(self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)))
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 # --- any ReviewerBackend ---------------------------------------------------------------------------
@@ -272,7 +258,8 @@ class OpenAIChatModel:
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, max_new_tokens: int = 384,
+    def __init__(self, base_url: str, model: str, api_key: str | None = None,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  timeout_s: float = 300.0, client: Any = None) -> None:
         import httpx
 

@@ -136,10 +136,9 @@ def run_review_command(args: argparse.Namespace) -> int:
         diff, contents = read_diff(args)
         limits = SliceLimits(budget_tokens=args.budget)
         backend = None if args.dry_run else _make_backend(args, progress)
-        count = getattr(backend, "count_tokens", None)
         run = run_pipeline(
             diff, backend, task=args.task, reviewers=reviewers, limits=limits, file_contents=contents,
-            count_tokens=count, progress=progress,
+            count_tokens=backend.count_tokens if backend is not None else None, progress=progress,
         )
     except (ReviewInputError, DiffParseError) as exc:
         print(f"calora: {exc}", file=sys.stderr)

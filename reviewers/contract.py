@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -195,3 +195,101 @@ def parse_review(text: str) -> ReviewerOutput:
 def render_answer(output: ReviewerOutput) -> str:
     """The canonical text of an answer: the exact target a reviewer is trained to produce."""
     return output.model_dump_json(exclude_none=True)
+
+
+# --- reading a model's answer ----------------------------------------------------------------------
+
+
+class BrokenAnswer(BaseModel):
+    """A model answer that did not make a `ReviewerOutput`: why (`cause`, `message`) and what it said."""
+
+    cause: Literal["length", "contract"] = Field(
+        description="length: it ran out of tokens; contract: its text breaks the contract."
+    )
+    message: str
+    raw: str = ""
+
+
+def json_object_complete(text: str) -> bool:
+    """True once `text` holds a whole top-level JSON object (after optional prose or a fence)."""
+    start = text.find("{")
+    if start < 0:
+        return False
+    try:
+        json.JSONDecoder().raw_decode(text[start:])
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def answer_settled(text: str) -> bool:
+    """True once more tokens cannot change whether `text` keeps the contract.
+
+    That is when a whole JSON object is there, or when the answer starts with prose: `extract_json_object`
+    rejects an answer that does not start with an object or a fence, so generating on is wasted time.
+    """
+    stripped = text.lstrip()
+    if stripped and not stripped.startswith(("{", "`")):
+        return True
+    return json_object_complete(text)
+
+
+def _drop_inverted_ranges_in(data: dict[str, Any]) -> bool:
+    """Remove `end_line` where it is before `line`; True when something was removed."""
+    findings = data.get("findings")
+    changed = False
+    for finding in findings if isinstance(findings, list) else []:
+        if not isinstance(finding, dict):
+            continue
+        line, end = finding.get("line"), finding.get("end_line")
+        if isinstance(line, int) and isinstance(end, int) and end < line:
+            del finding["end_line"]
+            changed = True
+    return changed
+
+
+def drop_inverted_ranges(text: str) -> str:
+    """The answer with `end_line` removed from findings whose end_line is before line.
+
+    The one contract rule a JSON-schema grammar cannot express (it relates two fields), so a constrained
+    answer can still break it; the range is dropped and the finding keeps its first line. Text without a
+    readable JSON object comes back unchanged (`read_answer` then says what is wrong with it).
+    """
+    try:
+        data = extract_json_object(text)
+    except ContractError:
+        return text
+    return json.dumps(data, separators=(",", ":")) if _drop_inverted_ranges_in(data) else text
+
+
+def read_answer(
+    text: str,
+    finish_reason: str | None,
+    *,
+    max_new_tokens: int | None = None,
+    accept_truncated: bool = False,
+    forced_close: bool | None = None,
+) -> ReviewerOutput | BrokenAnswer:
+    """The one judge of a model's answer: every backend, the reviewer server and the eval call it.
+
+    Rules, in order:
+    1. `finish_reason == "length"` (the answer ran out of tokens) is a failure unless `accept_truncated`:
+       a constraining decoder closes it into valid JSON (`forced_close`), but its last finding may be cut
+       mid-sentence.
+    2. The JSON object is read as `extract_json_object` allows (bare, fenced, prose after it; never prose
+       before it).
+    3. The one repair: an inverted range (`end_line` < `line`) loses its `end_line` (`drop_inverted_ranges`).
+    4. The rest is validated strictly against `ReviewerOutput`.
+    """
+    if finish_reason == "length" and not accept_truncated:
+        cap = f"={max_new_tokens}" if max_new_tokens else ""
+        how = {True: " and was closed early to stay valid JSON", False: " and was cut off"}.get(forced_close, "")
+        return BrokenAnswer(
+            cause="length", raw=text,
+            message=f"the answer ran out of max_new_tokens{cap}{how} (finish_reason=length); raise "
+            "max_new_tokens (CALORA_MAX_NEW_TOKENS) or shorten the slice",
+        )
+    try:
+        return parse_review(drop_inverted_ranges(text))
+    except ContractError as exc:
+        return BrokenAnswer(cause="contract", message=f"answer broke the contract: {exc}", raw=text)

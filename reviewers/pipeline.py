@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, Field
 
-from reviewers.backends.base import ReviewerBackend, ReviewerFailure
-from reviewers.backends.cloud import CodeEgress, describe_egress, review_reporting_egress
+from reviewers.backends.base import CodeEgress, ReviewerBackend, ReviewerFailure, describe_egress
 from reviewers.checks import CheckReport, run_checks
 from reviewers.contract import Finding, ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
@@ -101,7 +100,8 @@ def run_pipeline(
         say(f"asking {len(requests)} reviewer request(s) of backend {backend.name}")
         t0 = time.perf_counter()
         try:
-            answers, egress = review_reporting_egress(backend, requests)
+            answered = backend.answer(requests)
+            answers, egress = answered.results, answered.egress
         except Exception as exc:  # a broken backend must still give a result that says so
             log.exception("backend %s failed", backend.name)
             answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for r in requests]

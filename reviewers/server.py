@@ -16,7 +16,9 @@ it keeps its place until the generator finishes it (the engine has no cancellati
 an honest measure of outstanding work.
 
 The generator is anything with `submit(GenerationRequest) -> Future[GenerationResult]` and `adapters`
-(the engine, `reviewers.engine.engine.Engine`); tests run the real engine on a tiny random model.
+(the engine, `reviewers.engine.engine.Engine`); it is injected: `calora reviewers serve`
+(reviewers/engine/commands.py) loads the engine and hands it to `run_server`, and tests run the real
+engine on a tiny random model. Every answer is judged by `reviewers.contract.read_answer`.
 """
 
 from __future__ import annotations
@@ -40,14 +42,14 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from reviewers.contract import (
-    ContractError,
+    BrokenAnswer,
     ReviewerOutput,
     ReviewRequest,
-    parse_review,
+    read_answer,
     reviewer_output_schema,
 )
-from reviewers.engine.backend import drop_inverted_ranges
 from reviewers.engine.engine import GenerationRequest, GenerationResult
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 from reviewers.prompt import ChatMessage, render_messages
 
 log = logging.getLogger(__name__)
@@ -57,12 +59,14 @@ TOKENS_PER_SECOND_WINDOW_S = 60.0
 
 
 class Generator(Protocol):
-    """What the server drives: the engine, or anything with the same two members."""
+    """What the server drives: the engine, or anything with the same members."""
 
     @property
     def adapters(self) -> list[str]: ...
 
     def submit(self, request: GenerationRequest) -> Future: ...
+
+    def close(self) -> None: ...
 
 
 class ServerSettings(BaseModel):
@@ -71,7 +75,7 @@ class ServerSettings(BaseModel):
     base_model: str = Field(description="The name the base model answers to in `model` and /v1/models.")
     max_queue: int = Field(default=64, ge=1, description="Generations in flight before 429.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Per HTTP request; then 504.")
-    max_new_tokens: int = Field(default=384, ge=1, description="Default answer length cap.")
+    max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=1, description="Default answer length cap.")
     max_new_tokens_limit: int = Field(default=2048, ge=1, description="The most a client may ask for.")
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with 429.")
     max_batch_requests: int = Field(default=256, ge=1, description="Most requests in one /v1/review.")
@@ -93,7 +97,7 @@ class ReviewBatch(BaseModel):
     )
 
 
-class ReviewItem(BaseModel):
+class ReviewAnswerItem(BaseModel):
     """One result of `POST /v1/review`: `output` or `error`, never both."""
 
     reviewer: str
@@ -108,7 +112,7 @@ class ReviewItem(BaseModel):
 
 
 class ReviewResponse(BaseModel):
-    results: list[ReviewItem]
+    results: list[ReviewAnswerItem]
 
 
 class ChatRequestMessage(BaseModel):
@@ -230,27 +234,15 @@ def completion_body(model: str, result: GenerationResult) -> dict[str, Any]:
 
 def review_item(
     request: ReviewRequest, model: str, result: GenerationResult, *, max_new_tokens: int, accept_truncated: bool
-) -> ReviewItem:
-    """Hold a generation to the contract: the parsed answer, or the error with the raw text.
-
-    As in `EngineBackend`, an answer that ran out of tokens is an error unless `accept_truncated`: the
-    grammar closes it into valid JSON, but its last finding may be cut mid-sentence.
-    """
+) -> ReviewAnswerItem:
+    """Hold a generation to the contract (`read_answer`): the parsed answer, or the error with the raw text."""
     usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": len(result.token_ids),
              "seconds": result.seconds, "finish_reason": result.finish_reason}
-    if result.finish_reason == "length" and not accept_truncated:
-        how = "closed early to stay valid JSON" if result.forced_close else "cut off"
-        return ReviewItem(
-            reviewer=request.reviewer, model=model, raw=result.text, **usage,
-            error=f"the answer ran out of max_new_tokens={max_new_tokens} and was {how}; raise max_new_tokens "
-            "or shorten the slice",
-        )
-    try:
-        output = parse_review(drop_inverted_ranges(result.text))
-        return ReviewItem(reviewer=request.reviewer, model=model, output=output, **usage)
-    except ContractError as exc:
-        return ReviewItem(reviewer=request.reviewer, model=model, raw=result.text,
-                          error=f"answer broke the contract: {exc}", **usage)
+    judged = read_answer(result.text, result.finish_reason, max_new_tokens=max_new_tokens,
+                         accept_truncated=accept_truncated, forced_close=result.forced_close)
+    if isinstance(judged, BrokenAnswer):
+        return ReviewAnswerItem(reviewer=request.reviewer, model=model, raw=judged.raw, error=judged.message, **usage)
+    return ReviewAnswerItem(reviewer=request.reviewer, model=model, output=judged, **usage)
 
 
 # --- admission and metrics ----------------------------------------------------------------------
@@ -533,7 +525,7 @@ def create_app(generator: Generator, settings: ServerSettings) -> FastAPI:
                 failed.set_exception(exc)
                 futures.append(failed)
         deadline = time.monotonic() + settings.request_timeout_s
-        items: list[ReviewItem] = []
+        items: list[ReviewAnswerItem] = []
         timed_out = 0
         for request, model, future in zip(body.requests, models, futures, strict=True):
             left = max(0.0, deadline - time.monotonic())
@@ -541,13 +533,13 @@ def create_app(generator: Generator, settings: ServerSettings) -> FastAPI:
                 result = await await_future(future, left) if left > 0 else _done_or_timeout(future)
             except TimeoutError:
                 timed_out += 1
-                items.append(ReviewItem(
+                items.append(ReviewAnswerItem(
                     reviewer=request.reviewer, model=model,
                     error=f"timed out after {settings.request_timeout_s:g} s (the server's request timeout)",
                 ))
                 continue
             except Exception as exc:  # noqa: BLE001 -- one failed generation is one failed item
-                items.append(ReviewItem(reviewer=request.reviewer, model=model, error=f"generation failed: {exc}"))
+                items.append(ReviewAnswerItem(reviewer=request.reviewer, model=model, error=f"generation failed: {exc}"))
                 continue
             items.append(review_item(request, model, result, max_new_tokens=generations[0].max_new_tokens,
                                      accept_truncated=body.accept_truncated))
@@ -600,39 +592,12 @@ def served_name(source: str, gguf_file: str | None) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
-def run_server(
-    *,
-    host: str,
-    port: int,
-    base_model: str | None,
-    adapters_dir: Any,
-    device: str = "auto",
-    served_model_name: str | None = None,
-    max_batch: int = 32,
-    max_seq_len: int = 8192,
-    settings: dict[str, Any] | None = None,
-) -> int:
-    """Load the base model and adapters into the engine, then serve until interrupted."""
-    import torch
+def run_server(generator: Generator, options: ServerSettings, *, host: str, port: int) -> int:
+    """Serve `generator` (loaded by the command) until interrupted, then close it."""
     import uvicorn
 
-    from reviewers.backends.transformers_backend import find_adapters
-    from reviewers.engine.engine import Engine
-    from reviewers.models import resolve_base_model
-
-    ref = resolve_base_model(base_model)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    adapters = find_adapters(adapters_dir)
-    log.info("loading %s on %s with adapters: %s", ref.describe(), device, ", ".join(adapters) or "(none)")
-    started = time.perf_counter()
-    engine = Engine.from_pretrained(ref.source, gguf_file=ref.gguf_file, adapters=adapters, device=device,
-                                    max_batch=max_batch, max_seq_len=max_seq_len)
-    log.info("engine ready in %.1f s", time.perf_counter() - started)
-    options = ServerSettings(base_model=served_model_name or served_name(ref.source, ref.gguf_file),
-                             **(settings or {}))
     try:
-        uvicorn.run(create_app(engine, options), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(generator, options), host=host, port=port, log_level="info")
     finally:
-        engine.close()
+        generator.close()
     return 0

@@ -1,12 +1,24 @@
-"""The backend interface: `review(requests) -> outputs or errors`, one result per request, in order."""
+"""The backend interface the review core talks to, declared in full: nothing is found by probing.
+
+A backend answers review requests (`answer`: one result per request, in order, plus whatever code left
+the machine to produce them), says whether it has a reviewer's own adapter (`has_adapter`) and counts
+tokens the way its model does (`count_tokens`), so that `calora review` and the App slice a diff alike.
+
+`Backend` is the base the project's backends inherit: it turns a plain `review` into `answer` with no
+egress and counts tokens with the slicer's estimate until a backend knows its tokenizer.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from reviewers.contract import ReviewerOutput, ReviewRequest
+from reviewers.contract import BrokenAnswer, ReviewerOutput, ReviewRequest
+from reviewers.slicing import approx_token_count
 
 
 class ReviewerFailure(BaseModel):
@@ -20,12 +32,87 @@ class ReviewerFailure(BaseModel):
 BackendResult = ReviewerOutput | ReviewerFailure
 
 
+def as_result(reviewer: str, judged: ReviewerOutput | BrokenAnswer) -> BackendResult:
+    """What `contract.read_answer` decided, as a backend result for `reviewer`."""
+    if isinstance(judged, BrokenAnswer):
+        return ReviewerFailure(reviewer=reviewer, message=judged.message, raw=judged.raw)
+    return judged
+
+
+class CodeEgress(BaseModel):
+    """Slices of one reviewer that were sent off this machine, and where to."""
+
+    reviewer: str
+    endpoint: str = Field(description="scheme://host[:port] of the remote server (no path, no credentials).")
+    model: str
+    requests: int = Field(ge=1, description="How many slices were sent.")
+
+
+def endpoint_of(base_url: str) -> str:
+    """`scheme://host[:port]` of a URL: where the code went, without paths, queries or credentials."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or base_url
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or 'https'}://{host}{port}"
+
+
+def describe_egress(egress: Sequence[CodeEgress]) -> str:
+    """One sentence for the check run; empty when nothing left the machine."""
+    if not egress:
+        return ""
+    parts = [f"{e.requests} {e.reviewer} slice(s) to {e.endpoint} (model {e.model})" for e in egress]
+    return (
+        "Code left this machine: " + "; ".join(parts) + ". These reviewers have no local adapter and a cloud "
+        "reviewer is configured for them (CALORA_CLOUD_REVIEWERS)."
+    )
+
+
+class BackendAnswers(BaseModel):
+    """A backend's answers to a batch (in request order) and the code that left the machine for them."""
+
+    results: list[BackendResult]
+    egress: list[CodeEgress] = Field(default_factory=list)
+
+
 @runtime_checkable
 class ReviewerBackend(Protocol):
-    """Anything that reviews: the transformers backend, the engine, an OpenAI-compatible server."""
+    """Anything that reviews: the transformers backend, the engine, an OpenAI-compatible server, the cloud."""
 
     name: str
 
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
         """Answer every request; a failure for one request never fails the others."""
         ...
+
+    def answer(self, requests: list[ReviewRequest]) -> BackendAnswers:
+        """`review` plus what left the machine: what the review core calls."""
+        ...
+
+    def has_adapter(self, reviewer: str) -> bool:
+        """True when this backend has the reviewer's own adapter (not just the base model)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as this backend's model counts them (what slicing budgets)."""
+        ...
+
+
+class Backend(ABC):
+    """The defaults a backend inherits: no egress, no adapters, the slicer's token estimate."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
+        """Answer every request; a failure for one request never fails the others."""
+
+    def answer(self, requests: list[ReviewRequest]) -> BackendAnswers:
+        """Answers only: a backend that runs on this machine sends no code anywhere."""
+        return BackendAnswers(results=self.review(requests))
+
+    def has_adapter(self, reviewer: str) -> bool:
+        return False
+
+    def count_tokens(self, text: str) -> int:
+        """The slicer's estimate; backends that hold their model's tokenizer count exactly."""
+        return approx_token_count(text)

@@ -7,22 +7,29 @@ the cloud only when both hold: that reviewer is configured, and the local backen
 Everything else stays on this machine.
 
 Sending a diff to a third party is something the pull request's author and the repository owner must be
-able to see, so the backend reports it: `review_with_egress` returns, beside the answers, one `CodeEgress`
-per reviewer whose slices left the machine (also when the remote call then failed: the bytes were sent).
-`describe_egress` turns that into the sentence the check run shows.
+able to see, so the backend reports it: `answer` returns, beside the answers, one `CodeEgress` per
+reviewer whose slices left the machine (also when the remote call then failed: the bytes were sent).
+`describe_egress` (reviewers/backends/base.py) turns that into the sentence the check run shows.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reviewers.backends.base import BackendResult, ReviewerBackend, ReviewerFailure
+from reviewers.backends.base import (
+    Backend,
+    BackendAnswers,
+    BackendResult,
+    CodeEgress,
+    ReviewerBackend,
+    ReviewerFailure,
+    endpoint_of,
+)
 from reviewers.backends.openai_backend import SCHEMA_MODES, OpenAIBackend
 from reviewers.contract import ReviewRequest
 
@@ -48,56 +55,6 @@ class CloudReviewer(BaseModel):
     max_attempts: int = Field(default=3, ge=1)
 
 
-class CodeEgress(BaseModel):
-    """Slices of one reviewer that were sent off this machine, and where to."""
-
-    reviewer: str
-    endpoint: str = Field(description="scheme://host[:port] of the remote server (no path, no credentials).")
-    model: str
-    requests: int = Field(ge=1, description="How many slices were sent.")
-
-
-def endpoint_of(base_url: str) -> str:
-    """`scheme://host[:port]` of a URL: where the code went, without paths, queries or credentials."""
-    parts = urlsplit(base_url)
-    host = parts.hostname or base_url
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme or 'https'}://{host}{port}"
-
-
-def describe_egress(egress: Sequence[CodeEgress]) -> str:
-    """One sentence for the check run; empty when nothing left the machine."""
-    if not egress:
-        return ""
-    parts = [f"{e.requests} {e.reviewer} slice(s) to {e.endpoint} (model {e.model})" for e in egress]
-    return (
-        "Code left this machine: " + "; ".join(parts) + ". These reviewers have no local adapter and a cloud "
-        "reviewer is configured for them (CALORA_CLOUD_REVIEWERS)."
-    )
-
-
-def local_adapter_check(backend: Any) -> Callable[[str], bool]:
-    """How to ask a local backend whether it has an adapter for a reviewer.
-
-    `has_adapter(name)` when the backend offers it (OpenAIBackend), else membership in its `adapters`
-    (TransformersBackend: a dict; the engine: a list), else "no adapter".
-    """
-    has = getattr(backend, "has_adapter", None)
-    if callable(has):
-        return has
-
-    def in_adapters(reviewer: str) -> bool:
-        adapters = getattr(backend, "adapters", None)
-        if adapters is None:
-            engine = getattr(backend, "engine", None)
-            adapters = getattr(engine, "adapters", None)
-        if callable(adapters):
-            adapters = adapters()
-        return adapters is not None and reviewer in adapters
-
-    return in_adapters
-
-
 def remote_backend(reviewer: str, config: CloudReviewer, **options: Any) -> OpenAIBackend:
     """The OpenAI backend that speaks for one cloud reviewer."""
     if config.schema_mode not in SCHEMA_MODES:
@@ -118,7 +75,7 @@ def remote_backend(reviewer: str, config: CloudReviewer, **options: Any) -> Open
     )
 
 
-class CloudFallbackBackend:
+class CloudFallbackBackend(Backend):
     """The local backend, plus cloud reviewers for the configured reviewers that have no local adapter."""
 
     def __init__(
@@ -134,27 +91,28 @@ class CloudFallbackBackend:
         self.remotes = dict(remotes) if remotes is not None else {
             reviewer: remote_backend(reviewer, config) for reviewer, config in self.cloud.items()
         }
-        self.has_local_adapter = has_local_adapter or local_adapter_check(local)
+        self.has_local_adapter = has_local_adapter or local.has_adapter
         self.name = f"{local.name}+cloud"
 
     @classmethod
     def from_settings(cls, settings: Any, local: ReviewerBackend) -> CloudFallbackBackend:
         return cls(local, settings.cloud_reviewers)
 
-    def __getattr__(self, name: str) -> Any:
-        # count_tokens and the like come from the local backend
-        if name == "local":
-            raise AttributeError(name)
-        return getattr(self.local, name)
+    def count_tokens(self, text: str) -> int:
+        """Slices are cut for the local model (the cloud model gets the same slices)."""
+        return self.local.count_tokens(text)
+
+    def has_adapter(self, reviewer: str) -> bool:
+        return self.has_local_adapter(reviewer)
 
     def goes_to_cloud(self, reviewer: str) -> bool:
         """Configured for the cloud and no local adapter: the only case in which code leaves."""
         return reviewer in self.cloud and not self.has_local_adapter(reviewer)
 
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
-        return self.review_with_egress(requests)[0]
+        return self.answer(requests).results
 
-    def review_with_egress(self, requests: list[ReviewRequest]) -> tuple[list[BackendResult], list[CodeEgress]]:
+    def answer(self, requests: list[ReviewRequest]) -> BackendAnswers:
         """The answers in request order, and what left the machine to produce them."""
         decided = {r.reviewer: self.goes_to_cloud(r.reviewer) for r in requests}
         local_at = [i for i, r in enumerate(requests) if not decided[r.reviewer]]
@@ -173,17 +131,7 @@ class CloudFallbackBackend:
             _fill(results, indexes, requests, self.remotes[reviewer], f"cloud reviewer {reviewer}")
         if local_at:
             _fill(results, local_at, requests, self.local, f"backend {self.local.name}")
-        return [r for r in results if r is not None], egress
-
-
-def review_reporting_egress(
-    backend: ReviewerBackend, requests: list[ReviewRequest]
-) -> tuple[list[BackendResult], list[CodeEgress]]:
-    """What the pipeline calls: answers plus egress for a cloud-capable backend, answers plus [] otherwise."""
-    with_egress = getattr(backend, "review_with_egress", None)
-    if callable(with_egress):
-        return with_egress(requests)
-    return backend.review(requests), []
+        return BackendAnswers(results=[r for r in results if r is not None], egress=egress)
 
 
 def _fill(results: list, indexes: list[int], requests: list[ReviewRequest], backend: ReviewerBackend,

@@ -3,7 +3,7 @@
 Our reviewer server (`calora reviewers serve`), vLLM (`--enable-lora --lora-modules python=...`), Ollama and
 llama.cpp's `llama-server` all speak this API; the adapter is chosen by the model name, which defaults to
 the reviewer's name. Each request is rendered with `reviewers.prompt.render_messages` (the prompt the
-adapter was trained on) and the answer is held to the contract with `parse_review`.
+adapter was trained on) and the answer is judged by `reviewers.contract.read_answer`, as on every backend.
 
 How the schema travels (`schema_mode`, see deploy/vllm.md):
 - `json_schema` (default): `response_format={"type": "json_schema", ...}`: OpenAI, vLLM >= 0.6, our server,
@@ -15,8 +15,8 @@ How the schema travels (`schema_mode`, see deploy/vllm.md):
 - `none`: nothing; the evaluation uses it to measure raw contract validity.
 
 An answer with `finish_reason` "length" ran out of tokens: a failure unless `accept_truncated` (a
-constraining server closes it into valid JSON, but its last finding may be cut mid-sentence), as in
-`EngineBackend`.
+constraining server closes it into valid JSON, but its last finding may be cut mid-sentence); the rule
+is `read_answer`'s. Tokens are counted with the slicer's estimate: the server's tokenizer is not here.
 
 Retries (tenacity): connection errors and 5xx with exponential backoff; 429 after the server's
 `Retry-After` (capped). A 4xx other than 429 is final. Timeouts are final too (504 from the server, or
@@ -41,8 +41,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from reviewers.backends.base import BackendResult, ReviewerFailure
-from reviewers.contract import ContractError, ReviewRequest, parse_review, reviewer_output_schema
+from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
+from reviewers.contract import ReviewRequest, read_answer, reviewer_output_schema
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 from reviewers.prompt import render_messages
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def pick_base_model(models: list[ServedModel]) -> str | None:
 # --- the backend --------------------------------------------------------------------------------
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """A `ReviewerBackend` over HTTP; one chat completion per request, several in flight at once."""
 
     name = "openai"
@@ -195,7 +196,7 @@ class OpenAIBackend:
         schema_mode: str = "json_schema",
         strict_schema: bool = False,
         extra_body: Mapping[str, Mapping[str, Any]] | None = None,
-        max_tokens: int = 384,
+        max_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         accept_truncated: bool = False,
         timeout_s: float = 120.0,
         connect_timeout_s: float = 5.0,
@@ -341,16 +342,9 @@ class OpenAIBackend:
             text, finish = answer_text(payload)
         except ValueError as exc:
             return ReviewerFailure(reviewer=reviewer, message=f"{self.label}: {exc}", raw=json.dumps(payload)[:2000])
-        if finish == "length" and not self.accept_truncated:
-            return ReviewerFailure(
-                reviewer=reviewer, raw=text,
-                message=f"the answer ran out of max_tokens={self.max_tokens} (finish_reason=length); raise "
-                "CALORA_MAX_NEW_TOKENS or shorten the slice",
-            )
-        try:
-            return parse_review(text)
-        except ContractError as exc:
-            return ReviewerFailure(reviewer=reviewer, message=f"answer broke the contract: {exc}", raw=text)
+        return as_result(reviewer, read_answer(
+            text, finish, max_new_tokens=self.max_tokens, accept_truncated=self.accept_truncated,
+        ))
 
     def _post_with_retries(self, body: dict[str, Any]) -> Any:
         retrying = Retrying(

@@ -2,22 +2,25 @@
 
 Simple and correct rather than fast (the multi-adapter engine in `reviewers/engine/` is the fast path):
 requests are grouped by adapter, the matching adapter is switched on (or all adapters off for the base
-model), and each group is generated in small left-padded batches.
+model), and each group is generated in small left-padded batches. Each answer is judged by
+`reviewers.contract.read_answer`; it ran out of tokens ("length") when it hit `max_new_tokens` before an
+end token and before its JSON object was whole.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from reviewers.backends.base import BackendResult, ReviewerFailure
-from reviewers.contract import ContractError, ReviewRequest, parse_review
-from reviewers.models import BaseModelRef
-from reviewers.prompt import render_messages
+from reviewers.adapter_manifest import check_adapters
+from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
+from reviewers.contract import ReviewRequest, answer_settled, json_object_complete, read_answer
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
+from reviewers.prompt import render_messages, render_text
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +36,7 @@ def find_adapters(adapters_dir: Path | None) -> dict[str, Path]:
     }
 
 
-def json_object_complete(text: str) -> bool:
-    """True once `text` holds a whole top-level JSON object (after optional prose or a fence)."""
-    start = text.find("{")
-    if start < 0:
-        return False
-    try:
-        json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
-class TransformersBackend:
+class TransformersBackend(Backend):
     """Reviews with a transformers model; an adapter per reviewer when `adapters/<reviewer>/` exists."""
 
     name = "transformers"
@@ -56,7 +47,7 @@ class TransformersBackend:
         adapters_dir: Path | None = None,
         *,
         device: str = "auto",
-        max_new_tokens: int = 384,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         batch_size: int = 4,
         stop_when_settled: bool = True,
         model: Any = None,
@@ -70,18 +61,18 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.stop_when_settled = stop_when_settled  # False: always generate max_new_tokens (comparisons)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.adapters = find_adapters(adapters_dir)
+        check_adapters(self.adapters, base)  # before the slow load: a wrong base fails at once
         if model is None:
             started = time.perf_counter()
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-            kwargs = {"gguf_file": base.gguf_file} if base.gguf_file else {}
-            tokenizer = AutoTokenizer.from_pretrained(base.source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(base.source, dtype=dtype, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(base.source, **base.load_kwargs())
+            model = AutoModelForCausalLM.from_pretrained(base.source, dtype=dtype, **base.load_kwargs())
             log.info("loaded %s in %.1f s", base.describe(), time.perf_counter() - started)
         self.tokenizer = tokenizer
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.adapters = find_adapters(adapters_dir)
         self.model = self._attach_adapters(model, self.adapters).to(self.device).eval()
 
     @staticmethod
@@ -99,6 +90,9 @@ class TransformersBackend:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def has_adapter(self, reviewer: str) -> bool:
+        return reviewer in self.adapters
 
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
         results: list[BackendResult | None] = [None] * len(requests)
@@ -118,27 +112,26 @@ class TransformersBackend:
                             reviewer=requests[i].reviewer, message=f"generation failed: {exc}"
                         )
                     continue
-                for i, text in zip(batch, texts, strict=True):
-                    results[i] = _parse_or_fail(requests[i].reviewer, text)
+                for i, decoded in zip(batch, texts, strict=True):
+                    results[i] = self.judge(requests[i], decoded)
         return [r for r in results if r is not None]
 
-    def _generate(self, adapter: str | None, batch: list[ReviewRequest]) -> list[str]:
+    def judge(self, request: ReviewRequest, decoded: Decoded) -> BackendResult:
+        """One decoded row held to the contract by `read_answer`."""
+        judged = read_answer(decoded.text, decoded.finish_reason, max_new_tokens=self.max_new_tokens)
+        return as_result(request.reviewer, judged)
 
-        prompts = [
-            self.tokenizer.apply_chat_template(
-                [m.model_dump() for m in render_messages(r)], tokenize=False, add_generation_prompt=True
-            )
-            for r in batch
-        ]
+    def _generate(self, adapter: str | None, batch: list[ReviewRequest]) -> list[Decoded]:
+        prompts = [render_text(self.tokenizer, render_messages(r)) for r in batch]
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         prompt_len = encoded["input_ids"].shape[1]
         generate_kwargs = {
             "max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
-            "stopping_criteria": [_JsonEndStop(self.tokenizer, prompt_len)] if self.stop_when_settled else [],
+            "stopping_criteria": [JsonEndStop(self.tokenizer, prompt_len)] if self.stop_when_settled else [],
         }
         out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, generate_kwargs)
-        return self.tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+        return decode_generated(self.tokenizer, out[:, prompt_len:], self.max_new_tokens, json_answer=True)
 
 
 def generate_with_adapter(model: Any, adapter: str | None, has_adapters: bool, encoded: dict, kwargs: dict) -> Any:
@@ -155,41 +148,57 @@ def generate_with_adapter(model: Any, adapter: str | None, has_adapters: bool, e
         return model.generate(**encoded, **kwargs)
 
 
-def answer_settled(text: str) -> bool:
-    """True once more tokens cannot change whether `text` keeps the contract.
+@dataclass(frozen=True)
+class Decoded:
+    """One generated row: its text up to the first end token, the tokens it used, and why it ended."""
 
-    That is when a whole JSON object is there, or when the answer starts with prose: `parse_review`
-    rejects an answer that does not start with an object or a fence, so generating on is wasted time.
+    text: str
+    tokens: int
+    finish_reason: Literal["stop", "length"]
+
+
+def decode_generated(tokenizer: Any, rows: Any, max_new_tokens: int, *, json_answer: bool) -> list[Decoded]:
+    """Decode `generate`'s new tokens per row (`rows`: batch × new tokens) and say why each row ended.
+
+    "length" when the row reached `max_new_tokens` with no end token, unless (`json_answer`) its JSON
+    object was whole by then: the stop rule would have ended it there anyway.
     """
-    stripped = text.lstrip()
-    if stripped and not stripped.startswith(("{", "`")):
-        return True
-    return json_object_complete(text)
+    stops = {tokenizer.pad_token_id, tokenizer.eos_token_id} - {None}
+    decoded = []
+    for row in rows:
+        ids = row.tolist()
+        end = next((i for i, t in enumerate(ids) if t in stops), None)
+        used = len(ids) if end is None else end + 1
+        text = tokenizer.decode(row[:used], skip_special_tokens=True)
+        capped = end is None and len(ids) >= max_new_tokens and not (json_answer and json_object_complete(text))
+        decoded.append(Decoded(text=text, tokens=used, finish_reason="length" if capped else "stop"))
+    return decoded
 
 
-class _JsonEndStop:
-    """Stops each row as soon as its answer is settled (see `answer_settled`)."""
+class JsonEndStop:
+    """Stops each row once its answer is settled, so no token is spent on what is never read.
 
-    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+    `stop_on_prose` (serving): also stop an answer that starts with prose (`answer_settled`: it already
+    broke the contract). Off (the eval): such a row runs on to the cap, so the eval can report how often a
+    model hits it and what that costs.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_len: int, *, stop_on_prose: bool = True) -> None:
         self.tokenizer = tokenizer
         self.prompt_len = prompt_len
+        self.stop_on_prose = stop_on_prose
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
+        settled = answer_settled if self.stop_on_prose else json_object_complete
         done = []
         for row in input_ids:
             generated = row.shape[0] - self.prompt_len
+            opening = self.stop_on_prose and generated <= 8  # where prose first shows
             last = self.tokenizer.decode(row[-1:], skip_special_tokens=True)
-            if generated > 8 and "}" not in last:  # neither the start nor a possible end of the object
+            if not opening and "}" not in last:  # neither the start nor a possible end of the object
                 done.append(False)
                 continue
-            done.append(answer_settled(self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)))
+            done.append(settled(self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True)))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def _parse_or_fail(reviewer: str, text: str) -> BackendResult:
-    try:
-        return parse_review(text)
-    except ContractError as exc:
-        return ReviewerFailure(reviewer=reviewer, message=f"answer broke the contract: {exc}", raw=text)

@@ -2,41 +2,49 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
 
-from reviewers.backends.base import BackendResult, ReviewerFailure
-from reviewers.contract import ContractError, ReviewRequest, extract_json_object, parse_review
+from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
+from reviewers.contract import ReviewRequest, read_answer
 from reviewers.engine.engine import Engine, EngineError, GenerationRequest, GenerationResult
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
 from reviewers.prompt import render_messages
 
-
-def drop_inverted_ranges(text: str) -> str:
-    """Remove `end_line` from findings whose end_line is before line.
-
-    The one contract rule a JSON-schema grammar cannot express (it relates two fields), so a constrained
-    answer can still break it; the range is dropped and the finding keeps its first line.
-    """
-    try:
-        data = extract_json_object(text)
-    except ContractError:
-        return text
-    changed = False
-    for finding in data.get("findings", []) if isinstance(data.get("findings"), list) else []:
-        if not isinstance(finding, dict):
-            continue
-        line, end = finding.get("line"), finding.get("end_line")
-        if isinstance(line, int) and isinstance(end, int) and end < line:
-            del finding["end_line"]
-            changed = True
-    return json.dumps(data, separators=(",", ":")) if changed else text
+log = logging.getLogger(__name__)
 
 
-class EngineBackend:
+def load_engine(
+    base_model: str | None, adapters_dir: Path | None, *, device: str = "auto", **options: Any
+) -> tuple[Engine, BaseModelRef]:
+    """The base model and its checked adapters in the engine: what the engine backend and the reviewer
+    server (`calora reviewers serve`) both serve. `options` go to `Engine.from_pretrained`."""
+    import torch
+
+    from reviewers.adapter_manifest import check_adapters
+    from reviewers.backends.transformers_backend import find_adapters
+    from reviewers.models import resolve_base_model
+
+    ref = resolve_base_model(base_model)
+    adapters = find_adapters(adapters_dir)
+    check_adapters(adapters, ref)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    log.info("loading %s on %s with adapters: %s", ref.describe(), device, ", ".join(adapters) or "(none)")
+    started = time.perf_counter()
+    engine = Engine.from_pretrained(ref.source, gguf_file=ref.gguf_file, adapters=adapters, device=device, **options)
+    log.info("engine ready in %.1f s", time.perf_counter() - started)
+    return engine, ref
+
+
+class EngineBackend(Backend):
     """Reviews with the engine: adapter = the reviewer's name when loaded, else the base model."""
 
     name = "engine"
 
-    def __init__(self, engine: Engine, constrained: bool = True, max_new_tokens: int = 1024) -> None:
+    def __init__(self, engine: Engine, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> None:
         self.engine = engine
         self.constrained = constrained
         self.max_new_tokens = max_new_tokens
@@ -44,20 +52,18 @@ class EngineBackend:
     @classmethod
     def from_settings(cls, settings) -> EngineBackend:
         """Build from `reviewers.backends.factory.BackendSettings` (base model, adapters folder, device)."""
-        import torch
-
-        from reviewers.backends.transformers_backend import find_adapters
-        from reviewers.models import resolve_base_model
-
-        ref = resolve_base_model(settings.base_model)
-        device = settings.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        engine = Engine.from_pretrained(
-            ref.source, gguf_file=ref.gguf_file, adapters=find_adapters(settings.adapters_dir), device=device,
-            max_seq_len=8192,
-        )
+        engine, _ref = load_engine(settings.base_model, settings.adapters_dir, device=settings.device,
+                                   max_seq_len=8192)
         return cls(engine, max_new_tokens=settings.max_new_tokens)
+
+    def has_adapter(self, reviewer: str) -> bool:
+        return reviewer in self.engine.adapters
+
+    def count_tokens(self, text: str) -> int:
+        """The engine's tokenizer when it has one (it always does when built from a model folder)."""
+        if self.engine.tokenizer is None:
+            return super().count_tokens(text)
+        return len(self.engine.tokenizer.encode(text, add_special_tokens=False))
 
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
         loaded = set(self.engine.adapters)
@@ -75,21 +81,13 @@ class EngineBackend:
         results: list[BackendResult] = []
         for request, future in zip(requests, futures):
             try:
-                results.append(self._parse(request, future.result()))
+                results.append(self.judge(request, future.result()))
             except EngineError as exc:
                 results.append(ReviewerFailure(reviewer=request.reviewer, message=f"engine: {exc}"))
         return results
 
-    def _parse(self, request: ReviewRequest, result: GenerationResult) -> BackendResult:
-        if result.finish_reason == "length":
-            how = "closed early to stay valid JSON" if result.forced_close else "cut off"
-            return ReviewerFailure(
-                reviewer=request.reviewer,
-                message=f"the answer ran out of max_new_tokens={self.max_new_tokens} and was {how}; "
-                "raise max_new_tokens or shorten the slice",
-                raw=result.text,
-            )
-        try:
-            return parse_review(drop_inverted_ranges(result.text))
-        except ContractError as exc:
-            return ReviewerFailure(reviewer=request.reviewer, message=f"contract: {exc}", raw=result.text)
+    def judge(self, request: ReviewRequest, result: GenerationResult) -> BackendResult:
+        """One generation held to the contract by `read_answer` (the engine knows if it closed the JSON)."""
+        judged = read_answer(result.text, result.finish_reason, max_new_tokens=self.max_new_tokens,
+                             forced_close=result.forced_close)
+        return as_result(request.reviewer, judged)

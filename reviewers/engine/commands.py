@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add `reviewers` and return its sub-parsers, so other modules can add theirs."""
@@ -30,7 +32,8 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 to listen on all")
     serve.add_argument("--port", type=int, default=8001)
-    serve.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (default: SmolLM2-135M)")
+    serve.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or a "
+                       "hub id (default: gemma3-270m)")
     serve.add_argument("--adapters", type=Path, default=Path("adapters"),
                        help="folder of per-reviewer PEFT adapters, served under the folder names")
     serve.add_argument("--served-model-name", help="the base model's name in /v1/models (default: its file name)")
@@ -39,21 +42,23 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-seq-len", type=int, default=8192, help="prompt + answer tokens per row")
     serve.add_argument("--max-queue", type=int, default=64, help="generations in flight before 429")
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504")
-    serve.add_argument("--max-new-tokens", type=int, default=384, help="default answer length cap")
+    serve.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="default answer length cap")
     serve.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
     serve.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from reviewers.server import run_server
+    """Load the engine here and inject it into the server, which imports no backend itself."""
+    from reviewers.engine.backend import load_engine
+    from reviewers.server import ServerSettings, run_server, served_name
 
-    return run_server(
-        host=args.host, port=args.port, base_model=args.base_model, adapters_dir=args.adapters,
-        device=args.device, served_model_name=args.served_model_name, max_batch=args.max_batch,
-        max_seq_len=args.max_seq_len,
-        settings={"max_queue": args.max_queue, "request_timeout_s": args.timeout,
-                  "max_new_tokens": args.max_new_tokens, "retry_after_s": args.retry_after},
+    engine, ref = load_engine(args.base_model, args.adapters, device=args.device, max_batch=args.max_batch,
+                              max_seq_len=args.max_seq_len)
+    options = ServerSettings(
+        base_model=args.served_model_name or served_name(ref.source, ref.gguf_file), max_queue=args.max_queue,
+        request_timeout_s=args.timeout, max_new_tokens=args.max_new_tokens, retry_after_s=args.retry_after,
     )
+    return run_server(engine, options, host=args.host, port=args.port)
 
 
 def run_check_adapters(args: argparse.Namespace) -> int:

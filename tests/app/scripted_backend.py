@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from unidiff import PatchSet
 
-from reviewers.backends.base import BackendResult, ReviewerFailure
+from reviewers.backends.base import Backend, BackendResult, ReviewerFailure
 from reviewers.contract import Category, Finding, ReviewerOutput, ReviewRequest, Severity, Verdict
 
 
@@ -40,7 +40,7 @@ def added_lines(diff_text: str) -> dict[str, list[int]]:
 
 
 @dataclass
-class ScriptedBackend:
+class ScriptedBackend(Backend):
     """Answers from a script; `fail_reviewers` answer with a `ReviewerFailure` instead."""
 
     script: list[ScriptedFinding] = field(default_factory=list)

@@ -17,7 +17,7 @@ from app.console.records import ReviewRecorder
 from app.jobs import ReviewJobSpec
 from app.review_job import ReviewOutcome
 from app.store import Store
-from reviewers.backends.base import BackendResult, ReviewerFailure
+from reviewers.backends.base import Backend, BackendResult, ReviewerFailure
 from reviewers.contract import Category, Finding, ReviewerOutput, ReviewRequest, Severity, Verdict
 from reviewers.pipeline import PipelineRun, run_pipeline
 from reviewers.unified_diff import parse_unified_diff
@@ -25,7 +25,7 @@ from reviewers.unified_diff import parse_unified_diff
 REAL_DIFFS = Path(__file__).resolve().parents[2].parent / "shared" / "github" / "diffs" / "real"
 
 
-class SeededAnswers:
+class SeededAnswers(Backend):
     """A scripted backend: returns the hand-written answer (or error) for each reviewer."""
 
     name = "seeded-fixture"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from reviewers.backends.base import ReviewerFailure
-from reviewers.backends.cloud import CodeEgress
+from reviewers.backends.base import Backend, BackendAnswers, CodeEgress, ReviewerFailure
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
 from reviewers.pipeline import run_pipeline
 from tests.conftest import REPO_ROOT
@@ -11,25 +10,26 @@ from tests.conftest import REPO_ROOT
 SAMPLE = (REPO_ROOT / "samples" / "storefront.diff").read_bytes()
 
 
-class CloudLikeBackend:
+class CloudLikeBackend(Backend):
     """Scripted stand-in for a backend that sent the sql slices to a cloud reviewer (not a model test)."""
 
     name = "scripted-cloud"
 
-    def review_with_egress(self, requests: list[ReviewRequest]):
+    def answer(self, requests: list[ReviewRequest]) -> BackendAnswers:
         answers = [
             ReviewerOutput(verdict="approve", findings=[], missing_checks=[], suggested_fix="")
             if r.reviewer == "sql" else ReviewerFailure(reviewer=r.reviewer, message="offline")
             for r in requests
         ]
         sent = sum(r.reviewer == "sql" for r in requests)
-        return answers, [CodeEgress(reviewer="sql", endpoint="https://api.example.com", model="m", requests=sent)]
+        return BackendAnswers(results=answers, egress=[
+            CodeEgress(reviewer="sql", endpoint="https://api.example.com", model="m", requests=sent)])
 
-    def review(self, requests):  # pragma: no cover - the pipeline prefers review_with_egress
+    def review(self, requests):  # pragma: no cover - the pipeline asks for answers with their egress
         raise AssertionError("the pipeline must ask for egress")
 
 
-class BrokenBackend:
+class BrokenBackend(Backend):
     name = "broken"
 
     def review(self, requests):
@@ -37,7 +37,7 @@ class BrokenBackend:
 
 
 def test_every_slice_gets_one_outcome_in_plan_order() -> None:
-    class Echo:
+    class Echo(Backend):
         name = "echo"
 
         def review(self, requests):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from reviewers.backends.base import ReviewerFailure
+from reviewers.backends.base import Backend, ReviewerFailure
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
 from reviewers.models import DEFAULT_GGUF, ModelFetchError, fetch_default_model, resolve_base_model
 from tests.conftest import REPO_ROOT, SMOLLM2_DIR, SMOLLM2_GGUF
@@ -20,7 +20,7 @@ from tests.conftest import REPO_ROOT, SMOLLM2_DIR, SMOLLM2_GGUF
 SAMPLE = REPO_ROOT / "samples" / "storefront.diff"
 
 
-class ScriptedBackend:
+class ScriptedBackend(Backend):
     """A stand-in at the model edge: answers each reviewer with a fixed verdict (not a model test)."""
 
     name = "scripted"

@@ -8,13 +8,8 @@ import pytest
 import torch
 
 from reviewers.backends.base import ReviewerFailure
-from reviewers.backends.transformers_backend import (
-    TransformersBackend,
-    answer_settled,
-    find_adapters,
-    json_object_complete,
-)
-from reviewers.contract import ReviewerOutput, ReviewRequest
+from reviewers.backends.transformers_backend import TransformersBackend, find_adapters
+from reviewers.contract import ReviewerOutput, ReviewRequest, answer_settled, json_object_complete
 from reviewers.models import BaseModelRef
 from reviewers.prompt import render_messages
 from tests.conftest import SMOLLM2_DIR, SMOLLM2_GGUF

@@ -8,8 +8,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from reviewers.backends.base import ReviewerFailure
-from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review, reviewer_output_schema
-from reviewers.engine.backend import EngineBackend, drop_inverted_ranges
+from reviewers.contract import (
+    ReviewerOutput,
+    ReviewRequest,
+    drop_inverted_ranges,
+    parse_review,
+    reviewer_output_schema,
+)
+from reviewers.engine.backend import EngineBackend
 from reviewers.engine.closer import JsonPrefix, ObjectEnd, schema_tree
 from reviewers.engine.constraint import ReviewerGrammar, Vocabulary, allocate_bitmask, apply_bitmask
 from reviewers.engine.engine import Engine, GenerationRequest

@@ -7,8 +7,14 @@ import time
 import pytest
 
 from reviewers.backends.base import ReviewerFailure
-from reviewers.contract import ContractError, ReviewerOutput, ReviewRequest, parse_review
-from reviewers.engine.backend import EngineBackend, drop_inverted_ranges
+from reviewers.contract import (
+    ContractError,
+    ReviewerOutput,
+    ReviewRequest,
+    drop_inverted_ranges,
+    parse_review,
+)
+from reviewers.engine.backend import EngineBackend
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.prompt import render_messages
 from tests.conftest import SMOLLM2_DIR, SMOLLM2_GGUF

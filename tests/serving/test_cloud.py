@@ -7,19 +7,12 @@ import json
 
 import pytest
 
-from reviewers.backends.base import ReviewerFailure
-from reviewers.backends.cloud import (
-    CloudConfigError,
-    CloudFallbackBackend,
-    CodeEgress,
-    describe_egress,
-    endpoint_of,
-    local_adapter_check,
-    review_reporting_egress,
-)
+from reviewers.backends.base import CodeEgress, ReviewerFailure, describe_egress, endpoint_of
+from reviewers.backends.cloud import CloudConfigError, CloudFallbackBackend
 from reviewers.backends.factory import BackendSettings, make_backend
 from reviewers.backends.openai_backend import OpenAIBackend
 from reviewers.contract import ReviewRequest
+from reviewers.engine.backend import EngineBackend
 from tests.serving.conftest import serving
 from tests.serving.fake_openai import FakeOpenAI, Reply
 
@@ -49,8 +42,8 @@ def test_off_by_default_nothing_leaves(local_env, slices):
     with serving(fake.app):
         backend = make_backend(BackendSettings())
         assert isinstance(backend, OpenAIBackend)  # no wrapper at all
-        answers, egress = review_reporting_egress(backend, slices)
-    assert len(answers) == 3 and egress == []
+        answered = backend.answer(slices)
+    assert len(answered.results) == 3 and answered.egress == []
     assert fake.bodies == []
 
 
@@ -61,7 +54,8 @@ def test_on_only_the_reviewer_without_a_local_adapter_goes_to_the_cloud(local_en
         local_env.setenv("CALORA_CLOUD_REVIEWERS", _cloud_config(url))
         backend = make_backend(BackendSettings())
         assert isinstance(backend, CloudFallbackBackend)
-        answers, egress = review_reporting_egress(backend, slices)
+        answered = backend.answer(slices)
+        answers, egress = answered.results, answered.egress
     # python is configured for the cloud too, but it has a local adapter: it stays here.
     assert [b["model"] for b in fake.bodies] == ["gpt-test"]
     assert "docker_ci reviewer" in fake.bodies[0]["messages"][0]["content"]
@@ -69,7 +63,7 @@ def test_on_only_the_reviewer_without_a_local_adapter_goes_to_the_cloud(local_en
     assert egress == [CodeEgress(reviewer="docker_ci", endpoint=endpoint_of(url), model="gpt-test", requests=1)]
     assert answers[2].findings[0].message == "scripted finding from the fake server"
     # sql and python were answered by the local server (the random model runs out of tokens there)
-    assert all(isinstance(a, ReviewerFailure) and "ran out of max_tokens" in a.message for a in answers[:2])
+    assert all(isinstance(a, ReviewerFailure) and "ran out of max_new_tokens" in a.message for a in answers[:2])
     assert backend.review(slices[:2]) and len(fake.bodies) == 1  # local-only batches send nothing
 
 
@@ -78,9 +72,10 @@ def test_a_failing_cloud_still_reports_that_code_left(local_env, slices):
     with serving(fake.app) as url:
         local_env.setenv("TEST_CLOUD_KEY", "sk-cloud")
         local_env.setenv("CALORA_CLOUD_REVIEWERS", _cloud_config(url))
-        answers, egress = review_reporting_egress(make_backend(BackendSettings()), slices)
+        answered = make_backend(BackendSettings()).answer(slices)
+        answers, egress = answered.results, answered.egress
     assert isinstance(answers[2], ReviewerFailure) and "cloud reviewer" in answers[2].message
-    assert "ran out of max_tokens" in answers[0].message  # the local answer, unaffected
+    assert "ran out of max_new_tokens" in answers[0].message  # the local answer, unaffected
     assert [e.reviewer for e in egress] == ["docker_ci"]
 
 
@@ -103,5 +98,6 @@ def test_endpoints_drop_paths_and_credentials():
 
 
 def test_local_adapters_are_read_from_the_engine_itself(engine):
-    check = local_adapter_check(engine)
-    assert check("python") and not check("docker_ci")
+    backend = CloudFallbackBackend(EngineBackend(engine), {}, remotes={})
+    assert backend.has_adapter("python") and not backend.has_adapter("docker_ci")
+    assert not backend.goes_to_cloud("python")

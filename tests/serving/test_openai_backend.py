@@ -45,7 +45,7 @@ def test_reviews_through_our_server_come_back_valid_and_in_order(reviewer_server
 def test_an_answer_that_ran_out_of_tokens_is_a_failure_by_default(reviewer_server, slices):
     [result] = OpenAIBackend(f"{reviewer_server}/v1", max_tokens=64).review(slices[1:2])
     assert isinstance(result, ReviewerFailure) and result.reviewer == "python"
-    assert result.message.startswith("the answer ran out of max_tokens=64 (finish_reason=length)")
+    assert result.message.startswith("the answer ran out of max_new_tokens=64 (finish_reason=length)")
     assert isinstance(parse_review(result.raw), ReviewerOutput)  # closed into valid JSON, but not a whole answer
 
 
@@ -67,7 +67,7 @@ def test_make_backend_builds_it_from_calora_variables(monkeypatch, reviewer_serv
     assert isinstance(backend, OpenAIBackend)
     assert backend.model_for("docker_ci") == "sql" and backend.max_tokens == 64
     [result] = backend.review(slices[2:])  # the random model runs out of tokens: the server answered
-    assert "ran out of max_tokens=64" in result.message
+    assert "ran out of max_new_tokens=64" in result.message
 
 
 def test_a_missing_base_url_is_a_clear_error():

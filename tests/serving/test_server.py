@@ -217,18 +217,30 @@ def test_concurrent_clients_are_batched_and_all_answered(reviewer_server, real_d
     assert results == [200] * 4
 
 
-def test_calora_reviewers_serve_passes_its_flags_to_the_server(monkeypatch):
+def test_calora_reviewers_serve_loads_the_engine_and_injects_it_into_the_server(monkeypatch, engine):
+    """The command loads the model (the server imports no backend); its flags reach both."""
+    import reviewers.engine.backend
     import reviewers.server
     from app.cli import main
+    from reviewers.models import BaseModelRef
 
-    seen = {}
-    monkeypatch.setattr(reviewers.server, "run_server", lambda **kwargs: seen.update(kwargs) or 0)
+    loaded, served = {}, {}
+
+    def load_engine(base_model, adapters_dir, **options):
+        loaded.update(base_model=base_model, adapters_dir=adapters_dir, **options)
+        return engine, BaseModelRef(source="/models", gguf_file="tiny-base.gguf")
+
+    monkeypatch.setattr(reviewers.engine.backend, "load_engine", load_engine)
+    monkeypatch.setattr(reviewers.server, "run_server",
+                        lambda generator, options, **where: served.update(generator=generator, options=options,
+                                                                         **where) or 0)
     code = main(["reviewers", "serve", "--port", "9001", "--adapters", "promoted", "--max-queue", "3",
                  "--timeout", "7.5", "--retry-after", "4", "--max-batch", "16"])
     assert code == 0
-    assert seen["port"] == 9001 and str(seen["adapters_dir"]) == "promoted" and seen["max_batch"] == 16
-    assert seen["settings"] == {"max_queue": 3, "request_timeout_s": 7.5, "max_new_tokens": 384, "retry_after_s": 4}
-    ServerSettings(base_model="x", **seen["settings"])  # the flags make valid settings
+    assert str(loaded["adapters_dir"]) == "promoted" and loaded["max_batch"] == 16 and loaded["device"] == "auto"
+    assert served["generator"] is engine and served["port"] == 9001 and served["host"] == "127.0.0.1"
+    assert served["options"] == ServerSettings(base_model="tiny-base", max_queue=3, request_timeout_s=7.5,
+                                               retry_after_s=4)
 
 
 def test_the_base_model_is_served_under_its_file_or_folder_name():
