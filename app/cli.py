@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Modules that define `register(subparsers)`; heavy imports stay inside their handlers.
 COMMAND_MODULES: tuple[str, ...] = (
     "reviewers.commands",
+    "reviewers.checks.commands",
     "reviewers.engine.commands",
     "app.commands",
     "training.commands",
@@ -46,7 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 3
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except BrokenPipeError:
+        # The reader of our output went away (`calora … | head`): no traceback. Commands that have an
+        # exit code to keep (`calora review`'s verdict) catch it where they print (reviewers.commands.emit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
 
 
 if __name__ == "__main__":

