@@ -1,4 +1,4 @@
-"""`calora eval run|sweep|report`, `calora promote`, `calora gate style`: the thin shell around eval/.
+"""`calora eval run|sweep|review|report`, `calora promote`, `calora gate style`: the thin shell around eval/.
 
 Heavy imports (torch, transformers, matplotlib) stay inside the handlers so `calora --help` is fast.
 """
@@ -47,6 +47,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "quoted in the report")
     report.add_argument("--notes", type=Path, help="a markdown file of findings, placed above the results")
     report.set_defaults(handler=_report)
+
+    review = eval_sub.add_parser(
+        "review", help="grade the final review (route, slice, evidence, reviewers, synthesis) on scenario folders",
+        description="Run what a PR gets on every <reviewer>/<case>/ scenario and grade the final review: decision, "
+        "must-finds hit, noise, false blocks, wall time. Writes results JSON, a markdown report and PNG charts.")
+    review.add_argument("--cases", type=Path, default=Path("eval/scenarios"),
+                        help="scenario folder <reviewer>/<case>/{diff.patch,expected.json} (default eval/scenarios)")
+    review.add_argument("--reviewers", nargs="+", metavar="NAME",
+                        help="grade only the scenarios of these reviewer folders (the pipeline still runs every reviewer)")
+    review.add_argument("--backend", choices=("none", "transformers", "engine", "openai"), default="none",
+                        help="none: evidence only, no model (default); otherwise built as `calora review` builds it")
+    review.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (as for `calora review`)")
+    review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (as for `calora review`)")
+    review.add_argument("--max-new-tokens", type=int, help="answer length cap per slice")
+    review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000, as `calora review`)")
+    review.add_argument("--label", help="name in the report (default: the backend, or 'evidence' for none)")
+    review.add_argument("--no-charts", action="store_true", help="write the JSON and markdown only")
+    review.add_argument("--out", type=Path, default=Path("build/eval/review"), help="folder for results, report, charts")
+    review.set_defaults(handler=_review)
 
     check = eval_sub.add_parser("check", help="check results JSONs against the gates (what promote would decide)")
     check.add_argument("--results", type=Path, nargs="+", required=True,
@@ -157,6 +176,44 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(outcome.markdown)
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    import time
+
+    from eval.cases import CaseError
+    from eval.review_grading import ReviewGradingInfo
+    from eval.review_runner import ScenarioError, grade_scenarios, write_outputs
+    from eval.runner import git_commit
+    from reviewers.commands import ReviewInputError, _make_backend, _split_names
+    from reviewers.slicing import SliceLimits
+
+    def progress(message: str) -> None:
+        print(f"calora: {message}", file=sys.stderr, flush=True)
+
+    try:
+        reviewers = list(_split_names(args.reviewers) or []) or None
+        started = time.perf_counter()
+        backend = None if args.backend == "none" else _make_backend(args, progress)
+        info = ReviewGradingInfo(
+            label=args.label or ("evidence" if backend is None else args.backend), backend=args.backend,
+            base_model=args.base_model, adapters=str(args.adapters) if args.adapters else None,
+            cases_path=str(args.cases), reviewers=reviewers, load_s=time.perf_counter() - started,
+            command=_command_line(args, "eval", "review"), git_commit=git_commit(),
+        )
+        run = grade_scenarios(args.cases, backend, reviewers, limits=SliceLimits(budget_tokens=args.budget),
+                              info=info, progress=progress)
+    except (CaseError, ScenarioError, ReviewInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = write_outputs(run, args.out, charts=not args.no_charts)
+    o = run.overall
+    print(f"{o.passed}/{o.scenarios} scenarios pass whole; decision right {o.decision_accuracy:.0%}; "
+          f"must-finds hit {o.must_finds_hit}/{o.must_finds}; noise findings {o.noise_findings}; false blocks "
+          f"{o.false_blocks}/{o.approve_scenarios}; blocks approved {o.blocks_approved}/{o.block_scenarios}")
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
