@@ -33,7 +33,8 @@ class EngineReviewModel:
         self.dtype = dtype
 
     @classmethod
-    def load(cls, base_model: str | None, adapters: dict[str, Path], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    def load(cls, base_model: str | None, adapters: dict[str, Path], *,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
              device: str = "auto", dtype: str = "auto", max_seq_len: int = 4096) -> EngineReviewModel:
         import torch
 

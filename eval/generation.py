@@ -108,7 +108,8 @@ class TransformersModel:
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "cpu",
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 device: str = "cpu",
                  adapters: dict[str, Path] | None = None, chat_adapter: str | None = None,
                  base: BaseModelRef | None = None) -> None:
         self.tokenizer = tokenizer

@@ -20,6 +20,7 @@ from eval.history import PromotionRecord, ScoreHistory
 from eval.metrics import metric_values
 from eval.results import EvalRunResult, ReviewerMetrics
 from eval.workflow import WorkflowError, training_runs_under
+from reviewers.adapter_manifest import read_manifest, write_manifest
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
 
@@ -60,6 +61,9 @@ def install_adapter(source: Path, adapters_dir: Path, reviewer: str, provenance:
     for path in files:
         shutil.copy2(path, staging / path.name)
     (staging / "promotion.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
+    manifest = read_manifest(source)  # the base it was trained on travels with it; the evidence is added
+    if manifest is not None:
+        write_manifest(staging, manifest.model_copy(update={"eval_evidence": "promotion.json"}))
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)

@@ -16,6 +16,7 @@ from eval.generation import BackendReviewModel, ChatModel, ReviewModel, Transfor
 from eval.history import ScoreHistory
 from eval.results import Decoding, EvalRunResult, RunInfo
 from eval.runner import evaluate, git_commit, markdown_table
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class EvalSpec:
     adapters: Path | None = None
     backend: str = "transformers"
     base_model: str | None = None
-    max_new_tokens: int = 384
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     batch_size: int = 1
     device: str = "auto"
     dtype: str = "auto"
@@ -237,7 +238,7 @@ def training_runs_under(run_dir: Path) -> list[TrainingRun]:
 
 
 def sweep(run_dir: Path, *, cases: Path | None = None, include_base: bool = False, backend: str = "transformers",
-          base_model: str | None = None, max_new_tokens: int = 384, batch_size: int = 1, device: str = "auto",
+          base_model: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 1, device: str = "auto",
           dtype: str = "auto", decoding: str = "raw",
           out: Path | None = None, history: Path | None = None, record_history: bool = True,
           command: str | None = None, model: TransformersModel | None = None) -> EvalOutcome:

@@ -1,12 +1,14 @@
 """The one renderer from a `ReviewRequest` to the chat messages a reviewer sees.
 
 Training (`training/`) and serving (`reviewers/backends/`, `reviewers/engine/`) both call
-`render_messages`, so an adapter is always asked exactly the way it was taught.
+`render_messages`, and turn messages into model text with `render_text` (Gemma's turn markers or the
+tokenizer's own template, see below), so an adapter is always asked exactly the way it was taught.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -74,3 +76,66 @@ def render_messages(request: ReviewRequest) -> list[ChatMessage]:
 def render_training_messages(request: ReviewRequest, answer: ReviewerOutput) -> list[ChatMessage]:
     """The same messages plus the target answer, for supervised fine-tuning."""
     return [*render_messages(request), ChatMessage(role="assistant", content=render_answer(answer))]
+
+
+# --- the text a model reads -------------------------------------------------------------------------
+# The project owns its prompt format. Gemma 3 270M is a pretrained model whose GGUF tokenizer has no chat
+# template, so adapters are taught Gemma's own turn markers (the format of Google's instruction-tuned
+# Gemma checkpoints): there is no system role, the system text opens the first user turn.
+#
+#   <bos><start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n<start_of_turn>model\n{answer}<end_of_turn>\n
+#
+# A tokenizer that knows `<start_of_turn>` (any Gemma) always gets these markers, whatever template it
+# carries; one without a chat template gets them too; any other tokenizer (SmolLM2) uses its own template.
+
+TURN_START = "<start_of_turn>"
+TURN_END = "<end_of_turn>"
+
+
+def uses_gemma_turns(tokenizer: Any) -> bool:
+    """True when `render_text` writes Gemma's turn markers for `tokenizer` instead of its chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return True
+    token_id = tokenizer.convert_tokens_to_ids(TURN_START)
+    return token_id is not None and token_id != tokenizer.unk_token_id
+
+
+def gemma_turns(messages: list[ChatMessage], bos: str = "", add_generation_prompt: bool = True) -> str:
+    """`messages` in Gemma's turn format (system text folded into the first user turn)."""
+    parts, system = [bos], []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        content = message.content
+        if message.role == "user" and system:
+            content, system = "\n\n".join([*system, content]), []
+        role = "model" if message.role == "assistant" else "user"
+        parts.append(f"{TURN_START}{role}\n{content}{TURN_END}\n")
+    if add_generation_prompt:
+        parts.append(f"{TURN_START}model\n")
+    return "".join(parts)
+
+
+def render_text(
+    tokenizer: Any, messages: Sequence[ChatMessage | Mapping[str, str]], add_generation_prompt: bool = True
+) -> str:
+    """The exact text a model reads for `messages`: the one renderer of training, eval and serving.
+
+    Encode it with `add_special_tokens=False`: the text already holds the BOS (Gemma) or whatever the
+    tokenizer's template writes.
+    """
+    chat = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+    if uses_gemma_turns(tokenizer):
+        return gemma_turns(chat, getattr(tokenizer, "bos_token", None) or "", add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        [m.model_dump() for m in chat], tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def render_ids(
+    tokenizer: Any, messages: Sequence[ChatMessage | Mapping[str, str]], add_generation_prompt: bool = True
+) -> list[int]:
+    """`render_text`, tokenized."""
+    return list(tokenizer(render_text(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
+                ["input_ids"])

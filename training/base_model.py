@@ -1,17 +1,20 @@
 """Loading the base model and tokenizer, and attaching LoRA where it belongs.
 
-A base model comes from a local folder, a hub id, or a GGUF file inside either (`gguf_file=`, which
-transformers dequantizes). QLoRA loads the base in 4-bit NF4 through bitsandbytes, on CUDA only.
+The base model is resolved by `reviewers.models.resolve_base_model`, as review, serve and eval resolve
+it: a known name (the fetched, converted folder), a .gguf file, a model folder or a hub id. QLoRA loads
+the base in 4-bit NF4 through bitsandbytes, on CUDA only.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from reviewers.models import BaseModelRef, resolve_base_model
 from training.config import TrainConfig
 from training.towers import default_targets, resolve_targets
 
@@ -22,14 +25,23 @@ class BaseModelError(RuntimeError):
     """The base model cannot be loaded as configured; the message says what to change."""
 
 
+def base_ref(cfg: TrainConfig) -> BaseModelRef:
+    """The base model `cfg` names (`gguf_file` picks one GGUF inside a `base_model` folder)."""
+    if cfg.gguf_file and cfg.base_model and (Path(cfg.base_model) / cfg.gguf_file).is_file():
+        return resolve_base_model(str(Path(cfg.base_model) / cfg.gguf_file))
+    if cfg.gguf_file and cfg.base_model:
+        name = f"{cfg.base_model}/{cfg.gguf_file}"
+        return BaseModelRef(source=cfg.base_model, gguf_file=cfg.gguf_file, name=name)
+    return resolve_base_model(cfg.base_model)
+
+
 def load_tokenizer(cfg: TrainConfig) -> Any:
+    """The tokenizer; one with no chat template is fine (`reviewers.prompt.render_text` uses Gemma turns)."""
     from transformers import AutoTokenizer
 
-    source = cfg.tokenizer or cfg.base_model
-    kwargs = {"gguf_file": cfg.gguf_file} if cfg.gguf_file and cfg.tokenizer is None else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    if not getattr(tokenizer, "chat_template", None):
-        raise BaseModelError(f"the tokenizer of {source} has no chat template; training renders chats with it")
+    ref = base_ref(cfg)
+    kwargs = {} if cfg.tokenizer else ref.load_kwargs()
+    tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or ref.source, **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -39,18 +51,17 @@ def load_base_model(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) 
     """The frozen base causal LM, on `device`, in `dtype` (4-bit when `cfg.qlora`)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if cfg.gguf_file:
-        kwargs["gguf_file"] = cfg.gguf_file
+    ref = base_ref(cfg)
+    kwargs: dict[str, Any] = {"dtype": dtype, **ref.load_kwargs()}
     if cfg.attn_implementation != "auto":
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.qlora:
         kwargs["quantization_config"] = _qlora_config(device, dtype)
         kwargs["device_map"] = {"": device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(ref.source, **kwargs)
     except ImportError as exc:
-        raise BaseModelError(f"loading {cfg.base_model} needs a missing package: {exc}") from exc
+        raise BaseModelError(f"loading {ref.describe()} needs a missing package: {exc}") from exc
     if not cfg.qlora:
         model.to(device)
     model.requires_grad_(False)

@@ -14,9 +14,6 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_BASE_MODEL = str(Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "smollm2-135m-instruct")
-DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 class TrainConfig(BaseModel):
     """Everything a LoRA SFT run depends on. Unknown keys are errors (a typo must not be ignored)."""
@@ -27,8 +24,11 @@ class TrainConfig(BaseModel):
     data_dir: Path = Field(default=Path("build/data"), description="Output of `calora data build`.")
     run_dir: Path = Field(default=Path("runs/train"), description="Run folder (config, metrics, adapter).")
 
-    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Local folder or hub id.")
-    gguf_file: str | None = Field(default=DEFAULT_GGUF_FILE, description="GGUF file inside base_model.")
+    base_model: str | None = Field(
+        default=None, description="What `--base-model` takes everywhere (reviewers.models.resolve_base_model):"
+        " a known name, a .gguf file, a model folder or a hub id; None: CALORA_BASE_MODEL, else the default.",
+    )
+    gguf_file: str | None = Field(default=None, description="GGUF file in base_model (found if it is the only one).")
     tokenizer: str | None = Field(default=None, description="Tokenizer folder/id; default: the base model's.")
 
     lora_r: int = Field(default=16, ge=1)
@@ -84,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="train every reviewer with data in --data")
     parser.add_argument("--data", dest="data_dir", type=Path, help="output folder of `calora data build`")
     parser.add_argument("--out", dest="run_dir", type=Path, help="run folder (per reviewer with --all)")
-    parser.add_argument("--base-model", dest="base_model")
+    parser.add_argument("--base-model", dest="base_model",
+                        help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or a hub id "
+                        "(default: gemma3-270m)")
     parser.add_argument("--gguf-file", dest="gguf_file", help="GGUF file in the base model folder ('' for none)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", dest="max_steps", type=int)

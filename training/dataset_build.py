@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewers.contract import render_answer
-from reviewers.prompt import render_messages, render_training_messages
+from reviewers.prompt import render_ids, render_messages, render_training_messages
 from reviewers.routing import route_file
 from reviewers.slicing import approx_token_count
 from reviewers.unified_diff import ParsedDiff
@@ -234,9 +234,8 @@ def approx_example_tokens(example: CuratedExample) -> int:
 
 def tokenizer_counter(tokenizer: Any) -> TokenCounter:
     def count(example: CuratedExample) -> int:
-        msgs = [m.model_dump() for m in render_training_messages(example.request(), example.expected)]
-        text = tokenizer.apply_chat_template(msgs, tokenize=False)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        msgs = render_training_messages(example.request(), example.expected)
+        return len(render_ids(tokenizer, msgs, add_generation_prompt=False))
 
     return count
 

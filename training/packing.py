@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from reviewers.prompt import render_ids  # the renderer serving uses (Gemma turns or the chat template)
+
 IGNORE_INDEX = -100
 
 
@@ -52,7 +54,7 @@ def answer_only_targets(input_ids: Sequence[int], prompt_length: int) -> tuple[i
 
 
 def tokenize_chat(example_id: str, messages: list[dict[str, str]], tokenizer: Any) -> TokenizedExample:
-    """Tokenize with the tokenizer's own chat template; loss only on the final assistant turn.
+    """Tokenize with `reviewers.prompt.render_text`; loss only on the final assistant turn.
 
     The prompt is the template applied to every message but the last with the generation prompt
     added — exactly what inference sends — and must be a token prefix of the full conversation.
@@ -72,8 +74,7 @@ def tokenize_chat(example_id: str, messages: list[dict[str, str]], tokenizer: An
 
 
 def _template_ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return render_ids(tokenizer, messages, add_generation_prompt=add_generation_prompt)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -13,19 +13,13 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Literal
 
+# The engine's list of LoRA-targetable modules (attention and MLP projections; the same names in Llama,
+# Mistral, Qwen2 and Gemma 1-4 text stacks): training targets no module the engine would refuse.
+from reviewers.engine.lora import TARGET_MODULES
+
 Tower = Literal["language_model", "vision", "audio", "other"]
 TOWERS: tuple[Tower, ...] = ("language_model", "vision", "audio", "other")
 
-# Attention and MLP projections: the same names in Llama, Mistral, Qwen2 and Gemma 1-4 text stacks.
-DECODER_PROJECTIONS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-FAMILY_TARGETS: dict[str, tuple[str, ...]] = {
-    "llama": DECODER_PROJECTIONS,
-    "mistral": DECODER_PROJECTIONS,
-    "qwen2": DECODER_PROJECTIONS,
-    "gemma": DECODER_PROJECTIONS,
-    "gemma2": DECODER_PROJECTIONS,
-    "gemma3_text": DECODER_PROJECTIONS,
-}
 
 _VISION = re.compile(r"(^|\.)(vision_tower|vision_model|visual|vision_encoder|embed_vision|image_encoder)(\.|$)")
 _AUDIO = re.compile(r"(^|\.)(audio_tower|audio_model|audio_encoder|embed_audio)(\.|$)")
@@ -52,15 +46,14 @@ def is_multimodal(module_names: Iterable[str]) -> bool:
 
 
 def default_targets(model_type: str, module_names: list[str]) -> list[str] | str:
-    """Family default: every attention/MLP projection of the language model, and nothing else.
+    """Default for every family: each attention/MLP projection of the language model, and nothing else.
 
     For a multimodal checkpoint the list becomes a regex anchored under `language_model`, because
     PEFT matches plain names as suffixes anywhere (a vision tower's `q_proj` included).
     """
-    projections = FAMILY_TARGETS.get(model_type, DECODER_PROJECTIONS)
     if is_multimodal(module_names):
-        return rf".*language_model\..*\.({'|'.join(projections)})"
-    return list(projections)
+        return rf".*language_model\..*\.({'|'.join(TARGET_MODULES)})"
+    return list(TARGET_MODULES)
 
 
 def matches_target(module_name: str, targets: list[str] | str) -> bool:
@@ -73,10 +66,18 @@ def matches_target(module_name: str, targets: list[str] | str) -> bool:
 def resolve_targets(
     linear_names: list[str], targets: list[str] | str, allow_non_language_towers: bool = False
 ) -> list[str]:
-    """The linear modules `targets` reaches; raise `TowerError` if any is in a vision/audio tower."""
+    """The linear modules `targets` reaches; raise `TowerError` if any is in a vision/audio tower, or is a
+    language-model module the engine cannot serve (an adapter it would refuse)."""
     hit = [n for n in linear_names if matches_target(n, targets)]
     if not hit:
         raise TowerError(f"target_modules {targets!r} matches no linear layer of this model")
+    unserved = sorted({n.rsplit(".", 1)[-1] for n in hit if tower_of(n) not in ("vision", "audio")}
+                      - set(TARGET_MODULES))
+    if unserved:
+        raise TowerError(
+            f"target_modules {targets!r} reaches {', '.join(unserved)}, which the engine cannot serve "
+            f"(reviewers/engine/lora.py serves {', '.join(TARGET_MODULES)}); leave them out"
+        )
     outside = [n for n in hit if tower_of(n) in ("vision", "audio")]
     if outside and not allow_non_language_towers:
         by = Counter(tower_of(n) for n in outside)

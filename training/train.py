@@ -168,8 +168,10 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     """
     from accelerate import Accelerator
 
+    from reviewers.adapter_manifest import AdapterManifest, write_manifest
+    from reviewers.models import base_weights_sha256
     from training.attention import register_varlen_attention
-    from training.base_model import attach_lora, load_base_model, load_tokenizer
+    from training.base_model import attach_lora, base_ref, load_base_model, load_tokenizer
     from training.loss import AnswerLossModel
 
     torch.manual_seed(cfg.seed)
@@ -196,6 +198,11 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     model = load_base_model(cfg.model_copy(update={"attn_implementation": rt.attn_implementation}),
                             rt.device, rt.dtype)
     peft_model, targets, adapted = attach_lora(model, cfg)
+    base = base_ref(cfg)
+    # what every loader checks before it puts this adapter on a base model (reviewers/adapter_manifest.py)
+    manifest = AdapterManifest(reviewer=cfg.reviewer, base_model=base.name,
+                               base_sha256=base_weights_sha256(base), rank=cfg.lora_r,
+                               lora_alpha=cfg.lora_alpha, target_modules=targets)
     loss_model = AnswerLossModel(peft_model)
     if cfg.compile:
         # Fuses norms, rotary and activations inside each decoder layer; the layers share one graph.
@@ -211,6 +218,7 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     resolved = {**cfg.dump(), "resolved": {
         "device": str(rt.device), "dtype": str(rt.dtype).removeprefix("torch."), "world_size": rt.world_size,
         "attn_implementation": rt.attn_implementation, "target_modules": targets, "adapted_modules": adapted,
+        "base_model": base.name, "base_sha256": manifest.base_sha256,
         "trainable_parameters": sum(p.numel() for p in trainable), "examples": len(examples),
         "skipped_over_max_seq_len": skipped, "total_steps": total_steps,
         "packing": "padding-free (cu_seqlens)" if cfg.packing else "length-grouped padded batches",
@@ -262,14 +270,17 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
             bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{step_tokens / elapsed:.0f}")
         bar.update(1)
         if accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == end_step):
-            save_checkpoint(checkpoints_dir, done, accelerator.unwrap_model(loss_model).lm, optimizer, scheduler,
-                            {"tokens_seen": tokens_seen, "total_steps": total_steps}, cfg.keep_checkpoints)
+            saved = save_checkpoint(checkpoints_dir, done, accelerator.unwrap_model(loss_model).lm, optimizer,
+                                    scheduler, {"tokens_seen": tokens_seen, "total_steps": total_steps},
+                                    cfg.keep_checkpoints)
+            write_manifest(saved / "adapter", manifest)
         accelerator.wait_for_everyone()
     bar.close()
 
     adapter_dir = run_dir / "adapter"
     if end_step == total_steps and accelerator.is_main_process:
         accelerator.unwrap_model(loss_model).lm.save_pretrained(adapter_dir)
+        write_manifest(adapter_dir, manifest)
         _plot(metrics_path, run_dir / "loss.png", cfg.reviewer)
     accelerator.wait_for_everyone()
     return adapter_dir

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from app.console.settings import ConsoleSettings
 from app.settings import Settings
 from reviewers.backends.factory import BackendSettings
+from reviewers.models import DEFAULT_BASE_MODEL
 from reviewers.routing import REVIEWER_NAMES
 
 Egress = Literal["no", "local network", "yes", "unknown"]
@@ -92,7 +93,7 @@ def role_map(
     """Every role and what serves it."""
     backend = backend or backend_settings(settings)
     kind = backend.backend
-    base_model = backend.base_model or "SmolLM2-135M-Instruct (default)"
+    base_model = backend.base_model or f"{DEFAULT_BASE_MODEL} (default)"
     roles: list[Role] = []
     local_adapter: dict[str, bool | None] = {}
 

@@ -10,14 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reviewers.backends.base import ReviewerBackend
 from reviewers.backends.cloud import CloudReviewer
-from reviewers.models import resolve_base_model
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, resolve_base_model
 
 
 class BackendSettings(BaseSettings):
     """Which backend answers review requests.
 
     - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
-      fetched SmolLM2 GGUF, adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
+      fetched default `gemma3-270m` (`reviewers/models.py`), adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
     - `engine`: the in-process multi-adapter engine (`reviewers/engine/`), same model settings.
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
@@ -29,7 +29,7 @@ class BackendSettings(BaseSettings):
     base_model: str | None = Field(default=None, description="A .gguf file, a model folder or a hub id.")
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
-    max_new_tokens: int = Field(default=384, ge=16)
+    max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=16)
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(default=None, description="Never logged or shown.")
     openai_models: dict[str, str] = Field(

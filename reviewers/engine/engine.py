@@ -58,19 +58,20 @@ from reviewers.engine.model import (
 )
 from reviewers.engine.scheduler import Pending, Row, Scheduler
 from reviewers.engine.stepper import Launched, SlotStepper
-from reviewers.prompt import ChatMessage
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+from reviewers.prompt import ChatMessage, render_ids
 
 log = logging.getLogger(__name__)
 
 
 class GenerationRequest(BaseModel):
-    """One generation: a prompt (token ids, or chat messages rendered by the tokenizer's template)."""
+    """One generation: a prompt (token ids, or chat messages rendered by `reviewers.prompt.render_text`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     prompt: list[int] | list[ChatMessage]
     adapter: str | None = Field(default=None, description="Loaded adapter name; None = the base model.")
-    max_new_tokens: int = Field(default=1024, ge=1)
+    max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=1)
     constrained: bool = Field(default=True, description="Force the ReviewerOutput JSON schema.")
     ignore_eos: bool = Field(default=False, description="Generate exactly max_new_tokens (benchmarks).")
 
@@ -307,9 +308,7 @@ class Engine:
             return ids
         if self.tokenizer is None:
             raise EngineError("chat-message prompts need an engine built with a tokenizer")
-        messages = [m.model_dump() for m in prompt]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return render_ids(self.tokenizer, prompt)
 
     # -- the loop --------------------------------------------------------------------------------
 

