@@ -1,17 +1,20 @@
 """The app's settings, read from the environment (prefix `CALORA_`) by pydantic-settings.
 
 Every name below is read as `CALORA_<NAME>` (case-insensitive), e.g. `CALORA_WEBHOOK_SECRET`.
-A `.env` file in the working directory is read too; the environment wins over it.
+A `.env` file in the working directory is read too; the environment wins over it. That rule is
+`reviewers.settings.CaloraSettings`, shared by every settings class, and the nested reviewer-backend
+settings are read from the same sources as these (so `CALORA_BACKEND` in `.env` reaches the worker).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reviewers.backends.factory import BackendSettings
+from reviewers.settings import CaloraSettings, source_options
 
 DEFAULT_DATABASE_FILE = "calora.sqlite"
 WRITE_ACCESS_ASSOCIATIONS: frozenset[str] = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
@@ -27,7 +30,7 @@ def default_database_url() -> str:
     return f"sqlite:///{(Path.cwd() / DEFAULT_DATABASE_FILE).resolve()}"
 
 
-class Settings(BaseSettings):
+class Settings(CaloraSettings):
     """Runtime settings of the GitHub App (`calora serve`, `calora worker`).
 
     GitHub App
@@ -72,8 +75,6 @@ class Settings(BaseSettings):
     Secrets are `SecretStr`: printing or logging the settings shows `**********`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CALORA_", env_file=".env", extra="ignore")
-
     app_id: int | None = None
     private_key_path: Path | None = None
     webhook_secret: SecretStr | None = None
@@ -96,6 +97,12 @@ class Settings(BaseSettings):
     job_failure_hook: str | None = None
 
     reviewer: BackendSettings = Field(default_factory=BackendSettings)
+
+    def __init__(self, **values: Any) -> None:
+        # The reviewer settings come from the same sources as these: `Settings(_env_file=...)` included.
+        if "reviewer" not in values:
+            values["reviewer"] = BackendSettings(**source_options(values))
+        super().__init__(**values)
 
     @field_validator("allowed_associations", mode="after")
     @classmethod

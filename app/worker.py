@@ -41,16 +41,21 @@ AttemptOutcome = Literal["done", "retry", "failed", "lost_lease", "released"]
 MAX_ERROR_CHARS = 2000
 
 
-class WorkerConfig(BaseModel):
-    """How a worker claims and retries; built from Settings."""
+def _setting_default(name: str) -> Any:
+    """The default of a `Settings` field: the one home of each worker default."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
 
-    max_attempts: int = 3
-    lease_seconds: float = 120.0
-    retry_base_seconds: float = 10.0
-    retry_max_seconds: float = 600.0
-    job_timeout_seconds: float = 900.0
-    concurrency: int = 1
-    poll_seconds: float = 1.0
+
+class WorkerConfig(BaseModel):
+    """How a worker claims and retries; built from Settings, whose defaults are its defaults."""
+
+    max_attempts: int = _setting_default("max_attempts")
+    lease_seconds: float = _setting_default("lease_seconds")
+    retry_base_seconds: float = _setting_default("retry_base_seconds")
+    retry_max_seconds: float = _setting_default("retry_max_seconds")
+    job_timeout_seconds: float = _setting_default("job_timeout_seconds")
+    concurrency: int = _setting_default("worker_concurrency")
+    poll_seconds: float = _setting_default("poll_seconds")
     shutdown_grace_seconds: float = 10.0
 
     @classmethod

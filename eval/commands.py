@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+
 log = logging.getLogger(__name__)
 
 
@@ -102,9 +104,9 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser, decoding: bool = True) -> None:
     parser.add_argument("--backend", choices=("transformers", "engine", "openai"), default="transformers")
-    parser.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (default: CALORA_BASE_MODEL "
-                        "or the fetched SmolLM2)")
-    parser.add_argument("--max-new-tokens", type=int, default=384)
+    parser.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or "
+                        "a hub id (default: CALORA_BASE_MODEL, else the fetched gemma3-270m)")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: bf16 on CUDA, fp32 on CPU; float32 makes GPU answers match a CPU run")

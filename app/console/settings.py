@@ -19,13 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reviewers.settings import CaloraSettings
 
 
-class ConsoleSettings(BaseSettings):
-    """What the console reads besides the app's own settings."""
-
-    model_config = SettingsConfigDict(env_prefix="CALORA_", env_file=".env", extra="ignore")
+class ConsoleSettings(CaloraSettings):
+    """What the console reads besides the app's own settings (by the same rule: `CaloraSettings`)."""
 
     console_token: SecretStr | None = None
     console_runs_dir: Path = Path("runs")

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reviewers.backends.base import ReviewerBackend
 from reviewers.backends.cloud import CloudReviewer
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS, resolve_base_model
+from reviewers.settings import CaloraSettings
 
 
-class BackendSettings(BaseSettings):
+class BackendSettings(CaloraSettings):
     """Which backend answers review requests.
 
     - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
@@ -21,9 +21,9 @@ class BackendSettings(BaseSettings):
     - `engine`: the in-process multi-adapter engine (`reviewers/engine/`), same model settings.
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
-    """
 
-    model_config = SettingsConfigDict(env_prefix="CALORA_", extra="ignore")
+    Read like every settings class (`reviewers.settings.CaloraSettings`): the environment, then `.env`.
+    """
 
     backend: Literal["transformers", "engine", "openai"] = "transformers"
     base_model: str | None = Field(default=None, description="A .gguf file, a model folder or a hub id.")
