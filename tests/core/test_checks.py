@@ -110,6 +110,16 @@ def test_zizmor_flags_template_injection_under_pull_request_target_and_not_the_e
     assert check(whole(".github/workflows/greet.yml", WORKFLOW_OK), tool="zizmor").findings == []
 
 
+def test_actionlint_flags_an_undefined_step_output_and_not_the_defined_one() -> None:
+    base = WORKFLOW_OK.replace("    steps:\n", "    steps:\n      - id: meta\n        run: echo \"tag=v1\" >> \"$GITHUB_OUTPUT\"\n")
+    bad = check(whole(".github/workflows/greet.yml",
+                      base + "      - run: echo \"${{ steps.metadata.outputs.tag }}\"\n"), tool="actionlint")
+    assert ("expression", 14) in {(f.rule, f.line) for f in bad.findings}
+    ok = check(whole(".github/workflows/greet.yml", base + "      - run: echo \"$TAG\"\n        env:\n"
+                     "          TAG: ${{ steps.meta.outputs.tag }}\n"), tool="actionlint")
+    assert ok.findings == []
+
+
 def test_squawk_flags_a_blocking_index_and_a_required_column_not_the_safe_twin() -> None:
     bad = check(whole("migrations/0042_orders.sql",
                       "CREATE INDEX orders_customer_idx ON orders (customer);\n"
