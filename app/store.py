@@ -51,7 +51,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Update
 
 from app.jobs import ReviewJobSpec
-from app.webhooks import Decision, InstallationChange, QueueReviews
+from app.webhooks import DeliveryDecision, InstallationChange, QueueReviews
 
 JobStatus = Literal["queued", "running", "done", "failed", "superseded"]
 DeliveryOutcome = Literal["queued", "ignored", "recorded", "pong"]
@@ -218,10 +218,6 @@ class InstallationView(BaseModel):
     updated_at: float
 
 
-class LostLeaseError(RuntimeError):
-    """The job's lease is no longer this worker's (it expired and another worker took the job)."""
-
-
 # --- engine ----------------------------------------------------------------------------------------------------
 
 def make_engine(url: str) -> Engine:
@@ -304,7 +300,7 @@ class Store:
     # --- receiver side ---
 
     def record_delivery(
-        self, delivery_id: str, event_name: str, action: str | None, decision: Decision, now: float | None = None
+        self, delivery_id: str, event_name: str, action: str | None, decision: DeliveryDecision, now: float | None = None
     ) -> RecordResult:
         """Record a delivery and what it decided, queueing its jobs, all in one transaction.
 
@@ -526,5 +522,5 @@ def claim_statement(owner: str, lease_seconds: float, now: float) -> Update:
     )
 
 
-def _outcome(decision: Decision) -> DeliveryOutcome:
+def _outcome(decision: DeliveryDecision) -> DeliveryOutcome:
     return {"queue": "queued", "ignore": "ignored", "installation": "recorded", "pong": "pong"}[decision.kind]  # type: ignore[return-value]

@@ -290,7 +290,7 @@ class Ignore(BaseModel):
     reason: str
 
 
-Decision = QueueReviews | InstallationChange | Pong | Ignore
+DeliveryDecision = QueueReviews | InstallationChange | Pong | Ignore
 
 
 class TriggerPolicy(BaseModel):
@@ -338,7 +338,7 @@ def parse_review_command(body: str | None, known: Sequence[str] = REVIEWER_NAMES
 
 # --- deciding -----------------------------------------------------------------------------------------------
 
-def decide(delivery: Delivery, policy: TriggerPolicy) -> Decision:
+def decide(delivery: Delivery, policy: TriggerPolicy) -> DeliveryDecision:
     """What the receiver does with a verified delivery. Raises MalformedDeliveryError on bad shapes."""
     event, action = delivery.event, delivery.action
     if event not in HANDLED_EVENTS:
@@ -384,7 +384,7 @@ def _no_installation(event: str) -> Ignore:
     return Ignore(reason=f"{event} delivery has no installation; the App reviews only where it is installed")
 
 
-def _decide_pull_request(delivery: Delivery, event: PullRequestEvent, policy: TriggerPolicy) -> Decision:
+def _decide_pull_request(delivery: Delivery, event: PullRequestEvent, policy: TriggerPolicy) -> DeliveryDecision:
     pr = event.pull_request
     if event.installation is None:
         return _no_installation("pull_request")
@@ -417,7 +417,7 @@ def is_bot(account: Account, bot_login: str | None) -> bool:
     return login in {mine, mine.removesuffix("[bot]"), f"{mine.removesuffix('[bot]')}[bot]"}
 
 
-def _decide_comment(delivery: Delivery, event: IssueCommentEvent, policy: TriggerPolicy) -> Decision:
+def _decide_comment(delivery: Delivery, event: IssueCommentEvent, policy: TriggerPolicy) -> DeliveryDecision:
     issue, comment = event.issue, event.comment
     if issue.pull_request is None:
         return Ignore(reason=f"comment on issue #{issue.number}, not on a pull request")
@@ -457,7 +457,7 @@ def _decide_rerun(
     check_run_id: int | None,
     event: CheckRunEvent | CheckSuiteEvent,
     policy: TriggerPolicy,
-) -> Decision:
+) -> DeliveryDecision:
     name = delivery.event
     if event.installation is None:
         return _no_installation(name)

@@ -130,7 +130,7 @@ class CandidateResult(BaseModel):
         return [c for c in self.checks if not c.passed]
 
 
-class Decision(BaseModel):
+class PromotionDecision(BaseModel):
     """The outcome for one reviewer: the chosen checkpoint, or none, with every candidate's checks."""
 
     reviewer: str
@@ -179,10 +179,10 @@ def rank_key(candidate: Candidate, rank_by: list[str]) -> tuple:
     return (*key, candidate.step is None, candidate.step or 0)
 
 
-def decide(reviewer: str, candidates: list[Candidate], gates: Gates) -> Decision:
+def decide(reviewer: str, candidates: list[Candidate], gates: Gates) -> PromotionDecision:
     """Choose the best candidate passing every gate of `reviewer`; none when nothing passes."""
     thresholds = gates.thresholds_for(reviewer)
     results = [check_candidate(c, thresholds) for c in candidates]
     passing = [r.candidate for r in results if r.passed]
     chosen = min(passing, key=lambda c: rank_key(c, gates.rank_by)) if passing else None
-    return Decision(reviewer=reviewer, chosen=chosen, results=results, rank_by=gates.rank_by)
+    return PromotionDecision(reviewer=reviewer, chosen=chosen, results=results, rank_by=gates.rank_by)

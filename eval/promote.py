@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eval.gates import DEFAULT_GATES, Candidate, Decision, decide, load_gates
+from eval.gates import DEFAULT_GATES, Candidate, PromotionDecision, decide, load_gates
 from eval.history import PromotionRecord, ScoreHistory
 from eval.metrics import metric_values
 from eval.results import EvalRunResult, ReviewerMetrics
@@ -31,7 +31,7 @@ class PromotionError(RuntimeError):
 
 @dataclass
 class PromotionOutcome:
-    decision: Decision
+    decision: PromotionDecision
     installed_to: Path | None
     record_path: Path | None
     skipped: list[str]
@@ -146,7 +146,7 @@ def candidates_from_results(runs: list[EvalRunResult]) -> dict[str, list[Candida
     return out
 
 
-def check_results(paths: list[Path], gates_path: Path | None = None) -> list[Decision]:
+def check_results(paths: list[Path], gates_path: Path | None = None) -> list[PromotionDecision]:
     """The gate decision for models evaluated by `calora eval run` (results JSONs), without installing."""
     gates = load_gates(gates_path)
     runs = []

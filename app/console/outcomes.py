@@ -262,10 +262,10 @@ class GateTable(BaseModel):
 
 def gate_table(evidence: dict[str, Any]) -> GateTable | None:
     """Read `calora promote`'s evidence (its `decision`); None when it is not in that shape."""
-    from eval.gates import Decision
+    from eval.gates import PromotionDecision
 
     try:
-        decision = Decision.model_validate(evidence.get("decision"))
+        decision = PromotionDecision.model_validate(evidence.get("decision"))
     except Exception:  # noqa: BLE001 - older or hand-written evidence is shown as JSON instead
         return None
     metrics = sorted({c.metric for r in decision.results for c in r.checks})

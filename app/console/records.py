@@ -48,6 +48,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.jobs import ReviewJobSpec
 from reviewers.contract import Severity
 from reviewers.pipeline import PipelineRun
+from reviewers.synthesis import Decision
 
 if TYPE_CHECKING:
     from app.review_job import ReviewOutcome
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 
 ReviewState = Literal["queued", "running", "done", "failed"]
 REVIEW_STATES: tuple[ReviewState, ...] = ("queued", "running", "done", "failed")
-Decision = Literal["approve", "revise", "block", "incomplete"]
 DECISIONS: tuple[Decision, ...] = ("block", "revise", "approve", "incomplete")
 
 METADATA = MetaData()
