@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -61,7 +62,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     try:
-        hooks = None if args.no_worker else load_job_hooks(settings)
+        # The worker loads the reviewer model in a thread once the receiver listens (no lost start-up window).
+        hooks = None if args.no_worker else functools.partial(load_job_hooks, settings)
         app = create_app(settings, hooks=hooks, run_worker=not args.no_worker)
     except MissingSettingError as exc:
         print(f"calora serve: {exc}", file=sys.stderr)

@@ -4,8 +4,11 @@ Authentication is githubkit's: the App's private key signs a JWT, the JWT buys a
 and the token is cached (in a cache owned by the client factory) until a minute before it expires.
 Every call goes through `GitHubClient._call`, which retries with tenacity: network errors and 5xx with
 exponential back-off; 403/429 rate limits after the `Retry-After` / `x-ratelimit-reset` the response
-names (capped; a longer wait gives up with `GitHubRateLimited` so the job queue retries later). The
-sleeper is injectable so tests never sleep. Errors never carry tokens, keys or request headers.
+names (`Retry-After` in seconds or as an HTTP date; capped: a longer wait raises `GitHubRateLimited`, a
+`DeferJob`, and the queue runs the job again at the reset time without counting an attempt). 401, 403,
+404, 410 and 422 raise `GitHubPermanentError`, a `PermanentJobError`: the job fails at once instead of
+being retried. The sleeper is injectable so tests never sleep. Errors never carry tokens, keys or
+request headers.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Self, TypeVar
 
 from githubkit import AppAuthStrategy, GitHub
@@ -28,6 +34,8 @@ from githubkit.exception import (
 from pydantic import BaseModel, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from app.jobs import DeferJob, PermanentJobError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -36,6 +44,10 @@ Sleeper = Callable[[float], Awaitable[None]]
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
 RAW_MEDIA_TYPE = "application/vnd.github.raw"
 PER_PAGE = 100
+DEFAULT_RATE_LIMIT_WAIT = 60.0  # GitHub: without a Retry-After, wait at least a minute
+# Asking again cannot change these answers: bad credentials or an uninstalled App, no permission (a 403
+# that is not a rate limit), gone, or a request GitHub refuses as invalid.
+PERMANENT_STATUSES = frozenset({401, 403, 404, 410, 422})
 
 
 class GitHubError(RuntimeError):
@@ -54,12 +66,47 @@ class GitHubError(RuntimeError):
         super().__init__(f"GitHub {operation} failed: {where}: {message}{detail}")
 
 
-class GitHubRateLimited(GitHubError):
-    """GitHub asked to wait longer than this client is willing to sleep in one job."""
+class GitHubRateLimited(GitHubError, DeferJob):
+    """GitHub asked to wait longer than this client is willing to sleep in one job: the job waits in the
+    queue until `not_before` instead."""
 
     def __init__(self, operation: str, status: int, retry_after: float):
         self.retry_after = retry_after
+        self.not_before = time.time() + retry_after
         super().__init__(operation, status, f"rate limited; GitHub asks to wait {retry_after:.0f} s")
+
+
+class GitHubPermanentError(GitHubError, PermanentJobError):
+    """GitHub refused the call in a way that asking again cannot change (see PERMANENT_STATUSES)."""
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float) -> float:
+    """Seconds a rate-limited response asks to wait: `Retry-After` (seconds or an HTTP date), else until
+    `x-ratelimit-reset` (epoch seconds), else a minute. Never negative; an unreadable value means a minute."""
+    retry_after = headers.get("retry-after")
+    if retry_after is not None:
+        value = retry_after.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            log.warning("GitHub sent an unreadable Retry-After %r; waiting a minute", value[:64])
+            return DEFAULT_RATE_LIMIT_WAIT
+    reset = headers.get("x-ratelimit-reset")
+    if reset is not None:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            log.warning("GitHub sent an unreadable x-ratelimit-reset %r; waiting a minute", reset[:64])
+    return DEFAULT_RATE_LIMIT_WAIT
+
+
+class _GitHub(GitHub):  # type: ignore[type-arg]
+    """githubkit reads `Retry-After` with int(), which raises on the HTTP-date form GitHub may send."""
+
+    def _extract_retry_after(self, response: Any) -> timedelta:
+        return timedelta(seconds=rate_limit_wait(response.headers, time.time()))
 
 
 class RetryPolicy(BaseModel):
@@ -283,8 +330,13 @@ class GitHubClient:
                     operation, real.response.status_code, real.retry_after.total_seconds()
                 ) from None
             message, errors = _error_message(real)
+            status = _status(real)
+            if status in (403, 429) and "rate limit" in message.lower():  # a secondary limit without headers
+                raise GitHubRateLimited(operation, status, DEFAULT_RATE_LIMIT_WAIT) from None
+            if status in PERMANENT_STATUSES:
+                raise GitHubPermanentError(operation, status, message, errors) from None
             transient = is_transient(real, policy) and not isinstance(real, RateLimitExceeded)
-            raise GitHubError(operation, _status(real), message, errors, transient=transient) from None
+            raise GitHubError(operation, status, message, errors, transient=transient) from None
 
     # -- pull requests
 
@@ -481,7 +533,7 @@ class GitHubAppClients:
         auth = AppAuthStrategy(app_id=self.app_id, private_key=self.private_key).as_installation(installation_id)
         if self._tls is None:  # loading the CA bundle costs ~0.2 s: once per process, not per request
             self._tls = ssl.create_default_context()
-        gh = GitHub(
+        gh = _GitHub(
             auth,
             base_url=self.base_url,
             ssl_verify=self._tls,

@@ -1,4 +1,8 @@
-"""What the queue carries: one request to review one pull request at one head commit."""
+"""What the queue carries: one request to review one pull request at one head commit.
+
+Also the two ways a job's runner tells the worker that retrying on the usual back-off is wrong:
+`DeferJob` (wait until a given time, attempt not counted) and `PermanentJobError` (fail now).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ class ReviewJobSpec(BaseModel):
     comment_id: int | None = Field(default=None, description="The /review comment, for the reaction.")
     check_run_id: int | None = Field(default=None, description="The check run the user asked to re-run.")
     before_sha: str | None = Field(default=None, description="Previous head on synchronize.")
+    requested_at: str | None = Field(
+        default=None, description="check_suite.updated_at of a suite re-run: tells two presses of Re-run apart.")
 
     @property
     def full_name(self) -> str:
@@ -33,3 +39,33 @@ class ReviewJobSpec(BaseModel):
     def pr_key(self) -> str:
         """Identifies the pull request across pushes (a newer push supersedes an older queued job)."""
         return f"{self.owner}/{self.repo}#{self.pull_number}"
+
+    @property
+    def request_key(self) -> str:
+        """Identifies the request, whatever delivery carried it: a signed body replayed under a new
+        X-GitHub-Delivery has the same key and is not queued twice.
+
+        (repository, pull request, head SHA, trigger), plus what tells two real requests of one trigger
+        on one head apart: the `/review` comment, the check run re-run, the suite re-run's time.
+        """
+        key = f"{self.pr_key}@{self.head_sha or '-'}:{self.trigger}"
+        for name, value in (("comment", self.comment_id), ("check_run", self.check_run_id),
+                            ("requested_at", self.requested_at)):
+            if value is not None:
+                key += f":{name}={value}"
+        return key
+
+
+class DeferJob(Exception):
+    """The job cannot go on before `not_before` (epoch seconds), e.g. GitHub's rate limit resets then.
+
+    The worker puts it back in the queue due at that time without counting the attempt.
+    """
+
+    def __init__(self, message: str, not_before: float) -> None:
+        super().__init__(message)
+        self.not_before = not_before
+
+
+class PermanentJobError(Exception):
+    """Retrying would fail the same way (GitHub answered 401, 403, 404, 410 or 422): fail the job now."""

@@ -4,13 +4,22 @@ The receiver only verifies, records and queues (one short transaction), so it an
 GitHub's 10-second limit; reviews run in the worker, inside this process by default (`calora serve`)
 or in separate processes (`calora serve --no-worker` + `calora worker`).
 
+The receiver listens before the reviewer model loads: `calora serve` hands the worker a loader that runs
+in a thread once the server is up, and deliveries are recorded and queued meanwhile.
+
 Answers of POST /webhooks/github:
-  200 ping, installation events (recorded), redelivery of a known X-GitHub-Delivery (nothing queued)
+  200 ping, installation events (recorded), redelivery of a known X-GitHub-Delivery, or a replay (the same
+      request - repository, pull request, head SHA, trigger - under a new delivery id): nothing queued
   202 review job(s) queued, or a verified event that asks for nothing (ignored, with the reason)
   400 missing X-GitHub-Event / X-GitHub-Delivery, body not a JSON object, or a known event without the
       fields the receiver needs
   401 X-Hub-Signature-256 missing or wrong (nothing is stored)
   413 body over `max_body_bytes` (Content-Length or the streamed length)
+
+GET /healthz (liveness): 200 while the process can take deliveries, `"status": "warming"` while the
+worker loads the model, `"ok"` once ready; 503 when the database is unreachable, the worker loop stopped
+or stalled, or the model failed to load. GET /readyz (readiness): 200 only when reviews can run, 503
+while warming.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +84,15 @@ def trigger_policy(settings: Settings) -> TriggerPolicy:
 def create_app(
     settings: Settings,
     store: Store | None = None,
-    hooks: JobHooks | None = None,
+    hooks: JobHooks | Callable[[], JobHooks] | None = None,
     run_worker: bool = True,
     metrics: AppMetrics | None = None,
 ) -> FastAPI:
-    """The FastAPI app; with `run_worker`, a worker running `hooks` lives in the app's event loop."""
+    """The FastAPI app; with `run_worker`, a worker running `hooks` lives in the app's event loop.
+
+    `hooks` may be a loader (`calora serve` passes one that loads the reviewer model): the worker calls
+    it in a thread after the server started, so the receiver never waits for the model.
+    """
     owns_store = store is None
     store = store or Store.from_url(settings.database_url)
     metrics = metrics or AppMetrics()
@@ -121,6 +134,10 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return await _health(receiver)
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        return await _health(receiver, readiness=True)
 
     @app.get("/metrics")
     async def metrics_text() -> Response:
@@ -181,6 +198,12 @@ async def _receive(receiver: Receiver, request: Request) -> JSONResponse:
         log.info("delivery %s (%s) seen before; not queued again", delivery.delivery_id, delivery.event)
         return _answer(200, status="duplicate", delivery=delivery.delivery_id)
     outcome = result.outcome or "ignored"
+    if outcome == "replay":
+        metrics.deliveries.labels(event_label, "replay").inc()
+        log.warning("delivery %s (%s %s) repeats the request of job(s) %s; not queued again",
+                    delivery.delivery_id, delivery.event, delivery.action, result.replayed)
+        return _answer(200, status="duplicate", delivery=delivery.delivery_id, jobs=result.replayed,
+                       reason="the same request (repository, pull request, head SHA, trigger) was already queued")
     metrics.deliveries.labels(event_label, outcome).inc()
     if result.superseded:
         metrics.superseded.inc(result.superseded)
@@ -200,10 +223,15 @@ async def _receive(receiver: Receiver, request: Request) -> JSONResponse:
     return _answer(200, status=outcome, delivery=delivery.delivery_id)
 
 
-async def _health(receiver: Receiver) -> JSONResponse:
-    """200 when the database answers and the in-process worker loop is alive (or runs elsewhere)."""
+async def _health(receiver: Receiver, readiness: bool = False) -> JSONResponse:
+    """200 when the database answers and the in-process worker loop is alive (or runs elsewhere).
+
+    A worker still loading the model is alive (liveness 200, `"status": "warming"`, so an orchestrator
+    does not kill a process that is only slow to start) but not ready (`readiness`: 503).
+    """
     checks: dict[str, str] = {}
     healthy = True
+    warming = False
     try:
         await anyio.to_thread.run_sync(receiver.store.ping)
         checks["database"] = "ok"
@@ -216,12 +244,20 @@ async def _health(receiver: Receiver) -> JSONResponse:
     else:
         stale_after = max(10.0, 5 * worker.config.poll_seconds)
         task = receiver.worker_task
-        if task is None or task.done():
+        if worker.state == "load_failed":
+            checks["worker"] = f"failed to load: {worker.load_error}"
+            healthy = False
+        elif task is None or task.done():
             checks["worker"] = "stopped"
             healthy = False
         elif time.time() - worker.last_beat > stale_after:
             checks["worker"] = f"stalled for {time.time() - worker.last_beat:.0f} s"
             healthy = False
+        elif worker.state == "warming":
+            checks["worker"] = "warming"
+            warming = True
         else:
             checks["worker"] = "ok"
-    return _answer(200 if healthy else 503, status="ok" if healthy else "unhealthy", **checks)
+    status = "unhealthy" if not healthy else "warming" if warming else "ok"
+    code = 200 if healthy and not (readiness and warming) else 503
+    return _answer(code, status=status, ready=healthy and not warming, **checks)

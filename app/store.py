@@ -7,7 +7,14 @@ the same row; on SQLite every write transaction starts with `BEGIN IMMEDIATE`, w
 
 Job states: queued → running → done | failed, or queued → superseded (a newer push to the same pull
 request). A running job whose lease expired (its worker died) is claimable again; `attempts` counts
-claims, so a worker that keeps dying on one job still ends it after `max_attempts`.
+claims, so a worker that keeps dying on one job still ends it after `max_attempts`; a job deferred until
+GitHub's rate limit resets goes back to queued with that claim uncounted.
+
+A delivery whose request (`ReviewJobSpec.request_key`) already has a queued, running or done job is a
+replay (a signed body sent again under a new X-GitHub-Delivery): recorded, nothing queued.
+
+A failed job whose check run could not be concluded (GitHub down or rate limiting) leaves a row in
+`pending_conclusions`, which workers claim and retry until GitHub answers.
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ from app.jobs import ReviewJobSpec
 from app.webhooks import DeliveryDecision, InstallationChange, QueueReviews
 
 JobStatus = Literal["queued", "running", "done", "failed", "superseded"]
-DeliveryOutcome = Literal["queued", "ignored", "recorded", "pong"]
+DeliveryOutcome = Literal["queued", "ignored", "recorded", "pong", "replay"]
+ACTIVE_STATUSES = ("queued", "running", "done")  # a job in one of these answers its request
 
 
 class Base(DeclarativeBase):
@@ -120,9 +128,24 @@ class JobRow(Base):
     superseded_by: Mapped[int | None] = mapped_column(Integer)
 
 
+class PendingConclusionRow(Base):
+    """A failed job whose check run still has to be concluded (GitHub did not answer when it failed)."""
+
+    __tablename__ = "pending_conclusions"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    spec: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[float] = mapped_column(Float, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 JOBS = JobRow.__table__
 DELIVERIES = DeliveryRow.__table__
 INSTALLATIONS = InstallationRow.__table__
+PENDING = PendingConclusionRow.__table__
 
 
 # --- the receiver's statements, built once: SQLAlchemy takes longer to build a statement than SQLite ---
@@ -141,6 +164,10 @@ _QUEUED_FOR_OTHER_HEADS = (
     JOBS.c.pr_key == bindparam("b_pr_key"), JOBS.c.status == "queued",
     JOBS.c.head_sha != bindparam("b_head_sha"), JOBS.c.id != bindparam("b_job_id"),
 )
+_SAME_REQUEST_CANDIDATES = select(JOBS.c.id, JOBS.c.status, JOBS.c.spec).where(
+    JOBS.c.pr_key == bindparam("b_pr_key"), JOBS.c.head_sha == bindparam("b_head_sha"),
+    JOBS.c.trigger == bindparam("b_trigger"), JOBS.c.status.in_(ACTIVE_STATUSES),
+).order_by(JOBS.c.id)
 _SUPERSEDED = {"status": "superseded", "superseded_by": bindparam("b_job_id"), "finished_at": bindparam("b_now")}
 _SUPERSEDE_QUEUED = update(JOBS).where(*_QUEUED_FOR_OTHER_HEADS).values(**_SUPERSEDED)
 _SUPERSEDE_EARLIER = update(JOBS).where(
@@ -153,7 +180,8 @@ _SUPERSEDE_EARLIER = update(JOBS).where(
 class RecordResult(BaseModel):
     """What recording a delivery did: a duplicate id changes nothing.
 
-    `late` counts jobs that arrived already superseded (a newer push of the pull request was seen first).
+    `late` counts jobs that arrived already superseded (a newer push of the pull request was seen first);
+    `replayed` lists the jobs that already answer requests of this delivery (nothing queued for those).
     """
 
     duplicate: bool
@@ -161,6 +189,7 @@ class RecordResult(BaseModel):
     job_ids: list[int] = []
     superseded: int = 0
     late: int = 0
+    replayed: list[int] = []
 
 
 class ClaimedJob(BaseModel):
@@ -173,6 +202,15 @@ class ClaimedJob(BaseModel):
     lease_expires_at: float
     expired_leases: int
     last_error: str | None = None
+
+
+class PendingConclusion(BaseModel):
+    """A failed job's check run to conclude, claimed by one worker for a lease."""
+
+    job_id: int
+    spec: ReviewJobSpec
+    reason: str
+    tries: int
 
 
 class JobView(BaseModel):
@@ -314,6 +352,12 @@ class Store:
             with self._transaction() as connection:
                 if connection.execute(_DELIVERY_EXISTS, {"b_delivery_id": delivery_id}).first() is not None:
                     return RecordResult(duplicate=True)
+                answered = {spec.request_key: self._same_request(connection, spec) for spec in jobs}
+                replayed = [job_id for job_id in answered.values() if job_id is not None]
+                jobs = [spec for spec in jobs if answered[spec.request_key] is None]
+                if replayed and not jobs:
+                    outcome = "replay"
+                    reason = f"the same request as job {', '.join(map(str, replayed))}; not queued again"
                 connection.execute(_INSERT_DELIVERY, {
                     "delivery_id": delivery_id, "event": event_name, "action": action, "outcome": outcome,
                     "reason": reason, "jobs_queued": len(jobs), "received_at": now,
@@ -336,7 +380,17 @@ class Store:
         except IntegrityError:
             # A concurrent request with the same delivery id committed first.
             return RecordResult(duplicate=True)
-        return RecordResult(duplicate=False, outcome=outcome, job_ids=job_ids, superseded=superseded, late=late)
+        return RecordResult(duplicate=False, outcome=outcome, job_ids=job_ids, superseded=superseded, late=late,
+                            replayed=replayed)
+
+    @staticmethod
+    def _same_request(connection: Connection, spec: ReviewJobSpec) -> int | None:
+        """The queued, running or done job that already answers `spec`'s request, if any."""
+        rows = connection.execute(_SAME_REQUEST_CANDIDATES, {
+            "b_pr_key": spec.pr_key, "b_head_sha": spec.head_sha, "b_trigger": spec.trigger}).all()
+        key = spec.request_key
+        return next((row.id for row in rows if ReviewJobSpec.model_validate_json(row.spec).request_key == key),
+                    None)
 
     def enqueue(self, spec: ReviewJobSpec, now: float | None = None, supersede: bool = False) -> int:
         """Queue one job directly (operations and tests); the receiver goes through record_delivery."""
@@ -448,10 +502,59 @@ class Store:
         return self._update_held(job_id, owner, status="queued", available_at=available_at, last_error=error,
                                  lease_owner=None, lease_expires_at=None)
 
-    def fail(self, job_id: int, owner: str, error: str, now: float | None = None) -> bool:
+    def defer(self, job_id: int, owner: str, reason: str, not_before: float) -> bool:
+        """Put the job back in the queue due at `not_before` (GitHub's rate limit resets then); the attempt
+        is not counted, so waiting never uses up `max_attempts`."""
+        return self._update_held(job_id, owner, status="queued", available_at=not_before, last_error=reason,
+                                 attempts=JOBS.c.attempts - 1, lease_owner=None, lease_expires_at=None)
+
+    def fail(self, job_id: int, owner: str, error: str, now: float | None = None,
+             conclude_at: float | None = None, conclusion_error: str | None = None) -> bool:
+        """Mark the job failed; with `conclude_at`, its check run is still to be concluded from then on
+        (a pending conclusion, written in the same transaction)."""
         now = time.time() if now is None else now
-        return self._update_held(job_id, owner, status="failed", finished_at=now, last_error=error,
-                                 lease_owner=None, lease_expires_at=None)
+        with self._transaction() as connection:
+            result = connection.execute(update(JOBS).where(
+                JOBS.c.id == job_id, JOBS.c.status == "running", JOBS.c.lease_owner == owner,
+            ).values(status="failed", finished_at=now, last_error=error, lease_owner=None, lease_expires_at=None,
+                     ).returning(JOBS.c.spec))
+            row = result.first()
+            if row is not None and conclude_at is not None:
+                connection.execute(insert(PENDING).values(
+                    job_id=job_id, spec=row.spec, reason=error, tries=1, available_at=conclude_at,
+                    last_error=conclusion_error, created_at=now))
+        return row is not None
+
+    # --- check runs still to conclude ---
+
+    def claim_conclusion(self, lease_seconds: float, now: float | None = None) -> PendingConclusion | None:
+        """Take the oldest due pending conclusion for `lease_seconds` (it is due again after that, should
+        this worker die), or None."""
+        now = time.time() if now is None else now
+        pick = (select(PENDING.c.job_id).where(PENDING.c.available_at <= now).order_by(PENDING.c.available_at)
+                .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+        statement = update(PENDING).where(PENDING.c.job_id == pick, PENDING.c.available_at <= now).values(
+            available_at=now + lease_seconds, tries=PENDING.c.tries + 1,
+        ).returning(PENDING.c.job_id, PENDING.c.spec, PENDING.c.reason, PENDING.c.tries)
+        with self._transaction() as connection:
+            row = connection.execute(statement).first()
+        if row is None:
+            return None
+        return PendingConclusion(job_id=row.job_id, spec=ReviewJobSpec.model_validate_json(row.spec),
+                                 reason=row.reason, tries=row.tries)
+
+    def conclusion_done(self, job_id: int) -> None:
+        with self._transaction() as connection:
+            connection.execute(PENDING.delete().where(PENDING.c.job_id == job_id))
+
+    def conclusion_later(self, job_id: int, available_at: float, error: str) -> None:
+        with self._transaction() as connection:
+            connection.execute(update(PENDING).where(PENDING.c.job_id == job_id).values(
+                available_at=available_at, last_error=error))
+
+    def pending_conclusions(self) -> int:
+        with self._transaction() as connection:
+            return int(connection.execute(select(func.count()).select_from(PENDING)).scalar_one())
 
     def release(self, job_id: int, owner: str, now: float | None = None) -> bool:
         """Give a job back untried (worker shutting down): it is due at once and the attempt is not counted."""

@@ -216,6 +216,7 @@ class CheckRunEvent(_Payload):
 class CheckSuite(_Payload):
     id: int
     head_sha: str
+    updated_at: str | None = None
     app: AppRef | None = None
     pull_requests: list[AttachedPullRequest] = Field(default_factory=list)
 
@@ -476,6 +477,7 @@ def _decide_rerun(
             trigger="rerequested",
             requested_by=event.sender.login,
             check_run_id=check_run_id,
+            requested_at=checks.updated_at if isinstance(checks, CheckSuite) else None,
         )
         for pr in _unique_by_number(checks.pull_requests)
     ]

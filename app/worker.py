@@ -7,6 +7,14 @@ One attempt of a job:
 A worker that dies leaves a running job whose lease expires; another claim takes it again and counts the
 attempt, so a job that keeps killing its worker is also concluded after `max_attempts`. A worker that
 finds its lease taken (it was paused too long) cancels its run, so two workers never review one job at once.
+A run that raises `DeferJob` (GitHub's rate limit) goes back to the queue due at the time GitHub named,
+the attempt uncounted; one that raises `PermanentJobError` (GitHub's 404, 401, 422 ...) fails at once. A
+check run that could not be concluded (GitHub still down) is left as a pending conclusion that workers
+retry until GitHub answers.
+
+Warm-up: a worker can be given a loader instead of its hooks (`calora serve` loads the reviewer model
+that way): the loader runs in a thread when the loop starts, so the receiver next to it listens at once;
+until it returns the worker is `warming` and claims nothing.
 
 The review itself is injected (`JobRunner`, `FailureHook`): `calora serve` / `calora worker` use
 `app.review_job` unless `CALORA_JOB_RUNNER` names another (tests, operations).
@@ -19,6 +27,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,18 +36,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.jobs import ReviewJobSpec
+from app.jobs import DeferJob, PermanentJobError, ReviewJobSpec
 from app.metrics import AppMetrics
 from app.settings import Settings
-from app.store import ClaimedJob, Store
+from app.store import ClaimedJob, PendingConclusion, Store
 
 log = logging.getLogger(__name__)
 
 JobRunner = Callable[[ReviewJobSpec], Awaitable[Any]]
 FailureHook = Callable[[ReviewJobSpec, str], Awaitable[None]]
-AttemptOutcome = Literal["done", "retry", "failed", "lost_lease", "released"]
+AttemptOutcome = Literal["done", "retry", "deferred", "failed", "lost_lease", "released"]
+WorkerState = Literal["warming", "ready", "load_failed"]
 
 MAX_ERROR_CHARS = 2000
+MAX_CONCLUSION_TRIES = 100  # with back-off capped at retry_max_seconds (10 min): more than 16 hours
 
 
 def _setting_default(name: str) -> Any:
@@ -126,23 +137,34 @@ def load_job_hooks(settings: Settings) -> JobHooks:
 
 
 class Worker:
-    """Claims and runs jobs from a Store until told to stop."""
+    """Claims and runs jobs from a Store until told to stop.
+
+    `hooks` is either the job hooks or a loader that returns them (slow: it loads the reviewer model),
+    called in a thread when `run` starts.
+    """
 
     def __init__(
         self,
         store: Store,
-        hooks: JobHooks,
+        hooks: JobHooks | Callable[[], JobHooks],
         config: WorkerConfig,
         metrics: AppMetrics | None = None,
         owner: str | None = None,
     ) -> None:
         self.store = store
-        self.hooks = hooks
+        self._loader: Callable[[], JobHooks] | None = None
+        if isinstance(hooks, JobHooks):
+            self.hooks = hooks
+            self.state: WorkerState = "ready"
+        else:
+            self._loader = hooks
+            self.state = "warming"
+        self.load_error: str | None = None
         self.config = config
         self.metrics = metrics
         self.owner = owner or worker_id()
         self.last_beat = time.time()  # /healthz: the loop is alive while this keeps moving
-        self._running: set[asyncio.Task[AttemptOutcome]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
 
     # --- the loop ---
@@ -155,6 +177,8 @@ class Worker:
         """Claim and run jobs until `stop` is set; then let running jobs finish for a short grace."""
         log.info("worker %s started (concurrency %d, lease %.0f s)", self.owner, self.config.concurrency,
                  self.config.lease_seconds)
+        if not await self._warm_up(stop):
+            return
         try:
             while not stop.is_set():
                 self.last_beat = time.time()
@@ -171,16 +195,69 @@ class Worker:
             await self._drain()
             log.info("worker %s stopped", self.owner)
 
+    async def _warm_up(self, stop: asyncio.Event) -> bool:
+        """Run the loader (if any) in a daemon thread, beating while it runs; False when stopped or failed.
+
+        A daemon thread, not the loop's executor: a process told to stop mid-load exits without waiting
+        for the model.
+        """
+        if self._loader is None:
+            return True
+        loop = asyncio.get_running_loop()
+        loaded: asyncio.Future[JobHooks] = loop.create_future()
+        loader = self._loader
+
+        def load() -> None:
+            try:
+                hooks = loader()
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop, which reports it
+                failure = exc
+                loop.call_soon_threadsafe(lambda: loaded.done() or loaded.set_exception(failure))
+            else:
+                loop.call_soon_threadsafe(lambda: loaded.done() or loaded.set_result(hooks))
+
+        started = time.monotonic()
+        log.info("worker %s warming up: loading the job hooks (reviewer backend)", self.owner)
+        threading.Thread(target=load, name="calora-warm-up", daemon=True).start()
+        while not loaded.done():
+            self.last_beat = time.time()
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([loaded, stopping], timeout=self.config.poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if stop.is_set():
+                log.info("worker %s stopped while warming up", self.owner)
+                return False
+        try:
+            self.hooks = loaded.result()
+        except Exception as exc:  # a bad setting or a model that does not load
+            self.state, self.load_error = "load_failed", _describe(exc, None)
+            log.critical("worker %s could not load the job hooks; queued jobs wait for a restart: %s",
+                         self.owner, self.load_error, exc_info=exc)
+            return False
+        self.state = "ready"
+        log.info("worker %s ready after %.1f s", self.owner, time.monotonic() - started)
+        return True
+
     async def _fill_slots(self) -> None:
         while len(self._running) < self.config.concurrency:
             job = await asyncio.to_thread(self.store.claim, self.owner, self.config.lease_seconds)
             if job is None:
+                break
+            self._start(self.process(job), f"job-{job.id}")
+        while len(self._running) < self.config.concurrency:
+            pending = await asyncio.to_thread(self.store.claim_conclusion, self.config.lease_seconds)
+            if pending is None:
                 return
-            task = asyncio.create_task(self.process(job), name=f"job-{job.id}")
-            self._running.add(task)
-            task.add_done_callback(self._finished)
+            self._start(self.conclude_pending(pending), f"conclusion-{pending.job_id}")
 
-    def _finished(self, task: asyncio.Task[AttemptOutcome]) -> None:
+    def _start(self, work: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
@@ -196,6 +273,8 @@ class Worker:
 
     async def run_once(self) -> AttemptOutcome | None:
         """Claim one job and run it; None when nothing was claimable (tests, `calora worker --once`)."""
+        if self.state == "warming" and self._loader is not None:
+            self.hooks, self.state = await asyncio.to_thread(self._loader), "ready"
         job = await asyncio.to_thread(self.store.claim, self.owner, self.config.lease_seconds)
         if job is None:
             return None
@@ -232,6 +311,15 @@ class Worker:
             await asyncio.to_thread(self.store.release, job.id, self.owner)
             log.info("job %d released untried by a stopping worker", job.id)
             raise
+        except DeferJob as exc:
+            when = time.strftime("%H:%M:%S", time.localtime(exc.not_before))
+            log.warning("job %d attempt %d: %s; back in the queue until %s, attempt not counted", job.id,
+                        job.attempts, exc, when)
+            held = await asyncio.to_thread(self.store.defer, job.id, self.owner,
+                                           f"waiting until {when}: {exc}"[:MAX_ERROR_CHARS], exc.not_before)
+            return "deferred" if held else "lost_lease"
+        except PermanentJobError as exc:
+            return await self._give_up(job, f"failed for good, retrying would not help: {_describe(exc, None)}")
         except Exception as exc:  # noqa: BLE001 - the runner's failure is this attempt's failure, whatever it is
             error = _describe(exc, cfg.job_timeout_seconds)
             if job.attempts >= cfg.max_attempts:
@@ -251,13 +339,50 @@ class Worker:
 
     async def _give_up(self, job: ClaimedJob, reason: str) -> AttemptOutcome:
         log.error("job %d (%s): %s", job.id, job.spec.pr_key, reason)
+        conclude_at: float | None = None
+        conclusion_error: str | None = None
         try:
             await self.hooks.conclude_failure(job.spec, reason)
-        except Exception as exc:  # concluding is best effort; the row keeps the reason either way
-            log.exception("job %d: concluding the failure failed too", job.id)
-            reason = f"{reason}; concluding the check run failed: {_describe(exc, None)}"
-        await asyncio.to_thread(self.store.fail, job.id, self.owner, reason[:MAX_ERROR_CHARS])
+        except Exception as exc:  # the row keeps the reason; GitHub may answer later
+            conclusion_error = _describe(exc, None)
+            conclude_at = self._conclusion_retry_at(exc, tries=1)
+            if conclude_at is None:
+                log.exception("job %d: concluding the check run failed for good", job.id)
+                reason = f"{reason}; concluding the check run failed: {conclusion_error}"
+            else:
+                log.warning("job %d: could not conclude the check run (%s); trying again in %.0f s", job.id,
+                            conclusion_error, conclude_at - time.time())
+        await asyncio.to_thread(self.store.fail, job.id, self.owner, reason[:MAX_ERROR_CHARS],
+                                conclude_at=conclude_at, conclusion_error=conclusion_error)
         return "failed"
+
+    def _conclusion_retry_at(self, exc: BaseException, tries: int) -> float | None:
+        """When to try concluding again: when GitHub said, after the back-off, or never (permanent)."""
+        if isinstance(exc, PermanentJobError) or tries >= MAX_CONCLUSION_TRIES:
+            return None
+        if isinstance(exc, DeferJob):
+            return exc.not_before
+        return time.time() + retry_delay(tries, self.config.retry_base_seconds, self.config.retry_max_seconds)
+
+    async def conclude_pending(self, pending: PendingConclusion) -> str:
+        """Try again to conclude the check run of a failed job; the row stays until GitHub takes it."""
+        try:
+            await self.hooks.conclude_failure(pending.spec, pending.reason)
+        except Exception as exc:  # noqa: BLE001 - reported and tried again, or dropped when permanent
+            error = _describe(exc, None)
+            retry_at = self._conclusion_retry_at(exc, pending.tries)
+            if retry_at is None:
+                log.error("job %d: giving up concluding its check run after %d tries: %s", pending.job_id,
+                          pending.tries, error)
+                await asyncio.to_thread(self.store.conclusion_done, pending.job_id)
+                return "conclusion_dropped"
+            log.warning("job %d: check run still not concluded (%s); trying again in %.0f s", pending.job_id,
+                        error, retry_at - time.time())
+            await asyncio.to_thread(self.store.conclusion_later, pending.job_id, retry_at, error)
+            return "conclusion_pending"
+        await asyncio.to_thread(self.store.conclusion_done, pending.job_id)
+        log.info("job %d: check run concluded after %d tries", pending.job_id, pending.tries)
+        return "concluded"
 
     async def _keep_lease(self, job: ClaimedJob, run_task: asyncio.Task[Any], lost: asyncio.Event) -> None:
         interval = self.config.lease_seconds / 3

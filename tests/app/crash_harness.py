@@ -2,8 +2,10 @@
 
 Used by test_crash.py (SQLite, `calora serve` with its in-process worker, SIGKILLed) and
 test_postgres.py (PostgreSQL, `calora serve --no-worker` and two `calora worker`, one SIGKILLed).
-The review is tests/app/crash_runner.py, selected through CALORA_JOB_RUNNER, so the processes are
-the real CLI with only the GitHub side replaced.
+`run_crash_scenario`'s review is tests/app/crash_runner.py (a ledger stands in for GitHub);
+`run_kill_scenario`'s is the real review job against the fake GitHub (tests/app/scripted_runner.py),
+with a slow scripted model load, deliveries paced like GitHub's and kills during the load too.
+Both select the runner through CALORA_JOB_RUNNER, so the processes are the real CLI.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from app.store import Store
+from tests.app.fake_github import FakeGitHub
 from tests.app.receiver_support import REPO_ROOT, TEST_SECRET, free_port, pull_request_payload, signed_headers
 
 
@@ -62,17 +65,24 @@ class Deployment:
     def start_serve(self, *extra: str) -> subprocess.Popen:
         return self.start("serve", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra)
 
-    def wait_healthy(self, timeout: float = 180) -> None:
+    def health(self, path: str = "/healthz") -> tuple[int, dict]:
+        """(status code, body) of /healthz or /readyz; (0, {}) while nothing listens."""
+        try:
+            response = httpx.get(f"{self.url}{path}", timeout=2)
+        except httpx.TransportError:
+            return 0, {}
+        return response.status_code, response.json()
+
+    def wait_healthy(self, timeout: float = 180, path: str = "/healthz") -> dict:
+        """Wait for a 200 from `path` (/readyz: until the worker is ready); returns its body."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes["serve"].poll() is not None:
                 raise AssertionError(f"calora serve exited:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+            status, body = self.health(path)
+            if status == 200:
+                return body
+            time.sleep(0.05)
         raise AssertionError(f"calora serve not healthy after {timeout} s:\n{self.logs()}")
 
     def kill(self, name: str) -> int:
@@ -288,3 +298,179 @@ def run_crash_scenario(tmp: Path, database_url: str, workers: int, count: int = 
     assert len(finished_twice) <= len(kill_after) * WORKER_CONCURRENCY, finished_twice
     store.close()
     return CrashReport(kills=len(kill_after), interrupted=interrupted)
+
+
+# --- the real review job against the fake GitHub, with a slow model load -----------------------------------
+
+OWNER, REPO = "Codertocat", "Hello-World"  # the repository of the real pull_request payloads
+KILL_LEASE_SECONDS = 4.0
+
+
+def review_env(tmp: Path, database_url: str, fake: FakeGitHub, private_key: str, load_seconds: float) -> dict[str, str]:
+    """`calora serve` running the real review job (tests/app/scripted_runner.py) against `fake`."""
+    key_file = tmp / "app.pem"
+    key_file.write_text(private_key)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CALORA_")}
+    env.update({
+        "PYTHONPATH": str(REPO_ROOT),
+        "CALORA_WEBHOOK_SECRET": TEST_SECRET.decode(),
+        "CALORA_DATABASE_URL": database_url,
+        "CALORA_APP_ID": str(fake.app_id),
+        "CALORA_PRIVATE_KEY_PATH": str(key_file),
+        "CALORA_BOT_LOGIN": fake.bot_login,
+        "CALORA_GITHUB_API_URL": fake.base_url,
+        "CALORA_JOB_RUNNER": "tests.app.scripted_runner:review",
+        "CALORA_JOB_FAILURE_HOOK": "tests.app.scripted_runner:conclude_failure",
+        "CALORA_TEST_LOAD_SECONDS": str(load_seconds),
+        "CALORA_LEASE_SECONDS": str(KILL_LEASE_SECONDS),
+        "CALORA_MAX_ATTEMPTS": "10",
+        "CALORA_RETRY_BASE_SECONDS": "0.1",
+        "CALORA_POLL_SECONDS": "0.05",
+        "CALORA_WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+    })
+    return env
+
+
+@dataclass
+class Answer:
+    delivery_id: str
+    number: int
+    replay: bool
+    first_try: float  # time.monotonic() of the first attempt to send it
+    answered: float
+    status: int
+    text: str
+
+
+class PacedSender(threading.Thread):
+    """Sends delivery i at `start + i / rate` (GitHub's pace, not as fast as possible), each until it is
+    answered; after every tenth, the body of an earlier one again under a new delivery id (a replay)."""
+
+    def __init__(self, url: str, deliveries: list[Delivery], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.deliveries, self.rate = url, deliveries, rate
+        self.answers: list[Answer] = []
+        self.error: BaseException | None = None
+
+    def send(self, client: httpx.Client, delivery: Delivery, replay: bool) -> None:
+        headers = signed_headers(delivery.body, "pull_request", delivery.delivery_id, TEST_SECRET)
+        first_try = time.monotonic()
+        while time.monotonic() < first_try + 120:
+            try:
+                response = client.post(f"{self.url}/webhooks/github", content=delivery.body, headers=headers)
+            except httpx.TransportError:  # nothing listens (killed, starting): GitHub's redelivery, by hand
+                time.sleep(0.02)
+                continue
+            self.answers.append(Answer(delivery.delivery_id, delivery.number, replay, first_try, time.monotonic(),
+                                       response.status_code, response.json().get("status", "")))
+            return
+        raise AssertionError(f"delivery {delivery.delivery_id} never answered")
+
+    def run(self) -> None:
+        try:
+            start = time.monotonic()
+            with httpx.Client(timeout=10) as client:
+                for index, delivery in enumerate(self.deliveries):
+                    time.sleep(max(0.0, start + index / self.rate - time.monotonic()))
+                    self.send(client, delivery, replay=False)
+                    if index % 10 == 9:
+                        earlier = self.deliveries[index - 5]
+                        self.send(client, Delivery(str(uuid.uuid4()), earlier.number, earlier.body), replay=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            self.error = exc
+
+
+@dataclass
+class KillReport:
+    starts: list[float]  # time.monotonic() of each `calora serve` process start
+    first_answers: list[float]  # seconds from each start to its first 2xx
+    killed_while_warming: int
+    reviews: int
+
+
+def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, count: int = 200,
+                      rate: float = 10.0, load_seconds: float = 3.0, kill_after_reviews: tuple[int, ...] = (50, 120),
+                      timeout: float = 400) -> KillReport:
+    """`calora serve` killed (-9) while its model loads, then at each `kill_after_reviews` reviews posted,
+    during `count` deliveries at `rate` a second; every process start is timed to its first 2xx."""
+    database_url = f"sqlite:///{tmp / 'queue.sqlite'}"
+    deployment = Deployment(tmp, database_url, free_port(), review_env(tmp, database_url, fake, private_key,
+                                                                       load_seconds))
+    deliveries = []
+    for number in range(1, count + 1):
+        head = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        fake.add_pull(OWNER, REPO, number, diff, head_sha=head)
+        body = json.dumps(pull_request_payload(number, head)).encode()
+        deliveries.append(Delivery(str(uuid.uuid4()), number, body))
+    sender = PacedSender(deployment.url, deliveries, rate)
+    starts: list[float] = []
+    killed_while_warming = 0
+
+    def start() -> None:
+        starts.append(time.monotonic())
+        deployment.start_serve()
+
+    deadline = time.monotonic() + timeout
+    try:
+        start()
+        sender.start()
+        # The first process dies in the middle of its model load, with deliveries already queued.
+        while deployment.health()[1].get("status") != "warming" or not sender.answers:
+            assert time.monotonic() < deadline and deployment.processes["serve"].poll() is None, deployment.logs()
+            time.sleep(0.02)
+        time.sleep(min(1.0, load_seconds / 3))
+        status, body = deployment.health()
+        assert body.get("status") == "warming", (status, body)
+        deployment.kill("serve")
+        killed_while_warming += 1
+        start()
+        # Then twice while reviews are being posted.
+        for threshold in kill_after_reviews:
+            while len(fake.reviews) < threshold:
+                assert time.monotonic() < deadline, f"{len(fake.reviews)} reviews:\n{deployment.logs()}"
+                time.sleep(0.01)
+            deployment.kill("serve")
+            start()
+        sender.join(timeout=max(1.0, deadline - time.monotonic()))
+        assert not sender.is_alive() and sender.error is None, f"sender: {sender.error}\n{deployment.logs()}"
+        store = Store.from_url(database_url)
+        try:
+            while store.queue_depth()["done"] < count:
+                assert time.monotonic() < deadline, f"not all done: {store.queue_depth()}\n{deployment.logs()}"
+                time.sleep(0.1)
+            jobs = store.list_jobs(limit=10 * count)
+        finally:
+            store.close()
+    finally:
+        deployment.stop_all()
+
+    first_answers = []
+    for index, started in enumerate(starts):
+        ends = starts[index + 1] if index + 1 < len(starts) else float("inf")
+        answered = [a.answered for a in sender.answers if started <= a.answered < ends]
+        assert answered, f"process start {index} answered nothing"
+        first_answers.append(min(answered) - started)
+
+    # Every delivery answered 2xx: a first delivery queued (or found already recorded when its answer was
+    # lost in a kill and it was sent again), a replay under a new delivery id acknowledged and not queued.
+    assert len(sender.answers) == count + count // 10
+    for answer in sender.answers:
+        if answer.replay:
+            assert (answer.status, answer.text) == (200, "duplicate"), answer
+        else:
+            assert (answer.status, answer.text) in ((202, "queued"), (200, "duplicate")), answer
+
+    # One job per pull request, done; on the fake GitHub exactly one review per pull request, and no check
+    # run left in progress (a killed run's check run is reused by the next attempt).
+    assert len(jobs) == count and {job.status for job in jobs} == {"done"}, [j for j in jobs if j.status != "done"]
+    reviews_per_pull: dict[int, int] = {}
+    for review in fake.reviews:
+        reviews_per_pull[review["pr"][2]] = reviews_per_pull.get(review["pr"][2], 0) + 1
+    assert reviews_per_pull == {number: 1 for number in range(1, count + 1)}
+    runs = list(fake.check_runs.values())
+    assert {run["head_sha"] for run in runs if run["status"] == "completed"} == {
+        pull.head_sha for pull in fake.repo(OWNER, REPO).pulls.values()}
+    assert [run for run in runs if run["status"] != "completed"] == []
+    assert any(job.expired_leases for job in jobs), "no kill interrupted a review"
+    return KillReport(starts=starts, first_answers=first_answers, killed_while_warming=killed_while_warming,
+                      reviews=len(fake.reviews))

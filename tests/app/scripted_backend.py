@@ -29,6 +29,11 @@ class ScriptedFinding:
     suggestion: str | None = None
 
 
+# diff 004 of ../shared/github/diffs/real: one python finding on an added line of backend/app/core/db.py.
+DB_URL_FINDING = ScriptedFinding("python", "backend/app/core/db.py", 7, Severity.major, Category.reliability,
+                                 "str() of the URL can print the password into logs; pass the URL object.")
+
+
 def added_lines(diff_text: str) -> dict[str, list[int]]:
     """New-file numbers of the added lines of a diff, per path."""
     out: dict[str, list[int]] = {}
