@@ -156,7 +156,8 @@ def plot_sources(run: ReviewGradingRun, png: Path) -> Path | None:
     if not run.sources:
         return None
     plt = _pyplot()
-    sources = run.sources[:30]
+    # The 30 sources with the most hits plus noise, so that a noisy rule with no hit still shows.
+    sources = sorted(run.sources, key=lambda s: -(s.must_finds_hit + s.noise_findings))[:30]
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(sources) + 1.4))
     ys = range(len(sources))
     ax.barh([y - 0.2 for y in ys], [s.must_finds_hit for s in sources], 0.4, label="must-finds hit")
