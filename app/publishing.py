@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from unidiff import PatchSet
-from unidiff.errors import UnidiffParseError
 
 from app.repo_config import RepoConfig
+from reviewers.anchoring import spans_allow
 from reviewers.contract import SEVERITY_RANK, Category, Severity
 from reviewers.safe_text import SUGGESTION_LIMIT, code_fence, code_span, plain_text, safe_text
 from reviewers.slicing import LineRange, SlicePlan
 from reviewers.synthesis import MergedFinding, ReviewResult
+from reviewers.unified_diff import ParsedDiff, parse_unified_diff
 
 # GitHub's documented limits: check-run summary and text at most 65535 characters each, at most 50
 # annotations per request; review and comment bodies at most 65536 characters.
@@ -78,9 +78,9 @@ class DiffMap(BaseModel):
     files: dict[str, DiffFile] = Field(default_factory=dict)
 
     def can_comment(self, path: str, line: int, end_line: int | None = None) -> bool:
+        """`reviewers.anchoring`'s rule over the file's hunks (the one slicing and training use)."""
         diff_file = self.files.get(path)
-        last = end_line if end_line is not None else line
-        return diff_file is not None and any(h.start <= line and last <= h.end for h in diff_file.hunks)
+        return diff_file is not None and spans_allow(((h.start, h.end) for h in diff_file.hunks), line, end_line)
 
     def text(self, path: str, line: int, end_line: int | None = None) -> str:
         diff_file = self.files.get(path)
@@ -90,71 +90,31 @@ class DiffMap(BaseModel):
         return "\n".join(diff_file.lines.get(n, "") for n in range(line, last + 1))
 
 
-def map_diff(diff_text: str) -> DiffMap:
-    """The commentable map of a unified diff; an unparsable diff gives an empty map (nothing inline)."""
-    try:
-        patch = PatchSet(diff_text)
-    except (UnidiffParseError, UnicodeError):
-        return DiffMap()
+def map_diff(diff: ParsedDiff | str) -> DiffMap:
+    """The commentable map of a diff: every file not deleted, with the hunks its parse could read."""
+    parsed = parse_unified_diff(diff) if isinstance(diff, str) else diff
     files: dict[str, DiffFile] = {}
-    for patched in patch:
-        if patched.is_removed_file:
+    for parsed_file in parsed.files:
+        if parsed_file.status == "deleted" or parsed_file.error is not None:
             continue
-        diff_file = DiffFile(path=patched.path)
-        for hunk in patched:
-            if hunk.target_length <= 0:
+        diff_file = DiffFile(path=parsed_file.path)
+        for hunk in parsed_file.hunks:
+            span = hunk.new_span()
+            if span is None:
                 continue
-            diff_file.hunks.append(
-                LineRange(start=hunk.target_start, end=hunk.target_start + hunk.target_length - 1)
-            )
-            for line in hunk:
-                if line.target_line_no is not None:
-                    diff_file.lines[line.target_line_no] = line.value.rstrip("\r\n")
-        files[patched.path] = diff_file
+            diff_file.hunks.append(LineRange(start=span[0], end=span[1]))
+            for number, _mark, text in hunk.new_lines():
+                diff_file.lines[number] = text.rstrip("\r\n")
+        files[parsed_file.path] = diff_file
     return DiffMap(files=files)
 
 
-def diff_paths(diff_text: str) -> list[str]:
-    try:
-        return [patched.path for patched in PatchSet(diff_text)]
-    except (UnidiffParseError, UnicodeError):
-        return []
-
-
-def removed_paths(diff_text: str) -> list[str]:
-    """Files the diff deletes (nothing to fetch or comment on at the head)."""
-    try:
-        return [patched.path for patched in PatchSet(diff_text) if patched.is_removed_file]
-    except (UnidiffParseError, UnicodeError):
-        return []
-
-
-def filter_diff(diff_text: str, keep: Callable[[str], bool]) -> tuple[str, list[str]]:
+def filter_diff(diff: ParsedDiff, keep: Callable[[str], bool]) -> tuple[ParsedDiff, list[str]]:
     """The diff without the files `keep` rejects, and the rejected paths (for the "not reviewed" list).
 
-    Files are cut at their `diff --git` headers so the kept text is byte-for-byte what GitHub sent.
+    Each kept file's text is byte-for-byte what GitHub sent (`ParsedDiff.only`).
     """
-    blocks = re.split(r"(?m)^(?=diff --git )", diff_text)
-    kept: list[str] = []
-    dropped: list[str] = []
-    for block in blocks:
-        if not block.startswith("diff --git "):
-            if block.strip():
-                kept.append(block)  # a diff without git headers: keep it whole
-            continue
-        paths = diff_paths(block)
-        path = paths[0] if paths else _header_path(block)
-        if keep(path):
-            kept.append(block)
-        else:
-            dropped.append(path)
-    return "".join(kept), dropped
-
-
-def _header_path(block: str) -> str:
-    first = block.splitlines()[0]
-    match = re.match(r"diff --git a/(.*) b/(.*)$", first)
-    return match.group(2) if match else first
+    return diff.only(keep)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,13 +35,11 @@ from app.publishing import (
     Coverage,
     Publication,
     annotation_batches,
-    diff_paths,
     extract_fingerprints,
     filter_diff,
     map_diff,
     move_to_summary,
     plan_publication,
-    removed_paths,
     truncate_text,
 )
 from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
@@ -50,6 +48,7 @@ from reviewers.backends.base import ReviewerBackend
 from reviewers.routing import route_file
 from reviewers.safe_text import code_fence, redact
 from reviewers.slicing import SliceLimits
+from reviewers.unified_diff import ParsedDiff, parse_unified_diff
 
 if TYPE_CHECKING:
     from reviewers.pipeline import PipelineRun
@@ -215,8 +214,8 @@ async def _last_reviewed_sha(gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewC
 
 async def _diff_to_review(
     gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, pull: PullRequestInfo, config: RepoConfig,
-    pr_diff: str,
-) -> tuple[str, Coverage]:
+    pr_diff: ParsedDiff,
+) -> tuple[ParsedDiff, Coverage]:
     coverage = Coverage(head_sha=pull.head_sha)
     if spec.trigger != "synchronize" or not config.incremental:
         return pr_diff, coverage
@@ -231,8 +230,8 @@ async def _diff_to_review(
         raise
     if comparison.status != "ahead":
         return pr_diff, coverage  # a force push or a rebase: the old review does not cover a prefix
-    push_diff = await gh.compare_diff(spec.owner, spec.repo, since, pull.head_sha)
-    in_pr = set(diff_paths(pr_diff))
+    push_diff = parse_unified_diff(await gh.compare_diff(spec.owner, spec.repo, since, pull.head_sha))
+    in_pr = set(pr_diff.paths())
     # Only files of the pull request: a merge of the base branch brings others that are not the author's.
     push_diff, _outside = filter_diff(push_diff, lambda path: path in in_pr)
     return push_diff, Coverage(
@@ -253,12 +252,12 @@ async def _pull_diff(gh: GitHubClient, spec: ReviewJobSpec) -> tuple[str, list[s
 
 
 async def _file_contents(
-    gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, diff_text: str, head_sha: str,
+    gh: GitHubClient, spec: ReviewJobSpec, ctx: ReviewContext, diff: ParsedDiff, head_sha: str,
     reviewers: tuple[str, ...],
 ) -> dict[str, str]:
     """Full new contents of the reviewed files, for the checks (at most `max_content_files`)."""
-    removed = set(removed_paths(diff_text))
-    paths = [p for p in diff_paths(diff_text) if p not in removed and route_file(p, reviewers).reviewers]
+    removed = set(diff.removed_paths())
+    paths = [p for p in diff.paths() if p not in removed and route_file(p, reviewers).reviewers]
     paths = paths[: ctx.max_content_files]
     gate = asyncio.Semaphore(ctx.content_concurrency)
 
@@ -380,10 +379,11 @@ async def _review(
     check_run_id = await _open_check_run(gh, spec, ctx, head_sha)
     await gh.update_check_run(spec.owner, spec.repo, check_run_id, {"status": "in_progress", "started_at": _now()})
 
-    pr_diff, without_patch = await _pull_diff(gh, spec)
-    diff_text, coverage = await _diff_to_review(gh, spec, ctx, pull, config, pr_diff)
+    pr_text, without_patch = await _pull_diff(gh, spec)
+    pr_diff = parse_unified_diff(pr_text)  # the one parse of the pull request's diff; all below take it
+    diff, coverage = await _diff_to_review(gh, spec, ctx, pull, config, pr_diff)
     coverage.not_reviewed += [(path, "GitHub sent no patch for it (binary or too large)") for path in without_patch]
-    diff_text, excluded = filter_diff(diff_text, config.reviews_path)
+    diff, excluded = filter_diff(diff, config.reviews_path)
     coverage.not_reviewed += [(path, "excluded by .calora.yml") for path in excluded]
     reviewers = config.enabled_reviewers(spec.reviewers)
     if not reviewers:
@@ -394,7 +394,7 @@ async def _review(
         )
         return ReviewOutcome(status="skipped", reason="no reviewer enabled", head_sha=head_sha,
                              check_run_id=check_run_id, conclusion="skipped")
-    contents = await _file_contents(gh, spec, ctx, diff_text, head_sha, reviewers)
+    contents = await _file_contents(gh, spec, ctx, diff, head_sha, reviewers)
     task = truncate_text(f"{pull.title}\n\n{pull.body}".strip(), MAX_TASK_CHARS, "description shortened")
 
     from reviewers.pipeline import run_pipeline
@@ -403,7 +403,7 @@ async def _review(
              "changes since " + coverage.since_sha[:7] if coverage.since_sha else "the whole diff",
              ", ".join(reviewers) or "no reviewer")
     pipeline_run = await asyncio.to_thread(
-        run_pipeline, diff_text, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
+        run_pipeline, diff, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
         file_contents=contents, instructions_for=config.instructions_for,
         count_tokens=ctx.backend.count_tokens,  # the backend's own counter, as `calora review` slices
         progress=(lambda message: ctx.recorder.stage(spec, message)) if ctx.recorder is not None else None,

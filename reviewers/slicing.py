@@ -19,11 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from reviewers.anchoring import DiffAnchors, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
 from reviewers.unified_diff import (
     DEV_NULL,
     FileDiff,
     Hunk,
+    ParsedDiff,
     format_hunk_header,
     git_header_names,
     parse_unified_diff,
@@ -67,13 +69,14 @@ class FileSlice(BaseModel):
     status: Literal["added", "modified", "deleted", "renamed"] = "modified"
     ranges: list[LineRange] = Field(default_factory=list, description="New-file lines shown in this slice.")
     commentable: list[LineRange] = Field(
-        default_factory=list, description="New-file lines (added or context) a comment may anchor on."
+        default_factory=list,
+        description="New-file lines (added or context) a comment may anchor on: one range per hunk shown.",
     )
     added: list[LineRange] = Field(default_factory=list, description="New-file lines added by the change.")
 
     def can_comment(self, line: int, end_line: int | None = None) -> bool:
-        last = end_line if end_line is not None else line
-        return any(r.start <= line and last <= r.end for r in self.commentable)
+        """`reviewers.anchoring`'s rule over the hunks this slice shows of the file."""
+        return spans_allow(((r.start, r.end) for r in self.commentable), line, end_line)
 
 
 class Slice(BaseModel):
@@ -89,6 +92,10 @@ class Slice(BaseModel):
 
     def file(self, path: str) -> FileSlice | None:
         return next((f for f in self.files if f.path == path), None)
+
+    def anchors(self) -> DiffAnchors:
+        """Where this slice's reviewer may anchor a finding (what it was shown)."""
+        return DiffAnchors({f.path: tuple((r.start, r.end) for r in f.commentable) for f in self.files})
 
 
 class NotReviewed(BaseModel):
@@ -133,6 +140,7 @@ class _Unit:
     tokens: int
     shown: tuple[int, int] | None  # new-file lines shown (added or context), None for a pure deletion
     added: list[tuple[int, int]]  # added lines this unit owns (overlap lines of a split are not owned)
+    hunk: int = 0  # which hunk of its file it shows (pieces of one hunk share it)
     split: bool = False
     over_budget: bool = False
 
@@ -152,7 +160,7 @@ _Part = tuple[_ReviewFile, list[_Unit]]  # one file's units inside one slice
 
 
 def slice_diff(
-    diff_text: str | bytes,
+    diff_text: str | bytes | ParsedDiff,
     limits: SliceLimits = DEFAULT_LIMITS,
     count_tokens: TokenCounter = approx_token_count,
     enabled: tuple[str, ...] | None = None,
@@ -171,6 +179,7 @@ def slice_diff(
     only named); `max_files` counts files that would be reviewed (skipped files do not use it up);
     `max_slices_per_reviewer` lists the added lines each reviewer did not get to.
     Raises `DiffParseError` (and nothing else) when the text is not a diff at all.
+    A `ParsedDiff` (parsed once where the diff entered) is used as it is unless `max_diff_bytes` cuts it.
     `route` defaults to the reviewer table (`route_file`); tests pass their own.
     """
     with _gc_paused():
@@ -194,16 +203,17 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _slice_diff(
-    diff_text: str | bytes,
+    diff_text: str | bytes | ParsedDiff,
     limits: SliceLimits,
     count_tokens: TokenCounter,
     enabled: tuple[str, ...] | None,
     route: Router,
 ) -> SlicePlan:
-    text, size, notes = _decode(diff_text)
+    given = diff_text if isinstance(diff_text, ParsedDiff) else None
+    text, size, notes = _decode(given.text if given is not None else diff_text)  # type: ignore[arg-type]
     enabled = _known_reviewers(enabled, notes)
     head, cut_names = _cut_at_byte_cap(text, size, limits.max_diff_bytes, notes)
-    parsed = parse_unified_diff(head)
+    parsed = given if given is not None and not cut_names else parse_unified_diff(head)
     _check_parsed(parsed.files, parsed.problems, cut_names, head)
     notes.extend(parsed.problems)
 
@@ -479,15 +489,18 @@ def _file_units(
 ) -> list[_Unit]:
     """One unit per hunk that fits the budget with the file header; pieces for those that do not."""
     units: list[_Unit] = []
-    for hunk in file.hunks:
+    for number, hunk in enumerate(file.hunks):
         if not hunk.lines:
             continue
         text = hunk.text()
         tokens = count_tokens(text)
         if header_tokens + tokens <= limits.budget_tokens:
-            units.append(_Unit(text, tokens, hunk.new_span(), hunk.added_runs()))
+            units.append(_Unit(text, tokens, hunk.new_span(), hunk.added_runs(), number))
         else:
-            units.extend(_split_hunk(hunk, header_tokens, limits, count_tokens))
+            pieces = _split_hunk(hunk, header_tokens, limits, count_tokens)
+            for piece in pieces:
+                piece.hunk = number
+            units.extend(pieces)
     return units
 
 
@@ -620,6 +633,16 @@ def _merge(spans: list[tuple[int, int]]) -> list[dict[str, int]]:
     return [{"start": s, "end": e} for s, e in merged]
 
 
+def _per_hunk(units: list[_Unit]) -> list[dict[str, int]]:
+    """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
+    even where two hunks' lines touch (a `-U0` diff)."""
+    by_hunk: dict[int, list[tuple[int, int]]] = {}
+    for u in units:
+        if u.shown is not None:
+            by_hunk.setdefault(u.hunk, []).append(u.shown)
+    return [span for spans in by_hunk.values() for span in _merge(spans)]
+
+
 def _ranges(spans: list[tuple[int, int]]) -> list[LineRange]:
     return [LineRange(**r) for r in _merge(spans)]
 
@@ -634,20 +657,23 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         texts.append(file.header)
         texts.extend(u.text for u in units)
         tokens += file.header_tokens + sum(u.tokens for u in units)
+        commentable: list[dict[str, int]]
         if len(units) == 1:  # one hunk: its spans are already sorted and apart
             only = units[0]
             shown = [] if only.shown is None else [{"start": only.shown[0], "end": only.shown[1]}]
             added = [{"start": a, "end": b} for a, b in only.added]
+            commentable = shown
         else:
             shown = _merge([u.shown for u in units if u.shown is not None])
             added = _merge([run for u in units for run in u.added])
+            commentable = _per_hunk(units)
         files.append(
             {
                 "path": file.diff.path,
                 "old_path": file.diff.old_path,
                 "status": file.diff.status,
                 "ranges": shown,
-                "commentable": shown,
+                "commentable": commentable,
                 "added": added,
             }
         )

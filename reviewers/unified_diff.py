@@ -76,12 +76,15 @@ class Hunk:
         return [(base + start, base + end - 1) for start, end in spans]
 
     def new_lines(self) -> list[tuple[int, str, str]]:
-        """(new-file number, mark, text without the mark) of each added or context line."""
+        """(new-file number, mark, text without the mark) of each added or context line.
+
+        An empty line (or a lone CR) inside a hunk is a context line without its space; its text is kept.
+        """
         out: list[tuple[int, str, str]] = []
         number = self.new_start
         for mark, line in zip(self.marks, self.lines, strict=True):
             if mark in " +":
-                out.append((number, mark, line[1:]))
+                out.append((number, mark, line[1:] if line[:1] == mark else line))
                 number += 1
         return out
 

@@ -25,6 +25,7 @@ from app.repo_config import RepoConfig
 from reviewers.contract import Category, Severity, Verdict
 from reviewers.safe_text import redact
 from reviewers.synthesis import MergedFinding, ReviewerStatus, ReviewResult
+from reviewers.unified_diff import parse_unified_diff
 from tests.app.github_env import read_diff
 
 MODELS = "backend/app/models.py"
@@ -200,11 +201,13 @@ def test_truncate_never_exceeds_the_limit(text: str, limit: int):
 
 
 def test_filter_diff_keeps_files_byte_for_byte(diff011: str):
-    kept, dropped = filter_diff(diff011, lambda p: p == MODELS)
+    parsed = parse_unified_diff(diff011)
+    kept, dropped = filter_diff(parsed, lambda p: p == MODELS)
     assert dropped == [MIGRATION]
-    assert kept == diff011[diff011.index("diff --git a/backend/app/models.py"):]
-    everything, none = filter_diff(diff011, lambda p: True)
-    assert everything == diff011 and none == []
+    assert kept.text == diff011[diff011.index("diff --git a/backend/app/models.py"):]
+    assert kept.paths() == [MODELS] and map_diff(kept).files[MODELS] == map_diff(parsed).files[MODELS]
+    everything, none = filter_diff(parsed, lambda p: True)
+    assert everything.text == diff011 and none == []
 
 
 def test_redact_removes_tokens_keys_and_secrets():
