@@ -19,14 +19,14 @@ evidence of the checks). Definitions, per scenario:
 - **pass**: decision right, every must-find hit, no noise.
 
 Every final finding keeps its `raised_by` (a reviewer name, or an analyzer such as `checks` or
-`checks:ruff/S608`), so `source_figures` can say per analyzer or reviewer how many must-finds it hit and
-how much noise it made.
+`checks:ruff/S608`), so `source_figures` can say per analyzer rule, per tool (`tool_of`) or per reviewer how
+many must-finds it hit and how much noise it made.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,7 +152,8 @@ class ReviewGradingRun(BaseModel):
     scenarios: list[ScenarioGrade]
     reviewers: dict[str, ReviewSummary]
     overall: ReviewSummary
-    sources: list[SourceFigures]
+    sources: list[SourceFigures] = Field(description="Per raised_by source (a reviewer, or an analyzer rule).")
+    tools: list[SourceFigures] = Field(description="Per reviewer or analyzer tool (rules of one tool together).")
 
 
 # --- grading -----------------------------------------------------------------------------------------
@@ -239,18 +240,26 @@ def summarize_by_reviewer(grades: Sequence[ScenarioGrade]) -> dict[str, ReviewSu
     return {r: summarize_grades(r, [g for g in grades if g.reviewer == r]) for r in names}
 
 
-def source_figures(grades: Iterable[ScenarioGrade]) -> list[SourceFigures]:
-    """Per `raised_by` source: findings, must-finds hit (and hit by it alone), noise; most hits first."""
+def tool_of(source: str) -> str:
+    """The tool of a source: `checks:ruff/S608` -> `checks:ruff`; a reviewer name stays itself."""
+    return source.split("/", 1)[0]
+
+
+def source_figures(
+    grades: Iterable[ScenarioGrade], group: Callable[[str], str] = lambda source: source
+) -> list[SourceFigures]:
+    """Per `raised_by` source (or per `group(source)`, e.g. `tool_of`): findings, must-finds hit (and hit by
+    it alone), noise; most hits first. A finding raised by two sources of one group counts once for it."""
     table: dict[str, dict[str, int]] = {}
 
-    def row(source: str) -> dict[str, int]:
-        return table.setdefault(source, dict.fromkeys(
+    def row(name: str) -> dict[str, int]:
+        return table.setdefault(name, dict.fromkeys(
             ("findings", "must_finds_hit", "alone_hit", "noise_findings", "approve_findings", "nits"), 0))
 
     for g in grades:
         for f in g.findings:
-            for source in f.raised_by:
-                r = row(source)
+            for name in dict.fromkeys(group(s) for s in f.raised_by):
+                r = row(name)
                 if f.nit:
                     r["nits"] += 1
                     continue
@@ -258,10 +267,11 @@ def source_figures(grades: Iterable[ScenarioGrade]) -> list[SourceFigures]:
                 r["noise_findings"] += f.noise
                 r["approve_findings"] += g.expected_verdict is Verdict.approve
         for sources in g.must_find_hit_by:
-            for source in sources:
-                row(source)["must_finds_hit"] += 1
-            if len(sources) == 1:
-                row(sources[0])["alone_hit"] += 1
+            names = list(dict.fromkeys(group(s) for s in sources))
+            for name in names:
+                row(name)["must_finds_hit"] += 1
+            if len(names) == 1:
+                row(names[0])["alone_hit"] += 1
     return sorted((SourceFigures(source=s, **v) for s, v in table.items()),
                   key=lambda s: (-s.must_finds_hit, s.noise_findings, s.source))
 
@@ -271,6 +281,7 @@ def build_run(info: ReviewGradingInfo, grades: list[ScenarioGrade]) -> ReviewGra
     return ReviewGradingRun(
         info=info, scenarios=grades, reviewers=summarize_by_reviewer(grades),
         overall=summarize_grades(OVERALL, grades), sources=source_figures(grades),
+        tools=source_figures(grades, tool_of),
     )
 
 
@@ -310,11 +321,13 @@ def render_markdown(run: ReviewGradingRun) -> str:
     ]
     lines += [_summary_row(s) for s in run.reviewers.values()]
     lines.append(_summary_row(run.overall).replace(f"| {OVERALL} |", f"| **{OVERALL}** |", 1))
-    if run.sources:
-        lines += ["", "## Per source", "", ("| raised by | findings | must-finds hit (alone) | noise | "
+    for title, table in (("Per tool", run.tools), ("Per source", run.sources)):
+        if not table:
+            continue
+        lines += ["", f"## {title}", "", ("| raised by | findings | must-finds hit (alone) | noise | "
                   "on approve scenarios | nits |"), "|---|---|---|---|---|---|"]
         lines += [f"| {s.source} | {s.findings} | {s.must_finds_hit} ({s.alone_hit}) | {s.noise_findings} | "
-                  f"{s.approve_findings} | {s.nits} |" for s in run.sources]
+                  f"{s.approve_findings} | {s.nits} |" for s in table]
     lines += ["", "## Scenarios", "", "| scenario | expected | decision | must-finds | noise | pass | wall (s) |",
               "|---|---|---|---|---|---|---|"]
     for g in run.scenarios:

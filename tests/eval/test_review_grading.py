@@ -20,6 +20,7 @@ from eval.review_grading import (
     render_markdown,
     source_figures,
     summarize_grades,
+    tool_of,
 )
 from eval.review_runner import grade_scenarios
 from reviewers.backends.base import Backend, BackendResult
@@ -143,10 +144,15 @@ def test_summaries_count_per_reviewer_and_per_source() -> None:
     assert (sources["checks:ruff/S608"].findings, sources["checks:ruff/S608"].must_finds_hit,
             sources["checks:ruff/S608"].alone_hit, sources["checks:ruff/S608"].noise_findings) == (2, 1, 1, 1)
     assert sources["python"].approve_findings == 1 and sources["python"].must_finds_hit == 0
+    two_rules = grade_review(case(Verdict.block, [SQLI]),
+                             result(finding(2, raised_by=("checks:ruff/S608", "checks:ruff/S105"))), wall_s=1.0)
+    tools = {t.source: t for t in source_figures([*grades, two_rules], tool_of)}
+    assert (tools["checks:ruff"].findings, tools["checks:ruff"].must_finds_hit, tools["checks:ruff"].alone_hit) == (3, 2, 2)
+    assert tools["python"].findings == 1
     run = build_run(ReviewGradingInfo(label="t", backend="none", cases_path="x"), grades)
     markdown = render_markdown(run)
     assert "| python | 1/3 (33%)" in markdown and "| **overall** | 1/3 (33%)" in markdown
-    assert "| checks:ruff/S608 | 2 | 1 (1) | 1 |" in markdown
+    assert "| checks:ruff/S608 | 2 | 1 (1) | 1 |" in markdown and "## Per tool" in markdown
     assert ReviewGradingRun.model_validate_json(run.model_dump_json()) == run
 
 
