@@ -15,8 +15,8 @@ piling up work the GPU cannot finish in time. A generation that runs past `reque
 it keeps its place until the generator finishes it (the engine has no cancellation), so the queue stays
 an honest measure of outstanding work.
 
-The generator is anything with `submit(GenerationRequest) -> Future[GenerationResult]` and `adapters`
-(the engine, `reviewers.engine.engine.Engine`); it is injected: `calora reviewers serve`
+The generator is anything with the `Generator` members (`submit(GenerationRequest) -> Future[GenerationResult]`,
+`adapters`, `queue_depth`, `close`: the engine, `reviewers.engine.engine.Engine`); it is injected: `calora reviewers serve`
 (reviewers/engine/commands.py) loads the engine and hands it to `run_server`, and tests run the real
 engine on a tiny random model. Every answer is judged by `reviewers.contract.read_answer`.
 """
@@ -65,6 +65,10 @@ class Generator(Protocol):
     def adapters(self) -> list[str]: ...
 
     def submit(self, request: GenerationRequest) -> Future: ...
+
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch slot (not yet decoding)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -334,10 +338,8 @@ class _LiveGauges(Collector):
                                 value=self.admission.in_flight)
         yield GaugeMetricFamily("calora_reviewer_queue_capacity", "Generations in flight before 429.",
                                 value=self.admission.capacity)
-        waiting = getattr(self.generator, "queue_depth", None)
-        if callable(waiting):
-            yield GaugeMetricFamily("calora_reviewer_engine_waiting", "Requests waiting for a batch slot.",
-                                    value=waiting())
+        yield GaugeMetricFamily("calora_reviewer_engine_waiting", "Requests waiting for a batch slot.",
+                                value=self.generator.queue_depth())
         yield GaugeMetricFamily(
             "calora_reviewer_tokens_per_second",
             f"Generated tokens per second over the last {TOKENS_PER_SECOND_WINDOW_S:.0f} s.", value=self.rate.rate(),
