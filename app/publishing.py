@@ -508,7 +508,11 @@ def render_check_text(publication: Publication) -> str:
 
 
 def render_check_report(publication: Publication, config: RepoConfig) -> CheckReport:
-    """Conclusion: failure on a blocker, neutral on findings worth a comment, success otherwise."""
+    """Conclusion: failure on a blocker, action_required when code went unreviewed (a cap, a failed
+    reviewer) and nothing blocks, neutral on findings worth a comment, success otherwise.
+
+    Why action_required: neutral and success both pass a required check, and unreviewed code must not.
+    """
     result = publication.result
     reaching = [
         f for f in result.findings if config.goes_inline(f.severity, f.category)
@@ -521,6 +525,11 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
         title = "Review incomplete: every reviewer failed"
     elif blockers:
         conclusion, title = "failure", f"{len(blockers)} blocker(s), {len(reaching)} finding(s) worth a look"
+    elif not result.complete:
+        conclusion = "action_required"
+        title = "Review incomplete: not all code was reviewed" + (
+            f"; {len(reaching)} finding(s) worth a look" if reaching else ""
+        )
     elif reaching:
         conclusion, title = "neutral", f"{len(reaching)} finding(s) worth a look"
     else:
@@ -529,6 +538,8 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
     if not reaching and not all_failed:
         extra = f" {len(result.nits)} nit(s) in the details." if result.nits else ""
         summary = f"{title}.{extra} {publication.coverage.describe()}"
+        if not result.complete:
+            summary += f" {safe_text(result.incomplete_reason)}."
     else:
         summary = (
             f"{len(publication.comments)} inline comment(s) posted, "
@@ -538,6 +549,8 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
         )
         if failed and not all_failed:
             summary += f" {len(failed)} reviewer(s) failed: {', '.join(r.reviewer for r in failed)}."
+        if not result.complete and not all_failed:
+            summary += f" Incomplete: {safe_text(result.incomplete_reason)}."
         if all_failed:
             summary += " " + safe_text("; ".join(f"{r.reviewer}: {'; '.join(r.errors)[:200]}" for r in failed))
     annotations = [

@@ -55,6 +55,11 @@ class RepoConfig(BaseModel):
         default=True, description="On a push, review only what changed since the last reviewed commit."
     )
     instructions: list[PathInstructions] = Field(default_factory=list)
+    allow_partial: bool = Field(
+        default=False,
+        description="Accept a review that left files out over a cap (listed in the check run); otherwise such "
+        "a review concludes action_required, never success.",
+    )
 
     @field_validator("reviewers")
     @classmethod

@@ -404,7 +404,7 @@ async def _review(
              ", ".join(reviewers) or "no reviewer")
     pipeline_run = await asyncio.to_thread(
         run_pipeline, diff, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
-        file_contents=contents, instructions_for=config.instructions_for,
+        file_contents=contents, instructions_for=config.instructions_for, allow_partial=config.allow_partial,
         count_tokens=ctx.backend.count_tokens,  # the backend's own counter, as `calora review` slices
         progress=(lambda message: ctx.recorder.stage(spec, message)) if ctx.recorder is not None else None,
     )

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from reviewers.anchoring import DiffAnchors, spans_allow
-from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
+from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
 from reviewers.unified_diff import (
     DEV_NULL,
     FileDiff,
@@ -96,12 +96,21 @@ class Slice(BaseModel):
         return DiffAnchors({f.path: tuple((r.start, r.end) for r in f.commentable) for f in self.files})
 
 
+NotReviewedKind = Literal["skipped", "over_cap", "unreadable"]
+
+
 class NotReviewed(BaseModel):
     """A file (or part of one) that no reviewer saw, and why."""
 
     path: str
     reviewer: str | None = None
     reason: str
+    kind: NotReviewedKind = Field(
+        default="skipped",
+        description="skipped: by a rule the user can see (lock, vendored, generated, binary, no reviewer, "
+        "excluded); over_cap: left out by max_files, max_diff_bytes or max_slices_per_reviewer; unreadable: "
+        "its diff could not be parsed. Only `skipped` leaves a review complete.",
+    )
     lines: list[LineRange] = Field(
         default_factory=list,
         description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
@@ -203,12 +212,16 @@ def _slice_diff(
 
     not_reviewed: list[NotReviewed] = []
     ready: list[_ReviewFile] = []
-    for file in parsed.files:
-        reason, reviewers = _triage(file, enabled, route)
-        if reason is None and len(ready) >= limits.max_files:
-            reason = f"over max_files={limits.max_files}"
+    triaged = [(file, *_triage(file, enabled, route)) for file in parsed.files]
+    reviewable = [file for file, reason, _ in triaged if reason is None and any(h.lines for h in file.hunks)]
+    picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
+    over_cap = {id(f) for f in reviewable} - picked
+    for file, reason, reviewers in triaged:
+        kind: NotReviewedKind = "unreadable" if file.error else "skipped"
+        if reason is None and id(file) in over_cap:
+            reason, kind = f"over max_files={limits.max_files}", "over_cap"
         if reason is not None:
-            not_reviewed.append(NotReviewed(path=file.path, reason=reason))
+            not_reviewed.append(NotReviewed(path=file.path, reason=reason, kind=kind))
             continue
         header = _slice_file_header(file)
         header_tokens = count_tokens(header)
@@ -225,7 +238,8 @@ def _slice_diff(
     for name in cut_names:
         not_reviewed.append(
             NotReviewed(
-                path=name, reason=f"over max_diff_bytes={limits.max_diff_bytes} (diff is {size} bytes)"
+                path=name, reason=f"over max_diff_bytes={limits.max_diff_bytes} (diff is {size} bytes)",
+                kind="over_cap",
             )
         )
 
@@ -236,6 +250,8 @@ def _slice_diff(
         if not files:
             continue
         packed = _pack(files, limits.budget_tokens)
+        if len(packed) > limits.max_slices_per_reviewer:  # the cap bites: the riskiest files get the slices
+            packed = _pack(sorted(files, key=lambda f: _file_risk(f.diff)), limits.budget_tokens)
         kept, left = packed[: limits.max_slices_per_reviewer], packed[limits.max_slices_per_reviewer :]
         slices.extend(_build_slice(reviewer, index, parts) for index, parts in enumerate(kept))
         if left:
@@ -245,6 +261,33 @@ def _slice_diff(
             )
             not_reviewed.extend(_left_out(reviewer, kept, left, len(packed), limits.max_slices_per_reviewer))
     return SlicePlan(slices=slices, not_reviewed=not_reviewed, notes=notes)
+
+
+# ---- which files a cap keeps: riskiest first, never by name ------------------------------------------
+
+_CONFIG_SUFFIXES = (".yml", ".yaml", ".json", ".toml", ".ini", ".cfg", ".conf", ".env", ".properties", ".xml")
+_DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc", ".markdown")
+
+
+def review_priority(path: str) -> int:
+    """0 code, 1 tests, 2 configuration, 3 documentation: the order in which caps keep files."""
+    name = path.rsplit("/", 1)[-1].lower()
+    if is_test_file(path):
+        return 1
+    if name.endswith(_DOC_SUFFIXES) or name.startswith(("readme", "changelog", "license")):
+        return 3
+    if name.endswith(_CONFIG_SUFFIXES) or name.startswith("."):
+        return 2
+    return 0
+
+
+def _file_risk(file: FileDiff) -> tuple[int, int, str]:
+    """Code before tests, configuration and docs; then the larger change; then the path (a tie-break only)."""
+    return review_priority(file.path), -sum(len(h.lines) for h in file.hunks), file.path
+
+
+def _section_risk(name: str, size: int) -> tuple[int, int, str]:
+    return review_priority(name), -size, name
 
 
 def render_plan(plan: SlicePlan) -> dict[str, Any]:
@@ -343,10 +386,10 @@ _CLASSIC_HEADER_LINES = re.compile(r"^--- ([^\n]*)\n\+\+\+ ([^\n]*)$", re.MULTIL
 
 
 def _cut_at_byte_cap(text: str, size: int, cap: int, notes: list[str]) -> tuple[str, list[str]]:
-    """Keep the whole file sections that fit in `cap` bytes; name the files after the cut.
+    """Keep the whole file sections that fit in `cap` bytes, riskiest first (`_section_risk`); name the rest.
 
-    The files after the cut are only named (from their headers, by regex), never parsed, so an
-    oversized diff costs little beyond reading it.
+    The files left out are only named (from their headers, by regex), never parsed, so an oversized
+    diff costs little beyond reading it. The kept sections stay in diff order.
     """
     if size <= cap:
         return text, []
@@ -361,25 +404,35 @@ def _cut_at_byte_cap(text: str, size: int, cap: int, notes: list[str]) -> tuple[
             total += len(text[previous:position].encode("utf-8", "surrogatepass"))
             byte_at.append(total)
             previous = position
-    for k in range(len(starts) - 1):
-        if byte_at[k + 1] > cap:
-            cut = starts[k]
-            break
-    tail = text[cut:]
-    names: list[str] = []
-    if pattern is _GIT_FILE_START:
-        for match in _GIT_HEADER_LINE.finditer(tail):
-            pair = git_header_names(match.group(1))
-            names.append(_clean_name(pair[1]) if pair else match.group(1).rstrip("\r")[:200])
-    else:
-        for match in _CLASSIC_HEADER_LINES.finditer(tail):
-            old, new = (_clean_name(_name_of(g)) for g in match.groups())
-            names.append(old if new == DEV_NULL else new)
+    count = len(starts) - 1
+    section_names = [_section_name(text[starts[k]:starts[k + 1]], pattern) for k in range(count)]
+    sizes = [byte_at[k + 1] - byte_at[k] for k in range(count)]
+    used, kept = byte_at[0], set()
+    for k in sorted(range(count), key=lambda k: _section_risk(section_names[k], sizes[k])):
+        if used + sizes[k] <= cap:
+            kept.add(k)
+            used += sizes[k]
+    names = [section_names[k] for k in range(count) if k not in kept]
     notes.append(
-        f"the diff is {size} bytes, over max_diff_bytes={cap}: reviewing the first "
-        f"{len(starts) - 1 - len(names)} files only; {len(names)} files after that were not read"
+        f"the diff is {size} bytes, over max_diff_bytes={cap}: reviewing {len(kept)} of {count} files "
+        f"(code first, then tests, configuration and docs); {len(names)} files were not read"
     )
-    return text[:cut], names
+    return text[:cut] + "".join(text[starts[k]:starts[k + 1]] for k in sorted(kept)), names
+
+
+def _section_name(section: str, pattern: re.Pattern[str]) -> str:
+    """The new path of one file section, from its header alone (the section is not parsed)."""
+    if pattern is _GIT_FILE_START:
+        match = _GIT_HEADER_LINE.search(section)
+        if match is None:
+            return section.split("\n", 1)[0][:200]
+        pair = git_header_names(match.group(1))
+        return _clean_name(pair[1]) if pair else match.group(1).rstrip("\r")[:200]
+    found = _CLASSIC_HEADER_LINES.search(section)
+    if found is None:
+        return section.split("\n", 1)[0][:200]
+    old, new = (_clean_name(_name_of(g)) for g in found.groups())
+    return old if new == DEV_NULL else new
 
 
 def _name_of(header_rest: str) -> str:
@@ -688,6 +741,7 @@ def _left_out(
         NotReviewed(
             path=file.diff.path,
             reviewer=reviewer,
+            kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
             lines=_ranges([run for u in units for run in u.added]),
         )

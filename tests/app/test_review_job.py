@@ -18,6 +18,7 @@ from app.review_job import ReviewContext, ReviewOutcome, conclude_failure, run_r
 from app.settings import Settings
 from reviewers.contract import Category, Severity
 from reviewers.routing import route_file
+from reviewers.slicing import SliceLimits
 from tests.app.fake_github import FakeGitHub
 from tests.app.github_env import (  # noqa: F401 - fixtures
     APP_ID,
@@ -199,7 +200,9 @@ def test_more_than_fifty_annotations_go_in_batches_of_fifty(fake_github, app_cli
         if lines and decision.reviewers:
             script.append(ScriptedFinding(decision.reviewers[0], path, lines[0], Severity.major,
                                           Category.correctness, f"Problem in {path}: handle the error."))
-    run(run_review(job(), make_context(app_clients, ScriptedBackend(script))))
+    context = make_context(app_clients, ScriptedBackend(script))
+    context.limits = SliceLimits(max_slices_per_reviewer=100)  # review every file: each finding is annotated
+    run(run_review(job(), context))
     (check,) = fake_github.check_runs.values()
     sizes = [len((body.get("output") or {}).get("annotations", [])) for _rid, body in fake_github.check_run_updates]
     assert max(sizes) == 50 and sum(sizes) == len(check["annotations"]) > 50

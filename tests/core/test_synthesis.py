@@ -249,7 +249,8 @@ def test_errors_are_in_the_status_table_with_partial_and_error_rows() -> None:
         "3 of 4 slice(s) got no valid answer (python (1/2), sql (1/1), testing (1/1)); "
         "their code was not reviewed"
     )
-    assert result.decision == "revise", "failures cannot make a revision an approval"
+    assert result.verdict.value == "revise"
+    assert result.decision == "incomplete", "unreviewed code is neither approved nor merely revised"
 
 
 def test_when_every_reviewer_failed_the_review_is_incomplete_not_approved() -> None:
