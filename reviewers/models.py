@@ -296,7 +296,7 @@ def fetch_model(
         if actual != spec.sha256:
             raise ModelFetchError(f"{gguf} has sha256 {actual}, expected {spec.sha256}; not using it")
         out = work / "converted"
-        _say(progress, f"converting {gguf.name} to safetensors once (dequantizing; about 2 min for Gemma 3 "
+        _say(progress, f"converting {gguf.name} to safetensors once (dequantizing; about 1-2 min for Gemma 3 "
                        "270M on 2 CPU cores)")
         convert_gguf(gguf, out, spec)
         for notice in spec.notices:
