@@ -109,13 +109,15 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "private key block": re.compile(
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[^\"]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)"
     ),
-    "AWS access key id": re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
+    # Key ids and tokens are matched from a shorter prefix than their full length, so that one a
+    # renderer cut short ("ghp_A1b2C3d4E5f…") is not left half-visible.
+    "AWS access key id": re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{8,}"),
     "AWS secret access key": re.compile(
         r"(?i)(\baws_?secret_?(?:access_?)?key\w*\s*[:=]\s*\\?[\"']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
     ),
-    "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{22,})"),
+    "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})"),
     "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
+    "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{16,}"),
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     "bearer token": re.compile(r"(?i)(\b(?:bearer|token)\s+)[A-Za-z0-9._~+/-]{20,}=*"),
     # `password = "hunter2…"`, `API_KEY: 'abc…'`, `"token": "…"`: a quoted value of 8+ characters

@@ -122,6 +122,8 @@ SECRETS = {
     "api_key assignment": "API_KEY: 'q8Jd0s9Lk2mZ'",
     "json token": '{"auth_token": "b6c1f0e4a9d27"}',
     "unquoted env secret": "CLIENT_SECRET=9f8e7d6c5b4a3f2e1d0c",
+    "cut github token": "token ghp_A1b2C3d4E5f…",
+    "cut aws key id": "AKIAIOSFODNN…",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     "bearer": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
 }
@@ -133,7 +135,7 @@ SECRET_VALUES = {
     "private key": "MIIEowIBAAKCAQEA7", "cut private key": "b3BlbnNzaC1rZXktdjEAAAAA",
     "password assignment": "hunter2hunter2", "api_key assignment": "q8Jd0s9Lk2mZ",
     "json token": "b6c1f0e4a9d27", "unquoted env secret": "9f8e7d6c5b4a3f2e1d0c",
-    "jwt": "dozjgNryP4J3", "bearer": "abcdefghijklmnop",
+    "jwt": "dozjgNryP4J3", "cut github token": "A1b2C3d4E5f", "cut aws key id": "IOSFODNN", "bearer": "abcdefghijklmnop",
 }
 
 
