@@ -32,7 +32,7 @@ from bench.serve_bench import SHAPES, add_peft_adapters, build_model
 from reviewers.backends.openai_backend import OpenAIBackend
 from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.engine.engine import Engine, GenerationRequest
-from reviewers.prompt import render_messages
+from reviewers.prompt import render_ids, render_messages
 from reviewers.server import ServerSettings, create_app
 
 log = logging.getLogger("server_bench")
@@ -48,9 +48,7 @@ def requests_of(tokenizer, diffs: list[str], names: list[str], per: int, prompt_
             while lo < hi:  # longest prefix of the diff that keeps the prompt within budget
                 mid = (lo + hi + 1) // 2
                 request = ReviewRequest(reviewer=name, diff=diff[:mid])
-                text = tokenizer.apply_chat_template([m.model_dump() for m in render_messages(request)],
-                                                     tokenize=False, add_generation_prompt=True)
-                if len(tokenizer.encode(text, add_special_tokens=False)) <= prompt_tokens:
+                if len(render_ids(tokenizer, render_messages(request))) <= prompt_tokens:
                     lo = mid
                 else:
                     hi = mid - 1
@@ -111,8 +109,7 @@ def main() -> None:
     requests = requests_of(tokenizer, diffs, names, args.per_adapter, args.prompt_tokens)
     generations = [GenerationRequest(prompt=render_messages(r), adapter=r.reviewer, max_new_tokens=args.new_tokens)
                    for r in requests]
-    prompt_lengths = [len(tokenizer.apply_chat_template([m.model_dump() for m in render_messages(r)],
-                                                        add_generation_prompt=True)) for r in requests]
+    prompt_lengths = [len(render_ids(tokenizer, render_messages(r))) for r in requests]
     log.info("%d requests, prompt tokens %d..%d", len(requests), min(prompt_lengths), max(prompt_lengths))
 
     settings = ServerSettings(base_model=args.shape, max_queue=4 * batch, request_timeout_s=600,

@@ -21,6 +21,7 @@ import torch
 
 from reviewers.contract import reviewer_output_schema
 from reviewers.engine.closer import JsonPrefix, schema_tree
+from reviewers.prompt import TURN_END
 
 
 class ConstraintError(RuntimeError):
@@ -43,9 +44,15 @@ class Vocabulary:
 
         size = size or len(tokenizer)
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=size)
+        stops = list(info.stop_token_ids)
+        # the end of a model turn in the project's prompt format (Gemma's `<end_of_turn>`) stops a row too,
+        # as it stops transformers' generate through the converted model's generation config
+        turn_end = tokenizer.convert_tokens_to_ids(TURN_END)
+        if isinstance(turn_end, int) and turn_end != tokenizer.unk_token_id and turn_end not in stops:
+            stops.append(turn_end)
         return cls(
             token_bytes=info.decoded_vocab,
-            stop_ids=tuple(info.stop_token_ids),
+            stop_ids=tuple(stops),
             size=size,
             encode=lambda text: tokenizer.encode(text, add_special_tokens=False),
         )

@@ -75,3 +75,13 @@ def test_engine_greedy_tokens_equal_transformers_on_a_gemma3_checkpoint_folder(c
     assert [r.prompt_tokens for r in results] == [len(prompt)] * 2
     assert results[0].token_ids == with_adapter
     assert results[1].token_ids == base_only
+
+
+def test_the_end_of_a_model_turn_stops_a_row_like_the_end_of_text(checkpoint) -> None:
+    from transformers import AutoTokenizer
+
+    from reviewers.engine.constraint import Vocabulary
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint[0])
+    stops = Vocabulary.from_tokenizer(tokenizer).stop_ids
+    assert set(stops) == {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")}
