@@ -47,7 +47,7 @@ class AppMetrics:
         self.registry = registry or CollectorRegistry()
         self.deliveries = Counter(
             "calora_webhook_deliveries", "Webhook deliveries by event and outcome "
-            "(queued, ignored, recorded, pong, duplicate, unauthorized, too_large, malformed).",
+            "(queued, ignored, recorded, pong, duplicate, replay, unauthorized, too_large, malformed).",
             ["event", "outcome"], registry=self.registry,
         )
         self.ack_seconds = Histogram(
@@ -55,8 +55,8 @@ class AppMetrics:
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.job_seconds = Histogram(
-            "calora_job_duration_seconds", "Duration of one job attempt by outcome (done, retry, failed, "
-            "lost_lease).", ["outcome"], buckets=JOB_BUCKETS, registry=self.registry,
+            "calora_job_duration_seconds", "Duration of one job attempt by outcome (done, retry, deferred "
+            "until a rate limit resets, failed, lost_lease).", ["outcome"], buckets=JOB_BUCKETS, registry=self.registry,
         )
         self.superseded = Counter(
             "calora_jobs_superseded", "Queued jobs replaced by a newer push to the same pull request.",

@@ -385,14 +385,16 @@ class KillReport:
     starts: list[float]  # time.monotonic() of each `calora serve` process start
     first_answers: list[float]  # seconds from each start to its first 2xx
     killed_while_warming: int
+    killed_while_sending: int  # kills mid-review that came while deliveries were still being sent
     reviews: int
 
 
 def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, count: int = 200,
-                      rate: float = 10.0, load_seconds: float = 3.0, kill_after_reviews: tuple[int, ...] = (50, 120),
+                      rate: float = 10.0, load_seconds: float = 3.0, kill_at: tuple[float, ...] = (0.4, 0.7),
                       timeout: float = 400) -> KillReport:
-    """`calora serve` killed (-9) while its model loads, then at each `kill_after_reviews` reviews posted,
-    during `count` deliveries at `rate` a second; every process start is timed to its first 2xx."""
+    """`calora serve` killed (-9) while its model loads, then once `kill_at` of the `count` deliveries (sent
+    at `rate` a second) are answered and the process has posted a review; every start is timed to its
+    first 2xx."""
     database_url = f"sqlite:///{tmp / 'queue.sqlite'}"
     deployment = Deployment(tmp, database_url, free_port(), review_env(tmp, database_url, fake, private_key,
                                                                        load_seconds))
@@ -404,7 +406,7 @@ def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, 
         deliveries.append(Delivery(str(uuid.uuid4()), number, body))
     sender = PacedSender(deployment.url, deliveries, rate)
     starts: list[float] = []
-    killed_while_warming = 0
+    killed_while_warming = killed_while_sending = 0
 
     def start() -> None:
         starts.append(time.monotonic())
@@ -424,11 +426,13 @@ def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, 
         deployment.kill("serve")
         killed_while_warming += 1
         start()
-        # Then twice while reviews are being posted.
-        for threshold in kill_after_reviews:
-            while len(fake.reviews) < threshold:
+        # Then twice while deliveries keep coming and this process is posting reviews.
+        for share in kill_at:
+            reviews_before = len(fake.reviews)
+            while len(sender.answers) < share * count or len(fake.reviews) <= reviews_before:
                 assert time.monotonic() < deadline, f"{len(fake.reviews)} reviews:\n{deployment.logs()}"
                 time.sleep(0.01)
+            killed_while_sending += sender.is_alive()
             deployment.kill("serve")
             start()
         sender.join(timeout=max(1.0, deadline - time.monotonic()))
@@ -473,4 +477,4 @@ def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, 
     assert [run for run in runs if run["status"] != "completed"] == []
     assert any(job.expired_leases for job in jobs), "no kill interrupted a review"
     return KillReport(starts=starts, first_answers=first_answers, killed_while_warming=killed_while_warming,
-                      reviews=len(fake.reviews))
+                      killed_while_sending=killed_while_sending, reviews=len(fake.reviews))
