@@ -215,7 +215,8 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     )
     loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
-    resolved = {**cfg.dump(), "resolved": {
+    # base_model as resolved (the default's name, or the .gguf path), so eval and the console reload that base
+    resolved = {**cfg.model_copy(update={"base_model": base.name, "gguf_file": None}).dump(), "resolved": {
         "device": str(rt.device), "dtype": str(rt.dtype).removeprefix("torch."), "world_size": rt.world_size,
         "attn_implementation": rt.attn_implementation, "target_modules": targets, "adapted_modules": adapted,
         "base_model": base.name, "base_sha256": manifest.base_sha256,

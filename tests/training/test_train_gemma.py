@@ -59,8 +59,23 @@ def test_trainer_accepts_a_tokenizer_without_chat_template_and_writes_the_manife
     assert manifest.target_modules == list(TARGET_MODULES)
     for step in (1, 2):  # every checkpoint a sweep may promote carries it too
         assert (tmp_path / "checkpoints" / f"step-{step}" / "adapter" / MANIFEST_FILE).is_file()
-    resolved = json.loads((tmp_path / "config.json").read_text())["resolved"]
-    assert resolved["base_sha256"] == manifest.base_sha256
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["resolved"]["base_sha256"] == manifest.base_sha256
+    from eval.workflow import read_training_run  # what `calora eval sweep` reloads the base from
+
+    assert resolve_base_model(read_training_run(tmp_path).base_model) == resolve_base_model(str(gemma_base))
+
+
+def test_a_run_on_the_default_base_records_the_base_by_name(tiny_base: Path, chat_data: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """No --base-model: the default (here pointed at a tiny base) is what config.json and the manifest say."""
+    monkeypatch.setenv("CALORA_BASE_MODEL", str(tiny_base))
+    cfg = TrainConfig(reviewer="python", data_dir=chat_data, run_dir=tmp_path, epochs=1, max_steps=1,
+                      tokens_per_batch=200, lora_r=4, device="cpu", warmup_steps=1)
+    assert cfg.base_model is None
+    adapter = train(cfg)
+    assert json.loads((tmp_path / "config.json").read_text())["base_model"] == str(tiny_base)
+    assert read_manifest(adapter).base_model == str(tiny_base)
 
 
 def test_targets_the_engine_cannot_serve_are_refused_before_training() -> None:
