@@ -275,13 +275,15 @@ def read_answer(
     Rules, in order:
     1. `finish_reason == "length"` (the answer ran out of tokens) is a failure unless `accept_truncated`:
        a constraining decoder closes it into valid JSON (`forced_close`), but its last finding may be cut
-       mid-sentence.
+       mid-sentence. An answer that starts with prose is judged by rule 2 instead: more tokens would not
+       have saved it, and "it starts with prose" is what its author needs to hear.
     2. The JSON object is read as `extract_json_object` allows (bare, fenced, prose after it; never prose
        before it).
     3. The one repair: an inverted range (`end_line` < `line`) loses its `end_line` (`drop_inverted_ranges`).
     4. The rest is validated strictly against `ReviewerOutput`.
     """
-    if finish_reason == "length" and not accept_truncated:
+    starts_with_prose = not text.lstrip().startswith(("{", "`")) and bool(text.strip())
+    if finish_reason == "length" and not accept_truncated and not starts_with_prose:
         cap = f"={max_new_tokens}" if max_new_tokens else ""
         how = {True: " and was closed early to stay valid JSON", False: " and was cut off"}.get(forced_close, "")
         return BrokenAnswer(

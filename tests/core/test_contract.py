@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviewers.contract import (
+    BrokenAnswer,
     Category,
     ContractError,
     Finding,
@@ -18,6 +19,7 @@ from reviewers.contract import (
     Verdict,
     contract_schemas,
     parse_review,
+    read_answer,
     render_answer,
     reviewer_output_schema,
 )
@@ -260,3 +262,33 @@ def test_parse_review_on_any_text_raises_only_contract_error(text: str) -> None:
         assert str(error)
     else:
         assert isinstance(out, ReviewerOutput)
+
+
+# --- read_answer: the one judge every backend, the reviewer server and the eval call -----------------
+
+
+def test_read_answer_accepts_a_valid_answer_and_repairs_an_inverted_range() -> None:
+    assert read_answer(VALID_TEXT, "stop") == parse_review(VALID_TEXT)
+    repaired = read_answer(with_finding(line=44, end_line=42), "stop")
+    assert isinstance(repaired, ReviewerOutput)
+    assert (repaired.findings[0].line, repaired.findings[0].end_line) == (44, None)
+
+
+def test_read_answer_refuses_an_answer_that_ran_out_of_tokens_unless_asked_not_to() -> None:
+    broken = read_answer(VALID_TEXT, "length", max_new_tokens=64, forced_close=True)
+    assert isinstance(broken, BrokenAnswer) and broken.cause == "length" and broken.raw == VALID_TEXT
+    assert broken.message.startswith("the answer ran out of max_new_tokens=64 and was closed early to stay valid JSON")
+    assert read_answer(VALID_TEXT, "length", accept_truncated=True) == parse_review(VALID_TEXT)
+
+
+def test_read_answer_says_prose_is_prose_even_when_it_ran_out_of_tokens() -> None:
+    broken = read_answer("Sure! Here is what I think about", "length", max_new_tokens=64)
+    assert isinstance(broken, BrokenAnswer) and broken.cause == "contract"
+    assert broken.message.startswith("answer broke the contract: the answer must start with a JSON object")
+
+
+def test_read_answer_names_the_broken_field_and_keeps_the_raw_text() -> None:
+    text = with_finding(severity="urgent")
+    broken = read_answer(text, "stop")
+    assert isinstance(broken, BrokenAnswer) and broken.raw == text
+    assert broken.message.startswith("answer broke the contract: findings.0.severity")

@@ -129,8 +129,8 @@ def test_smollm2_base_model_answers_every_request() -> None:
     result = results[0]
     # The base model usually breaks the contract; either way the backend says so instead of raising.
     assert isinstance(result, (ReviewerOutput, ReviewerFailure))
-    if isinstance(result, ReviewerFailure):
-        assert result.raw.strip() and "contract" in result.message
+    if isinstance(result, ReviewerFailure):  # prose, broken JSON, or an answer cut at the 48-token cap
+        assert result.raw.strip() and ("contract" in result.message or "ran out of max_new_tokens=48" in result.message)
 
 
 def test_generation_stops_as_soon_as_the_answer_starts_with_prose(adapters_dir: Path, tokenizer) -> None:
