@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reviewers.contract import ContractError, parse_review
 from reviewers.engine.constraint import Vocabulary
 from reviewers.engine.engine import Engine, GenerationRequest
+from reviewers.engine.lora import TARGET_MODULES
 
 log = logging.getLogger("serve_bench")
 CONSTRAINED_TOKENS = 128  # budget of the constrained run (a valid answer needs ~40 tokens at least)
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGETS = list(TARGET_MODULES)  # every module the engine serves
 
 SHAPES = {
     "gemma3-1b": {"hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,

@@ -110,3 +110,31 @@ def test_fetch_converts_once_caches_and_lists_the_model(empty_cache: Path, tmp_p
         original = AutoModelForCausalLM.from_pretrained(
             SMOLLM2_DIR, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)(ids).logits
     torch.testing.assert_close(converted, original)
+
+
+PRODUCT_CODE = ("app", "reviewers", "training", "eval", "bench")
+
+
+def _occurrences(pattern: str) -> list[str]:
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for folder in PRODUCT_CODE:
+        for path in sorted((root / folder).rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if re.search(pattern, line):
+                    found.append(f"{path.relative_to(root)}:{number}")
+    return found
+
+
+def test_each_default_has_one_home_in_the_code() -> None:
+    """Issue #12: the default base model id, the answer length cap and the LoRA target list are each written
+    once (bench/smollm2_cpu.py keeps its own 128-token budget: the budget its published figures used)."""
+    assert {p.split(":")[0] for p in _occurrences(r'"gemma3-270m"')} == {"reviewers/models.py"}
+    caps = _occurrences(r"max_new_tokens\b[^=(]{0,30}= *\d|max_new_tokens\b.{0,20}default= *\d|max_tokens: int = \d"
+                        r"|max-new-tokens.*default= *\d")
+    assert caps == [p for p in caps if p.startswith("bench/smollm2_cpu.py")], caps
+    assert [p.split(":")[0] for p in _occurrences(r"DEFAULT_MAX_NEW_TOKENS = \d")] == ["reviewers/models.py"]
+    targets = _occurrences(r'"q_proj", *"k_proj", *"v_proj", *"o_proj"')
+    assert [p.split(":")[0] for p in targets] == ["reviewers/engine/lora.py"], targets
