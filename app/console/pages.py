@@ -22,6 +22,7 @@ from app.console.auth import COOKIE_NAME, request_access, session_value
 from app.console.records import DECISIONS, REVIEW_STATES, ReviewFilter
 from app.console.service import Console
 from app.console.views import multi_agent_view
+from reviewers.safe_text import MESSAGE_LIMIT, cap, redact
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -88,8 +89,14 @@ def make_environment() -> Environment:
         short=lambda sha: (sha or "")[:7],
         basename=lambda path: Path(str(path)).name,
         pretty_json=lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str),
+        model=model_text,
     )
     return env
+
+
+def model_text(value: object, limit: int = MESSAGE_LIMIT) -> str:
+    """Model text for a console page: capped and redacted (autoescaping keeps its HTML inert)."""
+    return redact(cap(str(value or ""), limit))
 
 
 def safe_next(target: str | None) -> str:
