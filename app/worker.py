@@ -143,6 +143,8 @@ class Worker:
     called in a thread when `run` starts.
     """
 
+    hooks: JobHooks  # set once loaded when the worker was given a loader
+
     def __init__(
         self,
         store: Store,
@@ -212,9 +214,13 @@ class Worker:
                 hooks = loader()
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, which reports it
                 failure = exc
-                loop.call_soon_threadsafe(lambda: loaded.done() or loaded.set_exception(failure))
+                deliver = lambda: loaded.done() or loaded.set_exception(failure)
             else:
-                loop.call_soon_threadsafe(lambda: loaded.done() or loaded.set_result(hooks))
+                deliver = lambda: loaded.done() or loaded.set_result(hooks)
+            try:
+                loop.call_soon_threadsafe(deliver)
+            except RuntimeError:  # the loop closed: the process stopped while the model loaded
+                pass
 
         started = time.monotonic()
         log.info("worker %s warming up: loading the job hooks (reviewer backend)", self.owner)

@@ -417,8 +417,10 @@ def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, 
         start()
         sender.start()
         # The first process dies in the middle of its model load, with deliveries already queued.
+        listening_by = time.monotonic() + 60
         while deployment.health()[1].get("status") != "warming" or not sender.answers:
-            assert time.monotonic() < deadline and deployment.processes["serve"].poll() is None, deployment.logs()
+            assert time.monotonic() < listening_by and deployment.processes["serve"].poll() is None, (
+                f"calora serve did not take deliveries while its model loaded:\n{deployment.logs()}")
             time.sleep(0.02)
         time.sleep(min(1.0, load_seconds / 3))
         status, body = deployment.health()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app.github_client import GitHubAppClients, GitHubError, GitHubRateLimited, RetryPolicy
+from app.github_client import GitHubAppClients, GitHubError, GitHubRateLimited, RetryPolicy, rate_limit_wait
 from tests.app.fake_github import FakeGitHub
 from tests.app.github_env import (  # noqa: F401 - fixtures
     APP_ID,
@@ -202,3 +203,16 @@ def test_diff_rebuilt_from_the_file_list_has_the_same_hunks(shared_dir):
         for path, diff_file in after.files.items():
             assert diff_file == before.files[path], (prefix, path)
         assert all(path.endswith(".png") for path in missing), missing
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"retry-after": "30"}, 30.0),
+    ({"retry-after": "Thu, 01 Jan 2026 00:10:00 GMT"}, 600.0),
+    ({"retry-after": "Wed, 31 Dec 2025 23:00:00 GMT"}, 0.0),  # already past: go now
+    ({"retry-after": "soon"}, 60.0),
+    ({"x-ratelimit-reset": "1767226000"}, 400.0),
+    ({}, 60.0),
+])
+def test_rate_limit_wait_reads_seconds_http_dates_and_reset_times(headers, expected):
+    now = datetime(2026, 1, 1, tzinfo=UTC).timestamp()  # 1767225600
+    assert rate_limit_wait(headers, now) == pytest.approx(expected)
