@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import logging
 import signal
@@ -56,14 +55,14 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from app.server import create_app
     from app.settings import MissingSettingError
-    from app.worker import load_job_hooks
+    from app.worker import job_hooks_loader
 
     settings = _load_settings()
     if settings is None:
         return 2
     try:
         # The worker loads the reviewer model in a thread once the receiver listens (no lost start-up window).
-        hooks = None if args.no_worker else functools.partial(load_job_hooks, settings)
+        hooks = None if args.no_worker else job_hooks_loader(settings)
         app = create_app(settings, hooks=hooks, run_worker=not args.no_worker)
     except MissingSettingError as exc:
         print(f"calora serve: {exc}", file=sys.stderr)

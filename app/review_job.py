@@ -43,7 +43,7 @@ from app.publishing import (
     truncate_text,
 )
 from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
-from app.settings import MissingSettingError, Settings
+from app.settings import Settings
 from reviewers.backends.base import ReviewerBackend
 from reviewers.routing import route_file
 from reviewers.safe_text import code_fence, redact
@@ -97,19 +97,8 @@ class ReviewOutcome(BaseModel):
 
 def build_context(settings: Settings) -> ReviewContext:
     """The production context: App credentials from the settings and the configured reviewer backend."""
-    if settings.app_id is None:
-        raise MissingSettingError("CALORA_APP_ID is not set; the worker cannot authenticate as the GitHub App")
-    if settings.private_key_path is None:
-        raise MissingSettingError("CALORA_PRIVATE_KEY_PATH is not set; point it at the App's private key (.pem)")
-    try:
-        private_key = settings.private_key_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MissingSettingError(
-            f"cannot read the App's private key at {settings.private_key_path}: {exc.strerror}"
-        ) from None
-    if "PRIVATE KEY" not in private_key:
-        raise MissingSettingError(f"{settings.private_key_path} does not look like a PEM private key")
-    clients = GitHubAppClients(app_id=settings.app_id, private_key=private_key, base_url=settings.github_api_url)
+    app_id, private_key = settings.app_credentials()
+    clients = GitHubAppClients(app_id=app_id, private_key=private_key, base_url=settings.github_api_url)
     return ReviewContext(
         clients=clients.for_installation, backend=make_reviewer_backend(settings), settings=settings,
         recorder=ReviewRecorder.from_url(settings.database_url),

@@ -123,5 +123,26 @@ class Settings(CaloraSettings):
         return self.webhook_secret.get_secret_value().encode()
 
 
+    def app_credentials(self) -> tuple[int, str]:
+        """The App's id and private key (PEM text), or a MissingSettingError saying what to set.
+
+        Cheap, so `calora serve` checks it before it listens: a wrong setting stops the command at once
+        instead of surfacing only when the worker, after loading the model, first needs GitHub.
+        """
+        if self.app_id is None:
+            raise MissingSettingError("CALORA_APP_ID is not set; the worker cannot authenticate as the GitHub App")
+        if self.private_key_path is None:
+            raise MissingSettingError("CALORA_PRIVATE_KEY_PATH is not set; point it at the App's private key (.pem)")
+        try:
+            private_key = self.private_key_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise MissingSettingError(
+                f"cannot read the App's private key at {self.private_key_path}: {exc.strerror}"
+            ) from None
+        if "PRIVATE KEY" not in private_key:
+            raise MissingSettingError(f"{self.private_key_path} does not look like a PEM private key")
+        return self.app_id, private_key
+
+
 class MissingSettingError(RuntimeError):
     """A setting this command needs is not set."""

@@ -23,6 +23,7 @@ The review itself is injected (`JobRunner`, `FailureHook`): `calora serve` / `ca
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -115,6 +116,14 @@ def import_callable(reference: str) -> Callable[..., Any]:
     if not callable(function):
         raise TypeError(f"{reference!r} is not callable")
     return function
+
+
+def job_hooks_loader(settings: Settings) -> Callable[[], JobHooks]:
+    """What `calora serve` hands its worker: the quick checks now (a missing App id or key stops the
+    command before it listens), the slow model load later, in the worker's warm-up thread."""
+    if not settings.job_runner:
+        settings.app_credentials()
+    return functools.partial(load_job_hooks, settings)
 
 
 def load_job_hooks(settings: Settings) -> JobHooks:

@@ -53,6 +53,16 @@ def test_serve_without_a_webhook_secret_says_so(queue_url: str, capsys: pytest.C
     assert "CALORA_WEBHOOK_SECRET is not set" in capsys.readouterr().err
 
 
+def test_serve_without_the_apps_key_stops_before_it_listens_or_loads_a_model(
+    queue_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALORA_WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("CALORA_APP_ID", "42")
+    monkeypatch.setenv("CALORA_PRIVATE_KEY_PATH", str(tmp_path / "missing.pem"))
+    assert main(["serve", "--port", "1"]) == 2
+    assert "cannot read the App's private key" in capsys.readouterr().err
+
+
 def test_invalid_settings_are_reported_not_raised(queue_url: str, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALORA_MAX_ATTEMPTS", "zero")
