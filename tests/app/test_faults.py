@@ -129,6 +129,16 @@ def test_a_pull_request_github_does_not_know_fails_at_once_with_the_reason(
     assert len(fake_github.calls("pulls/get")) == 1
 
 
+def test_an_installation_github_no_longer_accepts_fails_at_once_with_the_reason(
+    app_url: tuple[str, Store], fake_github: FakeGitHub
+) -> None:
+    url, store = app_url
+    fake_github.add_fault("GET", r"/pulls/1$", 401, times=100, body={"message": "Bad credentials"})
+    job = wait_for_job(store, queue_one(url), lambda j: j.status in ("failed", "done"))
+    assert job.status == "failed" and job.attempts == 1, job
+    assert "HTTP 401: Bad credentials" in (job.last_error or ""), job.last_error
+
+
 def test_a_review_github_refuses_as_a_whole_fails_at_once_and_concludes_the_check_run(
     app_url: tuple[str, Store], fake_github: FakeGitHub
 ) -> None:
