@@ -385,7 +385,13 @@ class Store:
 
     @staticmethod
     def _same_request(connection: Connection, spec: ReviewJobSpec) -> int | None:
-        """The queued, running or done job that already answers `spec`'s request, if any."""
+        """The queued, running or done job that already answers `spec`'s request, if any.
+
+        On PostgreSQL two replays arriving together would both see no job (read committed), so the
+        request's key is locked for the rest of the transaction first; SQLite's writers are serial anyway.
+        """
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec.request_key))))
         rows = connection.execute(_SAME_REQUEST_CANDIDATES, {
             "b_pr_key": spec.pr_key, "b_head_sha": spec.head_sha, "b_trigger": spec.trigger}).all()
         key = spec.request_key

@@ -21,14 +21,17 @@ from tests.app.crash_harness import run_crash_scenario
 
 # The same store tests as on SQLite, collected here again with this module's PostgreSQL `store` fixture.
 from tests.app.test_store import (  # noqa: F401
+    test_a_deferred_job_keeps_its_attempt_count_and_waits_until_the_given_time,
     test_a_delivery_is_recorded_and_its_job_queued,
     test_a_late_delivery_of_an_older_push_supersedes_nothing_and_is_itself_superseded,
     test_a_newer_push_supersedes_queued_jobs_of_older_heads,
+    test_a_pending_conclusion_is_claimed_when_due_and_kept_until_done,
     test_a_redelivery_is_acknowledged_and_not_queued_again,
     test_a_running_job_is_not_superseded,
     test_an_expired_lease_is_claimed_again_and_the_old_owner_loses_it,
     test_claims_take_the_oldest_due_job_and_hold_it,
     test_concurrent_copies_of_one_delivery_queue_one_job,
+    test_concurrent_replays_of_one_request_under_new_delivery_ids_queue_one_job,
     test_installation_events_keep_the_installations_table,
     test_parallel_claims_never_take_one_job_twice,
     test_queue_depth_counts_every_status,

@@ -168,6 +168,55 @@ def test_retry_later_and_fail_and_release(store: Store) -> None:
     assert store.claim("w1", 10, now=T0 + 1000) is None
 
 
+def test_concurrent_replays_of_one_request_under_new_delivery_ids_queue_one_job(store: Store) -> None:
+    results = []
+    barrier = threading.Barrier(8)
+
+    def deliver(index: int) -> None:
+        barrier.wait()
+        results.append(push(store, f"replay-{index}", "a" * 40))
+
+    threads = [threading.Thread(target=deliver, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(result.outcome for result in results) == ["queued"] + ["replay"] * 7
+    (job,) = store.list_jobs()
+    assert all(result.replayed == [job.id] for result in results if result.outcome == "replay")
+    assert len(store.list_deliveries()) == 8
+
+
+def test_a_deferred_job_keeps_its_attempt_count_and_waits_until_the_given_time(store: Store) -> None:
+    push(store, "d1", "a" * 40)
+    job = store.claim("w1", 10, now=T0)
+    assert job is not None and job.attempts == 1
+    assert store.defer(job.id, "w1", "rate limited", not_before=T0 + 3600)
+    view = store.get_job(job.id)
+    assert view is not None and (view.status, view.attempts, view.available_at) == ("queued", 0, T0 + 3600)
+    assert store.claim("w1", 10, now=T0 + 3599) is None
+    again = store.claim("w1", 10, now=T0 + 3600)
+    assert again is not None and again.attempts == 1
+
+
+def test_a_pending_conclusion_is_claimed_when_due_and_kept_until_done(store: Store) -> None:
+    push(store, "d1", "a" * 40)
+    job = store.claim("w1", 10, now=T0)
+    assert job is not None
+    assert store.fail(job.id, "w1", "GitHub 404", now=T0, conclude_at=T0 + 60, conclusion_error="HTTP 502")
+    assert store.get_job(job.id).status == "failed"  # type: ignore[union-attr]
+    assert store.claim_conclusion(30, now=T0 + 59) is None
+    pending = store.claim_conclusion(30, now=T0 + 60)
+    assert pending is not None and (pending.job_id, pending.reason, pending.tries) == (job.id, "GitHub 404", 2)
+    assert pending.spec.delivery_id == "d1"
+    assert store.claim_conclusion(30, now=T0 + 61) is None  # leased to the first claimer
+    store.conclusion_later(job.id, T0 + 200, "HTTP 502 again")
+    assert store.claim_conclusion(30, now=T0 + 199) is None
+    assert store.claim_conclusion(30, now=T0 + 200) is not None
+    store.conclusion_done(job.id)
+    assert store.pending_conclusions() == 0 and store.claim_conclusion(30, now=T0 + 10_000) is None
+
+
 def test_parallel_claims_never_take_one_job_twice(store: Store) -> None:
     for number in range(60):
         store.enqueue(spec(f"d{number}", number=number), now=T0)
