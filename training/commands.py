@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
                        help="folders of <reviewer>/<id>.yaml examples (derived ones too)")
     build.add_argument("--out", type=Path, default=Path("build/data"))
     build.add_argument("--eval-fraction", type=float, default=0.15)
-    build.add_argument("--tokenizer", help="tokenizer folder/id for token lengths (default: an estimate)")
+    build.add_argument("--tokenizer", help="count token lengths with this base model's tokenizer: what "
+                       "--base-model takes (gemma3-270m, a folder, a .gguf...); default: an estimate")
     build.add_argument("--gguf-file", help="GGUF file inside --tokenizer")
     build.add_argument("--allow-unreviewed", action="store_true",
                        help="also use derived examples tagged review-before-use (clean twins nobody checked)")
@@ -70,8 +71,11 @@ def _data_build(args: argparse.Namespace) -> int:
     if args.tokenizer:
         from transformers import AutoTokenizer
 
-        kwargs = {"gguf_file": args.gguf_file} if args.gguf_file else {}
-        counter, name = tokenizer_counter(AutoTokenizer.from_pretrained(args.tokenizer, **kwargs)), args.tokenizer
+        from reviewers.models import resolve_base_model
+
+        ref = resolve_base_model(str(Path(args.tokenizer) / args.gguf_file) if args.gguf_file else args.tokenizer)
+        tokenizer = AutoTokenizer.from_pretrained(ref.source, **ref.load_kwargs())
+        counter, name = tokenizer_counter(tokenizer), args.tokenizer
     try:
         report = build_dataset(list(args.examples), args.out, args.eval_fraction, counter, name,
                                allow_unreviewed=args.allow_unreviewed)
