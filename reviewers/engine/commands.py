@@ -62,6 +62,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_check_adapters(args: argparse.Namespace) -> int:
+    from reviewers.adapter_manifest import MANIFEST_FILE, read_manifest
     from reviewers.engine.lora import AdapterError, load_peft_adapter
 
     status = 0
@@ -73,6 +74,9 @@ def run_check_adapters(args: argparse.Namespace) -> int:
             status = 1
             continue
         layers = sorted({layer for layer, _ in adapter.weights})
+        manifest = read_manifest(folder)
+        base = (f"trained on {manifest.base_model} (sha256 {(manifest.base_sha256 or 'unknown')[:12]})"
+                if manifest else f"no {MANIFEST_FILE}: its base model cannot be checked")
         print(f"{folder}: rank {adapter.rank}, scale {adapter.scale:g}, targets "
-              f"{','.join(sorted(adapter.target_modules))} on {len(layers)} layers")
+              f"{','.join(sorted(adapter.target_modules))} on {len(layers)} layers; {base}")
     return status

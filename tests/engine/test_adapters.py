@@ -105,5 +105,15 @@ def test_check_adapters_command_reports_what_it_would_serve(base_and_adapters, t
     assert main(["reviewers", "check-adapters", str(paths["sql"]), str(paths["python"])]) == 0
     out = capsys.readouterr().out
     assert "rank 8" in out and "rank 4, scale 2, targets q_proj,v_proj" in out
-    assert main(["reviewers", "check-adapters", str(tmp_path)]) == 1
+    assert "no calora-manifest.json: its base model cannot be checked" in out
+    import shutil
+
+    from reviewers.adapter_manifest import AdapterManifest, write_manifest
+
+    shutil.copytree(paths["sql"], tmp_path / "sql")
+    write_manifest(tmp_path / "sql", AdapterManifest(reviewer="sql", base_model="gemma3-270m", base_sha256="ab" * 32,
+                                                     rank=8, lora_alpha=16, target_modules=["q_proj"]))
+    assert main(["reviewers", "check-adapters", str(tmp_path / "sql")]) == 0
+    assert "trained on gemma3-270m (sha256 abababababab)" in capsys.readouterr().out
+    assert main(["reviewers", "check-adapters", str(tmp_path / "missing")]) == 1
     assert "NOT SERVABLE" in capsys.readouterr().out
