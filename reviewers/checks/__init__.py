@@ -9,7 +9,7 @@ skip those and say so. Only diagnostics that meet an added line count; their sev
 come from `rules.yml`. They reach the slice's reviewer as evidence (`CheckReport.evidence_for`) and the
 review as findings raised by `checks:<tool>/<rule>`.
 
-Layout: `model.py` (data), `rules.py` + `rules.yml` (severity maps), `fragments.py` (pure: diff to tool
+Layout: `model.py` (data), `rules.py` + `rules.yml` (severity maps), `refine.py` (known false alarms), `fragments.py` (pure: diff to tool
 inputs), `tools.py` (the registry and pure parsers), `sandbox.py` (the only I/O), `sarif.py`.
 """
 
@@ -28,6 +28,7 @@ from reviewers.checks.model import (
     FileCoverage,
     ToolRun,
 )
+from reviewers.checks.refine import refine
 from reviewers.checks.rules import tool_rules
 from reviewers.checks.sandbox import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT_S, run_tools
 from reviewers.checks.tools import TOOLS, Tool
@@ -84,7 +85,10 @@ def to_findings(
         kept, outside = counts.get(diag.tool, (0, 0))
         if rules.ignored(diag.code, fragment=item.how == FRAGMENT):
             continue
-        settled = _settle(diag, item.added)
+        refined = refine(diag, item)
+        if refined is None:
+            continue
+        settled = _settle(refined, item.added)
         if settled is None:
             counts[diag.tool] = (kept, outside + 1)
             continue
@@ -94,7 +98,7 @@ def to_findings(
         end = settled.end_line if settled.end_line and settled.end_line > settled.line else None
         findings.append(CheckFinding(
             path=item.path, line=settled.line, end_line=end, severity=severity, category=category,
-            message=diag.message.strip() or f"{diag.tool} {diag.code}", tool=diag.tool, rule=diag.code,
+            message=settled.message.strip() or f"{diag.tool} {diag.code}", tool=diag.tool, rule=diag.code,
             doc_url=diag.doc_url or rules.doc_url(diag.code),
         ))
         counts[diag.tool] = (kept + 1, outside)

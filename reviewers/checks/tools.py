@@ -250,6 +250,23 @@ def parse_eslint(stdout: str, root: Path) -> list[Diagnostic]:
     return out
 
 
+def _key_line(path: Path, start: int, end: int, keys: object) -> int | None:
+    """The line of the resource that holds the evaluated key (`acl`, `privileged`), if it can be found.
+
+    checkov reports a whole resource; the key it judged is where a comment belongs.
+    """
+    names = [str(k).split("/")[-1] for k in keys] if isinstance(keys, list) else []
+    names = [n for n in names if n and not n.startswith("[")]
+    if not names or not path.is_file():
+        return None
+    lines = path.read_text("utf-8", errors="replace").splitlines()
+    pattern = re.compile(r"^\s*-?\s*\"?(" + "|".join(map(re.escape, names)) + r")\"?\s*[:=]")
+    for number in range(start, min(end, len(lines)) + 1):
+        if pattern.match(lines[number - 1]):
+            return number
+    return None
+
+
 def parse_checkov(stdout: str, root: Path) -> list[Diagnostic]:
     """`checkov -o json`: one report or a list (one per framework) with `results.failed_checks`."""
     data = load_json(stdout, "checkov")
@@ -265,7 +282,10 @@ def parse_checkov(stdout: str, root: Path) -> list[Diagnostic]:
                 start, end = check["file_line_range"]
                 message = check["check_name"] + (f" ({check['resource']})" if check.get("resource") else "")
                 path = check.get("file_abs_path") or check["file_path"].lstrip("/")
-                out.append(_diag("checkov", relative(path, root), start, end,
+                where = relative(path, root)
+                keys = (check.get("check_result") or {}).get("evaluated_keys")
+                keyed = _key_line(root / where, int(start), int(end), keys)
+                out.append(_diag("checkov", where, keyed or start, keyed or end,
                                  check["check_id"], message, check.get("guideline")))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ToolOutputError(f"unexpected checkov check {str(check)[:200]}") from exc
@@ -359,7 +379,8 @@ def _hadolint(files: Sequence[str]) -> list[str]:
 
 
 def _zizmor(files: Sequence[str]) -> list[str]:
-    return ["--offline", "--no-config", "--no-progress", "--format", "json", "--persona", "regular", *files]
+    return ["--offline", "--no-config", "--no-progress", "--format", "json", "--persona", "regular",
+            "--min-confidence", "medium", *files]
 
 
 def _actionlint(files: Sequence[str]) -> list[str]:

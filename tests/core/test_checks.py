@@ -529,7 +529,7 @@ def test_a_tool_cannot_reach_the_network() -> None:
 def test_evidence_is_most_severe_first_bounded_and_names_the_rule() -> None:
     findings = [
         CheckFinding(path="a.py", line=i, severity=Severity.nit if i > 1 else Severity.blocker,
-                     category=Category.security, message=f"ruff S{i}: m{i}", tool="ruff", rule=f"S{i}")
+                     category=Category.security, message=f"m{i}", tool="ruff", rule=f"S{i}")
         for i in range(1, MAX_EVIDENCE_LINES + 6)
     ]
     text = CheckReport(findings=list(reversed(findings))).evidence_for(["a.py", "b.py"])
@@ -537,3 +537,40 @@ def test_evidence_is_most_severe_first_bounded_and_names_the_rule() -> None:
     assert lines[1] == "- a.py:1 [blocker, security] ruff S1: m1"
     assert lines[-1] == "- ... and 5 more"
     assert CheckReport(findings=findings).evidence_for(["b.py"]) == ""
+
+
+# --- known false alarms, recognised from the file itself ---------------------------------------------
+
+
+def test_s608_on_constants_and_a_placeholder_list_is_a_nit_but_a_pasted_value_still_blocks() -> None:
+    safe = (
+        '_COLUMNS = "id, total"\n'
+        "def by_ids(cur, ids):\n"
+        '    placeholders = ", ".join(["%s"] * len(ids))\n'
+        '    cur.execute(f"SELECT {_COLUMNS} FROM invoices WHERE id IN ({placeholders})", list(ids))\n'
+    )
+    (finding,) = check(whole("app/invoices.py", safe), tool="ruff").findings
+    assert (finding.rule, finding.severity) == ("S608", Severity.nit) and "placeholder" in finding.message
+    unsafe = safe.replace("WHERE id IN ({placeholders})", "WHERE id IN ({placeholders}) AND note = '{note}'")
+    unsafe = unsafe.replace("def by_ids(cur, ids):", "def by_ids(cur, ids, note):")
+    (finding,) = check(whole("app/invoices.py", unsafe), tool="ruff").findings
+    assert (finding.rule, finding.severity) == ("S608", Severity.blocker)
+
+
+def test_an_html_sink_in_a_file_that_sanitizes_is_a_nit_the_reviewer_confirms() -> None:
+    sanitized = 'import DOMPurify from "dompurify";\n' + BIO_BAD.replace(
+        "__html: html", "__html: DOMPurify.sanitize(html)")
+    (finding,) = check(whole("web/src/Bio.tsx", sanitized), tool="oxlint").findings
+    assert finding.severity is Severity.nit and "sanitizes HTML" in finding.message
+    (raw,) = check(whole("web/src/Bio.tsx", BIO_BAD), tool="oxlint").findings
+    assert raw.severity is Severity.major
+
+
+def test_squawk_does_not_judge_the_down_part_of_a_migration() -> None:
+    text = ("-- migrate:up\nALTER TABLE invoices ADD COLUMN currency char(3) NOT NULL;\n\n"
+            "-- migrate:down\nALTER TABLE invoices DROP COLUMN currency;\n")
+    report = check(whole("db/migrations/20240619_currency.sql", text), tool="squawk")
+    assert {(f.line, f.rule) for f in report.findings} == {(2, "adding-required-field")}
+    down_file = check(whole("db/migrations/0042_currency.down.sql", "ALTER TABLE invoices DROP COLUMN currency;\n"),
+                      tool="squawk")
+    assert down_file.findings == []

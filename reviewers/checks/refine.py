@@ -1,0 +1,196 @@
+"""Known false positives of trusted rules, recognised from the file itself (pure).
+
+Analyzers flag patterns, not data flow, and three of their most common false alarms are decidable from
+the file text alone. Each refinement either drops a diagnostic or lowers it to a nit whose message says
+why, so the reviewer still sees it and can disagree:
+
+- ruff S608 on a query string that interpolates only string constants and placeholder lists
+  (`", ".join(["%s"] * len(ids))`): the values are still bound parameters, nothing user-given is pasted;
+- react/no-danger and vue/no-v-html in a file that sanitizes HTML (DOMPurify, sanitize-html, xss):
+  lowered to a nit, the reviewer confirms the sanitized value is the one rendered;
+- squawk on the down part of a migration (`-- migrate:down`, `-- +goose Down`, `*.down.sql`): a rollback
+  drops what the up part added by design.
+
+Nothing here runs the code: Python is read with `ast`, everything else with regular expressions.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import PurePosixPath
+
+from reviewers.checks.fragments import ToolInput
+from reviewers.checks.model import Diagnostic
+from reviewers.contract import Severity
+
+Refinement = Callable[[Diagnostic, ToolInput], Diagnostic | None]
+
+_PLACEHOLDER = re.compile(r"^\s*(%s|\?|:\w+|\$\d+)\s*$")
+
+
+def _tree(text: str) -> ast.Module | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _is_placeholder_list(node: ast.AST) -> bool:
+    """`", ".join(["%s"] * n)`, `",".join("?" for _ in ids)`, `", ".join(["?"] * len(ids))` and the like."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
+            and isinstance(node.func.value, ast.Constant) and len(node.args) == 1):
+        return False
+    arg = node.args[0]
+    if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mult):
+        arg = arg.left if isinstance(arg.left, ast.List | ast.Tuple) else arg.right
+    if isinstance(arg, ast.List | ast.Tuple):
+        return bool(arg.elts) and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                      and _PLACEHOLDER.match(e.value) for e in arg.elts)
+    if isinstance(arg, ast.GeneratorExp | ast.ListComp):
+        element = arg.elt
+        return isinstance(element, ast.Constant) and isinstance(element.value, str) and bool(
+            _PLACEHOLDER.match(element.value))
+    return False
+
+
+def _safe_names(tree: ast.Module) -> set[str]:
+    """Names only ever assigned a string constant, a join of constants or a placeholder list."""
+    safe: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.AugAssign | ast.For | ast.With | ast.NamedExpr):
+            for name in ast.walk(node.target if not isinstance(node, ast.With) else node):
+                if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                    safe[name.id] = False
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                ok = _constant_text(value) or _is_placeholder_list(value)
+                safe[target.id] = safe.get(target.id, True) and ok
+    return {name for name, ok in safe.items() if ok}
+
+
+def _constant_text(node: ast.AST | None) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _constant_text(node.left) and _constant_text(node.right)
+    return isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values)
+
+
+def _interpolated(node: ast.AST) -> list[ast.expr] | None:
+    """The expressions pasted into a query string node, or None when it is not one we can read."""
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and _constant_text(node.left):
+        right = node.right
+        return list(right.elts) if isinstance(right, ast.Tuple) else [right]
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+            and _constant_text(node.func.value)):
+        return [*node.args, *(k.value for k in node.keywords)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _interpolated(node.left), _interpolated(node.right)
+        parts = []
+        for side, sub in ((node.left, left), (node.right, right)):
+            if sub is not None:
+                parts.extend(sub)
+            elif not _constant_text(side):
+                parts.append(side)
+        return parts
+    return None
+
+
+def s608_constants_only(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """S608 on a query that pastes only constants and placeholder lists: a nit, said why."""
+    if diag.code != "S608" or not item.path.endswith((".py", ".pyi")):
+        return diag
+    tree = _tree(item.text)
+    if tree is None:
+        return diag
+    safe = _safe_names(tree)
+    candidates = [n for n in ast.walk(tree) if getattr(n, "lineno", None) is not None
+                  and n.lineno <= diag.line <= (n.end_lineno or n.lineno)
+                  and isinstance(n, ast.JoinedStr | ast.BinOp | ast.Call)]
+    pasted: list[ast.expr] = []
+    for node in candidates:
+        parts = _interpolated(node)
+        if parts is None:
+            continue
+        pasted.extend(parts)
+    readable = [n for n in candidates if _interpolated(n) is not None]
+    if not readable:
+        return diag
+    if all((isinstance(p, ast.Name) and p.id in safe) or _is_placeholder_list(p) or _constant_text(p)
+           for p in pasted):
+        return diag.model_copy(update={
+            "severity": Severity.nit,
+            "message": diag.message + " (only constants and a placeholder list are pasted into the query; "
+                                      "the values stay bound parameters)",
+        })
+    return diag
+
+
+_SANITIZER = re.compile(r"\b(DOMPurify\s*\.\s*sanitize|sanitizeHtml|sanitize-html|xss\s*\(|filterXSS|"
+                        r"sanitize\s*\()", re.IGNORECASE)
+
+
+def html_sink_in_sanitizing_file(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """An HTML sink in a file that sanitizes HTML: a nit the reviewer confirms, not a finding."""
+    if diag.code not in ("react(no-danger)", "react/no-danger", "vue/no-v-html"):
+        return diag
+    if not _SANITIZER.search(item.text):
+        return diag
+    return diag.model_copy(update={
+        "severity": Severity.nit,
+        "message": diag.message + " (this file sanitizes HTML; confirm the rendered value is the sanitized one)",
+    })
+
+
+_DOWN_MARKER = re.compile(r"^\s*--\s*(migrate:down|\+goose\s+down|\+migrate\s+down|down\s*$)", re.IGNORECASE)
+
+
+def down_migration_lines(item: ToolInput) -> int | None:
+    """The first line of a migration's down part (1 for a `*.down.sql` file), or None."""
+    name = PurePosixPath(item.path).name.lower()
+    if name.endswith((".down.sql", "_down.sql")) or name == "down.sql":
+        return 1
+    for number, line in enumerate(item.text.splitlines(), start=1):
+        if _DOWN_MARKER.match(line):
+            return number
+    return None
+
+
+def squawk_not_on_rollbacks(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """Squawk's migration rules judge the way forward; the down part undoes it by design."""
+    start = down_migration_lines(item)
+    if start is not None and diag.line >= start:
+        return None
+    return diag
+
+
+REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
+    "ruff": (s608_constants_only,),
+    "oxlint": (html_sink_in_sanitizing_file,),
+    "eslint": (html_sink_in_sanitizing_file,),
+    "squawk": (squawk_not_on_rollbacks,),
+}
+
+
+def refine(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """The diagnostic after the refinements of its tool: the same, lowered to a nit, or dropped."""
+    for step in REFINEMENTS.get(diag.tool, ()):
+        refined = step(diag, item)
+        if refined is None:
+            return None
+        diag = refined
+    return diag
