@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
                        help="also use derived examples tagged review-before-use (clean twins nobody checked)")
     build.set_defaults(handler=_data_build)
 
+    evidence = data_sub.add_parser("evidence", help="write real analyzer output into examples' check_output")
+    evidence.add_argument("files", type=Path, nargs="*", help="example files (default: every file under --examples)")
+    evidence.add_argument("--examples", type=Path, default=Path("datasets"))
+    evidence.add_argument("--refresh", action="store_true", help="also replace existing check_output")
+    evidence.set_defaults(handler=_data_evidence)
+
     augment = data_sub.add_parser("augment", help="derive boundary cases (renamed, moved, clean twins)")
     augment.add_argument("--examples", type=Path, default=Path("datasets"))
     augment.add_argument("--out", type=Path, default=Path("datasets-derived"),
@@ -85,6 +91,20 @@ def _data_build(args: argparse.Namespace) -> int:
     print(format_report(report))
     print(f"wrote {args.out}/<reviewer>/train.jsonl, eval.jsonl and {args.out}/report.json")
     return 0
+
+
+def _data_evidence(args: argparse.Namespace) -> int:
+    from training.dataset_build import example_files
+    from training.evidence import add_evidence
+
+    files = list(args.files) or example_files(args.examples)
+    report = add_evidence(files, refresh=args.refresh,
+                          progress=lambda message: print(f"calora: {message}", file=sys.stderr, flush=True))
+    for error in report.errors:
+        print(f"calora: {error}", file=sys.stderr)
+    print(f"{len(report.written)} example(s) written ({len(report.with_findings)} with analyzer findings), "
+          f"{len(report.unchanged)} already had check_output, {len(report.errors)} error(s)")
+    return 1 if report.errors else 0
 
 
 def _data_augment(args: argparse.Namespace) -> int:
