@@ -48,8 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 3
+    from reviewers.adapter_manifest import AdapterBaseMismatchError
+    from reviewers.models import ModelFetchError
+
     try:
         return int(handler(args) or 0)
+    except (ModelFetchError, AdapterBaseMismatchError) as exc:
+        # any command: a base model not fetched, or an adapter of another base; the message says the fix
+        print(f"calora: {exc}", file=sys.stderr)
+        return 3
     except BrokenPipeError:
         # The reader of our output went away (`calora … | head`): no traceback. Commands that have an
         # exit code to keep (`calora review`'s verdict) catch it where they print (reviewers.commands.emit).

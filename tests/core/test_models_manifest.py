@@ -116,3 +116,14 @@ def test_promotion_installs_the_manifest_with_its_eval_evidence(adapters_dir, tm
     manifest = read_manifest(installed)
     assert manifest == read_manifest(adapters_dir / "sql").model_copy(update={"eval_evidence": "promotion.json"})
     assert json.loads((installed / manifest.eval_evidence).read_text())["metrics"] == {"validity": 1.0}
+
+
+def test_review_command_refuses_the_mismatch_with_exit_3_and_no_traceback(bases, adapters_dir, capsys) -> None:
+    from app.cli import main
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "storefront.diff"
+    code = main(["review", "--diff", str(sample), "--reviewers", "sql", "--base-model", str(bases["llama"]),
+                 "--adapters", str(adapters_dir)])
+    err = capsys.readouterr().err
+    assert code == 3 and f"calora: adapter 'sql' ({adapters_dir / 'sql'}) was trained on base model" in err
+    assert "Traceback" not in err
