@@ -64,7 +64,7 @@ def add_evidence(
                 report.unchanged.append(str(path))
                 continue
             text, found = evidence_text(data["diff"])
-        except Exception as exc:  # one bad file must not stop the others; it is reported by name
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:  # reported by name, others go on
             report.errors.append(f"{path}: {exc}")
             continue
         data["check_output"] = text
