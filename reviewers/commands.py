@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (default: ./adapters)")
     review.add_argument("--backend", choices=["transformers", "engine", "openai", "none"],
                         help="default: transformers; none: no model, the analyzers' evidence alone")
+    review.add_argument("--no-analyzers", action="store_true",
+                        help="skip the analyzers (no evidence; the reviewers alone decide)")
     review.add_argument("--sarif", nargs="+", type=Path, metavar="FILE", default=[],
                         help="merge findings from SARIF files your own tools wrote (CodeQL, semgrep, ...)")
     review.add_argument("--format", choices=["markdown", "json"], default="markdown")
@@ -181,7 +183,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         run = run_pipeline(
             diff, backend, task=args.task, reviewers=reviewers, limits=limits, file_contents=contents,
             count_tokens=backend.count_tokens if backend is not None else None, progress=progress, allow_partial=args.allow_partial,
-            external_evidence=external,
+            external_evidence=external, analyzers=() if args.no_analyzers else None,
         )
     except (ReviewInputError, DiffParseError, ValidationError) as exc:
         print(f"calora: {exc}", file=sys.stderr)

@@ -91,7 +91,9 @@ def test_exit_code_follows_the_verdict(monkeypatch, capsys, answers, expected_co
     from reviewers import commands
 
     monkeypatch.setattr(commands, "_make_backend", lambda args, progress: ScriptedBackend(answers))
-    assert main(["review", "--diff", str(SAMPLE), "--format", "json"]) == expected_code
+    # The analyzers' own findings on the sample block it whatever the reviewers say (tests/core/
+    # test_evidence_review.py); here only the reviewers' answers decide.
+    assert main(["review", "--diff", str(SAMPLE), "--format", "json", "--no-analyzers"]) == expected_code
     result = json.loads(capsys.readouterr().out)
     if expected_code == 2:
         assert result["findings"][0]["path"] == "app/orders.py"
@@ -132,7 +134,8 @@ def test_git_range_gives_the_checks_full_files(tmp_path: Path, monkeypatch) -> N
     from reviewers.pipeline import run_pipeline
 
     run = run_pipeline(diff, None, file_contents=contents)
-    assert any("F401" in f.message and f.line == 1 for f in run.check_findings), run.check_findings
+    assert any(f.rule == "F401" and f.line == 1 for f in run.check_findings), run.check_findings
+    assert "evidence ruff: whole file: svc.py" in run.result.notes
 
 
 def test_contract_schema_command_prints_the_generated_schema(capsys) -> None:
