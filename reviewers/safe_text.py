@@ -105,9 +105,11 @@ def code_fence(code: str, info: str = "") -> str:
 _KEYWORDS = r"(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?secret)"
 
 SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
-    # A whole PEM private key; a block cut short (by a length cap) is redacted to the end of its base64.
+    # A whole PEM private key (headers such as Proc-Type included); a block cut short (by a length cap)
+    # is redacted to the end of its base64. The body stops at a quote, so JSON text stays valid.
     "private key block": re.compile(
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[^\"]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)"
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=\s\\:,.]|-(?!----))*"
+        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"
     ),
     # Key ids and tokens are matched from a shorter prefix than their full length, so that one a
     # renderer cut short ("ghp_A1b2C3d4E5f…") is not left half-visible.
@@ -118,16 +120,18 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "GitHub token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})"),
     "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
     "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{16,}"),
-    "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,4000}\.[A-Za-z0-9_-]{8,4000}\.[A-Za-z0-9_-]{8,}"),
     "bearer token": re.compile(r"(?i)(\b(?:bearer|token)\s+)[A-Za-z0-9._~+/-]{20,}=*"),
     # `password = "hunter2…"`, `API_KEY: 'abc…'`, `"token": "…"`: a quoted value of 8+ characters
-    # assigned to a secret-looking name (JSON-escaped quotes included).
+    # assigned to a secret-looking name (JSON-escaped quotes included). Every repetition around the
+    # name is bounded: an unbounded `\w*` made a 2 MB run of word characters take minutes.
     "secret assignment": re.compile(
-        rf"(?i)(\b\w*{_KEYWORDS}\w*\\?[\"']?\s*[:=]\s*\\?[\"'])[^\"'\s\\]{{8,}}(?=\\?[\"'])"
+        rf"(?i)(\b\w{{0,40}}?{_KEYWORDS}\w{{0,40}}\\?[\"']?[ \t]*[:=][ \t]*\\?[\"'])[^\"'\s\\]{{8,}}(?=\\?[\"'])"
     ),
     # The same without quotes (`.env` style): only a value that looks random (letters and digits, 16+).
     "secret assignment (unquoted)": re.compile(
-        rf"(?i)(\b\w*{_KEYWORDS}\w*\s*[:=]\s*)(?=[A-Za-z0-9_./+=-]*\d)(?=[A-Za-z0-9_./+=-]*[A-Za-z])"
+        rf"(?i)(\b\w{{0,40}}?{_KEYWORDS}\w{{0,40}}[ \t]*[:=][ \t]*)(?=[A-Za-z0-9_./+=-]{{0,200}}\d)"
+        r"(?=[A-Za-z0-9_./+=-]{0,200}[A-Za-z])"
         r"[A-Za-z0-9_./+=-]{16,}"
     ),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from markdown_it import MarkdownIt
@@ -161,3 +162,11 @@ def test_redacted_json_stays_valid_json() -> None:
     out = json.loads(redact(json.dumps(data, indent=2)))
     assert "hunter2hunter2" not in out["message"] and out["path"] == REDACTED and out["next"] == "kept"
     assert "MHcCAQEE" not in out["note"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("hostile", ["token_" * 50_000, "eyJ" * 200_000, "-----BEGIN RSA PRIVATE KEY-----a" * 20_000])
+def test_redact_takes_linear_time_on_hostile_text(hostile: str) -> None:
+    started = time.perf_counter()
+    redact(hostile)
+    assert time.perf_counter() - started < 3.0
