@@ -200,9 +200,9 @@ def run_review_command(args: argparse.Namespace) -> int:
         plan = render_plan(run.plan)
         evidence = [f.model_dump(mode="json", exclude_none=True) for f in run.check_findings]
         if args.format == "json":
-            print(json.dumps({**plan, "evidence": evidence, "evidence_notes": run.check_notes}, indent=2))
+            emit(redact(json.dumps({**plan, "evidence": evidence, "evidence_notes": run.check_notes}, indent=2)))
         else:
-            print(_plan_markdown(plan) + "\n\n" + _evidence_markdown(run.check_findings, run.check_notes))
+            emit(redact(_plan_markdown(plan) + "\n\n" + _evidence_markdown(run.check_findings, run.check_notes)))
         return 0
     result = run.result
     # The terminal is this review's exit point: redaction happens here, once, for both formats.
