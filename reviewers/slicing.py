@@ -331,6 +331,7 @@ def render_plan(plan: SlicePlan) -> dict[str, Any]:
                 "path": n.path,
                 "reviewer": n.reviewer,
                 "reason": n.reason,
+                "kind": n.kind,
                 **({"lines": spans(n.lines)} if n.lines else {}),
             }
             for n in plan.not_reviewed

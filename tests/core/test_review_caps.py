@@ -11,6 +11,7 @@ is tested here: what is tested is what `calora review` does with the files it co
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +145,11 @@ def test_max_files_keeps_the_riskiest_files_not_the_first_names() -> None:
     left = {n.path: n.kind for n in plan.not_reviewed}
     assert left["pkg/mod_a.py"] == left["tests/test_mod.py"] == "over_cap"
     assert left["README.md"] == "skipped"  # no reviewer takes docs: a rule the user sees, not a cap
+
+
+def test_the_dry_run_plan_says_which_files_a_cap_left_out(diff_file: Path, capsys) -> None:
+    assert main(["review", "--diff", str(diff_file), "--dry-run", "--format", "json", "--max-files", "1"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    kinds = {n["path"]: n["kind"] for n in plan["not_reviewed"]}
+    assert kinds == {"pkg/mod_a.py": "over_cap", "pkg/mod_b.py": "over_cap", "pkg/mod_c.py": "over_cap",
+                     "pkg/mod_d.py": "over_cap", "README.md": "skipped", "tests/test_mod.py": "over_cap"}
