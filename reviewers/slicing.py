@@ -182,9 +182,11 @@ def slice_diff(
     its slice with `over_budget=True`.
 
     Slices come in `REVIEWERS` order, then diff order; everything not reviewed is listed with its
-    reason. Caps: `max_diff_bytes` keeps the whole file sections that fit (the files after the cut are
-    only named); `max_files` counts files that would be reviewed (skipped files do not use it up);
-    `max_slices_per_reviewer` lists the added lines each reviewer did not get to.
+    reason. Caps keep the riskiest files, never the first names (`review_priority`: code, tests,
+    configuration, docs; then the larger change): `max_diff_bytes` keeps the whole file sections that fit
+    (the others are only named); `max_files` counts files that would be reviewed (skipped files do not use
+    it up); when `max_slices_per_reviewer` bites, that reviewer's files are packed riskiest first and the
+    added lines it did not get to are listed. What a cap leaves out is `kind="over_cap"`.
     Raises `DiffParseError` (and nothing else) when the text is not a diff at all.
     A `ParsedDiff` (parsed once where the diff entered) is used as it is unless `max_diff_bytes` cuts it.
     `route` defaults to the reviewer table (`route_file`); tests pass their own.
