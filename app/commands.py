@@ -67,8 +67,10 @@ def serve_command(args: argparse.Namespace) -> int:
     except MissingSettingError as exc:
         print(f"calora serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log,
-                timeout_graceful_shutdown=15)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                                           access_log=args.access_log, timeout_graceful_shutdown=15))
+    app.state.receiver.listening = lambda: server.started  # the worker loads the model once this is true
+    server.run()
     return 0
 
 

@@ -72,6 +72,9 @@ class Receiver:
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # True once the HTTP server listens (`calora serve` sets it from uvicorn): the worker starts loading the
+    # model only then, so the load's imports do not compete with the receiver's start for the GIL.
+    listening: Callable[[], bool] | None = None
 
 
 def trigger_policy(settings: Settings) -> TriggerPolicy:
@@ -110,7 +113,8 @@ def create_app(
                  receiver.worker.owner if receiver.worker else "external")
         if receiver.worker is not None:
             receiver.stop = asyncio.Event()
-            receiver.worker_task = asyncio.create_task(receiver.worker.run(receiver.stop), name="worker")
+            receiver.worker_task = asyncio.create_task(
+                receiver.worker.run(receiver.stop, load_when=receiver.listening), name="worker")
         try:
             yield
         finally:

@@ -50,6 +50,7 @@ AttemptOutcome = Literal["done", "retry", "deferred", "failed", "lost_lease", "r
 WorkerState = Literal["warming", "ready", "load_failed"]
 
 MAX_ERROR_CHARS = 2000
+LISTEN_WAIT_SECONDS = 30.0  # the model load starts once the receiver listens, or after this at the latest
 MAX_CONCLUSION_TRIES = 100  # with back-off capped at retry_max_seconds (10 min): more than 16 hours
 
 
@@ -184,11 +185,14 @@ class Worker:
         """A job was just queued: look at the queue now instead of at the next poll."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run jobs until `stop` is set; then let running jobs finish for a short grace."""
+    async def run(self, stop: asyncio.Event, load_when: Callable[[], bool] | None = None) -> None:
+        """Claim and run jobs until `stop` is set; then let running jobs finish for a short grace.
+
+        A loader given instead of hooks runs first, once `load_when()` is true (the receiver listens).
+        """
         log.info("worker %s started (concurrency %d, lease %.0f s)", self.owner, self.config.concurrency,
                  self.config.lease_seconds)
-        if not await self._warm_up(stop):
+        if not await self._warm_up(stop, load_when):
             return
         try:
             while not stop.is_set():
@@ -206,7 +210,7 @@ class Worker:
             await self._drain()
             log.info("worker %s stopped", self.owner)
 
-    async def _warm_up(self, stop: asyncio.Event) -> bool:
+    async def _warm_up(self, stop: asyncio.Event, load_when: Callable[[], bool] | None) -> bool:
         """Run the loader (if any) in a daemon thread, beating while it runs; False when stopped or failed.
 
         A daemon thread, not the loop's executor: a process told to stop mid-load exits without waiting
@@ -214,6 +218,12 @@ class Worker:
         """
         if self._loader is None:
             return True
+        waited_until = time.monotonic() + LISTEN_WAIT_SECONDS
+        while load_when is not None and not load_when() and time.monotonic() < waited_until:
+            self.last_beat = time.time()
+            if stop.is_set():
+                return False
+            await asyncio.sleep(0.01)
         loop = asyncio.get_running_loop()
         loaded: asyncio.Future[JobHooks] = loop.create_future()
         loader = self._loader

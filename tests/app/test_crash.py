@@ -33,7 +33,8 @@ def test_serve_killed_while_loading_and_twice_mid_review_reviews_every_acknowled
     tmp_path: Path, fake_github: FakeGitHub, app_key_pair, shared_dir: Path
 ) -> None:
     report = run_kill_scenario(tmp_path, fake_github, app_key_pair[0], read_diff(shared_dir, "004-"))
-    print(f"process starts answered after {[round(s, 2) for s in report.first_answers]} s")
+    print(f"process starts answered after {report.first_answers} s")
     assert report.killed_while_warming == 1 and len(report.starts) == 4 and report.reviews == 200
     assert report.killed_while_sending == 2, "a kill mid-review came after the last delivery"
-    assert max(report.first_answers) <= ANSWER_WITHIN, report.first_answers
+    assert all(seconds is not None and seconds <= ANSWER_WITHIN for seconds in report.first_answers), (
+        report.first_answers)

@@ -200,3 +200,38 @@ def test_the_job_runner_is_chosen_by_settings() -> None:
 def test_a_bad_runner_reference_is_explained(reference: str, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         import_callable(reference)
+
+
+def test_a_worker_given_a_loader_claims_nothing_until_loaded_and_loads_once_the_receiver_listens(
+    store: Store,
+) -> None:
+    store.enqueue(spec(1))
+    recorder, listening, seen = Recorder(), [False], []
+
+    def load() -> JobHooks:
+        seen.append(listening[0])
+        time.sleep(0.3)  # the model
+        return recorder.hooks()
+
+    worker = Worker(store, load, FAST, owner="w1")
+
+    async def scenario() -> list[str]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop, load_when=lambda: listening[0]))
+        states = []
+        await asyncio.sleep(0.2)
+        states.append(worker.state)  # not listening yet: nothing loads
+        listening[0] = True
+        await asyncio.sleep(0.1)
+        states.append(worker.state)  # loading: nothing claimed
+        assert recorder.runs == [] and store.queue_depth()["queued"] == 1
+        while worker.state == "warming":
+            await asyncio.sleep(0.01)
+        while not recorder.runs:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        return states + [worker.state]
+
+    assert asyncio.run(scenario()) == ["warming", "warming", "ready"]
+    assert seen == [True] and recorder.runs == [1]
