@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands",
     "training.commands",
     "eval.commands",
+    "loop.commands",
 )
 
 

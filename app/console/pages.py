@@ -1,7 +1,8 @@
 """The console's HTML pages under /console, rendered on the server (Jinja2), refreshed by a little JS.
 
-Pages: Reviews, Review detail (the multi-agent view), Reviewer grid, Training outcomes, Role map, and
-the login form. Static files (CSS, JS) ship inside the package; no build step, no CDN.
+Pages: Reviews, Review detail (the multi-agent view), Reviewer grid, Training outcomes, Role map, Loops
+(`calora loop` runs, each a timeline of rounds), and the login form. Static files (CSS, JS) ship inside
+the package; no build step, no CDN.
 """
 
 from __future__ import annotations
@@ -265,6 +266,27 @@ def build_pages_router(console: Console) -> APIRouter:
             runs_dir=str(console.console.console_runs_dir),
             history=str(console.console.eval_history),
         )
+
+    @router.get("/loops")
+    async def loops(request: Request) -> Response:
+        if (refused := refuse(request)) is not None:
+            return refused
+        from loop.records import LoopReader  # the coding loop's records (calora loop), same database
+
+        rows = await anyio.to_thread.run_sync(LoopReader(console.reviews.engine).list_loops)
+        return page(request, "loops.html", loops=rows, now=time.time())
+
+    @router.get("/loops/{loop_id}")
+    async def loop_detail(request: Request, loop_id: int) -> Response:
+        if (refused := refuse(request)) is not None:
+            return refused
+        from loop.records import LoopReader
+
+        detail = await anyio.to_thread.run_sync(LoopReader(console.reviews.engine).get_loop, loop_id)
+        if detail is None:
+            return page(request, "missing.html", status_code=404, what=f"loop {loop_id}")
+        views = [multi_agent_view(r.review) if r.review else None for r in detail.rounds_recorded]
+        return page(request, "loop.html", detail=detail, rounds=list(zip(detail.rounds_recorded, views, strict=True)))
 
     @router.get("/roles")
     async def roles(request: Request) -> Response:
