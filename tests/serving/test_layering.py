@@ -1,0 +1,32 @@
+"""The review core imports no backend, and the reviewer server no concrete backend: both get theirs
+injected (the pipeline from its caller, the server from `calora reviewers serve`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+BACKENDS = ("reviewers.backends.cloud", "reviewers.backends.factory", "reviewers.backends.openai_backend",
+            "reviewers.backends.transformers_backend", "reviewers.engine.backend")
+
+
+def modules_after_import(module: str) -> set[str]:
+    """The calora modules a fresh interpreter has loaded after `import module`."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return {name for name in json.loads(out.stdout) if name.startswith("reviewers")}
+
+
+@pytest.mark.parametrize("module", ["reviewers.pipeline", "reviewers.server"])
+def test_no_concrete_backend_is_imported(module: str) -> None:
+    loaded = modules_after_import(module)
+    assert not loaded & set(BACKENDS), sorted(loaded & set(BACKENDS))
+
+
+def test_the_review_core_does_not_load_the_engine() -> None:
+    assert not {m for m in modules_after_import("reviewers.pipeline") if m.startswith("reviewers.engine")}
