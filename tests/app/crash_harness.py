@@ -390,7 +390,7 @@ class KillReport:
 
 
 def run_kill_scenario(tmp: Path, fake: FakeGitHub, private_key: str, diff: str, count: int = 200,
-                      rate: float = 10.0, load_seconds: float = 2.0, kill_at: tuple[float, ...] = (0.3, 0.6),
+                      rate: float = 10.0, load_seconds: float = 2.0, kill_at: tuple[float, ...] = (0.25, 0.5),
                       timeout: float = 400) -> KillReport:
     """`calora serve` killed (-9) while its model loads, then once `kill_at` of the `count` deliveries (sent
     at `rate` a second) are answered and the process has posted a review; every start is timed to its
