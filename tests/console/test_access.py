@@ -64,6 +64,7 @@ PAGES = [
     "/console/reviewers",
     "/console/training",
     "/console/roles",
+    "/console/loops",
 ]
 APIS = ["/api/reviews", "/api/reviews/1", "/api/reviewers/grid", "/api/training", "/api/roles"]
 
