@@ -45,7 +45,7 @@ def test_every_slice_gets_one_outcome_in_plan_order() -> None:
                 path="app/orders.py", line=15, severity="major", category="security", message=r.reviewer)],
                 missing_checks=[], suggested_fix="") for r in requests]
 
-    run = run_pipeline(SAMPLE, Echo())
+    run = run_pipeline(SAMPLE, Echo(), analyzers=())  # the reviewers alone decide here
     assert [(o.reviewer, o.slice_index) for o in run.outcomes] == [(s.reviewer, s.index) for s in run.plan.slices]
     assert [r.reviewer for r in run.requests] == [s.reviewer for s in run.plan.slices]
     assert run.result.verdict.value == "revise"
@@ -64,9 +64,15 @@ def test_nothing_leaves_the_machine_by_default() -> None:
 
 
 def test_a_broken_backend_gives_an_incomplete_review_not_an_exception() -> None:
-    run = run_pipeline(SAMPLE, BrokenBackend())
+    run = run_pipeline(SAMPLE, BrokenBackend(), analyzers=())
     assert all(o.error and "unreachable" in o.error for o in run.outcomes)
     assert run.result.decision == "incomplete"
+
+
+def test_a_broken_backend_still_blocks_on_the_analyzers_evidence() -> None:
+    run = run_pipeline(SAMPLE, BrokenBackend())
+    assert not run.result.complete and run.result.decision == "block"
+    assert any(f.raised_by == ["checks:ruff/S608"] for f in run.result.findings)
 
 
 def test_dry_run_slices_without_a_model() -> None:
