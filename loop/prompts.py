@@ -102,6 +102,8 @@ def _review_feedback(record: RoundRecord) -> str:
         parts += ["", "### Blockers (these stop an approval)"] + [_finding_line(f) for f in blockers]
     if others:
         parts += ["", "### Other findings"] + [_finding_line(f) for f in others]
+    if result.nits:
+        parts += ["", "### Nits (they do not stop an approval)"] + [_finding_line(f) for f in result.nits]
     if result.revision_plan:
         parts += ["", "### Revision plan"] + [f"{n}. {s}" for n, s in enumerate(result.revision_plan, 1)]
     evidence = [f for f in result.findings if any(r.startswith("checks") for r in f.raised_by)]

@@ -102,7 +102,8 @@ def _rounds(settings: LoopSettings, author: AuthorPort, backend: ReviewerBackend
     for number in range(1, settings.max_rounds + 1):
         say(f"round {number}: asking the author ({author.label})")
         turn = author.ask(conversation(settings.task, context, exchanges))
-        previous_findings = last_applied.review.result.findings if last_applied and last_applied.review else []
+        previous = last_applied.review.result if last_applied and last_applied.review else None
+        previous_findings = [*previous.findings, *previous.nits] if previous else []
         record = play_round(number, turn, settings, backend, worktree, previous_findings,
                             last_applied.applied_diff if last_applied else None,
                             records[-1].patch if records else None)

@@ -63,7 +63,7 @@ DEFECTIVE = fenced("""\
     new file mode 100644
     --- /dev/null
     +++ b/shop/db.py
-    @@ -0,0 +1,8 @@
+    @@ -0,0 +1,12 @@
     +\"\"\"Queries on the shop's users.\"\"\"
     +
     +import sqlite3
@@ -71,7 +71,11 @@ DEFECTIVE = fenced("""\
     +
     +def find_user(conn: sqlite3.Connection, name: str) -> list[tuple]:
     +    query = f"SELECT id, name FROM users WHERE name = '{name}'"
-    +    return conn.execute(query).fetchall()
+    +    rows = []
+    +    for row in conn.execute(query):
+    +        if row[1]:
+    +            rows.append(row)
+    +    return rows
     """)
 
 FIXED = fenced("""\
@@ -79,16 +83,20 @@ FIXED = fenced("""\
     new file mode 100644
     --- /dev/null
     +++ b/shop/db.py
-    @@ -0,0 +1,7 @@
+    @@ -0,0 +1,11 @@
     +\"\"\"Queries on the shop's users.\"\"\"
     +
     +import sqlite3
     +
     +
     +def find_user(conn: sqlite3.Connection, name: str) -> list[tuple]:
-    +    return conn.execute("SELECT id, name FROM users WHERE name = ?", (name,)).fetchall()
+    +    rows = []
+    +    for row in conn.execute("SELECT id, name FROM users WHERE name = ?", (name,)):
+    +        if row[1]:
+    +            rows.append(row)
+    +    return rows
     """, before="Fixed: the query takes a parameter now.",
-    after="REJECT shop/db.py:7: the type hint list[tuple] is deliberate, callers unpack rows.")
+    after="REJECT PERF401: the explicit loop reads better here and the list is short.")
 
 TASK = "Add shop/db.py with find_user(conn, name) returning the (id, name) rows of users with that name."
 

@@ -60,14 +60,16 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
     first, second = summary["rounds"]
     assert first["status"] == "reviewed" and first["decision"] == "block" and first["tests_passed"] is True
     assert second["decision"] == "approve" and second["tests_passed"] is True
-    assert second["disputes"][0]["rejection"] == {
-        "target": "shop/db.py:7", "reason": "the type hint list[tuple] is deliberate, callers unpack rows."}
+    assert second["disputes"] == [{
+        "rejection": {"target": "PERF401", "reason": "the explicit loop reads better here and the list is short."},
+        "finding": "shop/db.py:11 [nit] Use a list comprehension to create a transformed list"}]
 
     # the author got the revision plan: the S608 blocker first, with the analyzer's output
     feedback = author.user_messages(1)[-1]
     assert feedback.startswith("## Round 1: review block (1 blocker)")
     assert feedback.index("### Blockers") < feedback.index("### Revision plan") < feedback.index("### Check output")
     assert "shop/db.py:7 [blocker, security] (checks:ruff/S608)" in feedback
+    assert "### Nits" in feedback and "shop/db.py:11 [nit, performance] (checks:ruff/PERF401)" in feedback
     assert "Tests: `" in feedback and "passed" in feedback
     assert "you own it" in author.requests[0]["messages"][0]["content"]
     assert "REJECT <finding>: <reason>" in author.requests[0]["messages"][0]["content"]
@@ -110,7 +112,7 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
     assert html.index('id="round-1"') < html.index('id="round-2"')
     assert "Possible SQL injection vector" in html and "checks:ruff/S608" in html
     assert "f&#34;SELECT id, name FROM users WHERE name = &#39;{name}&#39;&#34;" in html  # the patch, escaped
-    assert "Rejected by the author" in html and "the type hint list[tuple] is deliberate" in html
+    assert "Rejected by the author" in html and "the explicit loop reads better here" in html
     assert "Feedback sent to the author" in html
     assert missing.status_code == 404
 
