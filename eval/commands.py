@@ -66,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000, as `calora review`)")
     review.add_argument("--label", help="name in the report (default: the backend, or 'evidence' for none)")
     review.add_argument("--no-charts", action="store_true", help="write the JSON and markdown only")
+    review.add_argument("--save-evidence", type=Path, metavar="DIR",
+                        help="write each scenario's analyzer report here (to grade models where the tools are absent)")
+    review.add_argument("--evidence-dir", type=Path, metavar="DIR",
+                        help="reuse analyzer reports saved by --save-evidence instead of running the analyzers")
     review.add_argument("--out", type=Path, default=Path("build/eval/review"), help="folder for results, report, charts")
     review.set_defaults(handler=_review)
 
@@ -205,7 +209,8 @@ def _review(args: argparse.Namespace) -> int:
             command=_command_line(args, "eval", "review"), git_commit=git_commit(),
         )
         run = grade_scenarios(args.cases, backend, reviewers, limits=SliceLimits(budget_tokens=args.budget),
-                              info=info, progress=progress)
+                              info=info, progress=progress, evidence_dir=args.evidence_dir,
+                              save_evidence=args.save_evidence)
     except (CaseError, ScenarioError, ReviewInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,19 +37,36 @@ class ScenarioError(ValueError):
     """A scenario folder that is not a set of `<reviewer>/<case>/` scenarios."""
 
 
+def _evidence_file(folder: Path, case: EvalCase) -> Path:
+    return folder / (case.id.replace("/", "__") + ".json")
+
+
 def review_scenario(
-    case: EvalCase, backend: ReviewerBackend | None, limits: SliceLimits | None = None
+    case: EvalCase, backend: ReviewerBackend | None, limits: SliceLimits | None = None,
+    *, evidence_dir: Path | None = None, save_evidence: Path | None = None,
 ) -> ScenarioGrade:
-    """Run what a PR gets on the scenario's diff and grade the final review; a raising pipeline fails it."""
+    """Run what a PR gets on the scenario's diff and grade the final review; a raising pipeline fails it.
+
+    `save_evidence` writes the analyzers' report per scenario; `evidence_dir` reuses such reports instead of
+    running the analyzers (a GPU machine without the tools grades the same evidence as the CPU one).
+    """
+    from reviewers.checks import CheckReport
     from reviewers.pipeline import run_pipeline
 
     count = getattr(backend, "count_tokens", None)
     started = time.perf_counter()
     try:
-        run = run_pipeline(case.request.diff, backend, task=case.request.task, limits=limits, count_tokens=count)
+        evidence = None
+        if evidence_dir is not None:
+            evidence = CheckReport.model_validate_json(_evidence_file(evidence_dir, case).read_text())
+        run = run_pipeline(case.request.diff, backend, task=case.request.task, limits=limits, count_tokens=count,
+                           evidence=evidence)
     except Exception as exc:  # one broken scenario must not lose the others' grades
         log.exception("scenario %s: the pipeline raised", case.id)
         return grade_error(case, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+    if save_evidence is not None and run.checks is not None:
+        save_evidence.mkdir(parents=True, exist_ok=True)
+        _evidence_file(save_evidence, case).write_text(run.checks.model_dump_json())
     return grade_review(case, run.result, run.seconds)
 
 
@@ -72,6 +89,8 @@ def grade_scenarios(
     limits: SliceLimits | None = None,
     info: ReviewGradingInfo | None = None,
     progress: Callable[[str], None] | None = None,
+    evidence_dir: Path | None = None,
+    save_evidence: Path | None = None,
 ) -> ReviewGradingRun:
     """Grade the final review of every scenario under `cases_dir` (only the `reviewers` folders when given).
 
@@ -80,7 +99,7 @@ def grade_scenarios(
     cases = load_scenario_cases(cases_dir, reviewers)
     grades = []
     for n, case in enumerate(cases, 1):
-        grade = review_scenario(case, backend, limits)
+        grade = review_scenario(case, backend, limits, evidence_dir=evidence_dir, save_evidence=save_evidence)
         if progress:
             progress(f"[{n}/{len(cases)}] {case.id}: {grade.decision} (expected {case.verdict.value}), "
                      f"{'pass' if grade.passed else 'fail'}, {grade.wall_s:.1f} s")

@@ -37,6 +37,7 @@ class PipelineRun(BaseModel):
     """Everything one review produced, for printing, posting and the console."""
 
     plan: SlicePlan
+    checks: CheckReport | None = Field(default=None, description="The analyzers' whole report (what ran, on what).")
     requests: list[ReviewRequest] = Field(default_factory=list)
     outcomes: list[SliceOutcome] = Field(default_factory=list)
     check_findings: list[Finding] = Field(default_factory=list)
@@ -109,11 +110,13 @@ def run_pipeline(
     allow_partial: bool = False,
     analyzers: Sequence[Tool] | None = None,
     external_evidence: Sequence[Diagnostic] = (),
+    evidence: CheckReport | None = None,
 ) -> PipelineRun:
     """Review a diff. With `backend=None` no model runs: routing, slicing and the analyzers' evidence.
 
     `file_contents` (full new-side texts, from `--git` or the App) lets analyzers judge whole files; without
-    it they judge what the diff shows. `analyzers=()` switches them off; `external_evidence` are diagnostics
+    it they judge what the diff shows. `analyzers=()` switches them off; `evidence` is a report computed
+    earlier (where the tools are not installed, e.g. a GPU machine grading scenarios); `external_evidence` are diagnostics
     from the user's own tools (SARIF), filtered and merged the same way.
     """
     started = time.perf_counter()
@@ -123,7 +126,8 @@ def run_pipeline(
     say(f"{len(plan.slices)} slice(s) for {len({s.reviewer for s in plan.slices})} reviewer(s); "
         f"{len(plan.not_reviewed)} item(s) not reviewed")
 
-    checks = gather_evidence(diff_text, plan, file_contents, analyzers, external_evidence, say)
+    checks = evidence if evidence is not None else gather_evidence(
+        diff_text, plan, file_contents, analyzers, external_evidence, say)
 
     requests = [
         build_request(
@@ -159,7 +163,7 @@ def run_pipeline(
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
-        check_notes=checks.notes if checks else [], result=result, left_machine=egress,
+        check_notes=checks.notes if checks else [], checks=checks, result=result, left_machine=egress,
         seconds=time.perf_counter() - started,
     )
 
