@@ -53,10 +53,11 @@ def extract_patch(answer: str) -> str:
         tail = answer[start.start():]
         closing = re.search(r"^(`{3,}|~{3,})[ \t]*$", tail, re.MULTILINE)  # a fence opened before the diff
         return _with_newline(tail[: closing.start()] if closing else tail)
-    words = len(answer.split())
+    words, fences = len(answer.split()), len(list(_FENCE.finditer(answer)))
+    found = f"{words} word(s)" + (f", {fences} fenced block(s), none of them a diff" if fences else " of prose")
     raise NoPatchError(
-        f"the answer holds no unified diff ({words} word(s) of prose, no line starting with 'diff --git' or "
-        "'--- '); send the whole change as one ```diff block"
+        f"the answer holds no unified diff ({found}; no line starting with 'diff --git' or '--- '); "
+        "send the whole change as one ```diff block"
     )
 
 

@@ -29,7 +29,21 @@ Answer with the complete change as ONE unified diff, as `git diff` prints it, in
 - every hunk with correct @@ line numbers and 3 lines of unchanged context;
 - each revision is the whole change against the original commit, not a patch on your previous patch;
 - never touch .git/ or anything outside the repository; no symbolic links, no binary files.
-Keep prose short: at most a few sentences before the diff, REJECT lines after it."""
+Keep prose short: at most a few sentences before the diff, REJECT lines after it.
+
+The format, shown on another change (a function added below an existing one):
+```diff
+diff --git a/util/maths.py b/util/maths.py
+--- a/util/maths.py
++++ b/util/maths.py
+@@ -1,2 +1,6 @@
+ def clamp(x: int, lo: int, hi: int) -> int:
+     return max(lo, min(x, hi))
++
++
++def double(x: int) -> int:
++    return 2 * x
+```"""
 
 
 class RepoContext(BaseModel):
@@ -74,7 +88,9 @@ def feedback_message(record: RoundRecord) -> str:
     if record.status == "author_error":
         body = "Your previous answer did not arrive. Send the change as one ```diff block."
     elif record.status == "no_patch":
-        body = f"Your answer could not be used: {record.problems[0] if record.problems else record.message}."
+        body = ("Your answer could not be used: it holds no unified diff. Answer with the diff itself: one ```diff "
+                "block whose file sections start with `diff --git a/PATH b/PATH`, `--- a/PATH` (or /dev/null), "
+                "`+++ b/PATH`, then `@@ -l,n +l,n @@` hunks.")
     elif record.status == "refused":
         body = "Your patch was refused before applying it:\n" + "\n".join(f"- {p}" for p in record.problems)
     elif record.status == "does_not_apply":

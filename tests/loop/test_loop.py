@@ -150,7 +150,8 @@ def test_prose_and_a_patch_that_does_not_apply_go_back_to_the_author_with_the_re
     assert [r["status"] for r in summary["rounds"]] == ["no_patch", "does_not_apply", "reviewed"]
     assert "no unified diff" in summary["rounds"][0]["message"]
     assert summary["rounds"][1]["message"].startswith("patch does not apply: error: patch failed: shop/prices.py")
-    assert "Your answer could not be used: the answer holds no unified diff" in author.user_messages(1)[-1]
+    assert "## Round 1: no patch: the answer holds no unified diff (10 word(s) of prose" in author.user_messages(1)[-1]
+    assert "Your answer could not be used: it holds no unified diff" in author.user_messages(1)[-1]
     told = author.user_messages(2)[-1]
     assert "`git apply --check` said" in told and "error: patch failed: shop/prices.py" in told
     assert git_status(repo) == ""
@@ -188,8 +189,9 @@ def test_a_patch_into_git_or_through_a_symlink_out_of_the_repo_is_refused_before
     assert code == 1
     statuses = [(r["status"], r["message"]) for r in summary["rounds"]]
     assert statuses[0][0] == "refused" and "inside .git/" in statuses[0][1]
-    assert statuses[1] == ("refused", "patch refused: refused path: 'vendor/evil.py' goes through the symbolic "
-                           "link 'vendor', which leads out of the repository")
+    link_refusal = ("patch refused: refused path: 'vendor/evil.py' goes through the symbolic link 'vendor', "
+                    "which leads out of the repository")
+    assert statuses[1] == ("refused", link_refusal)
     assert not list(outside.iterdir()), "nothing was written through the link"
     assert git_status(repo) == ""
 

@@ -152,3 +152,19 @@ def test_the_conversation_keeps_the_task_and_drops_the_oldest_rounds_when_long()
     assert "## Task\ndo it" in messages[1].content and "### a.py" in messages[1].content
     assert messages[-1].content == "f3" and messages[3].content == "f2"
     assert "a.py" in task_message("t", context)
+
+
+def test_the_format_example_in_the_authors_prompt_is_a_diff_git_applies(tmp_path) -> None:
+    import subprocess
+
+    from loop.prompts import AUTHOR_SYSTEM_PROMPT
+
+    (tmp_path / "util").mkdir()
+    (tmp_path / "util" / "maths.py").write_text(
+        "def clamp(x: int, lo: int, hi: int) -> int:\n    return max(lo, min(x, hi))\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    example = extract_patch(AUTHOR_SYSTEM_PROMPT)
+    check = subprocess.run(["git", "-C", str(tmp_path), "apply", "--check", "-"], input=example.encode(),
+                           capture_output=True, check=False)
+    assert check.returncode == 0, check.stderr
+    assert patch_problems(example) == []
