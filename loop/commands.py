@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 
 from reviewers.settings import CaloraSettings
+
+if TYPE_CHECKING:
+    from loop.rounds import LoopSummary
+    from reviewers.backends.base import ReviewerBackend
 
 EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_ERROR = 0, 1, 3
 
@@ -122,7 +128,7 @@ def run_loop_command(args: argparse.Namespace) -> int:
     return EXIT_APPROVED if ok else EXIT_NOT_APPROVED
 
 
-def _make_backend(args: argparse.Namespace, progress) -> object:
+def _make_backend(args: argparse.Namespace, progress: Callable[[str], None]) -> ReviewerBackend:
     """The reviewers' backend from the same settings as `calora review` (CALORA_BACKEND, ... and flags)."""
     from reviewers.backends.factory import BackendSettings, make_backend
     from reviewers.models import DEFAULT_BASE_MODEL
@@ -141,7 +147,7 @@ def _make_backend(args: argparse.Namespace, progress) -> object:
     return make_backend(settings)
 
 
-def render_summary(summary) -> str:
+def render_summary(summary: LoopSummary) -> str:
     """The loop's summary for a terminal: one line a round, then where the result is."""
     from reviewers.safe_text import safe_text
 

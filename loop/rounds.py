@@ -88,7 +88,8 @@ class RoundRecord(BaseModel):
 
     @property
     def reviewer_tokens(self) -> int:
-        return sum(o.tokens for o in self.review.outcomes) if self.review else 0
+        """Diff tokens sent to the reviewers (slices); the backends do not report their answers' tokens."""
+        return sum(s.tokens for s in self.review.plan.slices) if self.review else 0
 
 
 class RoundLine(BaseModel):

@@ -14,7 +14,7 @@ from loop.patches import (
     path_problem,
 )
 from loop.prompts import HISTORY_CHARS, RepoContext, conversation, feedback_message, task_message
-from loop.rounds import AuthorTurn, RoundRecord, TestRun, match_disputes, stop_reason
+from loop.rounds import AuthorTurn, Dispute, RoundRecord, TestRun, match_disputes, stop_reason
 from reviewers.contract import Category, Severity
 from reviewers.pipeline import PipelineRun
 from reviewers.slicing import SlicePlan
@@ -168,3 +168,24 @@ def test_the_format_example_in_the_authors_prompt_is_a_diff_git_applies(tmp_path
                            capture_output=True, check=False)
     assert check.returncode == 0, check.stderr
     assert patch_problems(example) == []
+
+
+def test_the_terminal_summary_names_each_round_and_where_the_result_is_with_model_text_inert() -> None:
+    from loop.commands import render_summary
+    from loop.rounds import LoopSummary, RoundLine
+
+    hostile = "@admins <img src=x onerror=alert(1)>"
+    summary = LoopSummary(
+        loop_id=4, task="t", repo="/r", base_sha="a" * 40, branch="calora/loop-x", worktree="/tmp/w/worktree",
+        stop_reason="max_rounds", approved=False, committed=True,
+        rounds=[RoundLine(number=1, status="no_patch", decision=None, tests_passed=None, message="no patch"),
+                RoundLine(number=2, status="reviewed", decision="block", tests_passed=True, message="review block",
+                          disputes=[Dispute(rejection=Rejection(target="S608", reason=hostile), finding=None)])],
+    )
+    text = render_summary(summary)
+    assert text.startswith("## calora loop: not approved (max_rounds) after 2 round(s)")
+    assert "1. [no_patch] no patch" in text and "2. [reviewed] review block" in text
+    assert "Branch `calora/loop-x` (worktree /tmp/w/worktree) holds the final patch" in text
+    assert "git worktree remove /tmp/w/worktree && git branch -D calora/loop-x" in text
+    assert "/console/loops/4" in text
+    assert "<img" not in text and "@admins" not in text

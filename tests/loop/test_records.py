@@ -76,8 +76,10 @@ def test_a_loop_and_its_rounds_read_back_as_written_beside_the_app_tables(databa
         first.model_dump(mode="json"), second.model_dump(mode="json")]
     assert reader.get_loop(loop_id + 1) is None
     with store.engine.connect() as connection:
-        tokens = connection.execute(text("SELECT author_tokens, decision FROM loop_rounds ORDER BY number")).all()
-    assert [tuple(t) for t in tokens] == [(150, None), (0, "approve")]
+        tokens = connection.execute(text(
+            "SELECT author_tokens, reviewer_tokens, decision FROM loop_rounds ORDER BY number")).all()
+    sent = sum(piece.tokens for piece in review.plan.slices)
+    assert sent > 0 and [tuple(t) for t in tokens] == [(150, 0, None), (0, sent, "approve")]
     recorder.close()
     store.close()
 
