@@ -46,11 +46,23 @@ def _git_env() -> dict[str, str]:
 
 
 def git(cwd: Path, *argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """`git -C cwd argv...` with hooks switched off; never raises on a non-zero exit."""
-    return subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-C", str(cwd), *argv],
-        input=stdin, capture_output=True, timeout=GIT_TIMEOUT_S, env=_git_env(), check=False,
-    )
+    """`git -C cwd argv...` with hooks switched off; never raises on a non-zero exit (LoopSetupError when
+    git hangs past GIT_TIMEOUT_S)."""
+    try:
+        return subprocess.run(
+            ["git", "-c", "core.hooksPath=/dev/null", "-C", str(cwd), *argv],
+            input=stdin, capture_output=True, timeout=GIT_TIMEOUT_S, env=_git_env(), check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LoopSetupError(f"git {argv[0]} in {cwd} took over {GIT_TIMEOUT_S} s") from exc
+
+
+def environment_for_tests() -> dict[str, str]:
+    """The user's environment for the test command, without calora's own secrets: the tests run the
+    author's code, which must not read the author's API key or the App's secrets."""
+    secret = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+    return {k: v for k, v in os.environ.items()
+            if not (k.upper().startswith("CALORA_") and any(word in k.upper() for word in secret))}
 
 
 def _out(result: subprocess.CompletedProcess[bytes]) -> str:
@@ -186,8 +198,9 @@ def run_tests(command: str, cwd: Path, timeout_s: float) -> TestRun:
     """The user's test command in the scratch worktree, killed (with its children) at the time limit."""
     started = time.perf_counter()
     try:
-        process = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=environment_for_tests(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     except OSError as exc:
         return TestRun(command=command, exit_code=None, output=f"could not start: {exc}")
     try:

@@ -189,3 +189,20 @@ def test_the_terminal_summary_names_each_round_and_where_the_result_is_with_mode
     assert "git worktree remove /tmp/w/worktree && git branch -D calora/loop-x" in text
     assert "/console/loops/4" in text
     assert "<img" not in text and "@admins" not in text
+
+
+def test_the_test_command_never_sees_calora_secrets_and_is_killed_at_its_time_limit(
+    tmp_path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loop.worktree import run_tests
+
+    monkeypatch.setenv("CALORA_AUTHOR_API_KEY", "sk-author-secret")
+    monkeypatch.setenv("CALORA_WEBHOOK_SECRET", "hook-secret")
+    monkeypatch.setenv("CALORA_BACKEND", "none")
+    shown = run_tests('echo "key=${CALORA_AUTHOR_API_KEY:-absent} hook=${CALORA_WEBHOOK_SECRET:-absent} '
+                      'backend=$CALORA_BACKEND"; exit 3', tmp_path, timeout_s=30)
+    assert shown.output.strip() == "key=absent hook=absent backend=none"
+    assert shown.exit_code == 3 and not shown.passed
+    hung = run_tests("sleep 30 & sleep 30", tmp_path, timeout_s=0.5)
+    assert hung.timed_out and hung.exit_code is None and hung.seconds < 10
+    assert "killed after 0.5 s" in hung.output
