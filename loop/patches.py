@@ -65,10 +65,11 @@ def _with_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def parse_rejections(answer: str) -> list[Rejection]:
-    """The author's `REJECT <finding>: <reason>` lines (outside its patch), at most MAX_REJECTIONS."""
+def parse_rejections(answer: str, patch: str = "") -> list[Rejection]:
+    """The author's `REJECT <finding>: <reason>` lines outside its patch, at most MAX_REJECTIONS."""
     out: list[Rejection] = []
-    for match in _REJECT.finditer(answer):
+    prose = answer.replace(patch.rstrip("\n"), "") if patch.strip() else answer
+    for match in _REJECT.finditer(prose):
         target, reason = match.group("target").strip(), match.group("reason").strip()
         if target and reason:
             out.append(Rejection(target=target[:REJECTION_CHARS], reason=reason[:REJECTION_CHARS]))

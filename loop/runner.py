@@ -161,13 +161,14 @@ def play_round(
 
     if turn.error is not None:
         return done(status="author_error", message=turn.error)
-    rejections = parse_rejections(turn.text)
-    disputes = match_disputes(rejections, previous_findings)
     try:
         patch = extract_patch(turn.text)
     except NoPatchError as exc:
+        rejections = parse_rejections(turn.text)
         return done(status="no_patch", message=f"no patch: {exc}", problems=[str(exc)], rejections=rejections,
-                    disputes=disputes)
+                    disputes=match_disputes(rejections, previous_findings))
+    rejections = parse_rejections(turn.text, patch)
+    disputes = match_disputes(rejections, previous_findings)
     base = {"rejections": rejections, "disputes": disputes, "patch": patch}
     if previous_patch and patch == previous_patch:
         return done(status="unchanged", message="the author sent the previous round's patch again", **base)

@@ -48,6 +48,8 @@ def test_reject_lines_are_read_with_their_reasons() -> None:
         Rejection(target="S608", reason="constant table"),
     ]
     assert parse_rejections("REJECT everything\nno reason here") == []
+    inside = "```diff\n--- a/n.txt\n+++ b/n.txt\n@@ -1 +1 @@\n-REJECT old: line\n+kept\n```\nREJECT S608: constant\n"
+    assert parse_rejections(inside, extract_patch(inside)) == [Rejection(target="S608", reason="constant")]
 
 
 @pytest.mark.parametrize("path, why", [
