@@ -5,8 +5,8 @@ command (only when the user gave one) → the review (`reviewers.pipeline.run_pi
 the author reads next. Any step can end a round early with a clear `message`; the next round asks again.
 
 The loop stops when a round is approved (the review's decision is approve and the tests, when run,
-passed), when the rounds run out, or when a round changes nothing (the author sent the same patch
-again, or an empty one).
+passed), when the rounds run out, or when a round changes nothing (the author sent the same answer or
+the same patch again, or one that changes no file).
 """
 
 from __future__ import annotations

@@ -102,11 +102,8 @@ def _rounds(settings: LoopSettings, author: AuthorPort, backend: ReviewerBackend
     for number in range(1, settings.max_rounds + 1):
         say(f"round {number}: asking the author ({author.label})")
         turn = author.ask(conversation(settings.task, context, exchanges))
-        previous = last_applied.review.result if last_applied and last_applied.review else None
-        previous_findings = [*previous.findings, *previous.nits] if previous else []
-        record = play_round(number, turn, settings, backend, worktree, previous_findings,
-                            last_applied.applied_diff if last_applied else None,
-                            records[-1].patch if records else None)
+        record = play_round(number, turn, settings, backend, worktree, records[-1] if records else None,
+                            last_applied)
         record.feedback = feedback_message(record)
         records.append(record)
         if record.applied_diff and record.status == "reviewed":
@@ -149,11 +146,18 @@ def _rounds(settings: LoopSettings, author: AuthorPort, backend: ReviewerBackend
 
 def play_round(
     number: int, turn: AuthorTurn, settings: LoopSettings, backend: ReviewerBackend | None,
-    worktree: ScratchWorktree, previous_findings: list[MergedFinding], previous_diff: str | None,
-    previous_patch: str | None = None,
+    worktree: ScratchWorktree, last: RoundRecord | None, last_reviewed: RoundRecord | None,
 ) -> RoundRecord:
-    """One round from the author's answer to the review; every early end says why in `message`."""
+    """One round from the author's answer to the review; every early end says why in `message`.
+
+    `last` is the previous round (a repeated answer or patch changes nothing); `last_reviewed` the latest
+    reviewed one (its findings are what the author's rejections answer, its diff what a new one repeats).
+    """
     started, clock = time.time(), time.perf_counter()
+    result = last_reviewed.review.result if last_reviewed and last_reviewed.review else None
+    previous_findings: list[MergedFinding] = [*result.findings, *result.nits] if result else []
+    previous_diff = last_reviewed.applied_diff if last_reviewed else None
+    previous_patch = last.patch if last else None
 
     def done(**fields: object) -> RoundRecord:
         return RoundRecord(number=number, author=turn, started_at=started,
@@ -161,6 +165,8 @@ def play_round(
 
     if turn.error is not None:
         return done(status="author_error", message=turn.error)
+    if last is not None and last.author.text.strip() and turn.text == last.author.text:
+        return done(status="unchanged", message="the author's answer is the same as the previous round's")
     try:
         patch = extract_patch(turn.text)
     except NoPatchError as exc:

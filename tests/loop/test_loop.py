@@ -206,6 +206,19 @@ def test_the_same_patch_twice_stops_the_loop(repo: Path, db: str, capsys: pytest
     assert git_status(repo) == ""
 
 
+def test_the_same_answer_twice_stops_the_loop_even_without_a_patch(
+    repo: Path, db: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    author = ScriptedAuthor([Step("```python\ndef word_count(text):\n    return len(text.split())\n```")])
+    with serve_in_thread(author.app()) as url:
+        code, summary = run_cli(capsys, f"{url}/v1", repo, db, "--max-rounds", "5")
+    assert code == 1 and summary["stop_reason"] == "unchanged" and len(author.requests) == 2
+    assert [r["status"] for r in summary["rounds"]] == ["no_patch", "unchanged"]
+    assert "1 fenced block(s), none of them a diff" in summary["rounds"][0]["message"]
+    assert summary["rounds"][1]["message"] == "the author's answer is the same as the previous round's"
+    assert git_status(repo) == ""
+
+
 def test_failing_or_hanging_tests_keep_an_approving_review_from_approving(
     repo: Path, db: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
