@@ -114,6 +114,7 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
     assert "f&#34;SELECT id, name FROM users WHERE name = &#39;{name}&#39;&#34;" in html  # the patch, escaped
     assert "Rejected by the author" in html and "the explicit loop reads better here" in html
     assert "Feedback sent to the author" in html
+    assert "not asked" in html and "verdict-error" not in html, "--backend none asks no reviewer: not an error"
     assert missing.status_code == 404
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from app.console.pages import make_environment
+from app.console.views import multi_agent_view
 from app.store import make_engine
 from loop.author import OpenAIAuthor
 from loop.records import LoopReader, LoopRecorder
@@ -50,6 +51,10 @@ def test_each_reviewer_answer_of_a_real_model_is_recorded_and_an_unusable_one_ne
     assert outcome.output is None and outcome.error, "the random model's answer breaks the contract"
     assert "python" in review.result.incomplete_reason
     assert "The review is incomplete" in detail.rounds_recorded[0].feedback
+    html = make_environment().get_template("loop.html").render(
+        detail=detail, rounds=[(r, multi_agent_view(r.review) if r.review else None) for r in detail.rounds_recorded],
+        request_path="/console/loops/1", token_required=False, poll_seconds=5)
+    assert '<span class="chip verdict-error">error</span>' in html and "not asked" not in html
     assert git_status(repo) == ""
 
 
