@@ -79,3 +79,34 @@ def test_hostile_author_text_on_the_timeline_is_escaped_capped_and_redacted() ->
         assert raw not in html
     assert "&lt;script&gt;" in html and token not in html and "[redacted]" in html
     assert len(html) < 400_000 and "… (truncated)" in html
+
+
+def test_an_author_that_answers_an_http_error_or_no_chat_completion_gets_a_clear_message() -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    from reviewers.prompt import ChatMessage
+
+    app = FastAPI()
+
+    @app.post("/broken/v1/chat/completions")
+    async def broken() -> JSONResponse:
+        return JSONResponse({"error": {"message": "model 'x' is loading"}}, status_code=503)
+
+    @app.post("/html/v1/chat/completions")
+    async def html() -> PlainTextResponse:
+        return PlainTextResponse("<html>proxy login</html>")
+
+    @app.post("/empty/v1/chat/completions")
+    async def empty() -> JSONResponse:
+        return JSONResponse({"choices": []})
+
+    asked = [ChatMessage(role="user", content="hi")]
+    with serve_in_thread(app) as url:
+        errors = [OpenAIAuthor(f"{url}/{name}/v1", "x", timeout_s=10).ask(asked).error
+                  for name in ("broken", "html", "empty")]
+    unreachable = OpenAIAuthor("http://127.0.0.1:9/v1", "x", timeout_s=5).ask(asked).error
+    assert errors[0] == f"the author (x at {url}/broken/v1) answered HTTP 503: model 'x' is loading"
+    assert errors[1] is not None and errors[1].startswith(f"the author (x at {url}/html/v1) sent no chat completion")
+    assert errors[2] is not None and "no choices[0].message.content" in errors[2]
+    assert unreachable is not None and "is unreachable: ConnectError" in unreachable
