@@ -83,7 +83,7 @@ def run_loop(
     )) if recorder else None
     try:
         summary = _rounds(settings, author, backend, worktree, recorder, loop_id, say)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: the record must not stay "running"
         if recorder:
             recorder.fail(loop_id, f"{type(exc).__name__}: {exc}")
         raise
