@@ -8,6 +8,7 @@ itself passed `patch_problems` (size cap, no symlink or submodule, no binary blo
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from pydantic import BaseModel, Field
 
@@ -106,6 +107,14 @@ def patch_paths(patch: str) -> list[str]:
         paths += [p for p in (file.path, file.old_path) if p]
     for match in re.finditer(r"^(?:rename|copy) (?:from|to) (.+)$", patch, re.MULTILINE):
         paths.append(match.group(1).strip())
+    # Header names as written, before the a/ b/ prefix is taken off: `+++ /etc/x` is refused as absolute
+    # even though git's -p1 would read it as etc/x. A header is a `---` line followed by a `+++` line.
+    lines = patch.splitlines()
+    for old, new in pairwise(lines):
+        if old.startswith("--- ") and new.startswith("+++ "):
+            for name in (old[4:].split("\t", 1)[0].strip(), new[4:].split("\t", 1)[0].strip()):
+                if name.startswith("/") and name != "/dev/null":
+                    paths.append(name)
     return list(dict.fromkeys(paths))
 
 

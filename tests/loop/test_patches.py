@@ -87,6 +87,12 @@ def test_a_patch_that_writes_into_git_a_symlink_or_a_binary_or_is_too_large_is_r
     assert "over the cap" in patch_problems(big, max_bytes=10_000)[0]
     renamed = "diff --git a/x.py b/y.py\nsimilarity index 100%\nrename from x.py\nrename to ../y.py\n"
     assert any("leaves the repository" in p for p in patch_problems(renamed))
+    outside = "--- a/x.py\n+++ b/../../home/user/.bashrc\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+    assert any("leaves the repository" in p for p in patch_problems(outside))
+    absolute = NEW_FILE.replace("b/x.py", "/etc/cron.d/job")
+    assert any("absolute" in p or "leaves" in p for p in patch_problems(absolute))
+    sql_comment = "--- a/q.sql\n+++ b/q.sql\n@@ -1,2 +1 @@\n--- /tmp/old note\n select 1;\n"
+    assert patch_problems(sql_comment) == [], "a removed '-- /tmp' line is not a header"
     assert patch_problems(NEW_FILE) == []
 
 
