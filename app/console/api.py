@@ -6,6 +6,7 @@ GET /api/reviews/{id}       one review with its whole PipelineRun (slices, answe
 GET /api/reviewers/grid     reviewers × recent reviews, reviewers × latest eval metrics with gate results
 GET /api/training           per reviewer: training runs, scores by checkpoint, promotion decisions
 GET /api/roles              what serves each role and whether code leaves the machine
+GET /api/loops              recent `calora loop` runs; GET /api/loops/{id} one with every round (redacted)
 
 Every answer needs console access (see app.console.auth): 401 without a valid token when one is
 configured, 403 for non-loopback clients when none is.
@@ -107,5 +108,26 @@ def build_api_router(console: Console) -> APIRouter:
     async def roles(request: Request) -> JSONResponse:
         await guard(request)
         return _json((await anyio.to_thread.run_sync(console.roles)).model_dump(mode="json"))
+
+    @router.get("/loops")
+    async def loops(request: Request, limit: int = Query(default=50, ge=1, le=500)) -> JSONResponse:
+        await guard(request)
+        from loop.records import LoopReader  # the coding loop's records (calora loop), same database
+
+        rows = await anyio.to_thread.run_sync(LoopReader(console.reviews.engine).list_loops, limit)
+        return _json({"loops": [r.model_dump(mode="json") for r in rows]})
+
+    @router.get("/loops/{loop_id}")
+    async def loop_detail(request: Request, loop_id: int) -> Response:
+        await guard(request)
+        from loop.records import LoopReader
+        from reviewers.safe_text import redact
+
+        detail = await anyio.to_thread.run_sync(LoopReader(console.reviews.engine).get_loop, loop_id)
+        if detail is None:
+            return _json({"error": f"no loop {loop_id}"}, 404)
+        # the author's answers and patches may quote secrets from the repository: redacted like the pages
+        return Response(redact(detail.model_dump_json()), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     return router

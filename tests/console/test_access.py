@@ -66,7 +66,7 @@ PAGES = [
     "/console/roles",
     "/console/loops",
 ]
-APIS = ["/api/reviews", "/api/reviews/1", "/api/reviewers/grid", "/api/training", "/api/roles"]
+APIS = ["/api/reviews", "/api/reviews/1", "/api/reviewers/grid", "/api/training", "/api/roles", "/api/loops"]
 
 
 def test_without_a_token_remote_clients_get_403_on_every_page_and_api(seeded: SeededConsole) -> None:

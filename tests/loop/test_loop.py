@@ -105,6 +105,9 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
         listing = httpx.get(f"{console}/console/loops")
         page = httpx.get(f"{console}/console/loops/{summary['loop_id']}")
         missing = httpx.get(f"{console}/console/loops/999")
+        api_list = httpx.get(f"{console}/api/loops").json()
+        api_detail = httpx.get(f"{console}/api/loops/{summary['loop_id']}").json()
+        api_missing = httpx.get(f"{console}/api/loops/999")
     assert listing.status_code == 200 and f'href="/console/loops/{summary["loop_id"]}"' in listing.text
     assert 'href="/console/loops"' in listing.text  # the nav link
     assert page.status_code == 200
@@ -116,6 +119,9 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
     assert "Feedback sent to the author" in html
     assert "not asked" in html and "verdict-error" not in html, "--backend none asks no reviewer: not an error"
     assert missing.status_code == 404
+    assert [loop["id"] for loop in api_list["loops"]] == [summary["loop_id"]]
+    assert [r["status"] for r in api_detail["rounds_recorded"]] == ["reviewed", "reviewed"]
+    assert api_detail["summary"]["approved"] is True and api_missing.status_code == 404
 
 
 def test_an_author_that_times_out_gets_a_clear_message_each_round(
