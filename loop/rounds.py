@@ -150,6 +150,7 @@ def describe_review(record: RoundRecord) -> str:
         return record.message
     result = record.review.result
     counts = {s: sum(1 for f in result.findings if f.severity.value == s) for s in ("blocker", "major", "minor")}
+    counts["nit"] = len(result.nits)
     found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
     text = f"review {result.decision} ({found})"
     if record.tests is not None:

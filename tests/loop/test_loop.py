@@ -60,13 +60,14 @@ def test_a_defective_patch_is_blocked_then_the_fixed_one_is_approved_recorded_an
     first, second = summary["rounds"]
     assert first["status"] == "reviewed" and first["decision"] == "block" and first["tests_passed"] is True
     assert second["decision"] == "approve" and second["tests_passed"] is True
+    assert second["message"] == "review approve (1 nit); tests passed"
     assert second["disputes"] == [{
         "rejection": {"target": "PERF401", "reason": "the explicit loop reads better here and the list is short."},
         "finding": "shop/db.py:11 [nit] Use a list comprehension to create a transformed list"}]
 
     # the author got the revision plan: the S608 blocker first, with the analyzer's output
     feedback = author.user_messages(1)[-1]
-    assert feedback.startswith("## Round 1: review block (1 blocker)")
+    assert feedback.startswith("## Round 1: review block (1 blocker, 1 nit); tests passed")
     assert feedback.index("### Blockers") < feedback.index("### Revision plan") < feedback.index("### Check output")
     assert "shop/db.py:7 [blocker, security] (checks:ruff/S608)" in feedback
     assert "### Nits" in feedback and "shop/db.py:11 [nit, performance] (checks:ruff/PERF401)" in feedback
