@@ -9,7 +9,9 @@ why, so the reviewer still sees it and can disagree:
 - react/no-danger and vue/no-v-html in a file that sanitizes HTML (DOMPurify, sanitize-html, xss):
   lowered to a nit, the reviewer confirms the sanitized value is the one rendered;
 - squawk on the down part of a migration (`-- migrate:down`, `-- +goose Down`, `*.down.sql`): a rollback
-  drops what the up part added by design.
+  drops what the up part added by design;
+- ruff S602 on a constant command (ruff says "seems safe"): a shell, not an injection, so minor;
+- detect-secrets on AWS's published example keys (`AKIAIOSFODNN7EXAMPLE`): never a leak.
 
 Nothing here runs the code: Python is read with `ast`, everything else with regular expressions.
 """
@@ -178,8 +180,29 @@ def squawk_not_on_rollbacks(diag: Diagnostic, item: ToolInput) -> Diagnostic | N
     return diag
 
 
+def shell_true_on_a_constant(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """S602 says itself when the command is a constant ("seems safe"): a shell, not an injection."""
+    if diag.code == "S602" and "seems safe" in diag.message:
+        return diag.model_copy(update={"severity": Severity.minor})
+    return diag
+
+
+DOCUMENTATION_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+"""AWS's own documentation example credentials: never real, used in tests and docs everywhere."""
+
+
+def documented_example_keys(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """A 'secret' that is AWS's published example key is not a leak."""
+    lines = item.text.splitlines()
+    text = lines[diag.line - 1] if 0 < diag.line <= len(lines) else ""
+    if any(key in text for key in DOCUMENTATION_KEYS):
+        return None
+    return diag
+
+
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
-    "ruff": (s608_constants_only,),
+    "ruff": (s608_constants_only, shell_true_on_a_constant),
+    "detect-secrets": (documented_example_keys,),
     "oxlint": (html_sink_in_sanitizing_file,),
     "eslint": (html_sink_in_sanitizing_file,),
     "squawk": (squawk_not_on_rollbacks,),

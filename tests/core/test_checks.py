@@ -231,7 +231,7 @@ def test_checkov_flags_a_privileged_pod_and_a_public_bucket_not_their_safe_twins
 
 
 def test_detect_secrets_flags_a_committed_aws_key_and_not_an_environment_lookup() -> None:
-    bad = check(whole("app/settings.py", 'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n'), tool="detect-secrets")
+    bad = check(whole("app/settings.py", 'AWS_ACCESS_KEY_ID = "AKIAZ7QW4TR2M9XKP3LD"\n'), tool="detect-secrets")
     (finding,) = bad.findings
     assert (finding.rule, finding.severity) == ("AWS Access Key", Severity.blocker)
     assert "AKIA" not in finding.message  # the secret itself is never repeated
@@ -574,3 +574,14 @@ def test_squawk_does_not_judge_the_down_part_of_a_migration() -> None:
     down_file = check(whole("db/migrations/0042_currency.down.sql", "ALTER TABLE invoices DROP COLUMN currency;\n"),
                       tool="squawk")
     assert down_file.findings == []
+
+
+def test_aws_documentation_example_keys_and_constant_shell_commands_are_not_alarms() -> None:
+    example = check(whole("tests/test_s3.py", 'KEY = "AKIAIOSFODNN7EXAMPLE"\n'), tool="detect-secrets")
+    assert example.findings == []
+    constant = check(whole("scripts/build.py", "import subprocess\nsubprocess.run('make all', shell=True)\n"),
+                     tool="ruff")
+    assert {(f.rule, f.severity) for f in constant.findings} == {("S602", Severity.minor)}
+    pasted = check(whole("scripts/build.py", "import subprocess\ndef go(t):\n    subprocess.run(f'make {t}', shell=True)\n"),
+                   tool="ruff")
+    assert {(f.rule, f.severity) for f in pasted.findings} == {("S602", Severity.blocker)}
