@@ -16,6 +16,7 @@ from reviewers.anchoring import drop_unanchored
 from reviewers.backends.base import CodeEgress, ReviewerBackend, ReviewerFailure, describe_egress
 from reviewers.checks import (
     TOOLS,
+    CheckFinding,
     CheckReport,
     Diagnostic,
     Tool,
@@ -23,7 +24,7 @@ from reviewers.checks import (
     inputs_from_diff,
     run_checks,
 )
-from reviewers.contract import Finding, ReviewRequest
+from reviewers.contract import ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
 from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
 from reviewers.unified_diff import ParsedDiff, parse_unified_diff
@@ -40,7 +41,7 @@ class PipelineRun(BaseModel):
     checks: CheckReport | None = Field(default=None, description="The analyzers' whole report (what ran, on what).")
     requests: list[ReviewRequest] = Field(default_factory=list)
     outcomes: list[SliceOutcome] = Field(default_factory=list)
-    check_findings: list[Finding] = Field(default_factory=list)
+    check_findings: list[CheckFinding] = Field(default_factory=list)
     check_notes: list[str] = Field(default_factory=list)
     result: ReviewResult
     left_machine: list[CodeEgress] = Field(

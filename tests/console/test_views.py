@@ -43,8 +43,8 @@ def test_every_slice_shows_its_reviewer_its_answer_and_the_code_of_each_finding(
     assert [line.new_line for line in migration.context if line.flagged] == [22, 23]
     merged = view.findings[0]
     assert merged.raised_by == ["python", "sql"] and merged.context == migration.context
-    assert [f.finding.message for f in view.check_findings] == [
-        "ruff F401: `sqlmodel.sql.sqltypes` imported but unused"
+    assert [(f.finding.source, f.finding.message) for f in view.check_findings] == [
+        ("checks:ruff/F401", "`sqlmodel.sql.sqltypes` imported but unused")
     ]
     assert view.check_findings[0].context, "the check finding shows its line of the added migration"
 
