@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,6 @@ from reviewers.settings import CaloraSettings
 
 if TYPE_CHECKING:
     from loop.rounds import LoopSummary
-    from reviewers.backends.base import ReviewerBackend
 
 EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_ERROR = 0, 1, 3
 
@@ -112,6 +110,8 @@ def run_loop_command(args: argparse.Namespace) -> int:
 
         database_url = args.database_url or env.database_url or default_database_url()
         recorder = LoopRecorder.from_url(database_url)
+    from reviewers.commands import _make_backend  # the same settings and flags as `calora review`
+
     backend = None if args.backend == "none" else _make_backend(args, progress)
     try:
         summary = run_loop(settings, author, backend, recorder, progress)
@@ -126,25 +126,6 @@ def run_loop_command(args: argparse.Namespace) -> int:
     print(redact(text), flush=True)
     ok = summary.approved and (not args.apply or summary.applied_to_working_tree)
     return EXIT_APPROVED if ok else EXIT_NOT_APPROVED
-
-
-def _make_backend(args: argparse.Namespace, progress: Callable[[str], None]) -> ReviewerBackend:
-    """The reviewers' backend from the same settings as `calora review` (CALORA_BACKEND, ... and flags)."""
-    from reviewers.backends.factory import BackendSettings, make_backend
-    from reviewers.models import DEFAULT_BASE_MODEL
-
-    overrides: dict[str, object] = {}
-    if args.base_model:
-        overrides["base_model"] = args.base_model
-    if args.adapters:
-        overrides["adapters_dir"] = args.adapters
-    if args.backend:
-        overrides["backend"] = args.backend
-    if args.max_new_tokens:
-        overrides["max_new_tokens"] = args.max_new_tokens
-    settings = BackendSettings(**overrides)
-    progress(f"loading the {settings.backend} reviewer backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")
-    return make_backend(settings)
 
 
 def render_summary(summary: LoopSummary) -> str:
