@@ -201,9 +201,11 @@ def base_weights_sha256(ref: BaseModelRef) -> str | None:
 # --- fetching ---------------------------------------------------------------------------------------
 
 def _say(progress: Progress | None, message: str) -> None:
-    log.info("%s", message)
-    if progress is not None:
-        progress(message)
+    """To the caller's progress line when there is one (the terminal), else to the log: never both."""
+    if progress is None:
+        log.info("%s", message)
+        return
+    progress(message)
 
 
 def _pip(args: list[str], what: str) -> None:
