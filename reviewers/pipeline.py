@@ -62,7 +62,7 @@ def changed_lines(plan: SlicePlan) -> dict[str, set[int]]:
 
 
 def gather_evidence(
-    diff_text: str | bytes,
+    diff_text: str | bytes | ParsedDiff,
     plan: SlicePlan,
     file_contents: Mapping[str, str] | None,
     analyzers: Sequence[Tool] | None,
@@ -98,7 +98,7 @@ def build_request(
 
 
 def run_pipeline(
-    diff_text: str | bytes,
+    diff_text: str | bytes | ParsedDiff,
     backend: ReviewerBackend | None,
     *,
     task: str = "",
