@@ -214,7 +214,7 @@ class Annotation(BaseModel):
 Conclusion = Literal["success", "neutral", "failure", "skipped", "cancelled", "action_required", "timed_out"]
 
 
-class CheckReport(BaseModel):
+class CheckRunOutput(BaseModel):
     """The completed check run's conclusion and output."""
 
     conclusion: Conclusion
@@ -261,7 +261,7 @@ class Publication(BaseModel):
     request_changes: bool = False
     result: ReviewResult
     coverage: Coverage
-    check: CheckReport
+    check: CheckRunOutput
     token: str = Field(
         default_factory=lambda: secrets.token_hex(8),
         description="Marks this review's body, so a retry after a lost answer can see it already landed.",
@@ -388,7 +388,7 @@ def plan_publication(
         request_changes=config.request_changes_on_blockers and new_blocker,
         result=result,
         coverage=coverage,
-        check=CheckReport(conclusion="neutral", title="", summary=""),
+        check=CheckRunOutput(conclusion="neutral", title="", summary=""),
     )
     publication.check = render_check_report(publication, config)
     return publication
@@ -507,7 +507,7 @@ def render_check_text(publication: Publication) -> str:
     return truncate_text("\n".join(parts), CHECK_TEXT_LIMIT, "the full list did not fit")
 
 
-def render_check_report(publication: Publication, config: RepoConfig) -> CheckReport:
+def render_check_report(publication: Publication, config: RepoConfig) -> CheckRunOutput:
     """Conclusion: failure on a blocker, action_required when code went unreviewed (a cap, a failed
     reviewer) and nothing blocks, neutral on findings worth a comment, success otherwise.
 
@@ -556,7 +556,7 @@ def render_check_report(publication: Publication, config: RepoConfig) -> CheckRe
     annotations = [
         _annotation(i.finding) for i in publication.summary_items if i.reason in ("not_in_diff", "over_budget")
     ]
-    return CheckReport(
+    return CheckRunOutput(
         conclusion=conclusion,
         title=truncate_text(title, 1000),
         summary=truncate_text(summary, CHECK_TEXT_LIMIT, "see the details"),
