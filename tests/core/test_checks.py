@@ -403,10 +403,10 @@ def test_an_eslint_config_that_is_code_is_never_executed(tmp_path: Path) -> None
     flat = f"import fs from 'fs'; fs.writeFileSync({str(marker)!r}, 'ran'); export default [];\n"
     plugin = '{"name": "x", "eslintConfig": {"plugins": ["evil"]}}'
     report = run_checks([whole(".eslintrc.js", evil), whole("eslint.config.mjs", flat),
-                         whole("package.json", plugin), whole("web/src/Bio.tsx", BIO_BAD)],
+                         whole("package.json", plugin), whole("web/src/Bio.vue", VUE_BAD)],
                         tools=[tool_named("eslint")])
     assert not marker.exists()
-    assert ("web/src/Bio.tsx", 2, "react/no-danger") in rules_of(report)
+    assert ("web/src/Bio.vue", 2, "vue/no-v-html") in rules_of(report)
 
 
 def test_tool_configs_and_plugins_are_never_written_to_the_sandbox() -> None:
@@ -585,3 +585,15 @@ def test_aws_documentation_example_keys_and_constant_shell_commands_are_not_alar
     pasted = check(whole("scripts/build.py", "import subprocess\ndef go(t):\n    subprocess.run(f'make {t}', shell=True)\n"),
                    tool="ruff")
     assert {(f.rule, f.severity) for f in pasted.findings} == {("S602", Severity.blocker)}
+
+
+def test_one_analyzer_per_script_file_and_sqlfluff_leaves_migrations_to_squawk() -> None:
+    vue = ToolInput(path="web/src/Bio.vue", text=VUE_BAD, how=WHOLE, added={2})
+    tsx = ToolInput(path="web/src/Bio.tsx", text=BIO_BAD, how=WHOLE, added={2})
+    eslint_here = tool_named("eslint").locate() is not None
+    assert tool_named("oxlint").applies(tsx) and not tool_named("eslint").applies(tsx)
+    assert tool_named("eslint").applies(vue) and tool_named("oxlint").applies(vue) is (not eslint_here)
+    migration = ToolInput(path="db/migrations/0042_x.sql", text="SELECT 1;\n", how=WHOLE, added={1})
+    query = ToolInput(path="reports/top.sql", text="SELECT 1;\n", how=WHOLE, added={1})
+    assert tool_named("squawk").applies(migration) and not tool_named("sqlfluff").applies(migration)
+    assert tool_named("sqlfluff").applies(query)

@@ -83,3 +83,18 @@ def test_a_reviewer_confirming_the_analyzer_merges_into_one_finding_naming_both(
     assert merged[0].raised_by == ["python", "checks:ruff/S608"]
     assert merged[0].suggestion and "WHERE customer = ?" in merged[0].suggestion
     assert len(result.findings) == 2  # the performance remark stays its own finding
+
+
+def test_two_tools_on_the_same_line_and_category_are_one_finding_but_two_rules_of_one_tool_are_two() -> None:
+    def evidence(tool: str, rule: str, message: str) -> CheckFinding:
+        return CheckFinding(path="Dockerfile", line=15, severity=Severity.major, category=Category.security,
+                            message=message, tool=tool, rule=rule)
+
+    secret_env = evidence("hadolint", "DL3064", "Potentially sensitive data should not be used in ARG or ENV")
+    keyword = evidence("detect-secrets", "Secret Keyword", "a credential committed in the change; rotate it")
+    result = synthesize([], [secret_env, keyword])
+    (merged,) = result.findings
+    assert merged.raised_by == ["checks:hadolint/DL3064", "checks:detect-secrets/Secret Keyword"]
+    root = evidence("hadolint", "DL3002", "Last USER should not be root")
+    two = synthesize([], [root, secret_env])
+    assert len(two.findings) == 2
