@@ -1,9 +1,10 @@
 """What the analyzers cost a review: a 20-file mixed PR, the whole pipeline without a model, with and without
 the analyzers, median of 5 (issue #13: at most 3 s added on the 2-core CPU).
 
-The PR is cut from the real diffs in ../shared/github/diffs/real (Python, TSX, TS, Vue, SQL, Dockerfiles,
-compose, workflows) plus the bundled sample: the first 20 file sections that a reviewer takes, in a fixed
-order, so every run reviews the same bytes.
+The PR is cut from the bundled sample, three orchestration scenarios (Kubernetes, Terraform: checkov, the
+slowest analyzer to start, runs) and the real diffs in ../shared/github/diffs/real (Python, TSX, TS, Vue,
+SQL, Dockerfiles, compose, workflows): the first 20 file sections that a reviewer takes, in a fixed order,
+so every run reviews the same bytes.
 
     python bench/checks_bench.py [--runs 5] [--out bench/results/checks-cpu-2core.json]
 """
@@ -23,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reviewers.checks.sandbox import network_isolation  # noqa: E402
-from reviewers.checks.tools import TOOLS  # noqa: E402
-from reviewers.pipeline import run_pipeline  # noqa: E402
-from reviewers.routing import route_file  # noqa: E402
+from reviewers.checks.sandbox import network_isolation
+from reviewers.checks.tools import TOOLS
+from reviewers.pipeline import run_pipeline
+from reviewers.routing import route_file
 
 REAL = ROOT.parent / "shared" / "github" / "diffs" / "real"
 SECTION = re.compile(r"^diff --git ", re.MULTILINE)
@@ -39,7 +40,8 @@ def file_sections(text: str) -> list[str]:
 
 def twenty_file_pr(count: int = 20) -> tuple[str, list[str]]:
     """The first `count` reviewable file sections of the sample and the real diffs, one per path."""
-    sources = [ROOT / "samples" / "storefront.diff", *sorted(REAL.glob("*.diff"))]
+    orchestration = sorted((ROOT / "eval" / "scenarios" / "orchestration").glob("*/diff.patch"))[:3]
+    sources = [ROOT / "samples" / "storefront.diff", *orchestration, *sorted(REAL.glob("*.diff"))]
     picked: dict[str, str] = {}
     kinds: dict[str, int] = {}
     for source in sources:

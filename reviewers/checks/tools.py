@@ -440,8 +440,12 @@ def _eslint(files: Sequence[str]) -> list[str]:
 
 
 def _checkov(files: Sequence[str]) -> list[str]:
+    # Only the frameworks these files need: each one checkov loads costs start-up time.
+    terraform = any(f.lower().endswith((".tf", ".tf.json")) for f in files)
+    kubernetes = any(f.lower().endswith((".yml", ".yaml")) for f in files)
+    frameworks = [name for name, wanted in (("terraform", terraform), ("kubernetes", kubernetes)) if wanted]
     return ["--quiet", "--compact", "--skip-download", "-o", "json",
-            "--framework", "terraform", "kubernetes", *(arg for f in files for arg in ("-f", f))]
+            "--framework", *frameworks, *(arg for f in files for arg in ("-f", f))]
 
 
 def _detect_secrets(files: Sequence[str]) -> list[str]:
