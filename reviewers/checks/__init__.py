@@ -58,13 +58,12 @@ def _settle(diag: Diagnostic, added: set[int]) -> Diagnostic | None:
     range was added, and is placed on the first added line so that it can be commented on.
     """
     last = diag.end_line if diag.end_line is not None else diag.line
-    hit = [line for line in range(diag.line, last + 1) if line in added] if last - diag.line < 5000 else sorted(
-        line for line in added if diag.line <= line <= last)
-    if not hit:
+    first_added = min((line for line in added if diag.line <= line <= last), default=None)
+    if first_added is None:
         return None
-    if diag.line in added:
+    if first_added == diag.line:
         return diag
-    return diag.model_copy(update={"line": hit[0], "end_line": max(hit)})
+    return diag.model_copy(update={"line": first_added, "end_line": None})
 
 
 def to_findings(
