@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from reviewers.checks.model import CheckFinding
 from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
 from reviewers.pipeline import PipelineRun
 from reviewers.slicing import Slice
@@ -131,7 +132,10 @@ def _slice_for(run: PipelineRun, finding: Finding, reviewers: list[str]) -> Slic
 
 
 def finding_view(run: PipelineRun, finding: Finding | MergedFinding, diff: str | None = None) -> FindingView:
-    raised_by = list(getattr(finding, "raised_by", []))
+    if isinstance(finding, CheckFinding):
+        raised_by = [finding.source]  # the analyzer and rule, e.g. checks:ruff/S608
+    else:
+        raised_by = list(getattr(finding, "raised_by", []))
     if diff is None:
         piece = _slice_for(run, finding, raised_by)
         diff = piece.diff if piece is not None else ""

@@ -113,7 +113,7 @@ def test_review_detail_shows_the_findings_of_a_seeded_review(
     reviewers = text_of(driver, "#reviewers")
     assert "python" in reviewers and "sql" in reviewers
     assert "a migration test: upgrade then downgrade on a database that has rows" in reviewers
-    assert "ruff F401" in text_of(driver, "#checks")  # the real linter's evidence on the added migration
+    assert "checks:ruff/F401" in text_of(driver, "#checks")  # the real analyzer's evidence on the added migration
     assert "generated code" in text_of(driver, ".not-reviewed")
     assert console_errors(driver) == []
 

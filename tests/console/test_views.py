@@ -47,6 +47,7 @@ def test_every_slice_shows_its_reviewer_its_answer_and_the_code_of_each_finding(
         ("checks:ruff/F401", "`sqlmodel.sql.sqltypes` imported but unused")
     ]
     assert view.check_findings[0].context, "the check finding shows its line of the added migration"
+    assert view.check_findings[0].raised_by == ["checks:ruff/F401"]
 
 
 def test_a_reviewer_that_failed_shows_its_error_and_the_review_is_incomplete() -> None:
