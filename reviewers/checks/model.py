@@ -20,9 +20,6 @@ MAX_EVIDENCE_LINES = 20
 """Findings listed per `evidence_for` text, most severe first; the rest are counted, so a prompt stays
 bounded."""
 
-Judged = Literal["whole file", "fragment"]
-
-
 class Diagnostic(BaseModel):
     """One analyzer message as the tool gave it, with the path relative to the reviewed tree."""
 

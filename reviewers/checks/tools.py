@@ -16,9 +16,10 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from reviewers.checks.fragments import ToolInput
 from reviewers.checks.model import Diagnostic
@@ -89,6 +90,23 @@ def _list_of_dicts(data: object, tool: str) -> list[dict]:
     return data
 
 
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+
+
+def _read_each(items: Iterable[Any], tool: str, read: Callable[[Any], Iterable[Diagnostic]]) -> list[Diagnostic]:
+    """Every item of a tool's output read into diagnostics; an item of another shape is a ToolOutputError.
+
+    The one loop every JSON parser here shares: `read` knows one tool's item, this knows what a bad one means.
+    """
+    out: list[Diagnostic] = []
+    for item in items:
+        try:
+            out.extend(read(item))
+        except _SHAPE_ERRORS as exc:
+            raise ToolOutputError(f"unexpected {tool} output item {str(item)[:200]}") from exc
+    return out
+
+
 def _diag(tool: str, path: str, line: object, end: object, code: object, message: object,
           doc_url: object = None) -> Diagnostic:
     start = max(int(line), 1)  # type: ignore[call-overload]
@@ -99,88 +117,60 @@ def _diag(tool: str, path: str, line: object, end: object, code: object, message
 
 def parse_ruff(stdout: str, root: Path) -> list[Diagnostic]:
     """`ruff check --output-format json`."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "ruff"), "ruff"):
-        try:
-            line = item["location"]["row"]
-            out.append(_diag("ruff", relative(item["filename"], root), line,
-                             (item.get("end_location") or {}).get("row", line),
-                             item.get("code") or item.get("name") or "invalid-syntax", item["message"],
-                             item.get("url")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected ruff diagnostic {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        line = item["location"]["row"]
+        return [_diag("ruff", relative(item["filename"], root), line,
+                      (item.get("end_location") or {}).get("row", line),
+                      item.get("code") or item.get("name") or "invalid-syntax", item["message"], item.get("url"))]
+    return _read_each(_list_of_dicts(load_json(stdout, "ruff"), "ruff"), "ruff", read)
 
 
 def parse_hadolint(stdout: str, root: Path) -> list[Diagnostic]:
     """`hadolint -f json`: a list of {file, line, code, message, level}."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "hadolint"), "hadolint"):
-        try:
-            out.append(_diag("hadolint", relative(item["file"], root), item["line"], None, item["code"],
-                             item["message"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected hadolint diagnostic {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        return [_diag("hadolint", relative(item["file"], root), item["line"], None, item["code"], item["message"])]
+    return _read_each(_list_of_dicts(load_json(stdout, "hadolint"), "hadolint"), "hadolint", read)
 
 
 def parse_actionlint(stdout: str, root: Path) -> list[Diagnostic]:
     """`actionlint -format '{{json .}}'`: a list of {filepath, line, kind, message}."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "actionlint"), "actionlint"):
-        try:
-            out.append(_diag("actionlint", relative(item["filepath"], root), item["line"], None, item["kind"],
-                             item["message"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected actionlint error {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        return [_diag("actionlint", relative(item["filepath"], root), item["line"], None, item["kind"],
+                      item["message"])]
+    return _read_each(_list_of_dicts(load_json(stdout, "actionlint"), "actionlint"), "actionlint", read)
 
 
 def parse_zizmor(stdout: str, root: Path) -> list[Diagnostic]:
     """`zizmor --format json`: findings with 0-based rows in `locations[].concrete`."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "zizmor"), "zizmor"):
-        try:
-            location = item["locations"][0]
-            key = location["symbolic"]["key"]["Local"]
-            path = key.get("given_path") or key["verbatim_path"]
-            concrete = location["concrete"]["location"]
-            start, end = concrete["start_point"]["row"] + 1, concrete["end_point"]["row"] + 1
-            severity = item.get("determinations", {}).get("severity", "")
-            out.append(_diag("zizmor", relative(path, root), start, end, item["ident"],
-                             f"{item['desc']} ({severity.lower()} severity)" if severity else item["desc"],
-                             item.get("url")))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ToolOutputError(f"unexpected zizmor finding {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        location = item["locations"][0]
+        key = location["symbolic"]["key"]["Local"]
+        path = key.get("given_path") or key["verbatim_path"]
+        concrete = location["concrete"]["location"]
+        start, end = concrete["start_point"]["row"] + 1, concrete["end_point"]["row"] + 1
+        severity = item.get("determinations", {}).get("severity", "")
+        message = f"{item['desc']} ({severity.lower()} severity)" if severity else item["desc"]
+        return [_diag("zizmor", relative(path, root), start, end, item["ident"], message, item.get("url"))]
+    return _read_each(_list_of_dicts(load_json(stdout, "zizmor"), "zizmor"), "zizmor", read)
 
 
 def parse_squawk(stdout: str, root: Path) -> list[Diagnostic]:
     """`squawk --reporter json`: 0-based `line`/`line_end` per statement."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "squawk"), "squawk"):
-        try:
-            message = item["message"] + (f" {item['help']}" if item.get("help") else "")
-            out.append(_diag("squawk", relative(item["file"], root), int(item["line"]) + 1,
-                             int(item.get("line_end", item["line"])) + 1, item["rule_name"], message))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected squawk violation {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        message = item["message"] + (f" {item['help']}" if item.get("help") else "")
+        return [_diag("squawk", relative(item["file"], root), int(item["line"]) + 1,
+                      int(item.get("line_end", item["line"])) + 1, item["rule_name"], message)]
+    return _read_each(_list_of_dicts(load_json(stdout, "squawk"), "squawk"), "squawk", read)
 
 
 def parse_sqlfluff(stdout: str, root: Path) -> list[Diagnostic]:
     """`sqlfluff lint --format json`."""
-    out = []
-    for entry in _list_of_dicts(load_json(stdout, "sqlfluff"), "sqlfluff"):
-        try:
-            path = relative(entry["filepath"], root)
-            for v in entry.get("violations", []):
-                line = int(v.get("start_line_no") or 1)
-                out.append(_diag("sqlfluff", path, line, v.get("end_line_no") or line, v.get("code", ""),
-                                 v.get("description", "")))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ToolOutputError(f"unexpected sqlfluff entry {str(entry)[:200]}") from exc
-    return out
+    def read(entry: dict) -> list[Diagnostic]:
+        path = relative(entry["filepath"], root)
+        return [_diag("sqlfluff", path, int(v.get("start_line_no") or 1),
+                      v.get("end_line_no") or int(v.get("start_line_no") or 1), v.get("code", ""),
+                      v.get("description", "")) for v in entry.get("violations", [])]
+    return _read_each(_list_of_dicts(load_json(stdout, "sqlfluff"), "sqlfluff"), "sqlfluff", read)
 
 
 def parse_yamllint(stdout: str, root: Path) -> list[Diagnostic]:
@@ -204,14 +194,10 @@ def parse_yamllint(stdout: str, root: Path) -> list[Diagnostic]:
 
 def parse_shellcheck(stdout: str, root: Path) -> list[Diagnostic]:
     """`shellcheck -f json`."""
-    out = []
-    for item in _list_of_dicts(load_json(stdout, "shellcheck"), "shellcheck"):
-        try:
-            out.append(_diag("shellcheck", relative(item["file"], root), item["line"],
-                             item.get("endLine", item["line"]), f"SC{item['code']}", item["message"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected shellcheck diagnostic {str(item)[:200]}") from exc
-    return out
+    def read(item: dict) -> list[Diagnostic]:
+        return [_diag("shellcheck", relative(item["file"], root), item["line"], item.get("endLine", item["line"]),
+                      f"SC{item['code']}", item["message"])]
+    return _read_each(_list_of_dicts(load_json(stdout, "shellcheck"), "shellcheck"), "shellcheck", read)
 
 
 _OXLINT_CODE = re.compile(r"^[\w@/-]+\([\w/-]+\)$")
@@ -222,32 +208,23 @@ def parse_oxlint(stdout: str, root: Path) -> list[Diagnostic]:
     data = load_json(stdout, "oxlint")
     if not isinstance(data, dict) or not isinstance(data.get("diagnostics"), list):
         raise ToolOutputError("oxlint JSON output has no diagnostics list")
-    out = []
-    for item in data["diagnostics"]:
-        try:
-            lines = [label["span"]["line"] for label in item.get("labels", [])] or [1]
-            code = item.get("code") or ""
-            code = code if _OXLINT_CODE.match(code) else "parse"
-            out.append(_diag("oxlint", relative(item["filename"], root), lines[0], max(lines), code,
-                             item["message"], item.get("url")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected oxlint diagnostic {str(item)[:200]}") from exc
-    return out
+
+    def read(item: dict) -> list[Diagnostic]:
+        lines = [label["span"]["line"] for label in item.get("labels", [])] or [1]
+        code = item.get("code") or ""
+        code = code if _OXLINT_CODE.match(code) else "parse"
+        return [_diag("oxlint", relative(item["filename"], root), lines[0], max(lines), code, item["message"],
+                      item.get("url"))]
+    return _read_each(data["diagnostics"], "oxlint", read)
 
 
 def parse_eslint(stdout: str, root: Path) -> list[Diagnostic]:
     """`eslint --format json`: [{filePath, messages[{ruleId, line, endLine, message, fatal}]}]."""
-    out = []
-    for entry in _list_of_dicts(load_json(stdout, "eslint"), "eslint"):
-        try:
-            path = relative(entry["filePath"], root)
-            for message in entry.get("messages", []):
-                code = message.get("ruleId") or "parse"
-                line = message.get("line") or 1
-                out.append(_diag("eslint", path, line, message.get("endLine") or line, code, message["message"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ToolOutputError(f"unexpected eslint entry {str(entry)[:200]}") from exc
-    return out
+    def read(entry: dict) -> list[Diagnostic]:
+        path = relative(entry["filePath"], root)
+        return [_diag("eslint", path, m.get("line") or 1, m.get("endLine") or m.get("line") or 1,
+                      m.get("ruleId") or "parse", m["message"]) for m in entry.get("messages", [])]
+    return _read_each(_list_of_dicts(load_json(stdout, "eslint"), "eslint"), "eslint", read)
 
 
 def _key_line(path: Path, start: int, end: int, keys: object) -> int | None:
@@ -271,25 +248,20 @@ def parse_checkov(stdout: str, root: Path) -> list[Diagnostic]:
     """`checkov -o json`: one report or a list (one per framework) with `results.failed_checks`."""
     data = load_json(stdout, "checkov")
     reports = data if isinstance(data, list) else [data]
-    out = []
-    for report in reports:
-        if not isinstance(report, dict):
-            raise ToolOutputError("unexpected checkov report")
-        if "results" not in report:  # "no files found" summaries carry no results
-            continue
-        for check in report["results"].get("failed_checks", []):
-            try:
-                start, end = check["file_line_range"]
-                message = check["check_name"] + (f" ({check['resource']})" if check.get("resource") else "")
-                path = check.get("file_abs_path") or check["file_path"].lstrip("/")
-                where = relative(path, root)
-                keys = (check.get("check_result") or {}).get("evaluated_keys")
-                keyed = _key_line(root / where, int(start), int(end), keys)
-                out.append(_diag("checkov", where, keyed or start, keyed or end,
-                                 check["check_id"], message, check.get("guideline")))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ToolOutputError(f"unexpected checkov check {str(check)[:200]}") from exc
-    return out
+    if not all(isinstance(report, dict) for report in reports):
+        raise ToolOutputError("unexpected checkov report")
+    # "No files found" summaries carry no results.
+    checks = [check for report in reports if "results" in report for check in report["results"].get("failed_checks", [])]
+
+    def read(check: dict) -> list[Diagnostic]:
+        start, end = check["file_line_range"]
+        message = check["check_name"] + (f" ({check['resource']})" if check.get("resource") else "")
+        where = relative(check.get("file_abs_path") or check["file_path"].lstrip("/"), root)
+        keys = (check.get("check_result") or {}).get("evaluated_keys")
+        keyed = _key_line(root / where, int(start), int(end), keys)
+        return [_diag("checkov", where, keyed or start, keyed or end, check["check_id"], message,
+                      check.get("guideline"))]
+    return _read_each(checks, "checkov", read)
 
 
 def parse_detect_secrets(stdout: str, root: Path) -> list[Diagnostic]:
@@ -297,16 +269,13 @@ def parse_detect_secrets(stdout: str, root: Path) -> list[Diagnostic]:
     data = load_json(stdout, "detect-secrets")
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise ToolOutputError("detect-secrets JSON output has no results object")
-    out = []
-    for path, secrets in data["results"].items():
-        for secret in secrets:
-            try:
-                kind = secret["type"]
-                out.append(_diag("detect-secrets", relative(path, root), secret["line_number"], None, kind,
-                                 f"{kind}: a credential committed in the change; remove it and rotate it"))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ToolOutputError(f"unexpected detect-secrets result {str(secret)[:200]}") from exc
-    return out
+
+    def read(path_and_secrets: tuple[str, list]) -> list[Diagnostic]:
+        path, secrets = path_and_secrets
+        return [_diag("detect-secrets", relative(path, root), secret["line_number"], None, secret["type"],
+                      f"{secret['type']}: a credential committed in the change; remove it and rotate it")
+                for secret in secrets]
+    return _read_each(data["results"].items(), "detect-secrets", read)
 
 
 # --- which files -------------------------------------------------------------------------------

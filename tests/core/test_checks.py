@@ -21,6 +21,7 @@ from reviewers.checks import (
     ToolInput,
     inputs_from_diff,
     run_checks,
+    tools,
 )
 from reviewers.checks.model import MAX_EVIDENCE_LINES, CheckFinding, Diagnostic
 from reviewers.checks.rules import tool_rules
@@ -597,3 +598,18 @@ def test_one_analyzer_per_script_file_and_sqlfluff_leaves_migrations_to_squawk()
     query = ToolInput(path="reports/top.sql", text="SELECT 1;\n", how=WHOLE, added={1})
     assert tool_named("squawk").applies(migration) and not tool_named("sqlfluff").applies(migration)
     assert tool_named("sqlfluff").applies(query)
+
+
+@pytest.mark.parametrize("parse, text", [
+    (tools.parse_ruff, '[{"filename": "a.py"}]'),
+    (tools.parse_hadolint, '[{"file": "Dockerfile"}]'),
+    (tools.parse_zizmor, '[{"ident": "x", "locations": []}]'),
+    (tools.parse_squawk, '[{"file": "m.sql", "line": "x"}]'),
+    (tools.parse_checkov, '{"results": {"failed_checks": [{"check_id": "CKV_1"}]}}'),
+    (tools.parse_detect_secrets, '{"results": {"a.py": [{"type": "Secret Keyword"}]}}'),
+    (tools.parse_eslint, '[{"filePath": "a.vue", "messages": [{"line": 1}]}]'),
+    (tools.parse_oxlint, '{"diagnostics": [{"code": "eslint(no-eval)"}]}'),
+])
+def test_an_output_item_of_another_shape_is_a_tool_output_error_naming_the_tool(parse, text, tmp_path) -> None:
+    with pytest.raises(tools.ToolOutputError, match="unexpected .* output item"):
+        parse(text, tmp_path)
