@@ -123,15 +123,10 @@ def s608_constants_only(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
     candidates = [n for n in ast.walk(tree) if getattr(n, "lineno", None) is not None
                   and n.lineno <= diag.line <= (n.end_lineno or n.lineno)
                   and isinstance(n, ast.JoinedStr | ast.BinOp | ast.Call)]
-    pasted: list[ast.expr] = []
-    for node in candidates:
-        parts = _interpolated(node)
-        if parts is None:
-            continue
-        pasted.extend(parts)
-    readable = [n for n in candidates if _interpolated(n) is not None]
+    readable = [parts for parts in map(_interpolated, candidates) if parts is not None]
     if not readable:
         return diag
+    pasted = [part for parts in readable for part in parts]
     if all((isinstance(p, ast.Name) and p.id in safe) or _is_placeholder_list(p) or _constant_text(p)
            for p in pasted):
         return diag.model_copy(update={
