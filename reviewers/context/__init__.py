@@ -1,0 +1,1 @@
+"""Repository context for reviewers: what around a change helps to judge it (pure over a `RepoSource`)."""
