@@ -14,6 +14,8 @@ request headers.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import ssl
 import time
@@ -203,6 +205,30 @@ class CheckRunInfo(BaseModel):
     conclusion: str | None = None
     external_id: str | None = None
     app_id: int | None = None
+
+
+class ContentEntry(BaseModel):
+    """One item of `repos/get-content` (JSON form): a file with its base64 text, or an entry of a folder.
+
+    GitHub leaves `content` out of folder entries and sends it empty (`encoding: none`) for files over
+    1 MB, so `data()` is None then; `sha` is the git blob id, the same for the same text in any commit.
+    """
+
+    type: Literal["file", "dir", "symlink", "submodule"]
+    path: str
+    sha: str
+    size: int = Field(default=0, ge=0)
+    content: str | None = None
+    encoding: str | None = None
+
+    def data(self) -> bytes | None:
+        """The file's bytes, or None when GitHub did not send them."""
+        if self.type != "file" or self.encoding != "base64" or self.content is None:
+            return None
+        try:
+            return base64.b64decode(self.content)
+        except (binascii.Error, ValueError):
+            return None
 
 
 class Comparison(BaseModel):
@@ -444,6 +470,24 @@ class GitHubClient:
             return resp.content.decode("utf-8")
         except UnicodeDecodeError:
             return None
+
+    async def get_contents(
+        self, owner: str, repo: str, path: str, ref: str
+    ) -> ContentEntry | list[ContentEntry] | None:
+        """`path` at `ref` as `repos/get-content` describes it: a file's entry (blob sha, size, base64
+        text) or a folder's entries; None when nothing is there (404). Other failures raise GitHubError."""
+        try:
+            resp = await self._call(
+                "repos/get-content", lambda: self._gh.rest.repos.async_get_content(owner, repo, path, ref=ref)
+            )
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = resp.json()
+        if isinstance(data, list):
+            return [ContentEntry.model_validate(item) for item in data]
+        return ContentEntry.model_validate(data)
 
     async def compare(self, owner: str, repo: str, base: str, head: str) -> Comparison:
         resp = await self._call(
