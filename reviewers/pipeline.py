@@ -27,7 +27,7 @@ from reviewers.checks import (
 from reviewers.contract import ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
 from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
-from reviewers.unified_diff import ParsedDiff, parse_unified_diff
+from reviewers.unified_diff import ParsedDiff, read_diff
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def changed_lines(plan: SlicePlan) -> dict[str, set[int]]:
 
 
 def gather_evidence(
-    diff_text: str | bytes | ParsedDiff,
+    diff: ParsedDiff,
     plan: SlicePlan,
     file_contents: Mapping[str, str] | None,
     analyzers: Sequence[Tool] | None,
@@ -76,9 +76,7 @@ def gather_evidence(
     contents = {p: t for p, t in (file_contents or {}).items() if p in touched}
     inputs = inputs_from_contents(contents, touched)
     if set(touched) - set(contents):  # files whose contents we lack are judged from what the diff shows
-        text = diff_text.decode("utf-8", errors="replace") if isinstance(diff_text, bytes) else diff_text
-        parsed = text if isinstance(text, ParsedDiff) else parse_unified_diff(text)  # the App parsed it once
-        inputs += [item for item in inputs_from_diff(parsed.files)
+        inputs += [item for item in inputs_from_diff(diff.files)
                    if item.path in touched and item.path not in contents]
     tools = TOOLS if analyzers is None else analyzers
     if not inputs or (not tools and not external):
@@ -123,12 +121,14 @@ def run_pipeline(
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
     enabled = tuple(reviewers) if reviewers else None
-    plan = slice_diff(diff_text, limits or SliceLimits(), count_tokens or approx_token_count, enabled)
+    # Parsed once here (or by the App before): slicing and the analyzers' fragments both read this.
+    diff = diff_text if isinstance(diff_text, ParsedDiff) else read_diff(diff_text)
+    plan = slice_diff(diff, limits or SliceLimits(), count_tokens or approx_token_count, enabled)
     say(f"{len(plan.slices)} slice(s) for {len({s.reviewer for s in plan.slices})} reviewer(s); "
         f"{len(plan.not_reviewed)} item(s) not reviewed")
 
     checks = evidence if evidence is not None else gather_evidence(
-        diff_text, plan, file_contents, analyzers, external_evidence, say)
+        diff, plan, file_contents, analyzers, external_evidence, say)
 
     requests = [
         build_request(

@@ -21,9 +21,11 @@ from reviewers.anchoring import DiffAnchors, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
 from reviewers.unified_diff import (
     DEV_NULL,
+    DiffParseError,
     FileDiff,
     Hunk,
     ParsedDiff,
+    decode_diff,
     format_hunk_header,
     git_header_names,
     parse_unified_diff,
@@ -131,14 +133,6 @@ class SlicePlan(BaseModel):
         return [s for s in self.slices if s.reviewer == reviewer]
 
 
-class DiffParseError(ValueError):
-    """The input is not a unified diff, or no file section in it could be read.
-
-    The only exception `slice_diff` raises. A diff in which only some files are malformed is not an
-    error: those files are listed in `SlicePlan.not_reviewed` with the parser's message.
-    """
-
-
 @dataclass(slots=True)
 class _Unit:
     """The smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget."""
@@ -205,7 +199,10 @@ def _slice_diff(
     route: Router,
 ) -> SlicePlan:
     given = diff_text if isinstance(diff_text, ParsedDiff) else None
-    text, size, notes = _decode(given.text if given is not None else diff_text)  # type: ignore[arg-type]
+    if given is not None and given.input_bytes is not None:  # `read_diff` decoded it: its size and notes hold
+        text, size, notes = given.text, given.input_bytes, list(given.input_notes)
+    else:
+        text, size, notes = decode_diff(given.text if given is not None else diff_text)  # type: ignore[arg-type]
     enabled = _known_reviewers(enabled, notes)
     head, cut_names = _cut_at_byte_cap(text, size, limits.max_diff_bytes, notes)
     parsed = given if given is not None and not cut_names else parse_unified_diff(head)
@@ -343,34 +340,6 @@ def render_plan(plan: SlicePlan) -> dict[str, Any]:
 
 
 # ---- input: decoding, caps, parse checks -------------------------------------------------------------
-
-
-def _decode(diff_text: str | bytes) -> tuple[str, int, list[str]]:
-    """Text, its size in bytes, and notes; undecodable bytes become U+FFFD and are reported."""
-    notes: list[str] = []
-    if isinstance(diff_text, (bytes, bytearray, memoryview)):
-        data = bytes(diff_text)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            text = data.decode("utf-8", "replace")
-            notes.append(
-                f"the diff is not valid UTF-8 (first bad byte at offset {exc.start}); undecodable bytes "
-                "were replaced with U+FFFD"
-            )
-        size = len(data)
-    elif isinstance(diff_text, str):
-        text = diff_text
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-            size = len(text.encode("utf-8"))
-            notes.append("the diff text held lone surrogates; they were replaced with U+FFFD")
-    else:
-        raise DiffParseError(f"a diff must be str or bytes, not {type(diff_text).__name__}")
-    text = text.removeprefix("\ufeff")
-    return text, size, notes
 
 
 def _known_reviewers(enabled: tuple[str, ...] | None, notes: list[str]) -> tuple[str, ...] | None:

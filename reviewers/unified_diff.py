@@ -128,6 +128,10 @@ class ParsedDiff:
     files: list[FileDiff]
     problems: list[str]
     text: str = ""
+    # How the input arrived, for whoever caps it by size or reports on it (slicing): its size in bytes as
+    # received (None: that of `text`) and remarks about decoding it (bytes replaced). Set by `read_diff`.
+    input_bytes: int | None = None
+    input_notes: list[str] = field(default_factory=list)
 
     def paths(self) -> list[str]:
         """Every file's path, in diff order."""
@@ -308,6 +312,52 @@ def _next_file_start(lines: list[str], i: int) -> int:
             return i
         i += 1
     return n
+
+
+class DiffParseError(ValueError):
+    """The input is not a unified diff, or no file section in it could be read.
+
+    The only exception `read_diff` and `reviewers.slicing.slice_diff` raise. A diff in which only some
+    files are malformed is not an error: those files are listed with the parser's message.
+    """
+
+
+def decode_diff(data: str | bytes) -> tuple[str, int, list[str]]:
+    """Text, its size in bytes as received, and notes; undecodable bytes become U+FFFD and are reported."""
+    notes: list[str] = []
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = raw.decode("utf-8", "replace")
+            notes.append(
+                f"the diff is not valid UTF-8 (first bad byte at offset {exc.start}); undecodable bytes "
+                "were replaced with U+FFFD"
+            )
+        size = len(raw)
+    elif isinstance(data, str):
+        text = data
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            size = len(text.encode("utf-8"))
+            notes.append("the diff text held lone surrogates; they were replaced with U+FFFD")
+    else:
+        raise DiffParseError(f"a diff must be str or bytes, not {type(data).__name__}")
+    text = text.removeprefix("\ufeff")
+    return text, size, notes
+
+
+def read_diff(data: str | bytes) -> ParsedDiff:
+    """Decode a diff as it arrived (a file's or a pipe's bytes) and parse it once, keeping its size and
+    the decoding notes so that a byte cap and the plan's remarks still speak of the input itself."""
+    text, size, notes = decode_diff(data)
+    parsed = parse_unified_diff(text)
+    parsed.input_bytes = size
+    parsed.input_notes = notes
+    return parsed
 
 
 def parse_unified_diff(text: str) -> ParsedDiff:

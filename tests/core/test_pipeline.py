@@ -78,3 +78,34 @@ def test_a_broken_backend_still_blocks_on_the_analyzers_evidence() -> None:
 def test_dry_run_slices_without_a_model() -> None:
     run = run_pipeline(SAMPLE, None, reviewers=("sql",))
     assert {s.reviewer for s in run.plan.slices} == {"sql"} and run.outcomes == []
+
+
+def test_the_diff_is_parsed_once_for_slicing_and_the_analyzers(monkeypatch) -> None:
+    import reviewers.slicing
+    import reviewers.unified_diff
+
+    real = reviewers.unified_diff.parse_unified_diff
+    parses: list[int] = []
+
+    def counting(text: str):
+        parses.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(reviewers.unified_diff, "parse_unified_diff", counting)
+    monkeypatch.setattr(reviewers.slicing, "parse_unified_diff", counting)
+    run = run_pipeline(SAMPLE, None)  # no file contents: the analyzers read the diff's fragments
+    assert run.checks is not None and run.checks.findings, "the analyzers must have judged the fragments"
+    assert parses == [len(SAMPLE.decode("utf-8"))]
+
+
+def test_undecodable_bytes_keep_their_note_and_byte_size_through_the_one_parse() -> None:
+    section = "--- a/m{0}.py\n+++ b/m{0}.py\n@@ -1 +1 @@\n-x = 1\n+name = 'caf\xe9'\n"
+    one = section.format(0).encode("latin-1")  # \xe9 alone: not UTF-8
+    diff = b"".join(section.format(i).encode("latin-1") for i in range(3))
+    from reviewers.slicing import SliceLimits
+
+    bad_at = one.index(b"\xe9")
+    run = run_pipeline(diff, None, analyzers=(), limits=SliceLimits(max_diff_bytes=2 * len(one) + 4))  # U+FFFD: 3 bytes
+    assert any("not valid UTF-8" in note and f"offset {bad_at}" in note for note in run.plan.notes)
+    over = [n for n in run.plan.not_reviewed if n.kind == "over_cap"]
+    assert len(over) == 1 and f"(diff is {len(diff)} bytes)" in over[0].reason
