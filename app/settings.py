@@ -67,6 +67,11 @@ class Settings(CaloraSettings):
         `async def function(spec, reason)`) goes with it. Unset (the default) runs
         `app.review_job.run_review` / `conclude_failure`.
 
+    Repository context
+      - `context_max_requests` (CALORA_CONTEXT_MAX_REQUESTS): GitHub contents requests one review may spend
+        reading repository files for its reviewers' context (`app/context_source.py`); default 20. Past
+        it, reads go without and the review's notes say so; 0 gives the reviewers no context.
+
     Reviewer backend
       - `reviewer`: the same `reviewers.backends.factory.BackendSettings` that `calora review` uses, read
         from the same variables: CALORA_BACKEND (transformers, the default | engine | openai),
@@ -95,6 +100,8 @@ class Settings(CaloraSettings):
     poll_seconds: float = Field(default=1.0, gt=0)
     job_runner: str | None = None
     job_failure_hook: str | None = None
+
+    context_max_requests: int = Field(default=20, ge=0)
 
     reviewer: BackendSettings = Field(default_factory=BackendSettings)
 

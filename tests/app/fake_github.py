@@ -13,6 +13,7 @@ Faults (502, 403 with Retry-After, 422 on one comment ...) are scripted with `ad
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -62,7 +63,7 @@ def load_openapi(path: str) -> tuple[dict[str, Any], tuple[Operation, ...], Regi
             regex = ""
             for part in re.split(r"(\{[^}]+\})", template):
                 if part.startswith("{"):
-                    regex += "(.+)" if part == "{path}" else "([^/]+)"
+                    regex += "(.*)" if part == "{path}" else "([^/]+)"  # contents/ is the root folder
                 else:
                     regex += re.escape(part)
             body = (op.get("requestBody") or {}).get("content", {}).get("application/json")
@@ -105,6 +106,14 @@ class OpenAPIValidator:
 
 # -----------------------------------------------------------------------------------------------
 # State: repositories, pull requests, check runs, reviews.
+
+
+CONTENTS_TEXT_LIMIT = 1024 * 1024  # GitHub's contents API sends no text for larger files
+
+
+def blob_sha(data: bytes) -> str:
+    """Git's blob id of `data`: what GitHub reports as a file's `sha`, the same in every commit."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def hunk_map(diff_text: str) -> dict[str, list[tuple[int, int]]]:
@@ -179,7 +188,7 @@ class FakePull:
 class FakeRepo:
     owner: str
     name: str
-    files: dict[tuple[str, str], str] = field(default_factory=dict)  # (ref, path) -> text
+    files: dict[tuple[str, str], str | bytes] = field(default_factory=dict)  # (ref, path) -> text or bytes
     pulls: dict[int, FakePull] = field(default_factory=dict)
     compares: dict[tuple[str, str], tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
 
@@ -467,15 +476,47 @@ class FakeGitHub:
                              "commit_id": review["commit_id"], "user": {"login": self.bot_login}})
 
     def _op_repos_get_content(self, request: Request, body: Any, owner: str, name: str, path: str) -> Response:
+        """A file (raw, or JSON with its blob sha and base64 text) or a folder's entries, like GitHub."""
         repo = self.repos.get(f"{owner}/{name}")
         ref = request.query_params.get("ref", "main")
-        text = repo.files.get((ref, path)) if repo else None
-        if text is None:
+        files = {p: t for (r, p), t in repo.files.items() if r == ref} if repo else {}
+        path = path.strip("/")
+        found = files.get(path)
+        if found is not None:
+            data = found.encode() if isinstance(found, str) else found
+            if "raw" in request.headers.get("accept", ""):
+                return Response(data, media_type="application/vnd.github.raw")
+            return JSONResponse(self._content_entry(owner, name, ref, path, "file", data, with_content=True))
+        prefix = f"{path}/" if path else ""
+        children: dict[str, tuple[str, bytes]] = {}
+        for file_path, text in files.items():
+            if not file_path.startswith(prefix):
+                continue
+            head, sep, _rest = file_path[len(prefix):].partition("/")
+            data = text.encode() if isinstance(text, str) else text
+            children.setdefault(prefix + head, ("dir", b"") if sep else ("file", data))
+        if not children:
             return JSONResponse({"message": "Not Found"}, status_code=404)
-        if "raw" in request.headers.get("accept", ""):
-            return PlainTextResponse(text, media_type="application/vnd.github.raw")
-        return JSONResponse({"type": "file", "encoding": "base64", "path": path, "name": path.rsplit("/", 1)[-1],
-                             "content": base64.b64encode(text.encode()).decode()})
+        return JSONResponse([self._content_entry(owner, name, ref, child, kind, data, with_content=False)
+                             for child, (kind, data) in sorted(children.items())])
+
+    def _content_entry(
+        self, owner: str, name: str, ref: str, path: str, kind: str, data: bytes, *, with_content: bool
+    ) -> dict[str, Any]:
+        """The fields GitHub's `content-file` / `content-directory` schemas require. Like GitHub, a file
+        over 1 MB comes without its text (`encoding: none`)."""
+        url = f"{self.base_url}repos/{owner}/{name}/contents/{path}?ref={ref}"
+        sha = blob_sha(data) if kind == "file" else hashlib.sha1(path.encode()).hexdigest()
+        entry: dict[str, Any] = {
+            "type": kind, "name": path.rsplit("/", 1)[-1], "path": path, "sha": sha,
+            "size": len(data) if kind == "file" else 0, "url": url, "git_url": None, "html_url": None,
+            "download_url": None, "_links": {"git": None, "html": None, "self": url},
+        }
+        if with_content:
+            small = len(data) <= CONTENTS_TEXT_LIMIT
+            entry["encoding"] = "base64" if small else "none"
+            entry["content"] = base64.b64encode(data).decode() if small else ""
+        return entry
 
     def _op_repos_compare_commits_with_basehead(self, request: Request, body: Any, owner: str, name: str, basehead: str) -> Response:
         repo = self.repos.get(f"{owner}/{name}")
