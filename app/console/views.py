@@ -2,7 +2,7 @@
 
 The multi-agent view puts each reviewer's answer next to the code it was about: a finding's lines
 are looked up in the diff of the slice that reviewer saw, so the page shows the exact text the model
-was given, with new-file line numbers.
+was given, with new-file line numbers, and the repository context it was given beside the diff.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from reviewers.checks.model import CheckFinding
-from reviewers.contract import Finding, ReviewerOutput, ReviewRequest
+from reviewers.contract import ContextSnippet, Finding, ReviewerOutput, ReviewRequest
 from reviewers.pipeline import PipelineRun
 from reviewers.slicing import Slice
 from reviewers.synthesis import MergedFinding, ReviewResult
@@ -47,6 +47,9 @@ class SliceView(BaseModel):
     diff: str
     check_output: str = ""
     instructions: str = ""
+    context: list[ContextSnippet] = Field(
+        default_factory=list, description="Repository text the reviewer was shown, each with why it was picked."
+    )
     output: ReviewerOutput | None = None
     answer_json: str | None = Field(
         default=None, description="The answer as JSON, as the reviewer returned it."
@@ -169,6 +172,7 @@ def multi_agent_view(run: PipelineRun) -> MultiAgentView:
                 diff=piece.diff,
                 check_output=request.check_output if request else "",
                 instructions=request.instructions if request else "",
+                context=list(request.context) if request else [],
                 output=output,
                 answer_json=output.model_dump_json(indent=2, exclude_none=True) if output else None,
                 error=outcome.error if outcome else None,

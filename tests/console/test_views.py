@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from seed import ANSWERS_004, ANSWERS_010, MIGRATION_010, real_diff, review_diff
 
+from app.console.pages import make_environment
 from app.console.views import code_context, github_web_url, multi_agent_view, pull_url
+from reviewers.contract import ContextSnippet
 
 
 def test_code_context_shows_the_findings_lines_with_new_file_numbers_and_removed_lines_between() -> None:
@@ -72,3 +76,35 @@ def test_a_reviewer_that_failed_shows_its_error_and_the_review_is_incomplete() -
 def test_links_point_at_the_web_host_of_the_configured_api(api: str, web: str) -> None:
     assert github_web_url(api) == web
     assert pull_url(web, "acme", "web", 7) == f"{web}/acme/web/pull/7"
+
+
+GH_TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+
+
+def test_each_reviewer_shows_the_repository_context_it_was_given_with_why_collapsed_and_inert() -> None:
+    run = review_diff("010", ANSWERS_010, "Add created_at")
+    model_file = ContextSnippet(
+        path="backend/app/models.py", why="defines Item and User, the tables the migration alters",
+        text=f"class Item(ItemBase, table=True):\n    # <script>alert(1)</script> token {GH_TOKEN}\n    id: uuid.UUID\n",
+    )
+    python = next(i for i, piece in enumerate(run.plan.slices) if piece.reviewer == "python")
+    run.requests[python] = run.requests[python].model_copy(update={"context": [model_file]})
+
+    view = multi_agent_view(run)
+    assert [(s.reviewer, s.context) for s in view.slices] == [("python", [model_file]), ("sql", [])]
+
+    review = SimpleNamespace(id=1, owner="acme", repo="web", pull_number=10, head_sha="f" * 40, state="done",
+                             decision="revise", blockers=0, majors=1, minors=0, nits=0, trigger="opened",
+                             attempts=1, duration_s=1.0, outcome=None, error=None, pipeline_problem=None, stage="")
+    item = SimpleNamespace(links=SimpleNamespace(pull_request="https://github.com/acme/web/pull/10",
+                                                 commit="https://github.com/acme/web/commit/" + "f" * 40))
+    html = make_environment().get_template("review.html").render(
+        review=review, item=item, view=view, live=False, request_path="/console/reviews/1")
+    python_html = html[html.index('id="slice-python-'):html.index('id="slice-sql-')]
+    assert "Repository context (1 snippet)" in python_html
+    assert "backend/app/models.py" in python_html and "defines Item and User, the tables the migration alters" in python_html
+    assert '<details class="snippet"><summary>' in python_html, "the text is collapsed under its path and reason"
+    assert "class Item(ItemBase, table=True)" in python_html
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in python_html
+    assert GH_TOKEN not in html and "[redacted]" in python_html
+    assert "Repository context" not in html[html.index('id="slice-sql-'):]
