@@ -33,7 +33,8 @@ from reviewers.backends.openai_backend import OpenAIBackend
 from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.prompt import render_ids, render_messages
-from reviewers.server import ServerSettings, create_app
+from reviewers.serving.app import create_app
+from reviewers.serving.state import ServerSettings
 
 log = logging.getLogger("server_bench")
 

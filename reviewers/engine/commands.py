@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
 
 
 def add_serve(commands: argparse._SubParsersAction) -> None:
-    """`calora reviewers serve` (reviewers/server.py): the reviewer server for the GPU box."""
+    """`calora reviewers serve` (reviewers/serving/): the reviewer server for the GPU box."""
     serve = commands.add_parser(
         "serve", help="serve the base model and its adapters over HTTP (/v1/review, OpenAI-compatible /v1/...)",
     )
@@ -50,7 +50,8 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Load the engine here and inject it into the server, which imports no backend itself."""
     from reviewers.engine.backend import load_engine
-    from reviewers.server import ServerSettings, run_server, served_name
+    from reviewers.serving.app import run_server, served_name
+    from reviewers.serving.state import ServerSettings
 
     engine, ref = load_engine(args.base_model, args.adapters, device=args.device, max_batch=args.max_batch,
                               max_seq_len=args.max_seq_len)

@@ -91,7 +91,8 @@ def serving(app) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def reviewer_server(engine) -> Iterator[str]:
     """Our reviewer server over the real engine; yields the base URL (without /v1)."""
-    from reviewers.server import ServerSettings, create_app
+    from reviewers.serving.app import create_app
+    from reviewers.serving.state import ServerSettings
 
     settings = ServerSettings(base_model=BASE_NAME, max_queue=32, request_timeout_s=60, max_new_tokens=96)
     with serving(create_app(engine, settings)) as url:

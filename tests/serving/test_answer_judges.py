@@ -23,7 +23,7 @@ from reviewers.contract import ReviewerOutput, ReviewRequest
 from reviewers.engine.backend import EngineBackend
 from reviewers.engine.engine import GenerationResult
 from reviewers.models import BaseModelRef
-from reviewers.server import review_item
+from reviewers.serving.routes.review import review_item
 from tests.serving.conftest import serving
 from tests.serving.fake_openai import FakeOpenAI, Reply
 

@@ -22,11 +22,19 @@ def modules_after_import(module: str) -> set[str]:
     return {name for name in json.loads(out.stdout) if name.startswith("reviewers")}
 
 
-@pytest.mark.parametrize("module", ["reviewers.pipeline", "reviewers.server"])
+# The review core: diff → routes → slices → evidence → prompt → contract → anchoring → synthesis.
+REVIEW_CORE = ("reviewers.pipeline", "reviewers.synthesis", "reviewers.slicing", "reviewers.routing",
+               "reviewers.unified_diff", "reviewers.anchoring", "reviewers.contract", "reviewers.prompt",
+               "reviewers.safe_text", "reviewers.checks")
+
+
+@pytest.mark.parametrize("module", [*REVIEW_CORE, "reviewers.serving.app"])
 def test_no_concrete_backend_is_imported(module: str) -> None:
     loaded = modules_after_import(module)
     assert not loaded & set(BACKENDS), sorted(loaded & set(BACKENDS))
 
 
-def test_the_review_core_does_not_load_the_engine() -> None:
-    assert not {m for m in modules_after_import("reviewers.pipeline") if m.startswith("reviewers.engine")}
+@pytest.mark.parametrize("module", REVIEW_CORE)
+def test_the_review_core_does_not_load_the_engine_or_the_server(module: str) -> None:
+    loaded = modules_after_import(module)
+    assert not {m for m in loaded if m.startswith(("reviewers.engine", "reviewers.serving"))}

@@ -11,7 +11,8 @@ import pytest
 
 from reviewers.contract import ReviewerOutput, ReviewRequest, parse_review, reviewer_output_schema
 from reviewers.prompt import render_messages
-from reviewers.server import ServerSettings, create_app
+from reviewers.serving.app import create_app
+from reviewers.serving.state import ServerSettings
 from tests.serving.conftest import BASE_NAME, make_engine, serving
 
 
@@ -220,7 +221,7 @@ def test_concurrent_clients_are_batched_and_all_answered(reviewer_server, real_d
 def test_calora_reviewers_serve_loads_the_engine_and_injects_it_into_the_server(monkeypatch, engine):
     """The command loads the model (the server imports no backend); its flags reach both."""
     import reviewers.engine.backend
-    import reviewers.server
+    import reviewers.serving.app
     from app.cli import main
     from reviewers.models import BaseModelRef
 
@@ -231,7 +232,7 @@ def test_calora_reviewers_serve_loads_the_engine_and_injects_it_into_the_server(
         return engine, BaseModelRef(source="/models", gguf_file="tiny-base.gguf")
 
     monkeypatch.setattr(reviewers.engine.backend, "load_engine", load_engine)
-    monkeypatch.setattr(reviewers.server, "run_server",
+    monkeypatch.setattr(reviewers.serving.app, "run_server",
                         lambda generator, options, **where: served.update(generator=generator, options=options,
                                                                          **where) or 0)
     code = main(["reviewers", "serve", "--port", "9001", "--adapters", "promoted", "--max-queue", "3",
@@ -244,7 +245,7 @@ def test_calora_reviewers_serve_loads_the_engine_and_injects_it_into_the_server(
 
 
 def test_the_base_model_is_served_under_its_file_or_folder_name():
-    from reviewers.server import served_name
+    from reviewers.serving.app import served_name
 
     assert served_name("/models", "SmolLM2-135M-Instruct.Q4_1.gguf") == "SmolLM2-135M-Instruct.Q4_1"
     assert served_name("google/gemma-3-1b-it", None) == "gemma-3-1b-it"
