@@ -9,7 +9,8 @@ Two formats load into the same `EvalCase`:
   approve cases only.
 - **scenario folders** `<dir>/<reviewer>/<case>/diff.patch` plus `expected.json` =
   `{"reviewer", "verdict", "must_find": [{"path", "lines": [first, last], "category", "keywords"}],
-  "must_not_find_paths", "rationale"}`, optionally `"task"` (the PR title/body the reviewer sees).
+  "must_not_find_paths", "rationale"}`, optionally `"task"` (the PR title/body the reviewer sees) and
+  `"needs_context": true` (the defect shows only with the files of the case's `repo/` snapshot).
 
 `load_cases(path)` accepts an eval.jsonl file, a `calora data build` output folder (every
 `<reviewer>/eval.jsonl`), a scenario folder, or a single scenario case folder.
@@ -62,6 +63,10 @@ class ScenarioExpectation(BaseModel):
     must_not_find_paths: list[str] = Field(default_factory=list)
     rationale: str = ""
     task: str = ""
+    needs_context: bool = Field(
+        default=False, description="The defect shows only with the repository's other files (the case's repo/ "
+        "snapshot): graded apart in the context ablation of `calora eval review`.",
+    )
 
 
 class EvalCase(BaseModel):
@@ -76,6 +81,7 @@ class EvalCase(BaseModel):
     must_find: list[MustFind] = Field(default_factory=list)
     must_not_find_paths: list[str] = Field(default_factory=list)
     rationale: str = ""
+    needs_context: bool = False
     source: str = Field(default="", description="File the case was read from.")
 
 
@@ -194,7 +200,7 @@ def load_scenario_case(folder: Path) -> EvalCase:
         id=f"{expected.reviewer}/{folder.name}", reviewer=expected.reviewer,
         request=ReviewRequest(reviewer=expected.reviewer, task=expected.task, diff=diff),
         verdict=expected.verdict, must_find=expected.must_find, must_not_find_paths=expected.must_not_find_paths,
-        rationale=expected.rationale, source=str(folder),
+        rationale=expected.rationale, needs_context=expected.needs_context, source=str(folder),
     )
 
 
