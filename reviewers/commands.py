@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reviewers.context.source import RepoSource
 from reviewers.contract import Verdict
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,29 @@ def read_git_range(rev_range: str) -> tuple[bytes, dict[str, str]]:
     return diff.stdout, contents
 
 
+def git_sources(rev_range: str) -> tuple[RepoSource, RepoSource]:
+    """The reviewed side of `git diff RANGE` and its base, read from the repository (no checkout).
+
+    `A..B` reviews commit B against A, `A...B` against their merge base; one revision R reviews the
+    working tree (what `git diff R` compares) against R.
+    """
+    from reviewers.context.source import DirectorySource, GitSource
+
+    top = _git("rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise ReviewInputError(f"--git needs a git repository: {top.stderr.decode(errors='replace').strip()}")
+    root = top.stdout.decode().strip()
+    if "..." in rev_range:
+        left, right = rev_range.split("...", 1)
+        merge_base = _git("merge-base", left or "HEAD", right or "HEAD")
+        base = merge_base.stdout.decode().strip() if merge_base.returncode == 0 else (left or "HEAD")
+        return GitSource(root, right or "HEAD"), GitSource(root, base)
+    if ".." in rev_range:
+        left, right = rev_range.split("..", 1)
+        return GitSource(root, right or "HEAD"), GitSource(root, left or "HEAD")
+    return DirectorySource(root), GitSource(root, rev_range)
+
+
 def _split_names(values: list[str] | None) -> tuple[str, ...] | None:
     if not values:
         return None
@@ -179,11 +203,13 @@ def run_review_command(args: argparse.Namespace) -> int:
             max_slices_per_reviewer=args.max_slices_per_reviewer,
         )
         external = read_sarif(args.sarif)
+        head, base = git_sources(args.git) if args.git else (None, None)
         backend = None if args.dry_run or args.backend == "none" else _make_backend(args, progress)
         run = run_pipeline(
             diff, backend, task=args.task, reviewers=reviewers, limits=limits, file_contents=contents,
             count_tokens=backend.count_tokens if backend is not None else None, progress=progress, allow_partial=args.allow_partial,
             external_evidence=external, analyzers=() if args.no_analyzers else None,
+            context_source=head, base_source=base,
         )
     except (ReviewInputError, DiffParseError, ValidationError) as exc:
         print(f"calora: {exc}", file=sys.stderr)

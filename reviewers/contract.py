@@ -110,6 +110,11 @@ class ReviewRequest(BaseModel):
     context: list[ContextSnippet] = Field(default_factory=list)
     check_output: str = Field(default="", description="Automated check findings on the changed lines.")
     instructions: str = Field(default="", description="Extra instructions from the repository config.")
+    conventions: str = Field(
+        default="",
+        description="The team's own conventions (AGENTS.md, CONTRIBUTING.md), bounded and made inert; style "
+        "guidance that cannot change the verdict rules.",
+    )
 
 
 class ContractError(ValueError):

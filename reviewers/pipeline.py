@@ -24,7 +24,10 @@ from reviewers.checks import (
     inputs_from_diff,
     run_checks,
 )
-from reviewers.contract import ReviewRequest
+from reviewers.context import ContextReader, read_conventions, retrieve_context
+from reviewers.context.profile import PROFILES
+from reviewers.context.source import RepoSource
+from reviewers.contract import ContextSnippet, ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
 from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
 from reviewers.unified_diff import ParsedDiff, read_diff
@@ -86,13 +89,36 @@ def gather_evidence(
 
 
 def build_request(
-    piece: Slice, *, task: str, checks: CheckReport | None, instructions: str
+    piece: Slice, *, task: str, checks: CheckReport | None, instructions: str,
+    context: list[ContextSnippet] | None = None, conventions: str = "",
 ) -> ReviewRequest:
     """The request one reviewer gets for one slice, with the check evidence on its files."""
     evidence = checks.evidence_for([f.path for f in piece.files]) if checks else ""
     return ReviewRequest(
-        reviewer=piece.reviewer, task=task, diff=piece.diff, check_output=evidence, instructions=instructions
+        reviewer=piece.reviewer, task=task, diff=piece.diff, check_output=evidence, instructions=instructions,
+        context=context or [], conventions=conventions,
     )
+
+
+NO_REPOSITORY_NOTE = "no repository: no context (reviewers saw the diff alone)"
+
+
+def gather_context(
+    plan: SlicePlan, source: RepoSource, limits: SliceLimits, count_tokens: TokenCounter, say: Progress,
+) -> list[list[ContextSnippet]]:
+    """Each slice's repository context, within `limits.context_budget` of that slice (one reader for all)."""
+    reader = ContextReader(source)
+    changed = {f.path for piece in plan.slices for f in piece.files}
+    folders = sorted({path.rpartition("/")[0] for path in changed})
+    profile = PROFILES.lines_for(reader, folders)
+    contexts = [
+        retrieve_context(piece, reader, budget_tokens=limits.context_budget(piece.tokens),
+                         count_tokens=count_tokens, profile=profile, changed_paths=changed)
+        for piece in plan.slices
+    ]
+    say(f"context: {sum(map(len, contexts))} snippet(s) for {len(contexts)} slice(s) "
+        f"({reader.reads} read(s), {reader.listings} listing(s))")
+    return contexts
 
 
 def run_pipeline(
@@ -110,13 +136,17 @@ def run_pipeline(
     analyzers: Sequence[Tool] | None = None,
     external_evidence: Sequence[Diagnostic] = (),
     evidence: CheckReport | None = None,
+    context_source: RepoSource | None = None,
+    base_source: RepoSource | None = None,
 ) -> PipelineRun:
     """Review a diff. With `backend=None` no model runs: routing, slicing and the analyzers' evidence.
 
     `file_contents` (full new-side texts, from `--git` or the App) lets analyzers judge whole files; without
     it they judge what the diff shows. `analyzers=()` switches them off; `evidence` is a report computed
     earlier (where the tools are not installed, e.g. a GPU machine grading scenarios); `external_evidence` are diagnostics
-    from the user's own tools (SARIF), filtered and merged the same way.
+    from the user's own tools (SARIF), filtered and merged the same way. `context_source` (the reviewed head)
+    fills each request's repository context; `base_source` (the base branch) gives the team's conventions.
+    Without a `context_source` the review's notes say there was no repository.
     """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -130,12 +160,17 @@ def run_pipeline(
     checks = evidence if evidence is not None else gather_evidence(
         diff, plan, file_contents, analyzers, external_evidence, say)
 
+    counter = count_tokens or approx_token_count
+    limits = limits or SliceLimits()
+    contexts = gather_context(plan, context_source, limits, counter, say) if context_source is not None \
+        else [[] for _ in plan.slices]
+    conventions = read_conventions(base_source) if base_source is not None else ""
     requests = [
         build_request(
             piece, task=task, checks=checks,
-            instructions=_instructions(piece, instructions_for),
+            instructions=_instructions(piece, instructions_for), context=context, conventions=conventions,
         )
-        for piece in plan.slices
+        for piece, context in zip(plan.slices, contexts, strict=True)
     ]
     outcomes: list[SliceOutcome] = []
     egress: list[CodeEgress] = []
@@ -159,7 +194,8 @@ def run_pipeline(
     outcomes, unanchored = drop_unanchored(plan.slices, outcomes)  # anchored in its slice, or dropped
     no_model = ["no reviewer model ran (backend: none): the findings are the analyzers' evidence alone"] \
         if backend is None else []
-    notes = [*no_model, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
+    no_context = [NO_REPOSITORY_NOTE] if context_source is None and plan.slices else []
+    notes = [*no_model, *no_context, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
              *([describe_egress(egress)] if egress else [])]
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)
     return PipelineRun(

@@ -154,3 +154,16 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in SECRET_PATTERNS.values():
         text = pattern.sub(_replace, text)
     return text
+
+
+# Files that hold credentials by their name alone: never read for review context, whatever they contain.
+_SECRET_FILE_RE = re.compile(
+    r"(?i)(?:^|/)(?:\.env(?:\..*)?|\.envrc|\.netrc|\.pgpass|\.npmrc|\.pypirc|\.htpasswd|\.git-credentials"
+    r"|id_(?:rsa|dsa|ecdsa|ed25519)(?:\.pub)?|credentials(?:\.json|\.ya?ml)?|secrets?(?:\.[\w.-]+)?"
+    r"|[^/]*\.(?:pem|key|p12|pfx|jks|keystore|kdbx|ovpn|tfstate(?:\.backup)?|asc|gpg))$"
+)
+
+
+def is_secret_path(path: str) -> bool:
+    """True for a file whose name says it holds credentials (`.env*`, keys, `*.pem`, Terraform state)."""
+    return bool(_SECRET_FILE_RE.search(path))

@@ -49,6 +49,15 @@ class SliceLimits(BaseModel):
     max_files: int = Field(default=300, ge=1)
     max_slices_per_reviewer: int = Field(default=20, ge=1)
     max_diff_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    context_tokens: int = Field(
+        default=800, ge=0,
+        description="Repository context a reviewer may get beyond its diff; a slice's unused diff budget is "
+        "added, so diff + context never exceeds budget_tokens + context_tokens.",
+    )
+
+    def context_budget(self, slice_tokens: int) -> int:
+        """Tokens of context for a slice of `slice_tokens` tokens of diff."""
+        return max(0, self.budget_tokens + self.context_tokens - slice_tokens)
 
 
 DEFAULT_LIMITS = SliceLimits()

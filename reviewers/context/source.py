@@ -18,7 +18,11 @@ MAX_FILE_BYTES = 256 * 1024
 
 @runtime_checkable
 class RepoSource(Protocol):
-    """Read access to one revision of one repository."""
+    """Read access to one revision of one repository.
+
+    A source may also name its commit in a `revision` attribute; per-commit caches (the repository
+    profile) key on it, and a source without one is simply not cached.
+    """
 
     def read(self, path: str) -> str | None:
         """The text of `path` at the reviewed revision; None when absent, binary or over MAX_FILE_BYTES."""
@@ -111,6 +115,14 @@ class GitSource:
         self.rev = rev
         self._tree: dict[str, tuple[str, int]] | None = None  # path -> (blob id, size)
         self._folders: dict[str, list[str]] = {}
+        self._commit: str | None = None
+
+    @property
+    def revision(self) -> str:
+        """The commit id `rev` names (what caches key on: a branch name moves, a commit does not)."""
+        if self._commit is None:
+            self._commit = self._git("rev-parse", "--verify", f"{self.rev}^{{commit}}").decode().strip()
+        return self._commit
 
     def _git(self, *args: str) -> bytes:
         done = subprocess.run(
