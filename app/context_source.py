@@ -11,9 +11,10 @@ How a read is spent, cheapest first:
   `BLOB_CACHE`, an LRU keyed by blob sha: the same text is fetched once;
 - otherwise the file is fetched (its JSON form carries the text, base64) and cached by its sha.
 
-A review spends at most `max_requests` requests (`CALORA_CONTEXT_MAX_REQUESTS`); past that `read` gives None
-and `notes` says so. Context only helps: a 404 is None, and any other failure (a 5xx after the client's
-retries, a rate limit, a timeout) is None plus a note, never an exception that would fail the review.
+A review spends at most `RequestBudget.limit` requests (`CALORA_CONTEXT_MAX_REQUESTS`), shared by its
+sources (the head for context, the base for conventions); past that a read gives None and the budget's
+`notes` say so. Context only helps: a 404 is None, and any other failure (a 5xx after the client's retries,
+a rate limit, a timeout) is None plus a note, never an exception that would fail the review.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import concurrent.futures
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from app.github_client import ContentEntry, GitHubClient, GitHubError
@@ -36,7 +37,11 @@ T = TypeVar("T")
 CONTENTS_LISTING_LIMIT = 1000  # GitHub lists at most this many entries of one folder
 REQUEST_WAIT_SECONDS = 120.0  # one request, the client's retries included; then the read goes without
 DEFAULT_CACHE_CHARS = 32 * 1024 * 1024
-_WENT_WITHOUT = object()  # a request the budget or a failure did not let happen
+_FAILED = object()  # a request that failed (the budget's notes say why)
+
+
+class _BudgetSpent(Exception):
+    """A read needed a request the budget no longer allows (caught by `read`/`list_dir`, counted once)."""
 
 
 class BlobCache:
@@ -79,8 +84,44 @@ BLOB_CACHE = BlobCache()
 """The process's cache, shared by every review the worker runs."""
 
 
+class RequestBudget:
+    """The contents requests of one review: how many it may make, how many it made, what went without."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.reads_refused = 0  # reads (or listings) that went without a request the budget did not allow
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """One request, if the budget allows it."""
+        with self._lock:
+            if self.spent >= self.limit:
+                return False
+            self.spent += 1
+            return True
+
+    def refused(self) -> None:
+        with self._lock:
+            self.reads_refused += 1
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    @property
+    def notes(self) -> list[str]:
+        """Why some context may be missing, for the review's notes: the budget bit, or GitHub failed."""
+        out = []
+        if self.reads_refused:
+            out.append(f"repository context: the budget of {self.limit} GitHub contents request(s) per review "
+                       f"was spent; {self.reads_refused} more read(s) went without (CALORA_CONTEXT_MAX_REQUESTS)")
+        return out + [f"repository context: {error}" for error in self.errors]
+
+
 class GitHubContentsSource:
-    """One commit of one repository, read through `GitHubClient.get_contents`, within a request budget."""
+    """One commit of one repository, read through `GitHubClient.get_contents` within a review's budget."""
 
     def __init__(
         self,
@@ -89,38 +130,41 @@ class GitHubContentsSource:
         repo: str,
         ref: str,
         loop: asyncio.AbstractEventLoop,
+        budget: RequestBudget,
         *,
-        max_requests: int = 20,
         cache: BlobCache = BLOB_CACHE,
     ) -> None:
         self.gh, self.owner, self.repo, self.ref = gh, owner, repo, ref
         self.loop = loop
-        self.max_requests = max_requests
+        self.budget = budget
         self.cache = cache
-        self.requests = 0
-        self.reads_over_budget = 0
-        self._refused = 0  # requests the budget did not allow
-        self.errors: list[str] = []
         self._listings: dict[str, list[ContentEntry]] = {}  # folder -> entries ([]: no such folder)
         self._lock = threading.Lock()  # retrieval may read from several threads
+
+    @property
+    def revision(self) -> str:
+        """The commit read (per-commit caches of the core, such as the repository profile, key on it)."""
+        return self.ref
 
     # -- RepoSource
 
     def read(self, path: str) -> str | None:
-        return self._counting_refusals(self._read, path)
+        try:
+            return self._read(path)
+        except _BudgetSpent:
+            self.budget.refused()
+            return None
 
     def list_dir(self, folder: str) -> list[str]:
-        return self._counting_refusals(self._list_dir, folder)
-
-    def _counting_refusals(self, call: Callable[[str], T], path: str) -> T:
-        """`call(path)`, counted once in `reads_over_budget` when the budget refused any of its requests."""
-        refused = self._refused
+        clean = normalize_path(folder)
+        if clean is None:
+            return []
         try:
-            return call(path)
-        finally:
-            if self._refused > refused:
-                with self._lock:
-                    self.reads_over_budget += 1
+            entries = self._listing(clean)
+        except _BudgetSpent:
+            self.budget.refused()
+            return []
+        return sorted(e.path for e in entries or [] if e.type == "file")
 
     def _read(self, path: str) -> str | None:
         clean = normalize_path(path)
@@ -140,7 +184,7 @@ class GitHubContentsSource:
                     return text
         fetched = self._request(clean)
         if not isinstance(fetched, ContentEntry) or fetched.type != "file":
-            return None  # absent, a folder, a symlink or a submodule, or the request went without
+            return None  # absent, a folder, a symlink or a submodule, or the request failed
         if fetched.size > MAX_FILE_BYTES:
             return None
         data = fetched.data()
@@ -149,50 +193,27 @@ class GitHubContentsSource:
             self.cache.put(fetched.sha, text)
         return text
 
-    def _list_dir(self, folder: str) -> list[str]:
-        clean = normalize_path(folder)
-        if clean is None:
-            return []
-        entries = self._listing(clean)
-        return sorted(e.path for e in entries or [] if e.type == "file")
-
-    # -- what the review's notes say
-
-    @property
-    def notes(self) -> list[str]:
-        """Why some context may be missing: the budget bit, or GitHub failed on a read."""
-        out = []
-        if self.reads_over_budget:
-            out.append(f"repository context: the budget of {self.max_requests} GitHub contents request(s) per "
-                       f"review was spent; {self.reads_over_budget} more read(s) went without "
-                       "(CALORA_CONTEXT_MAX_REQUESTS)")
-        out += [f"repository context: {error}" for error in self.errors]
-        return out
-
     # -- requests
 
     def _listing(self, folder: str) -> list[ContentEntry] | None:
-        """The folder's entries ([] when there is no such folder); None when they could not be asked for."""
+        """The folder's entries ([] when there is no such folder); None when the request failed."""
         with self._lock:
             if folder in self._listings:
                 return self._listings[folder]
         fetched = self._request(folder)
-        if fetched is _WENT_WITHOUT:
-            return None  # not remembered: a later read may still ask
+        if fetched is _FAILED:
+            return None  # not remembered: a later read may ask again
         entries = fetched if isinstance(fetched, list) else []
         with self._lock:
             self._listings[folder] = entries
         return entries
 
     def _request(self, path: str) -> ContentEntry | list[ContentEntry] | None | object:
-        """`get_contents(path)` on the job's loop, counted against the budget; `_WENT_WITHOUT` when the
-        budget is spent or the request failed (the failure is noted)."""
-        with self._lock:
-            if self.requests >= self.max_requests:
-                self._refused += 1
-                return _WENT_WITHOUT
-            self.requests += 1
+        """`get_contents(path)` on the job's loop; `_FAILED` when the request failed (the failure is noted).
+        Raises `_BudgetSpent` when the budget allows no more requests."""
         self._refuse_the_loop_thread()
+        if not self.budget.take():
+            raise _BudgetSpent
         try:
             return self._wait(self.gh.get_contents(self.owner, self.repo, path, self.ref))
         except Exception as exc:  # noqa: BLE001 - context only helps: no failure of it may fail the review
@@ -203,9 +224,8 @@ class GitHubContentsSource:
             else:
                 message = f"GitHub repos/get-content: {type(exc).__name__}: {str(exc)[:200]}"
             log.warning("%s/%s@%s: context %r not read: %s", self.owner, self.repo, self.ref[:7], path, message)
-            with self._lock:
-                self.errors.append(f"{path or '(root)'} not read: {message}")
-            return _WENT_WITHOUT
+            self.budget.failed(f"{path or '(root)'} not read: {message}")
+            return _FAILED
 
     def _refuse_the_loop_thread(self) -> None:
         """Waiting on the loop from the loop's own thread would hang the job forever: say so instead."""
@@ -224,4 +244,3 @@ class GitHubContentsSource:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise
-

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.context_source import BlobCache, GitHubContentsSource
+from app.context_source import BlobCache, GitHubContentsSource, RequestBudget
 from app.github_client import GitHubAppClients
 from reviewers.context.source import MAX_FILE_BYTES, RepoSource
 from tests.app.fake_github import FakeGitHub
@@ -30,7 +30,7 @@ def review(
     async def job() -> tuple[GitHubContentsSource, Any]:
         async with clients.for_installation(1) as gh:
             source = GitHubContentsSource(gh, "acme", "shop", ref, asyncio.get_running_loop(),
-                                          max_requests=max_requests,
+                                          RequestBudget(max_requests),
                                           cache=cache if cache is not None else BlobCache())
             return source, await asyncio.to_thread(reads, source)
 
@@ -58,14 +58,14 @@ def test_it_reads_files_and_lists_folders_at_the_head_commit(fake_github: FakeGi
                 source.list_dir(""), source.read("shop/api"), source.read("../etc/passwd"))
 
     source, (listed, models, gone, root, folder, outside) = review(app_clients, HEAD, reads)
-    assert isinstance(source, RepoSource)
+    assert isinstance(source, RepoSource) and source.revision == HEAD
     assert listed == ["shop/models.py", "shop/views.py"]
     assert models == MODELS
     assert gone is None and folder is None and outside is None
     assert root == ["README.md"]
     # One listing per folder; a file missing from a listed folder costs no request.
     assert contents_paths(fake_github) == ["shop", "shop/models.py", ""]
-    assert source.notes == []
+    assert source.budget.notes == []
 
 
 def test_a_review_spends_at_most_its_budget_and_its_notes_say_so(fake_github: FakeGitHub, app_clients) -> None:
@@ -76,8 +76,8 @@ def test_a_review_spends_at_most_its_budget_and_its_notes_say_so(fake_github: Fa
     assert len(fake_github.calls("repos/get-content")) == 5
     # pkg0's listing and its 3 files, then pkg1's listing: the budget is spent before pkg1/mod0.py.
     assert texts[:4] == ["VALUE = 0\n", "VALUE = 1\n", "VALUE = 2\n", None]
-    assert texts.count(None) == 9 and source.reads_over_budget == 9
-    assert source.notes == [("repository context: the budget of 5 GitHub contents request(s) per review was "
+    assert texts.count(None) == 9 and source.budget.reads_refused == 9
+    assert source.budget.notes == [("repository context: the budget of 5 GitHub contents request(s) per review was "
                              "spent; 9 more read(s) went without (CALORA_CONTEXT_MAX_REQUESTS)")]
 
 
@@ -119,7 +119,7 @@ def test_binary_oversized_and_missing_files_read_as_none(fake_github: FakeGitHub
     assert texts == [None] * 5
     # The oversized bundle is never downloaded (the listing gave its size); a missing folder is asked once.
     assert contents_paths(fake_github) == ["assets", "assets/logo.png", "assets/latin1.txt", "nowhere"]
-    assert source.notes == []
+    assert source.budget.notes == []
 
     _again, texts = review(app_clients, HEAD, lambda s: s.read("assets/logo.png"), cache=cache)
     assert texts is None
@@ -139,15 +139,35 @@ def test_a_failed_request_is_none_and_a_note_never_a_failed_review(
     source, texts = review(app_clients, HEAD, lambda s: [s.read("shop/models.py"), s.read("conf/settings.py")])
     assert texts[1] == "DEBUG = False\n"  # the other folder is still read
     assert texts[0] is None
-    assert source.notes and all("not read" in note for note in source.notes)
-    assert any(said in note for note in source.notes)
+    assert source.budget.notes and all("not read" in note for note in source.budget.notes)
+    assert any(said in note for note in source.budget.notes)
 
 
 def test_it_refuses_to_block_the_event_loop_it_needs(fake_github: FakeGitHub, app_clients) -> None:
     async def on_the_loop() -> None:
         async with app_clients.for_installation(1) as gh:
-            source = GitHubContentsSource(gh, "acme", "shop", HEAD, asyncio.get_running_loop(), cache=BlobCache())
+            source = GitHubContentsSource(gh, "acme", "shop", HEAD, asyncio.get_running_loop(), RequestBudget(20),
+                                          cache=BlobCache())
             source.read("shop/models.py")
 
     with pytest.raises(RuntimeError, match="worker thread"):
         asyncio.run(on_the_loop())
+
+
+def test_the_head_and_the_base_of_one_review_share_its_budget(fake_github: FakeGitHub, app_clients) -> None:
+    put(fake_github, HEAD, {"shop/models.py": MODELS})
+    put(fake_github, "b" * 40, {"AGENTS.md": "Use select_related for every relation a loop reads.\n"})
+
+    async def job():
+        async with app_clients.for_installation(1) as gh:
+            budget = RequestBudget(3)
+            loop = asyncio.get_running_loop()
+            head = GitHubContentsSource(gh, "acme", "shop", HEAD, loop, budget, cache=BlobCache())
+            base = GitHubContentsSource(gh, "acme", "shop", "b" * 40, loop, budget, cache=BlobCache())
+            texts = await asyncio.to_thread(lambda: [head.read("shop/models.py"), base.read("AGENTS.md")])
+            return budget, texts
+
+    budget, texts = asyncio.run(job())
+    assert texts == [MODELS, None]  # 2 requests for the head's file, the base's listing, then nothing left
+    assert (budget.spent, budget.reads_refused) == (3, 1)
+    assert len(fake_github.calls("repos/get-content")) == 3
