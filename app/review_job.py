@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.console.records import ReviewRecorder
 from app.github_client import (
     CheckRunInfo,
     GitHubAppClients,
@@ -43,7 +42,9 @@ from app.publishing import (
     truncate_text,
 )
 from app.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
+from app.review_outputs import ReviewOutputs
 from app.settings import Settings
+from app.store import Store
 from reviewers.backends.base import ReviewerBackend
 from reviewers.routing import route_file
 from reviewers.safe_text import code_fence, redact
@@ -72,7 +73,7 @@ class ReviewContext:
     limits: SliceLimits | None = None
     max_content_files: int = 40
     content_concurrency: int = 4
-    recorder: ReviewRecorder | None = None  # the console's record of each run (app/console/records.py)
+    store: Store | None = None  # keeps what each run produced beside its job row (the console reads it)
 
     def github(self, installation_id: int) -> GitHubClient:
         return self.clients(installation_id)
@@ -101,7 +102,7 @@ def build_context(settings: Settings) -> ReviewContext:
     clients = GitHubAppClients(app_id=app_id, private_key=private_key, base_url=settings.github_api_url)
     return ReviewContext(
         clients=clients.for_installation, backend=make_reviewer_backend(settings), settings=settings,
-        recorder=ReviewRecorder.from_url(settings.database_url),
+        store=Store.from_url(settings.database_url),
     )
 
 
@@ -321,14 +322,14 @@ def _mentions_commit(exc: GitHubError) -> bool:
 
 async def run_review(spec: ReviewJobSpec, ctx: ReviewContext) -> ReviewOutcome:
     """Review one pull request at its head commit and publish the result (idempotent per commit)."""
-    recorder = ctx.recorder
-    if recorder is not None:
-        await asyncio.to_thread(recorder.started, spec)
+    store = ctx.store
+    if store is not None:
+        await asyncio.to_thread(store.record_stage, spec, "started")
     ran: list[PipelineRun] = []
     async with ctx.github(spec.installation_id) as gh:
         outcome = await _review(gh, spec, ctx, ran)
-    if recorder is not None:
-        await asyncio.to_thread(recorder.finished, spec, ran[-1] if ran else None, outcome)
+    if store is not None:
+        await asyncio.to_thread(store.record_outputs, spec, ReviewOutputs.of(ran[-1] if ran else None, outcome))
     return outcome
 
 
@@ -395,7 +396,7 @@ async def _review(
         run_pipeline, diff, ctx.backend, task=task, reviewers=list(reviewers), limits=ctx.limits,
         file_contents=contents, instructions_for=config.instructions_for, allow_partial=config.allow_partial,
         count_tokens=ctx.backend.count_tokens,  # the backend's own counter, as `calora review` slices
-        progress=(lambda message: ctx.recorder.stage(spec, message)) if ctx.recorder is not None else None,
+        progress=(lambda message: ctx.store.record_stage(spec, message)) if ctx.store is not None else None,
     )
     if ran is not None:
         ran.append(pipeline_run)
@@ -427,8 +428,6 @@ async def _review(
 
 async def conclude_failure(spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:
     """After the last failed attempt: finish the check run (neutral) with a reason a maintainer can use."""
-    if ctx.recorder is not None:
-        await asyncio.to_thread(ctx.recorder.failed, spec, reason)
     async with ctx.github(spec.installation_id) as gh:
         await _conclude_failure(gh, spec, ctx, reason)
 

@@ -15,11 +15,20 @@ replay (a signed body sent again under a new X-GitHub-Delivery): recorded, nothi
 
 A failed job whose check run could not be concluded (GitHub down or rate limiting) leaves a row in
 `pending_conclusions`, which workers claim and retry until GitHub answers.
+
+The job row is the one truth of a job's state; what its review produced (the stored pipeline run, the
+decision, the stage it is at) is one `review_outputs` row keyed by the job's id, written by the review
+(`record_stage`, `record_outputs`) and only read by the console.
+
+Schema changes: `create_schema` is `create_all` (new tables appear, existing rows stay), plus
+`_adopt_console_reviews`, which copies the outputs an older version kept in the console's `reviews`
+table into `review_outputs` once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +42,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -41,6 +51,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     create_engine,
     event,
     func,
@@ -48,21 +59,25 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    table,
     text,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Update
 
 from app.jobs import ReviewJobSpec
+from app.review_outputs import MAX_STAGE_CHARS, ReviewOutputs
 from app.webhooks import DeliveryDecision, InstallationChange, QueueReviews
 
 JobStatus = Literal["queued", "running", "done", "failed", "superseded"]
 DeliveryOutcome = Literal["queued", "ignored", "recorded", "pong", "replay"]
 ACTIVE_STATUSES = ("queued", "running", "done")  # a job in one of these answers its request
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -142,7 +157,32 @@ class PendingConclusionRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class ReviewOutputRow(Base):
+    """What one job's review produced (`app.review_outputs.ReviewOutputs`), and the stage it is at.
+
+    Never a state of its own: whether the job is queued, running, done or failed is the job row's.
+    """
+
+    __tablename__ = "review_outputs"
+
+    job_id: Mapped[int] = mapped_column(Integer, ForeignKey("jobs.id"), primary_key=True, autoincrement=False)
+    stage: Mapped[str | None] = mapped_column(Text)
+    outcome_status: Mapped[str | None] = mapped_column(String(16))
+    outcome_json: Mapped[str | None] = mapped_column(Text)
+    reviewed_head_sha: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(16), index=True)
+    blockers: Mapped[int] = mapped_column(Integer, default=0)
+    majors: Mapped[int] = mapped_column(Integer, default=0)
+    minors: Mapped[int] = mapped_column(Integer, default=0)
+    nits: Mapped[int] = mapped_column(Integer, default=0)
+    reviewers_json: Mapped[str] = mapped_column(Text, default="[]")
+    pipeline_json: Mapped[str | None] = mapped_column(Text)
+    pipeline_seconds: Mapped[float | None] = mapped_column(Float)
+    recorded_at: Mapped[float] = mapped_column(Float)
+
+
 JOBS = JobRow.__table__
+REVIEW_OUTPUTS = ReviewOutputRow.__table__
 DELIVERIES = DeliveryRow.__table__
 INSTALLATIONS = InstallationRow.__table__
 PENDING = PendingConclusionRow.__table__
@@ -320,7 +360,10 @@ class Store:
         return store
 
     def create_schema(self) -> None:
+        """New tables appear, existing rows stay (`create_all` never alters a table it finds)."""
         Base.metadata.create_all(self.engine)
+        with self._transaction() as connection:
+            _adopt_console_reviews(connection)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -568,6 +611,44 @@ class Store:
         return self._update_held(job_id, owner, status="queued", available_at=now, attempts=JOBS.c.attempts - 1,
                                  lease_owner=None, lease_expires_at=None)
 
+    # --- what the review produced (never a state: that is the job row's) ---
+
+    def record_stage(self, spec: ReviewJobSpec, stage: str, now: float | None = None) -> bool:
+        """What the running review of `spec`'s job is doing now (shown live): e.g. 'asking 5 reviewer requests'."""
+        return self._record(spec, {"stage": stage[:MAX_STAGE_CHARS]}, now)
+
+    def record_outputs(self, spec: ReviewJobSpec, outputs: ReviewOutputs, now: float | None = None) -> bool:
+        """What the review of `spec`'s job produced (its run ended: reviewed, or skipped with no pipeline run)."""
+        return self._record(spec, {**outputs.model_dump(), "stage": None}, now)
+
+    def _record(self, spec: ReviewJobSpec, values: dict[str, Any], now: float | None) -> bool:
+        """Upsert the job's `review_outputs` row; False (logged) when there is no such job or the database
+        fails: recording never breaks a review."""
+        values = {**values, "recorded_at": time.time() if now is None else now}
+        job_of_spec = select(JOBS.c.id).where(JOBS.c.delivery_id == spec.delivery_id, JOBS.c.pr_key == spec.pr_key)
+        for attempt in range(2):
+            try:
+                with self._transaction() as connection:
+                    job_id = connection.execute(job_of_spec).scalar()
+                    if job_id is None:
+                        log.warning("no job for %s (delivery %s): its review outputs are not kept",
+                                    spec.pr_key, spec.delivery_id)
+                        return False
+                    updated = connection.execute(
+                        update(REVIEW_OUTPUTS).where(REVIEW_OUTPUTS.c.job_id == job_id).values(**values))
+                    if not updated.rowcount:
+                        connection.execute(insert(REVIEW_OUTPUTS).values(job_id=job_id, **values))
+                return True
+            except IntegrityError:
+                if attempt == 0:
+                    continue  # another process inserted the row first (PostgreSQL): update theirs
+                log.exception("could not record the review of %s@%s", spec.pr_key, spec.head_sha[:7])
+            except SQLAlchemyError:
+                log.exception("could not record the review of %s@%s (the review itself goes on)",
+                              spec.pr_key, spec.head_sha[:7])
+                return False
+        return False
+
     # --- reading ---
 
     def queue_depth(self) -> dict[str, int]:
@@ -629,6 +710,40 @@ def claim_statement(owner: str, lease_seconds: float, now: float) -> Update:
             started_at=now,
         ).returning(JOBS.c.id, JOBS.c.spec, JOBS.c.attempts, JOBS.c.expired_leases, JOBS.c.last_error)
     )
+
+
+# The console's own table of earlier versions (it kept a second copy of each job's state): read once, to move
+# the outputs it holds into `review_outputs`; the table itself is left as it was.
+_CONSOLE_REVIEWS = table(
+    "reviews", *(column(name) for name in (
+        "delivery_id", "pr_key", "head_sha", "stage", "outcome_status", "outcome_json", "decision", "blockers",
+        "majors", "minors", "nits", "reviewers_json", "pipeline_json", "pipeline_seconds", "created_at",
+        "started_at", "finished_at")),
+)
+
+
+def _adopt_console_reviews(connection: Connection) -> int:
+    """Copy the outputs kept in an older version's `reviews` table into `review_outputs`, for the jobs that
+    have none yet (so it runs once in effect); the number of rows copied."""
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("reviews"):
+        return 0
+    old = _CONSOLE_REVIEWS.c
+    copied = select(
+        JOBS.c.id, old.stage, old.outcome_status, old.outcome_json, old.head_sha, old.decision,
+        func.coalesce(old.blockers, 0), func.coalesce(old.majors, 0), func.coalesce(old.minors, 0),
+        func.coalesce(old.nits, 0), func.coalesce(old.reviewers_json, "[]"), old.pipeline_json,
+        old.pipeline_seconds, func.coalesce(old.finished_at, old.started_at, old.created_at),
+    ).select_from(
+        _CONSOLE_REVIEWS.join(JOBS, and_(JOBS.c.delivery_id == old.delivery_id, JOBS.c.pr_key == old.pr_key))
+    ).where(~select(REVIEW_OUTPUTS.c.job_id).where(REVIEW_OUTPUTS.c.job_id == JOBS.c.id).exists())
+    columns = ["job_id", "stage", "outcome_status", "outcome_json", "reviewed_head_sha", "decision", "blockers",
+               "majors", "minors", "nits", "reviewers_json", "pipeline_json", "pipeline_seconds", "recorded_at"]
+    count = int(connection.execute(insert(REVIEW_OUTPUTS).from_select(columns, copied)).rowcount or 0)
+    if count:
+        log.info("moved the outputs of %d review(s) from the console's old reviews table to review_outputs", count)
+    return count
 
 
 def _outcome(decision: DeliveryDecision) -> DeliveryOutcome:

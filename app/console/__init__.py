@@ -1,7 +1,7 @@
 """The maintainer console: read-only pages under /console and a JSON API under /api.
 
-`mount_console(app, settings)` adds both to the app that `app.server.create_app` builds;
-`ReviewRecorder` (app.console.records) is what the worker calls to record each review run.
+`mount_console(app, settings)` adds both to the app that `app.server.create_app` builds. The console
+writes nothing: it reads the store's job rows and the outputs the review recorded through `app.store.Store`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.console.records import ReviewReader, ReviewRecorder, create_reviews_table, read_engine
+from app.console.records import ReviewReader, read_engine
 from app.console.settings import ConsoleSettings
 from app.settings import Settings
 
-__all__ = ["ConsoleSettings", "ReviewRecorder", "mount_console"]
+__all__ = ["ConsoleSettings", "mount_console"]
 
 
 def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSettings | None = None) -> None:
@@ -25,15 +25,11 @@ def mount_console(app: FastAPI, settings: Settings, console_settings: ConsoleSet
     from app.console.outcomes import ScoreReader
     from app.console.pages import STATIC, build_pages_router
     from app.console.service import Console
-    from app.store import make_engine
+    from app.store import Store
 
     console_settings = console_settings or ConsoleSettings()
-    # The reviews table is created with the writer's engine (the read engine is query-only).
-    writer = make_engine(settings.database_url)
-    try:
-        create_reviews_table(writer)
-    finally:
-        writer.dispose()
+    # The store's tables are created (and older ones adopted) by the store's engine: the read engine is query-only.
+    Store.from_url(settings.database_url).close()
     reviews = ReviewReader(read_engine(settings.database_url))
     scores = ScoreReader(console_settings.eval_history)
     mounted: Console | None = getattr(app.state, "console", None)

@@ -84,10 +84,10 @@ class Console:
     def item(self, summary: ReviewSummary) -> ReviewItem:
         return ReviewItem(
             review=summary,
-            key=f"r{summary.id}" if summary.id is not None else f"j{summary.job_id}",
+            key=f"j{summary.id}",
             links=ReviewLinks(
-                console=f"/console/reviews/{summary.id}" if summary.id is not None else None,
-                api=f"/api/reviews/{summary.id}" if summary.id is not None else None,
+                console=f"/console/reviews/{summary.id}",
+                api=f"/api/reviews/{summary.id}",
                 pull_request=pull_url(self.web, summary.owner, summary.repo, summary.pull_number),
                 commit=commit_url(self.web, summary.owner, summary.repo, summary.head_sha),
             ),
@@ -100,8 +100,8 @@ class Console:
         return load_gates(self.console.console_gates)
 
     def grid(self) -> ReviewerGrid:
-        recent = [
-            s for s in self.reviews.list_reviews(ReviewFilter(limit=GRID_REVIEWS, state="done")) if s.id
+        recent = [  # jobs whose review recorded its run (a job done by another runner has no verdicts)
+            s for s in self.reviews.list_reviews(ReviewFilter(limit=GRID_REVIEWS, state="done")) if s.outcome_status
         ]
         recent.reverse()  # oldest left, newest right, like a timeline
         reviewers = sorted({v.reviewer for s in recent for v in s.reviewers} | set(REVIEWER_NAMES))
@@ -120,7 +120,7 @@ class Console:
         return ReviewerGrid(
             columns=[
                 GridColumn(
-                    review_id=s.id or 0,
+                    review_id=s.id,
                     label=f"{s.repo}#{s.pull_number}",
                     pr_key=f"{s.full_name}#{s.pull_number}",
                     head_sha=s.head_sha,

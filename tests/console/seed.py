@@ -3,7 +3,7 @@
 The answers below are written by hand for these real diffs, so the console has realistic content to
 show; they are not a model's output and nothing here tests a model. They go through the real pipeline
 (`run_pipeline`: slicing, the real linters as check evidence, synthesis) behind a backend named
-`seeded-fixture`, and into the database through the real `ReviewRecorder`.
+`seeded-fixture`, and into the database through the real `Store` (job rows and their review outputs).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.console.records import ReviewRecorder
 from app.jobs import ReviewJobSpec
 from app.review_job import ReviewOutcome
+from app.review_outputs import ReviewOutputs
 from app.store import Store
 from reviewers.backends.base import Backend, BackendResult, ReviewerFailure
 from reviewers.contract import Category, Finding, ReviewerOutput, ReviewRequest, Severity, Verdict
@@ -215,7 +215,6 @@ def seed(database_url: str, store: Store | None = None) -> dict[str, SeededRevie
     own_store = store is None
     store = store or Store.from_url(database_url)
     clock = SeedClock(time.time())
-    recorder = ReviewRecorder.from_url(database_url, clock=clock)
     seeded: dict[str, SeededReview] = {}
     try:
         done = [
@@ -264,7 +263,7 @@ def seed(database_url: str, store: Store | None = None) -> dict[str, SeededRevie
         for name, prefix, answers, spec, task, seconds_ago, took in done:
             clock.at(seconds_ago)
             job = _claim(store, spec, clock)
-            recorder.started(spec)
+            store.record_stage(spec, "started", now=clock())
             run = review_diff(prefix, answers, task)
             outcome = ReviewOutcome(
                 status="reviewed",
@@ -274,10 +273,10 @@ def seed(database_url: str, store: Store | None = None) -> dict[str, SeededRevie
                 inline_comments=len(run.result.findings),
             )
             clock.wait(took)
-            review_id = recorder.finished(spec, run, outcome)
+            store.record_outputs(spec, ReviewOutputs.of(run, outcome), now=clock())
             store.complete(job, WORKER, now=clock())
             seeded[name] = SeededReview(
-                spec=spec, review_id=review_id, run=run, messages=[f.message for f in run.result.findings]
+                spec=spec, review_id=job, run=run, messages=[f.message for f in run.result.findings]
             )
         failed = spec_for(
             "fastapi",
@@ -288,13 +287,15 @@ def seed(database_url: str, store: Store | None = None) -> dict[str, SeededRevie
         )
         clock.at(420)
         job = _claim(store, failed, clock)
-        seeded["failed"] = SeededReview(spec=failed, review_id=recorder.started(failed))
+        store.record_stage(failed, "started", now=clock())
+        seeded["failed"] = SeededReview(spec=failed, review_id=job)
         clock.wait(95)
-        store.fail(job, WORKER, "GitHubError 502: Bad Gateway", now=clock())
-        recorder.failed(
-            failed,
+        store.fail(
+            job,
+            WORKER,
             "GitHubError 502 on GET /repos/fastapi/full-stack-fastapi-template/pulls/1418: "
             "Bad Gateway (3 attempts)",
+            now=clock(),
         )
         running = spec_for(
             "fastapi",
@@ -304,16 +305,14 @@ def seed(database_url: str, store: Store | None = None) -> dict[str, SeededRevie
             "seed-006",
         )
         clock.at(40)
-        _claim(store, running, clock)
-        seeded["running"] = SeededReview(spec=running, review_id=recorder.started(running))
-        recorder.stage(running, "asking 2 reviewer request(s) of backend engine")
+        job = _claim(store, running, clock)
+        store.record_stage(running, "asking 2 reviewer request(s) of backend engine", now=clock())
+        seeded["running"] = SeededReview(spec=running, review_id=job)
         queued = spec_for(
             "antfu-collective", "vitesse", 515, "009a05d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7", "seed-015"
         )
-        store.enqueue(queued, now=clock.at(5))
-        seeded["queued"] = SeededReview(spec=queued)
+        seeded["queued"] = SeededReview(spec=queued, review_id=store.enqueue(queued, now=clock.at(5)))
     finally:
-        recorder.close()
         if own_store:
             store.close()
     return seeded

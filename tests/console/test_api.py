@@ -30,7 +30,10 @@ def test_reviews_lists_every_state_newest_first_with_links(seeded: SeededConsole
     first_done = body["reviews"][3]
     assert first_done["links"]["pull_request"] == "https://github.com/pgvector/pgvector/pull/1013"
     assert first_done["links"]["console"] == f"/console/reviews/{first_done['review']['id']}"
-    assert body["reviews"][0]["links"]["console"] is None  # a queued job has no record yet
+    queued = body["reviews"][0]  # a review is its job: a queued one has its page too, saying so
+    assert queued["key"] == f"j{seeded.reviews['queued'].review_id}"
+    page = client_for(seeded).get(f"/api/reviews/{queued['review']['id']}").json()["review"]
+    assert (page["state"], page["pipeline"]) == ("queued", None)
 
 
 def test_reviews_filter_and_refuse_a_bad_filter(seeded: SeededConsole) -> None:
@@ -96,18 +99,18 @@ def test_a_stored_run_this_version_cannot_read_is_named_not_a_500(tmp_path) -> N
     from conftest import build_seeded
     from sqlalchemy import update
 
-    from app.console.records import REVIEWS, ReviewRecorder
+    from app.store import REVIEW_OUTPUTS, make_engine
 
     own = build_seeded(tmp_path)
     review_id = own.reviews["pgvector"].review_id
-    recorder = ReviewRecorder.from_url(own.database_url)
-    with recorder.engine.begin() as connection:
+    writer = make_engine(own.database_url)
+    with writer.begin() as connection:
         connection.execute(
-            update(REVIEWS)
-            .where(REVIEWS.c.id == review_id)
+            update(REVIEW_OUTPUTS)
+            .where(REVIEW_OUTPUTS.c.job_id == review_id)
             .values(pipeline_json='{"plan": {"slices": "not a list"}, "result": {}}')
         )
-    recorder.close()
+    writer.dispose()
     client = client_for(own)
     body = client.get(f"/api/reviews/{review_id}").json()["review"]
     assert (
@@ -134,7 +137,8 @@ def test_model_text_on_the_page_is_escaped(tmp_path) -> None:
     from conftest import build_seeded
     from seed import review_diff, spec_for
 
-    from app.console.records import ReviewRecorder
+    from app.review_outputs import ReviewOutputs
+    from app.store import Store
     from reviewers.contract import Category, Finding, ReviewerOutput, Severity, Verdict
 
     own = build_seeded(tmp_path)
@@ -156,10 +160,10 @@ def test_model_text_on_the_page_is_escaped(tmp_path) -> None:
     )
     run = review_diff("018", {"sql": answer}, task=hostile)
     spec = spec_for("acme", "web", 5, "e" * 40, "hostile")
-    recorder = ReviewRecorder.from_url(own.database_url)
-    review_id = recorder.started(spec)
-    recorder.finished(spec, run, None)
-    recorder.close()
+    store = Store.from_url(own.database_url)
+    review_id = store.enqueue(spec)
+    assert store.record_outputs(spec, ReviewOutputs.of(run, None))
+    store.close()
     page = client_for(own).get(f"/console/reviews/{review_id}").text
     assert "&lt;script&gt;alert(" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<script>alert" not in page and "<img src=x" not in page

@@ -28,8 +28,9 @@ from browser import (
 from conftest import TOKEN, SeededConsole, build_seeded
 from seed import spec_for
 
-from app.console.records import ReviewRecorder
 from app.review_job import ReviewOutcome
+from app.review_outputs import ReviewOutputs
+from app.store import Store
 
 pytestmark = [pytest.mark.skipif(not browser_available(), reason=MISSING_REASON), pytest.mark.slow]
 
@@ -156,16 +157,19 @@ def test_a_running_review_turns_done_on_the_open_page(
     running = own.reviews["running"]
     finished_run = own.reviews["created_at"].run
     assert finished_run is not None
-    recorder = ReviewRecorder.from_url(own.database_url)
+    store = Store.from_url(own.database_url)
     try:
         # The review's own page: the stage moves, then the page turns into the finished review.
         open_page(driver, f"{base}/console/reviews/{running.review_id}", DESKTOP[0], mobile=False)
         assert "updates when it is done" in text_of(driver, "main")
-        recorder.stage(running.spec, "synthesizing 2 answers")
+        store.record_stage(running.spec, "synthesizing 2 answers")
         wait_for(lambda: "synthesizing 2 answers" in text_of(driver, "dl.facts"), what="the new stage")
-        recorder.finished(
-            running.spec, finished_run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha)
+        store.record_outputs(
+            running.spec,
+            ReviewOutputs.of(finished_run, ReviewOutcome(status="reviewed", head_sha=running.spec.head_sha)),
         )
+        assert running.review_id is not None
+        store.complete(running.review_id, "seed-worker")
         wait_for(
             lambda: own.reviews["created_at"].messages[0] in text_of(driver, "#synthesis"),
             what="the findings to appear without a manual reload",
@@ -174,16 +178,22 @@ def test_a_running_review_turns_done_on_the_open_page(
         # The list: a review that starts and finishes while the page is open.
         later = spec_for("acme", "web", 77, "7" * 40, "live-77")
         open_page(driver, f"{base}/console/reviews", DESKTOP[0], mobile=False)
-        recorder.started(later)
+        # Due before the seeded queued job, so that this claim takes it (a job queued an hour ago).
+        later_job = store.enqueue(later, now=time.time() - 3600)
+        claimed = store.claim("live-worker", lease_seconds=600)
+        assert claimed is not None and claimed.id == later_job
         wait_for(
             lambda: driver.find_elements(By.CSS_SELECTOR, 'tr[data-state="running"] td'),
             what="the new running review to appear",
         )
         row = driver.find_element(By.XPATH, "//tr[td[contains(., 'acme/web')]]")
         key = row.get_attribute("data-key")
-        recorder.finished(later, finished_run, ReviewOutcome(status="reviewed", head_sha=later.head_sha))
+        store.record_outputs(
+            later, ReviewOutputs.of(finished_run, ReviewOutcome(status="reviewed", head_sha=later.head_sha))
+        )
+        store.complete(later_job, "live-worker")
     finally:
-        recorder.close()
+        store.close()
     selector = f'tr[data-key="{key}"]'
     wait_for(
         lambda: driver.find_element(By.CSS_SELECTOR, selector).get_attribute("data-state") == "done",
