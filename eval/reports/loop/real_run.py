@@ -80,10 +80,11 @@ def wait_ready(url: str, server: subprocess.Popen, limit_s: float = 900) -> None
 
 
 def write_transcripts(db: str, loop_id: int, out: Path, messages: list[dict]) -> None:
-    from app.store import make_engine
+    from sqlalchemy import create_engine  # eval/ never imports the App: reading needs no store settings
+
     from loop.records import LoopReader
 
-    detail = LoopReader(make_engine(db)).get_loop(loop_id)
+    detail = LoopReader(create_engine(db)).get_loop(loop_id)
     assert detail is not None
     (out / "prompt.md").write_text("\n\n".join(f"## {m['role']}\n\n{m['content']}" for m in messages) + "\n")
     for r in detail.rounds_recorded:
