@@ -15,7 +15,6 @@ returns pydantic models, never raw rows.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval.results import CaseScore, EvalRunResult, ReviewerMetrics, RunInfo
+from reviewers.settings import CaloraSettings
 
 DEFAULT_HISTORY = Path("eval/history.sqlite")
 SCHEMA_VERSION = 1
@@ -113,8 +113,15 @@ class PromotionRecord(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
 
 
+class HistorySettings(CaloraSettings):
+    """Where the score history lives (CALORA_EVAL_HISTORY, environment or `.env`); the console's settings
+    build on these."""
+
+    eval_history: Path = DEFAULT_HISTORY
+
+
 def default_history_path() -> Path:
-    return Path(os.environ.get("CALORA_EVAL_HISTORY") or DEFAULT_HISTORY)
+    return HistorySettings().eval_history
 
 
 def _normalize_run(path: str | Path | None) -> str | None:

@@ -31,16 +31,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from reviewers.settings import CaloraSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "gemma3-270m"
 # The answer length cap every backend, the reviewer server, the engine and the eval default to.
 DEFAULT_MAX_NEW_TOKENS = 384
+# The repetition guard's n-gram size for reviewer answers (`reviewers.repeat_guard`): a 270M model loops
+# in its prose otherwise; 8 prose tokens repeated is a loop, not a style. 0 turns the guard off.
+DEFAULT_REPEAT_NGRAM = 8
 BASE_INFO_FILE = "calora-base.json"
 
 Progress = Callable[[str], None]
+
+
+class ModelSettings(CaloraSettings):
+    """Which base model and where fetched models are cached (read like every settings class: the
+    environment, then `.env`). The reviewer backend's settings build on these."""
+
+    base_model: str | None = Field(
+        default=None, description="CALORA_BASE_MODEL: a known name, a .gguf file, a model folder or a hub id."
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="CALORA_CACHE_DIR: fetched models go to its `models/` folder."
+    )
 
 
 class ModelFetchError(RuntimeError):
@@ -110,9 +127,11 @@ class CachedModel(BaseModel):
 
 
 def cache_dir() -> Path:
-    """`$CALORA_CACHE_DIR/models`, else `$XDG_CACHE_HOME/calora/models`, else `~/.cache/calora/models`."""
-    if os.environ.get("CALORA_CACHE_DIR"):
-        return Path(os.environ["CALORA_CACHE_DIR"]) / "models"
+    """`CALORA_CACHE_DIR/models` (environment or `.env`), else `$XDG_CACHE_HOME/calora/models`, else
+    `~/.cache/calora/models`."""
+    configured = ModelSettings().cache_dir
+    if configured:
+        return configured / "models"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "calora" / "models"
 
@@ -135,7 +154,7 @@ def resolve_base_model(name: str | None = None) -> BaseModelRef:
     file, a model folder, or a hub id. A known model that is not fetched raises `ModelFetchError` with
     the command that fetches it.
     """
-    name = name or os.environ.get("CALORA_BASE_MODEL") or DEFAULT_BASE_MODEL
+    name = name or ModelSettings().base_model or DEFAULT_BASE_MODEL
     if name in MODELS:
         folder = model_dir(name)
         if read_cached(folder) is None or not (folder / "config.json").is_file():

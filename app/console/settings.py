@@ -20,15 +20,15 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from reviewers.settings import CaloraSettings
+from eval.history import HistorySettings
 
 
-class ConsoleSettings(CaloraSettings):
-    """What the console reads besides the app's own settings (by the same rule: `CaloraSettings`)."""
+class ConsoleSettings(HistorySettings):
+    """What the console reads besides the app's own settings (by the same rule: `CaloraSettings`);
+    `eval_history` is eval's own setting (`eval.history.HistorySettings`)."""
 
     console_token: SecretStr | None = None
     console_runs_dir: Path = Path("runs")
-    eval_history: Path = Path("eval/history.sqlite")
     console_gates: Path | None = None
     console_poll_seconds: float = Field(default=3.0, gt=0.2, le=300)
     patch_author_model: str | None = None

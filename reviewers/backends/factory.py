@@ -9,11 +9,10 @@ from pydantic import Field, SecretStr
 
 from reviewers.backends.base import ReviewerBackend
 from reviewers.backends.cloud import CloudReviewer
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, resolve_base_model
-from reviewers.settings import CaloraSettings
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, ModelSettings, resolve_base_model
 
 
-class BackendSettings(CaloraSettings):
+class BackendSettings(ModelSettings):
     """Which backend answers review requests.
 
     - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
@@ -22,11 +21,11 @@ class BackendSettings(CaloraSettings):
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
 
-    Read like every settings class (`reviewers.settings.CaloraSettings`): the environment, then `.env`.
+    Read like every settings class (`reviewers.settings.CaloraSettings`): the environment, then `.env`;
+    `base_model` and `cache_dir` are `reviewers.models.ModelSettings`'.
     """
 
     backend: Literal["transformers", "engine", "openai"] = "transformers"
-    base_model: str | None = Field(default=None, description="A .gguf file, a model folder or a hub id.")
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
     max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=16)

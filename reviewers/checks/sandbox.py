@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from reviewers.checks.fragments import ToolInput
 from reviewers.checks.model import Diagnostic, FileCoverage, ToolRun
-from reviewers.checks.tools import Tool, ToolOutputError
+from reviewers.checks.tools import ChecksSettings, Tool, ToolOutputError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def is_tool_config(path: str) -> bool:
 def network_isolation() -> list[str]:
     """`unshare -rn` when this system lets an unprivileged process drop its network, else nothing."""
     unshare = shutil.which("unshare")
-    if not unshare or os.environ.get("CALORA_CHECKS_NO_UNSHARE"):
+    if not unshare or ChecksSettings().checks_no_unshare:
         return []
     try:
         probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=5, check=False)

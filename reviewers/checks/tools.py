@@ -21,17 +21,32 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pydantic import Field
+
 from reviewers.checks.fragments import ToolInput
 from reviewers.checks.model import Diagnostic
+from reviewers.settings import CaloraSettings
 
 CONFIGS = Path(__file__).with_name("configs")
 
 
+class ChecksSettings(CaloraSettings):
+    """Where the analyzers live and how they are fenced (the environment, then `.env`)."""
+
+    tools_dir: Path | None = Field(
+        default=None, description="CALORA_TOOLS_DIR: tools that are not wheels; default ~/.cache/calora/tools."
+    )
+    checks_no_unshare: bool = Field(
+        default=False, description="CALORA_CHECKS_NO_UNSHARE: run the tools without `unshare -rn` (no network "
+        "namespace), for containers that forbid it.",
+    )
+
+
 def tools_cache() -> Path:
     """Where `calora checks install` puts tools that are not wheels (checkov's venv, ESLint's node_modules)."""
-    base = os.environ.get("CALORA_TOOLS_DIR")
+    base = ChecksSettings().tools_dir
     if base:
-        return Path(base)
+        return base
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "calora" / "tools"
 
