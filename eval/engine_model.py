@@ -3,7 +3,8 @@
 Every answer is judged by `reviewers.contract.read_answer`, as `EngineBackend` judges it, so validity
 measures what the serving path delivers: the one repair (`drop_inverted_ranges`: a grammar cannot relate
 two fields) applies to raw and constrained answers alike, and an answer that hit `max_new_tokens` is
-marked `truncated` and invalid (the engine closes constrained JSON early then; serving refuses it too).
+marked `truncated`: valid only when the engine's grammar closed it (`forced_close`), as serving judges it.
+Answers are decoded with the repetition guard serving uses (`DEFAULT_REPEAT_NGRAM`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from eval.generation import Answer, Generation, answer_from_text
 from eval.results import Decoding
 from reviewers.contract import ReviewRequest
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM
 from reviewers.prompt import render_messages
 
 WILDCARD = "*"
@@ -26,9 +27,10 @@ class EngineReviewModel:
     name = "engine"
 
     def __init__(self, engine: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str = "cpu",
-                 dtype: str = "") -> None:
+                 dtype: str = "", repeat_ngram: int = DEFAULT_REPEAT_NGRAM) -> None:
         self.engine = engine
         self.max_new_tokens = max_new_tokens
+        self.repeat_ngram = repeat_ngram
         self.device = device
         self.dtype = dtype
 
@@ -68,7 +70,7 @@ class EngineReviewModel:
         futures = [
             self.engine.submit(GenerationRequest(
                 prompt=render_messages(r), adapter=self.adapter_for(r.reviewer),
-                max_new_tokens=self.max_new_tokens, constrained=constrained,
+                max_new_tokens=self.max_new_tokens, constrained=constrained, repeat_ngram=self.repeat_ngram,
             ))
             for r in requests
         ]
@@ -78,6 +80,7 @@ class EngineReviewModel:
             answers.append(answer_from_text(Generation(
                 text=result.text, prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids),
                 latency_s=result.seconds, truncated=result.finish_reason == "length",
+                forced_close=result.forced_close,
             ), self.max_new_tokens))
         return answers
 

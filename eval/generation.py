@@ -34,9 +34,10 @@ from reviewers.backends.transformers_backend import (
     TransformersBackend,
     decode_generated,
     generate_with_adapter,
+    repeat_guard_processor,
 )
 from reviewers.contract import BrokenAnswer, ReviewerOutput, ReviewRequest, read_answer, render_answer
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM, BaseModelRef
 from reviewers.prompt import ChatMessage, render_messages, render_text
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Generation(BaseModel):
     completion_tokens: int | None = None
     latency_s: float
     truncated: bool = False
+    forced_close: bool | None = None  # the engine's grammar closed it at the cap; None: unknown (read_answer)
 
 
 class Answer(BaseModel):
@@ -90,7 +92,7 @@ def answer_from_text(generation: Generation, max_new_tokens: int | None = None) 
     """Judge generated text with `read_answer` (truncated = finish_reason "length"); a violation is
     recorded, not raised."""
     judged = read_answer(generation.text, "length" if generation.truncated else "stop",
-                         max_new_tokens=max_new_tokens)
+                         max_new_tokens=max_new_tokens, forced_close=generation.forced_close)
     output, error = (None, judged.message) if isinstance(judged, BrokenAnswer) else (judged, None)
     return Answer(text=generation.text, output=output, error=error, prompt_tokens=generation.prompt_tokens,
                   completion_tokens=generation.completion_tokens, latency_s=generation.latency_s,
@@ -111,8 +113,9 @@ class TransformersModel:
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  device: str = "cpu",
                  adapters: dict[str, Path] | None = None, chat_adapter: str | None = None,
-                 base: BaseModelRef | None = None) -> None:
+                 base: BaseModelRef | None = None, repeat_ngram: int = DEFAULT_REPEAT_NGRAM) -> None:
         self.tokenizer = tokenizer
+        self.repeat_ngram = repeat_ngram
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = max_new_tokens
@@ -209,6 +212,8 @@ class TransformersModel:
         if stop_at_json:
             # Unlike serving, a row that starts with prose runs on to the cap: the eval reports how often.
             kwargs["stopping_criteria"] = [JsonEndStop(self.tokenizer, prompt_len, stop_on_prose=False)]
+            if self.repeat_ngram >= 2:  # answers decode as serving decodes them
+                kwargs["logits_processor"] = [repeat_guard_processor(self.tokenizer, prompt_len, self.repeat_ngram)]
         out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, kwargs)
         latency = time.perf_counter() - started
         prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()

@@ -19,8 +19,9 @@ from typing import Any, Literal
 from reviewers.adapter_manifest import check_adapters
 from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
 from reviewers.contract import ReviewRequest, answer_settled, json_object_complete, read_answer
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM, BaseModelRef
 from reviewers.prompt import render_messages, render_text
+from reviewers.repeat_guard import RepeatGuard
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class TransformersBackend(Backend):
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         batch_size: int = 4,
         stop_when_settled: bool = True,
+        repeat_ngram: int = DEFAULT_REPEAT_NGRAM,
         model: Any = None,
         tokenizer: Any = None,
     ) -> None:
@@ -60,6 +62,7 @@ class TransformersBackend(Backend):
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.stop_when_settled = stop_when_settled  # False: always generate max_new_tokens (comparisons)
+        self.repeat_ngram = repeat_ngram
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.adapters = find_adapters(adapters_dir)
         check_adapters(self.adapters, base)  # before the slow load: a wrong base fails at once
@@ -130,8 +133,43 @@ class TransformersBackend(Backend):
             "max_new_tokens": self.max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id,
             "stopping_criteria": [JsonEndStop(self.tokenizer, prompt_len)] if self.stop_when_settled else [],
         }
+        if self.repeat_ngram >= 2:
+            generate_kwargs["logits_processor"] = [repeat_guard_processor(self.tokenizer, prompt_len, self.repeat_ngram)]
         out = generate_with_adapter(self.model, adapter, bool(self.adapters), encoded, generate_kwargs)
         return decode_generated(self.tokenizer, out[:, prompt_len:], self.max_new_tokens, json_answer=True)
+
+
+def repeat_guard_processor(tokenizer: Any, prompt_len: int, n: int) -> Any:
+    """A transformers logits processor applying `reviewers.repeat_guard` to every row of a left-padded
+    batch (the engine applies the same rule, so both backends pick the same tokens)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    prose_cache: dict[int, bool] = {}
+
+    def is_prose(token: int) -> bool:
+        if token not in prose_cache:
+            prose_cache[token] = '"' not in (tokenizer.convert_ids_to_tokens(token) or "")
+        return prose_cache[token]
+
+    class RepeatGuardProcessor(LogitsProcessor):
+        def __init__(self) -> None:
+            self.guards: list[RepeatGuard] = []
+            self.seen = 0
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            if not self.guards:
+                self.guards = [RepeatGuard(n, is_prose) for _ in range(input_ids.shape[0])]
+            fresh = input_ids[:, prompt_len + self.seen:].tolist()
+            self.seen = input_ids.shape[1] - prompt_len
+            for row, (guard, tokens) in enumerate(zip(self.guards, fresh)):
+                guard.extend(tokens)
+                banned = guard.banned()
+                if banned:
+                    scores[row, list(banned)] = float("-inf")
+            return scores
+
+    return RepeatGuardProcessor()
 
 
 def generate_with_adapter(model: Any, adapter: str | None, has_adapters: bool, encoded: dict, kwargs: dict) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
 from reviewers.contract import ReviewRequest, read_answer
 from reviewers.engine.engine import Engine, EngineError, GenerationRequest, GenerationResult
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, BaseModelRef
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM, BaseModelRef
 from reviewers.prompt import render_messages
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,14 @@ class EngineBackend(Backend):
 
     name = "engine"
 
-    def __init__(self, engine: Engine, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> None:
+    def __init__(
+        self, engine: Engine, constrained: bool = True, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        repeat_ngram: int = DEFAULT_REPEAT_NGRAM,
+    ) -> None:
         self.engine = engine
         self.constrained = constrained
         self.max_new_tokens = max_new_tokens
+        self.repeat_ngram = repeat_ngram
 
     @classmethod
     def from_settings(cls, settings) -> EngineBackend:
@@ -74,6 +78,7 @@ class EngineBackend(Backend):
                     adapter=request.reviewer if request.reviewer in loaded else None,
                     max_new_tokens=self.max_new_tokens,
                     constrained=self.constrained,
+                    repeat_ngram=self.repeat_ngram,
                 )
             )
             for request in requests

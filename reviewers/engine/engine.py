@@ -60,6 +60,7 @@ from reviewers.engine.scheduler import Pending, Row, Scheduler
 from reviewers.engine.stepper import Launched, SlotStepper
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 from reviewers.prompt import ChatMessage, render_ids
+from reviewers.repeat_guard import RepeatGuard, pick_unbanned, quote_free
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,10 @@ class GenerationRequest(BaseModel):
     max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=1)
     constrained: bool = Field(default=True, description="Force the ReviewerOutput JSON schema.")
     ignore_eos: bool = Field(default=False, description="Generate exactly max_new_tokens (benchmarks).")
+    repeat_ngram: int = Field(
+        default=0, ge=0,
+        description="Forbid repeating an all-prose n-gram of this size (reviewers.repeat_guard); 0: off.",
+    )
 
 
 class GenerationResult(BaseModel):
@@ -109,6 +114,7 @@ class Engine:
     ) -> None:
         self.decoder = decoder
         self.vocab = vocab
+        self._prose: list[bool] | None = None  # per token: prose for the repeat guard (built on first use)
         self.tokenizer = tokenizer
         self.max_seq_len = decoder.max_seq_len
         self.prefill_tokens = prefill_tokens
@@ -298,7 +304,13 @@ class Engine:
                 f"max_seq_len={self.max_seq_len}; shorten the slice or raise max_seq_len"
             )
         constraint = self.grammar().row(request.max_new_tokens) if request.constrained else None
-        return Pending(request=request, prompt=prompt, future=future, constraint=constraint)
+        guard = RepeatGuard(request.repeat_ngram, self._is_prose) if request.repeat_ngram >= 2 else None
+        return Pending(request=request, prompt=prompt, future=future, constraint=constraint, repeat_guard=guard)
+
+    def _is_prose(self, token: int) -> bool:
+        if self._prose is None:
+            self._prose = [quote_free(data) for data in self.vocab.token_bytes]
+        return token < len(self._prose) and self._prose[token]
 
     def _tokenize(self, prompt: list[int] | list[ChatMessage]) -> list[int]:
         if not prompt or isinstance(prompt[0], int):
@@ -403,7 +415,8 @@ class Engine:
                 slots=torch.tensor([row.slot for row in rows], device=device), kv_len=int(positions.max()) + 1,
             )
             return self._choose(rows, logits, list(range(len(rows))))
-        constrained = any(row.pending.constraint is not None for row in rows)
+        # the grammar mask and the repeat guard pick on the host: such a step is read before the next
+        constrained = any(row.pending.constraint is not None or row.pending.repeat_guard is not None for row in rows)
         if constrained or self._stale:  # the host must see every row as it is now
             self._settle()
             rows = self._running()
@@ -454,8 +467,21 @@ class Engine:
             which = torch.tensor([i for i, _ in constrained], device=logits.device)
             apply_bitmask(logits, bitmask.to(logits.device, non_blocking=True), which)
         picked = logits[torch.tensor(index, device=logits.device)].argmax(dim=-1).tolist()
-        for row, token in zip(rows, picked):
+        for k, (row, token) in enumerate(zip(rows, picked)):
+            guard = row.pending.repeat_guard
+            if guard is not None:
+                banned = guard.banned()
+                if token in banned:
+                    token = self._unbanned(logits[index[k]], banned, token)
             self._advance(row, token)
+
+    @staticmethod
+    def _unbanned(row_logits: torch.Tensor, banned: frozenset[int] | set[int], fallback: int) -> int:
+        """The best token the grammar allows that the repeat guard does not ban (else `fallback`)."""
+        top = torch.topk(row_logits, k=min(len(banned) + 1, row_logits.shape[-1]))
+        allowed = [t for v, t in zip(top.values.tolist(), top.indices.tolist()) if v != float("-inf")]
+        choice = pick_unbanned(allowed, banned)
+        return fallback if choice is None else choice
 
     def _advance(self, row: Row, token: int) -> None:
         request = row.pending.request
@@ -467,12 +493,16 @@ class Engine:
                 row.forced_close = True
                 return self._finish(row, "length")
             row.generated.append(token)
+            if row.pending.repeat_guard is not None:
+                row.pending.repeat_guard.push(token)
             if step.outcome == "stop":
                 return self._finish(row, "stop")
         else:
             if not request.ignore_eos and token in self.vocab.stop_ids:
                 return self._finish(row, "stop")
             row.generated.append(token)
+            if row.pending.repeat_guard is not None:
+                row.pending.repeat_guard.push(token)
             if not request.ignore_eos and row.object_end.feed(self.vocab.token_bytes[token]):
                 return self._finish(row, "stop")
         if len(row.generated) >= request.max_new_tokens:

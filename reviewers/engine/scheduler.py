@@ -24,6 +24,7 @@ class Pending:
     prompt: list[int]
     future: Future
     constraint: Any | None  # ConstrainedRow
+    repeat_guard: Any | None = None  # reviewers.repeat_guard.RepeatGuard
     submitted: float = field(default_factory=time.perf_counter)
 
 
