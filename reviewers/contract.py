@@ -278,25 +278,47 @@ def read_answer(
     """The one judge of a model's answer: every backend, the reviewer server and the eval call it.
 
     Rules, in order:
-    1. `finish_reason == "length"` (the answer ran out of tokens) is a failure unless `accept_truncated`:
-       a constraining decoder closes it into valid JSON (`forced_close`), but its last finding may be cut
-       mid-sentence. An answer that starts with prose is judged by rule 2 instead: more tokens would not
-       have saved it, and "it starts with prose" is what its author needs to hear.
+    1. `finish_reason == "length"` (the answer ran out of tokens) is a failure unless `accept_truncated`
+       or the answer was closed: the engine's grammar wrote the shortest valid ending (`forced_close`),
+       or, where the judge cannot know (`forced_close=None`: a remote server), the text holds a whole JSON
+       object. A closed answer keeps its verdict and its whole findings:
+       when the close came before `missing_checks` and `suggested_fix` were written, the last finding is
+       the one it cut, and it is dropped (`drop_cut_finding`). An answer that starts with prose is judged
+       by rule 2 instead: more tokens would not have saved it, and "it starts with prose" is what its
+       author needs to hear.
     2. The JSON object is read as `extract_json_object` allows (bare, fenced, prose after it; never prose
        before it).
     3. The one repair: an inverted range (`end_line` < `line`) loses its `end_line` (`drop_inverted_ranges`).
     4. The rest is validated strictly against `ReviewerOutput`.
     """
     starts_with_prose = not text.lstrip().startswith(("{", "`")) and bool(text.strip())
-    if finish_reason == "length" and not accept_truncated and not starts_with_prose:
+    closed = finish_reason == "length" and (
+        forced_close is True or (forced_close is None and json_object_complete(text))
+    )
+    if finish_reason == "length" and not accept_truncated and not closed and not starts_with_prose:
         cap = f"={max_new_tokens}" if max_new_tokens else ""
-        how = {True: " and was closed early to stay valid JSON", False: " and was cut off"}.get(forced_close, "")
+        how = " and was cut off" if forced_close is False else ""
         return BrokenAnswer(
             cause="length", raw=text,
             message=f"the answer ran out of max_new_tokens{cap}{how} (finish_reason=length); raise "
             "max_new_tokens (CALORA_MAX_NEW_TOKENS) or shorten the slice",
         )
     try:
-        return parse_review(drop_inverted_ranges(text))
+        answer = parse_review(drop_inverted_ranges(text))
     except ContractError as exc:
         return BrokenAnswer(cause="contract", message=f"answer broke the contract: {exc}", raw=text)
+    return drop_cut_finding(answer) if closed else answer
+
+
+def drop_cut_finding(answer: ReviewerOutput) -> ReviewerOutput:
+    """A grammar-closed answer without the finding the close cut short.
+
+    Fields come in schema order (verdict, findings, missing_checks, suggested_fix) and the closer fills
+    what is missing with the smallest values, so empty `missing_checks` and `suggested_fix` mean the
+    close may have come inside the findings: the last one is then incomplete (a cut message, or a
+    severity and category the closer picked) and is not the model's. At worst a whole finding of an
+    answer that also closed inside `suggested_fix`'s first character is lost.
+    """
+    if answer.findings and not answer.missing_checks and not answer.suggested_fix:
+        return answer.model_copy(update={"findings": answer.findings[:-1]})
+    return answer

@@ -274,11 +274,27 @@ def test_read_answer_accepts_a_valid_answer_and_repairs_an_inverted_range() -> N
     assert (repaired.findings[0].line, repaired.findings[0].end_line) == (44, None)
 
 
-def test_read_answer_refuses_an_answer_that_ran_out_of_tokens_unless_asked_not_to() -> None:
-    broken = read_answer(VALID_TEXT, "length", max_new_tokens=64, forced_close=True)
-    assert isinstance(broken, BrokenAnswer) and broken.cause == "length" and broken.raw == VALID_TEXT
-    assert broken.message.startswith("the answer ran out of max_new_tokens=64 and was closed early to stay valid JSON")
+def test_read_answer_refuses_an_answer_cut_at_the_cap_unless_asked_not_to() -> None:
+    cut = VALID_TEXT[: len(VALID_TEXT) // 2]
+    broken = read_answer(cut, "length", max_new_tokens=64, forced_close=False)
+    assert isinstance(broken, BrokenAnswer) and broken.cause == "length" and broken.raw == cut
+    assert broken.message.startswith("the answer ran out of max_new_tokens=64 and was cut off")
     assert read_answer(VALID_TEXT, "length", accept_truncated=True) == parse_review(VALID_TEXT)
+
+
+def test_read_answer_keeps_a_grammar_closed_answer_without_the_finding_the_close_cut() -> None:
+    whole = parse_review(VALID_TEXT)
+    assert read_answer(VALID_TEXT, "length", forced_close=True) == whole  # closed after missing_checks
+    two = {"verdict": "block", "missing_checks": [], "suggested_fix": "",
+           "findings": [{"path": "a.py", "line": 3, "severity": "blocker", "category": "security",
+                         "message": "Injection through the f-string."},
+                        {"path": "a.py", "line": 1, "severity": "nit", "category": "style", "message": "The"}]}
+    closed = read_answer(json.dumps(two), "length", forced_close=True)
+    assert isinstance(closed, ReviewerOutput) and closed.verdict == "block"
+    assert [f.line for f in closed.findings] == [3]  # the close came inside the second finding
+    # a remote server cannot say it closed the answer: a whole object at the cap counts as closed
+    assert read_answer(json.dumps(two), "length") == closed
+    assert isinstance(read_answer(json.dumps(two)[:-9], "length"), BrokenAnswer)
 
 
 def test_read_answer_says_prose_is_prose_even_when_it_ran_out_of_tokens() -> None:

@@ -41,7 +41,7 @@ CASES: dict[str, tuple[str, str, bool, object]] = {
     "prose-then-json": (f"Here is my review:\n{VALID}", "stop", False, "answer broke the contract"),
     "cut-at-the-limit": (VALID[:70], "length", False, f"the answer ran out of max_new_tokens={CAP}"),
     "prose-cut-at-the-limit": ("Sure! The change looks fine, but", "length", False, "answer broke the contract"),
-    "closed-early-at-the-limit": (VALID, "length", True, f"the answer ran out of max_new_tokens={CAP}"),
+    "closed-early-at-the-limit": (VALID, "length", True, [(42, 44)]),
     "inverted-range": (INVERTED, "stop", False, [(42, None)]),
     "garbage": ("Looks good to me! }{", "stop", False, "answer broke the contract"),
 }
