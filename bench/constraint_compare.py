@@ -17,7 +17,7 @@ import time
 import torch
 from transformers import AutoTokenizer
 
-from reviewers.contract import ContractError, parse_review, reviewer_output_schema
+from reviewers.contract import BrokenAnswer, read_answer, reviewer_output_schema
 
 
 def walk_xgrammar(tok, walks: int, max_tokens: int, seed: int) -> dict:
@@ -93,11 +93,11 @@ def _walk(tok, walks, max_tokens, seed, compile_s, new, bitmask, fill, apply, ac
         text = tok.decode(ids)
         if text.rstrip().endswith("}"):
             finished += 1
-            try:
-                parse_review(text)
+            judged = read_answer(text, "stop")  # a walk that closed its object ended it: judged as a stop
+            if isinstance(judged, BrokenAnswer):
+                failures.append(f"{judged.message} in {text[:200]!r}")
+            else:
                 valid += 1
-            except ContractError as exc:
-                failures.append(f"{exc} in {text[:200]!r}")
     return {
         "compile_s": round(compile_s, 3),
         "mask_us_median": round(statistics.median(mask_us), 1),

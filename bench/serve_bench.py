@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reviewers.contract import ContractError, parse_review
+from reviewers.contract import ReviewerOutput, read_answer
 from reviewers.engine.constraint import Vocabulary
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.engine.lora import TARGET_MODULES
@@ -232,13 +232,9 @@ def ours(engine: Engine, groups, new_tokens: int, *, base_only=False, constraine
            "decode_steps": engine.stats["steps"] - steps_before,
            "prefill_seconds": engine.stats["prefill_s"] - prefill_before}
     if constrained:
-        valid = 0
-        for r in results:
-            try:
-                parse_review(r.text)
-                valid += 1
-            except ContractError:
-                pass
+        # valid: what the product keeps, judged by the one judge every backend uses
+        valid = sum(isinstance(read_answer(r.text, r.finish_reason, max_new_tokens=new_tokens,
+                                           forced_close=r.forced_close), ReviewerOutput) for r in results)
         out.update(valid=valid, requests=len(results),
                    finish={"stop": sum(r.finish_reason == "stop" for r in results),
                                "length": sum(r.finish_reason == "length" for r in results)},

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serve_bench import SHAPES, add_peft_adapters, build_model
 from reviewers.backends.openai_backend import OpenAIBackend
-from reviewers.contract import ReviewerOutput, ReviewRequest
+from reviewers.contract import ReviewerOutput, ReviewRequest, read_answer
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.prompt import render_ids, render_messages
 from reviewers.serving.app import create_app
@@ -122,7 +122,9 @@ def main() -> None:
 
     def direct() -> tuple[int, int]:
         results = engine.generate(generations)
-        return sum(len(r.token_ids) for r in results), sum(r.finish_reason in ("stop", "length") for r in results)
+        valid = [read_answer(r.text, r.finish_reason, max_new_tokens=args.new_tokens, accept_truncated=True,
+                             forced_close=r.forced_close) for r in results]  # as the two HTTP paths judge
+        return sum(len(r.token_ids) for r in results), sum(isinstance(v, ReviewerOutput) for v in valid)
 
     def review_batch() -> tuple[int, int]:
         body = {"requests": [r.model_dump() for r in requests], "max_new_tokens": args.new_tokens,

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.cases import load_cases
-from reviewers.contract import ContractError, drop_inverted_ranges, parse_review
+from reviewers.contract import ReviewerOutput, read_answer
 from reviewers.engine.engine import Engine, GenerationRequest
 from reviewers.prompt import render_messages
 
@@ -38,13 +38,9 @@ def run(engine: Engine, cases, constrained: bool, max_new_tokens: int) -> dict:
         for c in cases
     ])
     seconds = time.perf_counter() - start
-    valid = 0
-    for result in results:
-        try:
-            parse_review(drop_inverted_ranges(result.text) if constrained else result.text)
-            valid += 1
-        except ContractError:
-            pass
+    # valid: what the product keeps, judged by the one judge every backend uses (`read_answer`)
+    valid = sum(isinstance(read_answer(r.text, r.finish_reason, max_new_tokens=max_new_tokens,
+                                       forced_close=r.forced_close), ReviewerOutput) for r in results)
     tokens = sum(len(r.token_ids) for r in results)
     return {"cases": len(cases), "schema_valid": valid, "valid_share": valid / len(cases), "new_tokens": tokens,
             "seconds": seconds, "tokens_per_s": tokens / seconds,
