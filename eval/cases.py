@@ -10,7 +10,8 @@ Two formats load into the same `EvalCase`:
 - **scenario folders** `<dir>/<reviewer>/<case>/diff.patch` plus `expected.json` =
   `{"reviewer", "verdict", "must_find": [{"path", "lines": [first, last], "category", "keywords"}],
   "must_not_find_paths", "rationale"}`, optionally `"task"` (the PR title/body the reviewer sees) and
-  `"needs_context": true` (the defect shows only with the files of the case's `repo/` snapshot).
+  `"needs_context": true` (the defect shows only with the files of the case's `repo/` snapshot) with
+  `"context_files"` (the files of `repo/` that show it).
 
 `load_cases(path)` accepts an eval.jsonl file, a `calora data build` output folder (every
 `<reviewer>/eval.jsonl`), a scenario folder, or a single scenario case folder.
@@ -67,6 +68,9 @@ class ScenarioExpectation(BaseModel):
         default=False, description="The defect shows only with the repository's other files (the case's repo/ "
         "snapshot): graded apart in the context ablation of `calora eval review`.",
     )
+    context_files: list[str] = Field(
+        default_factory=list, description="Files of repo/ that show the defect: retrieval should bring one.",
+    )
 
 
 class EvalCase(BaseModel):
@@ -82,6 +86,7 @@ class EvalCase(BaseModel):
     must_not_find_paths: list[str] = Field(default_factory=list)
     rationale: str = ""
     needs_context: bool = False
+    context_files: list[str] = Field(default_factory=list)
     source: str = Field(default="", description="File the case was read from.")
 
 
@@ -200,7 +205,8 @@ def load_scenario_case(folder: Path) -> EvalCase:
         id=f"{expected.reviewer}/{folder.name}", reviewer=expected.reviewer,
         request=ReviewRequest(reviewer=expected.reviewer, task=expected.task, diff=diff),
         verdict=expected.verdict, must_find=expected.must_find, must_not_find_paths=expected.must_not_find_paths,
-        rationale=expected.rationale, needs_context=expected.needs_context, source=str(folder),
+        rationale=expected.rationale, needs_context=expected.needs_context,
+        context_files=expected.context_files, source=str(folder),
     )
 
 

@@ -43,3 +43,10 @@ def test_each_snapshot_holds_the_head_of_every_changed_file_and_the_files_that_s
         others = [p for p in repo.rglob("*") if p.is_file() and str(p.relative_to(repo)) not in diff.paths()]
         assert others, f"{case.id}: the snapshot holds no file beyond the diff, so nothing shows the defect"
         assert sum(p.stat().st_size for p in repo.rglob("*") if p.is_file()) < 20_000, f"{case.id}: keep it small"
+
+
+def test_every_file_named_as_showing_the_defect_is_in_the_snapshot(context_cases) -> None:
+    for case in context_cases:
+        assert case.context_files, case.id
+        for path in case.context_files:
+            assert (Path(case.source) / "repo" / path).is_file(), (case.id, path)

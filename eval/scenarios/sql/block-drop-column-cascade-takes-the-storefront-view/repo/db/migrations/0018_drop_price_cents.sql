@@ -1,2 +1,2 @@
--- price_cents was copied to product_prices in 0017.
+-- price_cents was copied to product_prices in 0016.
 ALTER TABLE products DROP COLUMN price_cents CASCADE;
