@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser, decoding: bool = True) -> None:
     parser.add_argument("--backend", choices=("transformers", "engine", "openai"), default="transformers")
-    parser.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or "
-                        "a hub id (default: CALORA_BASE_MODEL, else the fetched gemma3-270m)")
+    parser.add_argument("--base-model", help=BASE_MODEL_HELP)
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",

