@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write each scenario's analyzer report here (to grade models where the tools are absent)")
     review.add_argument("--evidence-dir", type=Path, metavar="DIR",
                         help="reuse analyzer reports saved by --save-evidence instead of running the analyzers")
+    review.add_argument("--context", action=argparse.BooleanOptionalAction, default=True,
+                        help="reviewers get repository context from each scenario's repo/ snapshot, and the "
+                        "needs_context scenarios run again without it for the ablation (default); --no-context: "
+                        "the diff alone")
     review.add_argument("--out", type=Path, default=Path("build/eval/review"), help="folder for results, report, charts")
     review.set_defaults(handler=_review)
 
@@ -188,7 +192,7 @@ def _review(args: argparse.Namespace) -> int:
     import time
 
     from eval.cases import CaseError
-    from eval.review_grading import ReviewGradingInfo
+    from eval.review_grading import ReviewGradingInfo, context_line
     from eval.review_runner import ScenarioError, grade_scenarios, write_outputs
     from eval.runner import git_commit
     from reviewers.commands import ReviewInputError, _make_backend, _split_names
@@ -205,11 +209,11 @@ def _review(args: argparse.Namespace) -> int:
             label=args.label or ("evidence" if backend is None else args.backend), backend=args.backend,
             base_model=args.base_model, adapters=str(args.adapters) if args.adapters else None,
             cases_path=str(args.cases), reviewers=reviewers, load_s=time.perf_counter() - started,
-            command=_command_line(args, "eval", "review"), git_commit=git_commit(),
+            command=_command_line(args, "eval", "review"), git_commit=git_commit(), context=args.context,
         )
         run = grade_scenarios(args.cases, backend, reviewers, limits=SliceLimits(budget_tokens=args.budget),
                               info=info, progress=progress, evidence_dir=args.evidence_dir,
-                              save_evidence=args.save_evidence)
+                              save_evidence=args.save_evidence, context=args.context)
     except (CaseError, ScenarioError, ReviewInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -218,6 +222,8 @@ def _review(args: argparse.Namespace) -> int:
     print(f"{o.passed}/{o.scenarios} scenarios pass whole; decision right {o.decision_accuracy:.0%}; "
           f"must-finds hit {o.must_finds_hit}/{o.must_finds}; noise findings {o.noise_findings}; false blocks "
           f"{o.false_blocks}/{o.approve_scenarios}; blocks approved {o.blocks_approved}/{o.block_scenarios}")
+    if line := context_line(run):
+        print(line)
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -17,6 +17,10 @@ evidence of the checks). Definitions, per scenario:
 - **false block**: an approve scenario whose decision is block. **block approved**: a block scenario whose
   decision is approve (the worst outcome).
 - **pass**: decision right, every must-find hit, no noise.
+- **context ablation**: scenarios marked `needs_context` (the defect shows only with other files of the
+  repository, the case's `repo/` snapshot) are graded with the context retrieved from the snapshot and again
+  without it; `ContextAblation` compares pass rate and must-finds hit, and counts the scenarios whose reviewers
+  were shown one of the `context_files` that show the defect (what retrieval found, whatever the model did).
 
 Every final finding keeps its `raised_by` (a reviewer name, or an analyzer such as `checks` or
 `checks:ruff/S608`), so `source_figures` can say per analyzer rule, per tool (`tool_of`) or per reviewer how
@@ -81,6 +85,13 @@ class ScenarioGrade(BaseModel):
     passed: bool
     wall_s: float = Field(ge=0, description="Wall time of the pipeline for this diff (model load excluded).")
     error: str | None = None
+    needs_context: bool = Field(default=False, description="The defect shows only with the repository's files.")
+    context_paths: list[str] = Field(
+        default_factory=list, description="Files the reviewers were shown context from (none without context)."
+    )
+    context_file_shown: bool | None = Field(
+        default=None, description="Whether one of the scenario's context_files was among them (None: it names none)."
+    )
 
 
 class ReviewSummary(BaseModel):
@@ -140,7 +151,20 @@ class ReviewGradingInfo(BaseModel):
     load_s: float = 0.0
     command: str | None = None
     git_commit: str | None = None
+    context: bool = Field(default=False, description="Reviewers got context from the scenarios' repo/ snapshots.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class ContextAblation(BaseModel):
+    """The needs_context scenarios graded with the repository's context and again without it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: int
+    with_context: ReviewSummary
+    without_context: ReviewSummary
+    context_file_shown: int = Field(description="Scenarios whose reviewers were shown a file that shows the defect.")
+    without_grades: list[ScenarioGrade] = Field(description="The grades of the runs without context.")
 
 
 class ReviewGradingRun(BaseModel):
@@ -154,6 +178,9 @@ class ReviewGradingRun(BaseModel):
     overall: ReviewSummary
     sources: list[SourceFigures] = Field(description="Per raised_by source (a reviewer, or an analyzer rule).")
     tools: list[SourceFigures] = Field(description="Per reviewer or analyzer tool (rules of one tool together).")
+    context_ablation: ContextAblation | None = Field(
+        default=None, description="With vs without context on the needs_context scenarios (context runs only)."
+    )
 
 
 # --- grading -----------------------------------------------------------------------------------------
@@ -168,8 +195,11 @@ def _grade_finding(finding: MergedFinding, case: EvalCase, nit: bool, forbidden:
     )
 
 
-def grade_review(case: EvalCase, result: ReviewResult, wall_s: float) -> ScenarioGrade:
-    """Grade the final review of one scenario (rules in the module docstring)."""
+def grade_review(
+    case: EvalCase, result: ReviewResult, wall_s: float, context_paths: Sequence[str] = ()
+) -> ScenarioGrade:
+    """Grade the final review of one scenario (rules in the module docstring); `context_paths` are the files
+    its reviewers were shown context from."""
     forbidden = {normalize_path(p) for p in case.must_not_find_paths}
     graded = [_grade_finding(f, case, False, forbidden) for f in result.findings]
     graded += [_grade_finding(f, case, True, forbidden) for f in result.nits]
@@ -189,6 +219,8 @@ def grade_review(case: EvalCase, result: ReviewResult, wall_s: float) -> Scenari
         false_block=case.verdict is Verdict.approve and decision == "block",
         block_approved=case.verdict is Verdict.block and decision == "approve",
         incomplete=decision == "incomplete", passed=right and all(hits) and not noise, wall_s=wall_s,
+        needs_context=case.needs_context, context_paths=sorted(set(context_paths)),
+        context_file_shown=bool(set(case.context_files) & set(context_paths)) if case.context_files else None,
     )
 
 
@@ -199,6 +231,7 @@ def grade_error(case: EvalCase, error: str, wall_s: float) -> ScenarioGrade:
         decision_right=False, must_find_hit=[False] * len(case.must_find),
         must_find_hit_by=[[] for _ in case.must_find], noise_findings=0, cross_reviewer_noise=0, nits=0,
         false_block=False, block_approved=False, incomplete=False, passed=False, wall_s=wall_s, error=error,
+        needs_context=case.needs_context,
     )
 
 
@@ -276,13 +309,53 @@ def source_figures(
                   key=lambda s: (-s.must_finds_hit, s.noise_findings, s.source))
 
 
-def build_run(info: ReviewGradingInfo, grades: list[ScenarioGrade]) -> ReviewGradingRun:
-    """The results of a grading run: scenarios, per-reviewer and overall figures, per-source figures."""
+def context_ablation(
+    with_context: Sequence[ScenarioGrade], without_context: Sequence[ScenarioGrade]
+) -> ContextAblation | None:
+    """The needs_context scenarios of `with_context` against their runs `without_context` (same ids)."""
+    graded = {g.case_id for g in without_context}
+    paired = [g for g in with_context if g.needs_context and g.case_id in graded]
+    if not paired:
+        return None
+    ids = {g.case_id for g in paired}
+    without = [g for g in without_context if g.case_id in ids]
+    return ContextAblation(
+        scenarios=len(paired), with_context=summarize_grades("with context", paired),
+        without_context=summarize_grades("without context", without),
+        context_file_shown=sum(bool(g.context_file_shown) for g in paired), without_grades=without,
+    )
+
+
+def build_run(
+    info: ReviewGradingInfo, grades: list[ScenarioGrade], without_context: Sequence[ScenarioGrade] = ()
+) -> ReviewGradingRun:
+    """The results of a grading run: scenarios, per-reviewer and overall figures, per-source figures, and the
+    context ablation when the needs_context scenarios were also run `without_context`."""
     return ReviewGradingRun(
         info=info, scenarios=grades, reviewers=summarize_by_reviewer(grades),
         overall=summarize_grades(OVERALL, grades), sources=source_figures(grades),
-        tools=source_figures(grades, tool_of),
+        tools=source_figures(grades, tool_of), context_ablation=context_ablation(grades, without_context),
     )
+
+
+def context_line(run: ReviewGradingRun) -> str | None:
+    """One line on repository context: the ablation, or the needs_context figures of a run without context;
+    None when the run holds no needs_context scenario."""
+    def figures(s: ReviewSummary) -> str:
+        return (f"pass {s.passed}/{s.scenarios} ({_pct(s.pass_rate)}), must-finds hit {s.must_finds_hit}/"
+                f"{s.must_finds} ({_pct(s.finding_recall)})")
+
+    ablation = run.context_ablation
+    if ablation is not None:
+        return (f"Context ablation on {ablation.scenarios} needs_context scenarios: with context "
+                f"{figures(ablation.with_context)}; without {figures(ablation.without_context)}; a file showing "
+                f"the defect was retrieved in {ablation.context_file_shown}/{ablation.scenarios}.")
+    needing = [g for g in run.scenarios if g.needs_context]
+    if not needing:
+        return None
+    state = "off" if not run.info.context else "on, but no snapshot was run without it"
+    return (f"Repository context: {state}; the {len(needing)} needs_context scenarios: "
+            f"{figures(summarize_grades('needs context', needing))}.")
 
 
 # --- markdown ----------------------------------------------------------------------------------------
@@ -315,6 +388,7 @@ def render_markdown(run: ReviewGradingRun) -> str:
         + f"; scenarios from `{info.cases_path}`; backend load {info.load_s:.1f} s.",
         "", ("A scenario passes when the decision is right, every must-find is hit and no finding is noise "
         "(a non-nit finding that hits no must-find). Nits are neither noise nor hits."), "",
+        *([line, ""] if (line := context_line(run)) else []),
         ("| reviewer | passed | decision right | must-finds hit | noise findings | false blocks | "
         "blocks approved | incomplete | nits | wall p50 / max (s) |"),
         "|---|---|---|---|---|---|---|---|---|---|",

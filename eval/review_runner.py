@@ -2,8 +2,10 @@
 
 The I/O shell around `eval.review_grading`: each scenario's diff goes through
 `reviewers.pipeline.run_pipeline` exactly as `calora review --diff` sends it (every reviewer the diff routes
-to, the evidence of the checks, synthesis), and the final `ReviewResult` is graded. Charts use matplotlib,
-imported only when they are drawn.
+to, the evidence of the checks, synthesis), and the final `ReviewResult` is graded. With context on, a
+scenario's `repo/` snapshot is the reviewed head the reviewers' context is read from (as `calora review --git`
+reads the repository), and the needs_context scenarios run once more without it for the ablation. Charts use
+matplotlib, imported only when they are drawn.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eval.cases import EvalCase, load_cases
 from eval.review_grading import (
@@ -20,17 +23,23 @@ from eval.review_grading import (
     ReviewGradingRun,
     ScenarioGrade,
     build_run,
+    context_line,
     grade_error,
     grade_review,
     render_markdown,
 )
 from reviewers.backends.base import ReviewerBackend
+from reviewers.context.source import DirectorySource
 from reviewers.slicing import SliceLimits
+
+if TYPE_CHECKING:
+    from reviewers.checks import CheckReport
 
 log = logging.getLogger(__name__)
 
 RESULTS_JSON = "review_results.json"
 REPORT_MD = "review_report.md"
+SNAPSHOT_DIR = "repo"  # <reviewer>/<case>/repo/: the repository at the head, for context
 
 
 class ScenarioError(ValueError):
@@ -41,33 +50,59 @@ def _evidence_file(folder: Path, case: EvalCase) -> Path:
     return folder / (case.id.replace("/", "__") + ".json")
 
 
+def context_source_for(case: EvalCase) -> DirectorySource | None:
+    """The scenario's `repo/` snapshot as the reviewed head, when it has one."""
+    folder = Path(case.source) / SNAPSHOT_DIR if case.source else None
+    return DirectorySource(folder) if folder is not None and folder.is_dir() else None
+
+
 def review_scenario(
     case: EvalCase, backend: ReviewerBackend | None, limits: SliceLimits | None = None,
-    *, evidence_dir: Path | None = None, save_evidence: Path | None = None,
+    *, evidence_dir: Path | None = None, save_evidence: Path | None = None, context: bool = True,
 ) -> ScenarioGrade:
     """Run what a PR gets on the scenario's diff and grade the final review; a raising pipeline fails it.
 
     `save_evidence` writes the analyzers' report per scenario; `evidence_dir` reuses such reports instead of
-    running the analyzers (a GPU machine without the tools grades the same evidence as the CPU one).
+    running the analyzers (a GPU machine without the tools grades the same evidence as the CPU one). With
+    `context`, the reviewers get context from the scenario's `repo/` snapshot when it has one.
     """
+    evidence = _saved_evidence(evidence_dir, case)
+    grade, checks = _review(case, backend, limits, evidence, context_source_for(case) if context else None)
+    _save_evidence(save_evidence, case, checks)
+    return grade
+
+
+def _saved_evidence(evidence_dir: Path | None, case: EvalCase) -> CheckReport | None:
     from reviewers.checks import CheckReport
+
+    if evidence_dir is None:
+        return None
+    return CheckReport.model_validate_json(_evidence_file(evidence_dir, case).read_text())
+
+
+def _save_evidence(save_evidence: Path | None, case: EvalCase, checks: CheckReport | None) -> None:
+    if save_evidence is not None and checks is not None:
+        save_evidence.mkdir(parents=True, exist_ok=True)
+        _evidence_file(save_evidence, case).write_text(checks.model_dump_json())
+
+
+def _review(
+    case: EvalCase, backend: ReviewerBackend | None, limits: SliceLimits | None, evidence: CheckReport | None,
+    source: DirectorySource | None,
+) -> tuple[ScenarioGrade, CheckReport | None]:
+    """One pipeline run of a scenario, graded, with the analyzers' report it used (to reuse it)."""
     from reviewers.pipeline import run_pipeline
 
     count = getattr(backend, "count_tokens", None)
     started = time.perf_counter()
     try:
-        evidence = None
-        if evidence_dir is not None:
-            evidence = CheckReport.model_validate_json(_evidence_file(evidence_dir, case).read_text())
         run = run_pipeline(case.request.diff, backend, task=case.request.task, limits=limits, count_tokens=count,
-                           evidence=evidence)
+                           evidence=evidence, context_source=source)
     except Exception as exc:  # one broken scenario must not lose the others' grades
         log.exception("scenario %s: the pipeline raised", case.id)
-        return grade_error(case, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
-    if save_evidence is not None and run.checks is not None:
-        save_evidence.mkdir(parents=True, exist_ok=True)
-        _evidence_file(save_evidence, case).write_text(run.checks.model_dump_json())
-    return grade_review(case, run.result, run.seconds)
+        return grade_error(case, f"{type(exc).__name__}: {exc}", time.perf_counter() - started), None
+    shown = [snippet.path for request in run.requests for snippet in request.context]
+    return grade_review(case, run.result, run.seconds, shown), run.checks
 
 
 def load_scenario_cases(cases_dir: Path, reviewers: list[str] | None = None) -> list[EvalCase]:
@@ -91,24 +126,41 @@ def grade_scenarios(
     progress: Callable[[str], None] | None = None,
     evidence_dir: Path | None = None,
     save_evidence: Path | None = None,
+    context: bool = True,
 ) -> ReviewGradingRun:
     """Grade the final review of every scenario under `cases_dir` (only the `reviewers` folders when given).
 
-    `backend=None` runs the evidence only (no model), as `calora eval review --backend none` does.
+    `backend=None` runs the evidence only (no model), as `calora eval review --backend none` does. With
+    `context`, scenarios with a `repo/` snapshot give their reviewers context from it, and the needs_context
+    ones run again without it (same evidence) for the run's `context_ablation`.
     """
     cases = load_scenario_cases(cases_dir, reviewers)
-    grades = []
+    grades: list[ScenarioGrade] = []
+    without_context: list[ScenarioGrade] = []
     for n, case in enumerate(cases, 1):
-        grade = review_scenario(case, backend, limits, evidence_dir=evidence_dir, save_evidence=save_evidence)
+        evidence = _saved_evidence(evidence_dir, case)
+        source = context_source_for(case) if context else None
+        grade, checks = _review(case, backend, limits, evidence, source)
+        _save_evidence(save_evidence, case, checks)
+        line = (f"[{n}/{len(cases)}] {case.id}: {grade.decision} (expected {case.verdict.value}), "
+                f"{'pass' if grade.passed else 'fail'}, {grade.wall_s:.1f} s")
+        if source is not None and case.needs_context:
+            # Only the context differs between the two runs: the analyzers' report is reused.
+            alone, _checks = _review(case, backend, limits, checks or evidence, None)
+            without_context.append(alone)
+            line += f"; without context {alone.decision}, {'pass' if alone.passed else 'fail'}"
         if progress:
-            progress(f"[{n}/{len(cases)}] {case.id}: {grade.decision} (expected {case.verdict.value}), "
-                     f"{'pass' if grade.passed else 'fail'}, {grade.wall_s:.1f} s")
+            progress(line)
         grades.append(grade)
     if info is None:
         info = ReviewGradingInfo(label=getattr(backend, "name", None) or "evidence", backend=(
             getattr(backend, "name", None) or "none") if backend is not None else "none", cases_path=str(cases_dir),
             reviewers=reviewers)
-    return build_run(info, grades)
+    info = info.model_copy(update={"context": context})
+    run = build_run(info, grades, without_context)
+    if progress and (line := context_line(run)):
+        progress(line)
+    return run
 
 
 # --- outputs -----------------------------------------------------------------------------------------

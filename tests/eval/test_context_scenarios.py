@@ -1,13 +1,19 @@
-"""The needs_context scenarios: each one's repo/ snapshot is the head the diff produces, and every reviewer has some."""
+"""The needs_context scenarios (each repo/ snapshot is the head the diff produces) and the context ablation."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from eval.cases import EvalCase, load_cases
+from eval.review_grading import ReviewGradingRun, context_line, render_markdown
+from eval.review_runner import grade_scenarios
+from reviewers.backends.base import Backend, BackendResult
+from reviewers.contract import Category, Finding, ReviewerOutput, ReviewRequest, Severity, Verdict
 from reviewers.routing import REVIEWER_NAMES
 from reviewers.unified_diff import parse_unified_diff
 
@@ -50,3 +56,75 @@ def test_every_file_named_as_showing_the_defect_is_in_the_snapshot(context_cases
         assert case.context_files, case.id
         for path in case.context_files:
             assert (Path(case.source) / "repo" / path).is_file(), (case.id, path)
+
+
+# --- the ablation: grading with and without the snapshot's context ----------------------------------------------
+
+N_PLUS_ONE = SCENARIOS / "python" / "revise-csv-export-property-hides-foreign-key-n-plus-one"
+
+
+class ReadsItsContextBackend(Backend):
+    """Wiring only (no model): reports the N+1 exactly when its request's context shows the ForeignKey, so
+    the test can tell whether the snapshot's context reached the reviewer and the ablation counted it."""
+
+    name = "reads-its-context"
+
+    def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
+        out: list[BackendResult] = []
+        for request in requests:
+            sees_relation = any("ForeignKey" in snippet.text for snippet in request.context)
+            findings = [Finding(path="billing/views.py", line=22, severity=Severity.major,
+                                category=Category.performance,
+                                message="billing_label follows the account ForeignKey: one query per row (N+1)")]
+            out.append(ReviewerOutput(verdict=Verdict.revise if sees_relation else Verdict.approve,
+                                      findings=findings if sees_relation else [], missing_checks=[],
+                                      suggested_fix="select_related('account')" if sees_relation else ""))
+        return out
+
+
+def copy_case(root: Path, folder: Path) -> Path:
+    target = root / folder.parent.name / folder.name
+    shutil.copytree(folder, target)
+    return root
+
+
+def test_the_snapshot_reaches_the_reviewers_and_the_ablation_compares_with_and_without(tmp_path: Path) -> None:
+    cases = copy_case(tmp_path / "cases", N_PLUS_ONE)
+    run = grade_scenarios(cases, ReadsItsContextBackend())
+    (grade,) = run.scenarios
+    assert grade.passed and grade.needs_context and grade.context_file_shown
+    assert "billing/models.py" in grade.context_paths
+    ablation = run.context_ablation
+    assert ablation is not None and ablation.scenarios == 1 and ablation.context_file_shown == 1
+    assert (ablation.with_context.passed, ablation.without_context.passed) == (1, 0)
+    assert (ablation.with_context.must_finds_hit, ablation.without_context.must_finds_hit) == (1, 0)
+    assert ablation.without_grades[0].context_paths == [] and not ablation.without_grades[0].passed
+    assert run.info.context
+    line = ("Context ablation on 1 needs_context scenarios: with context pass 1/1 (100%), must-finds hit 1/1 "
+            "(100%); without pass 0/1 (0%), must-finds hit 0/1 (0%); a file showing the defect was retrieved in 1/1.")
+    assert context_line(run) == line and line in render_markdown(run)
+    assert ReviewGradingRun.model_validate_json(run.model_dump_json()) == run
+
+
+def test_without_context_no_reviewer_sees_the_snapshot_and_the_report_says_so(tmp_path: Path) -> None:
+    cases = copy_case(tmp_path / "cases", N_PLUS_ONE)
+    run = grade_scenarios(cases, ReadsItsContextBackend(), context=False)
+    (grade,) = run.scenarios
+    assert not grade.passed and grade.context_paths == [] and grade.context_file_shown is False
+    assert run.context_ablation is None and not run.info.context
+    assert context_line(run) == ("Repository context: off; the 1 needs_context scenarios: pass 0/1 (0%), "
+                                 "must-finds hit 0/1 (0%).")
+
+
+def test_eval_review_takes_context_and_no_context_with_evidence_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = copy_case(tmp_path / "cases", N_PLUS_ONE)
+    for switch, ablation in (("--context", True), ("--no-context", False)):
+        out = tmp_path / switch
+        assert main(["eval", "review", "--cases", str(cases), "--backend", "none", "--no-charts", switch,
+                     "--out", str(out)]) == 0
+        run = ReviewGradingRun.model_validate_json((out / "review_results.json").read_text(encoding="utf-8"))
+        assert run.info.context is ablation and (run.context_ablation is not None) is ablation
+        printed = capsys.readouterr().out
+        assert ("Context ablation on 1" in printed) is ablation and ("Repository context: off" in printed) is not ablation
