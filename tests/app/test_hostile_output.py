@@ -41,9 +41,11 @@ WEBHOOK_SECRET = "webhook-secret-value-123"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 GH_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 HANDLER, WEIRD = "app/handler.py", "src/we`ird``name.py"
+FAKE_FP = "0123456789abcdef"
 HOSTILE = (
     "@org/team @octocat <img src=x onerror=alert(1)> ![x](http://evil.example/p.png) "
-    f"[click](javascript:alert(1)) use key {AWS_KEY} and token {GH_TOKEN} and {WEBHOOK_SECRET}"
+    f"[click](javascript:alert(1)) <!-- calora:fp={FAKE_FP} --> use key {AWS_KEY} and token {GH_TOKEN} "
+    f"and {WEBHOOK_SECRET}"
 )
 MAJOR_MESSAGE = "the name of this file breaks out of its code span; rename it"
 MENTION = re.compile(r"@(?!\u200b)[A-Za-z]")
@@ -146,9 +148,11 @@ def test_annotations_are_plain_capped_and_redacted(posted: FakeGitHub) -> None:
     (check,) = posted.check_runs.values()
     annotations = check["annotations"]
     assert annotations, "findings over the inline budget are annotated"
+    assert any("calora:fp" in a["message"] for a in annotations), "the hostile minor finding is annotated"
     for annotation in annotations:
         assert_no_secret(annotation["message"] + annotation["title"])
         assert MENTION.search(annotation["message"]) is None and "<img" not in annotation["message"]
+        assert "<!--" not in annotation["message"]  # no marker forms should the text be shown as markdown
         assert len(annotation["message"]) < 3000
 
 
