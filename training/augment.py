@@ -1,19 +1,28 @@
-"""`calora data augment`: derive boundary cases from curated examples, into a separate folder.
+"""`calora data augment`: derive training examples from curated ones, into a separate folder.
 
-Three derivations, each validated exactly like a hand-written example and marked `derived_from`:
+What `data augment` writes, each example validated exactly like a hand-written one and marked `derived_from`:
 
-- **renamed**: identifiers the diff defines (functions, classes, variables) get other plausible names,
-  consistently across diff, task, context and expected answer. Same verdict, same lines: the reviewer
-  must judge the code, not remember names.
-- **moved**: blank added lines are inserted before the first finding, so the defect sits at another
-  line number; every later line reference shifts. Teaches line numbers instead of memorised positions.
 - **clean twin**: a one-finding revise/block example whose finding carries a `suggestion` gets that
   suggestion applied to the diff and the expected answer becomes a clean approve. The suggestion may
-  not fix everything the message says, so twins are tagged `review-before-use` for a human to check.
+  not fix everything the message says, so twins are tagged `review-before-use` until a person checks
+  them (and lists the bad ones in `rejected-twins.txt`, so they are not made again).
+- **combined**: two examples of one reviewer that touch different files become one multi-file PR (both
+  diffs, both intents, both answers' findings, the stronger verdict). Mostly a defective example with a
+  clean one: the reviewer must find the defect among clean code and stay silent on the clean file. Some
+  also get the two boundary layers below, which alone would change nothing but names and positions.
 
-Derived files go to `datasets-derived/<reviewer>/<id>--<kind>.yaml` (never into the curated folder);
-`calora data build --examples datasets datasets-derived` trains on both. The split keeps a derived
-example on the same side as its source (see `training.dataset_build`).
+Two boundary layers (never written on their own: renames alone do not make a new example):
+
+- **renamed**: identifiers the diff defines (functions, classes, variables) get other plausible names,
+  consistently across diff, task, context and expected answer.
+- **moved**: blank added lines are inserted before the first finding, so the defect sits at another
+  line number; every later line reference shifts.
+
+Nothing is derived from a source whose root falls in the eval split (`dataset_build.in_eval_split`, the
+rule `data build` splits by): a derivation of a held-out example would teach its answer. Derived files go
+to `datasets-derived/<reviewer>/` (never into the curated folder); `calora data build --examples datasets
+datasets-derived` trains on both. A combined example's root is its primary source, and both its sources
+are train-split, so it lands in train with both.
 """
 
 from __future__ import annotations
@@ -28,8 +37,26 @@ from pathlib import Path
 import yaml
 
 from reviewers.contract import Finding, ReviewerOutput, Verdict
+from reviewers.synthesis import _VERDICT_RANK as VERDICT_RANK  # block 0 < revise 1 < approve 2
 from reviewers.unified_diff import Hunk, format_hunk_header, parse_unified_diff
-from training.examples import CuratedExample, ExampleError, example_id, load_examples, validate_example
+from training.dataset_build import (
+    DEFAULT_EVAL_FRACTION,
+    NEAR_DUPLICATE_JACCARD,
+    UNREVIEWED_TAG,
+    changed_lines,
+    in_eval_split,
+    jaccard,
+)
+from training.evidence import EVIDENCE_TAG
+from training.examples import (
+    CuratedExample,
+    ExampleError,
+    example_id,
+    load_example,
+    load_examples,
+    parse_example_diff,
+    validate_example,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +178,7 @@ def clean_twin(example: CuratedExample) -> CuratedExample:
     f = findings[0]
     diff = replace_new_lines(example.diff, f.path, f.line, f.last_line, f.suggestion.rstrip("\n").split("\n"))
     expected = ReviewerOutput(verdict=Verdict.approve, findings=[], missing_checks=[], suggested_fix="")
-    tags = [t for t in example.tags if t not in ("block", "revise")] + ["clean", "review-before-use"]
+    tags = [t for t in example.tags if t not in ("block", "revise")] + ["clean", UNREVIEWED_TAG]
     return example.model_copy(update={"diff": diff, "expected": expected, "tags": tags})
 
 
@@ -244,6 +271,22 @@ def rename_identifiers(example: CuratedExample, rng: random.Random) -> CuratedEx
 
 
 KINDS = ("renamed", "moved", "clean-twin")
+WRITTEN_KINDS = ("clean-twin", "combined")
+"""What `data augment` writes: derivations that change the code a reviewer judges, not only its names."""
+REJECTED_TWINS = "rejected-twins.txt"
+"""In the derived folder: `<source id>  <why>` per line, clean twins a person rejected (never made again)."""
+MAX_COMBINED_CHANGED_LINES = 120  # a combined PR stays a prompt a 270M reviewer is taught on
+DEFAULT_FILL_TO = 270  # examples per reviewer (curated + derived) that combined ones fill up to
+DEFECT_WITH_CLEAN_SHARE = 0.75  # the rest of the combined examples pair two defective sources
+
+
+def _as_derived(new: CuratedExample, source_id: str, kinds: list[str]) -> CuratedExample:
+    """Mark `new` as derived from `source_id` and validate it. The source's analyzer evidence described
+    another diff, so it is dropped; `calora data evidence` writes the derived diff's own."""
+    tags = [t for t in new.tags if t not in ("derived", EVIDENCE_TAG)] + ["derived", *kinds]
+    new = new.model_copy(update={"derived_from": source_id, "tags": list(dict.fromkeys(tags)), "check_output": ""})
+    validate_example(CuratedExample.model_validate(new.model_dump(mode="json")))
+    return new
 
 
 def derive(example: CuratedExample, source_id: str, kind: str, rng: random.Random) -> CuratedExample:
@@ -256,39 +299,186 @@ def derive(example: CuratedExample, source_id: str, kind: str, rng: random.Rando
         new = clean_twin(example)
     else:
         raise ValueError(f"unknown derivation {kind!r}; known: {', '.join(KINDS)}")
-    tags = [t for t in new.tags if t != "derived"] + ["derived", kind]
-    new = new.model_copy(update={"derived_from": source_id, "tags": list(dict.fromkeys(tags))})
-    validate_example(CuratedExample.model_validate(new.model_dump(mode="json")))
-    return new
+    return _as_derived(new, source_id, [kind])
+
+
+def stronger_verdict(a: Verdict, b: Verdict) -> Verdict:
+    return min(a, b, key=VERDICT_RANK.__getitem__)
+
+
+def _short_union(a: list[str], b: list[str], limit: int) -> list[str]:
+    return list(dict.fromkeys(a + b))[:limit]
+
+
+def combine(
+    primary: CuratedExample, primary_id: str, secondary: CuratedExample, secondary_id: str, rng: random.Random
+) -> CuratedExample:
+    """One PR made of two examples that touch different files, validated and marked.
+
+    `primary` (the one with the stronger verdict) is the root; the tag `combined-with:<id>` names the
+    other. Refused when the files overlap, the PR would exceed `MAX_COMBINED_CHANGED_LINES`, or one
+    source is so small that `data build` would call the PR a near duplicate of the other.
+    """
+    if primary.reviewer != secondary.reviewer:
+        raise AugmentError("sources of different reviewers")
+    parsed = parse_example_diff(primary.diff), parse_example_diff(secondary.diff)
+    if set(parsed[0].paths()) & set(parsed[1].paths()):
+        raise AugmentError("the sources change the same file")
+    lines = [set(changed_lines(p)) for p in parsed]
+    changed = sum(len(changed_lines(p)) for p in parsed)
+    if changed > MAX_COMBINED_CHANGED_LINES:
+        raise AugmentError(f"{changed} changed lines, over {MAX_COMBINED_CHANGED_LINES}")
+    if any(jaccard(part, lines[0] | lines[1]) >= NEAR_DUPLICATE_JACCARD for part in lines):
+        raise AugmentError("one source dominates the combined diff (a near duplicate of it)")
+    first, second = (primary, secondary) if rng.random() < 0.5 else (secondary, primary)
+    exp_a, exp_b = primary.expected, secondary.expected
+    expected = ReviewerOutput(
+        verdict=stronger_verdict(exp_a.verdict, exp_b.verdict),
+        findings=first.expected.findings + second.expected.findings,
+        missing_checks=_short_union(exp_a.missing_checks, exp_b.missing_checks, limit=3),
+        suggested_fix=" ".join(fix for fix in (exp_a.suggested_fix, exp_b.suggested_fix) if fix),
+    )
+    new = CuratedExample(
+        reviewer=primary.reviewer,
+        task=f"{first.task.rstrip()}\n\nAlso in this PR: {second.task.strip()}",
+        diff=first.diff.rstrip("\n") + "\n" + second.diff.rstrip("\n") + "\n",
+        context=first.context + second.context,
+        expected=expected,
+        tags=[*primary.tags, "multi-file"],
+    )
+    kinds = ["combined", f"combined-with:{secondary_id}"]
+    if rng.random() < 0.5:  # boundary layers: names and line numbers the reviewer cannot have memorised
+        try:
+            new, kinds = rename_identifiers(new, rng), [*kinds, "renamed"]
+        except AugmentError:
+            pass
+    if expected.findings and rng.random() < 0.3:
+        new, kinds = move_defect(new, rng), [*kinds, "moved"]
+    return _as_derived(new, primary_id, kinds)
+
+
+Source = tuple[str, CuratedExample]  # (example id, example)
+
+
+def combine_sources(sources: list[Source], count: int, rng: random.Random) -> list[tuple[str, CuratedExample]]:
+    """Up to `count` combined examples of one reviewer's `sources`, as (file stem, example).
+
+    Every defective source takes its turn as the primary (so the defects are spread, not the same few
+    repeated); its partner is mostly a clean (approve) source, otherwise another defective one. A pair
+    is used once.
+    """
+    defective = sorted((s for s in sources if s[1].expected.verdict != Verdict.approve), key=lambda s: s[0])
+    clean = sorted((s for s in sources if s[1].expected.verdict == Verdict.approve), key=lambda s: s[0])
+    if not defective:
+        return []
+    rng.shuffle(defective)
+    made: list[tuple[str, CuratedExample]] = []
+    used: set[frozenset[str]] = set()
+    for turn in range(count * 20):
+        if len(made) >= count:
+            break
+        primary = defective[turn % len(defective)]
+        pool = clean if clean and rng.random() < DEFECT_WITH_CLEAN_SHARE else defective
+        partner = rng.choice(pool)
+        pair = frozenset((primary[0], partner[0]))
+        if len(pair) < 2 or pair in used:
+            continue
+        if VERDICT_RANK[partner[1].expected.verdict] < VERDICT_RANK[primary[1].expected.verdict]:
+            primary, partner = partner, primary
+        try:
+            new = combine(primary[1], primary[0], partner[1], partner[0],
+                          random.Random(f"{rng.random()}:{primary[0]}:{partner[0]}"))
+        except (AugmentError, ExampleError) as exc:
+            log.debug("%s + %s: not combined: %s", primary[0], partner[0], exc)
+            continue
+        used.add(pair)
+        made.append((f"{primary[0].split('/', 1)[1]}--with--{partner[0].split('/', 1)[1]}", new))
+    return made
+
+
+def read_rejected(out: Path) -> dict[str, str]:
+    """Source ids whose clean twins a person rejected, with the reason (`REJECTED_TWINS` in `out`)."""
+    path = out / REJECTED_TWINS
+    if not path.is_file():
+        return {}
+    rejected = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            source_id, _, why = line.strip().partition(" ")
+            rejected[source_id] = why.strip()
+    return rejected
+
+
+def _same_derivation(path: Path, new: CuratedExample) -> bool:
+    """Whether `path` already holds `new` (a person's review and the analyzer evidence are kept)."""
+    if not path.is_file():
+        return False
+    try:
+        old = load_example(path)
+    except ExampleError:
+        return False
+    ignore = {"tags", "check_output"}
+    return old.model_dump(mode="json", exclude=ignore) == new.model_dump(mode="json", exclude=ignore)
 
 
 def augment_dataset(
-    examples_dir: Path, out: Path, reviewers: list[str] | None = None, seed: int = 0
+    examples_dir: Path, out: Path, reviewers: list[str] | None = None, seed: int = 0,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION, fill_to: int = DEFAULT_FILL_TO,
 ) -> dict[str, int]:
-    """Write every applicable derivation of every curated example under `out`; returns counts per kind."""
+    """Write the clean twins and combined examples of every train-split curated example under `out`.
+
+    Combined examples fill each reviewer up to `fill_to` examples (curated + derived). `out/<reviewer>/`
+    ends up holding exactly this run's derivations: a file whose derivation is unchanged is left as it
+    is (a reviewed twin stays reviewed), others are rewritten, stale ones removed. Returns counts per
+    kind, plus `eval-split-skipped`: curated sources held out from derivation.
+    """
     if out.resolve() == examples_dir.resolve():
         raise AugmentError(f"--out {out} must differ from the curated folder {examples_dir}")
-    counts: Counter[str] = Counter()
+    rejected = read_rejected(out)
+    by_reviewer: dict[str, list[Source]] = {}
     for path, example in load_examples(examples_dir).items():
-        if example.derived_from or (reviewers and example.reviewer not in reviewers):
-            continue
-        source_id = example_id(path)
-        for kind in KINDS:
-            rng = random.Random(f"{seed}:{source_id}:{kind}")
-            try:
-                new = derive(example, source_id, kind, rng)
-            except (AugmentError, ExampleError) as exc:
-                log.debug("%s: no %s: %s", source_id, kind, exc)
+        if not example.derived_from and (not reviewers or example.reviewer in reviewers):
+            by_reviewer.setdefault(example.reviewer, []).append((example_id(path), example))
+    counts: Counter[str] = Counter()
+    for reviewer, curated in sorted(by_reviewer.items()):
+        sources = [s for s in curated if not in_eval_split(s[0], eval_fraction)]
+        counts["eval-split-skipped"] += len(curated) - len(sources)
+        derived: list[tuple[str, str, CuratedExample]] = []  # (kind, file stem, example)
+        for source_id, example in sources:
+            if source_id in rejected:
                 continue
-            target = out / example.reviewer / f"{path.stem}--{kind}.yaml"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(dump_example(new), encoding="utf-8")
+            try:
+                twin = derive(example, source_id, "clean-twin", random.Random(f"{seed}:{source_id}:clean-twin"))
+            except (AugmentError, ExampleError) as exc:
+                log.debug("%s: no clean twin: %s", source_id, exc)
+                continue
+            derived.append(("clean-twin", f"{source_id.split('/', 1)[1]}--clean-twin", twin))
+        room = fill_to - len(curated) - len(derived)
+        for stem, new in combine_sources(sources, room, random.Random(f"{seed}:{reviewer}:combined")):
+            derived.append(("combined", stem, new))
+        folder = out / reviewer
+        folder.mkdir(parents=True, exist_ok=True)
+        wanted = set()
+        for kind, stem, new in derived:
+            target = folder / f"{stem}.yaml"
+            wanted.add(target)
+            if not _same_derivation(target, new):
+                target.write_text(dump_example(new), encoding="utf-8")
             counts[kind] += 1
+        for stale in sorted(set(folder.glob("*.yaml")) - wanted):
+            stale.unlink()
     return dict(counts)
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def analyze_scalar(self, scalar: str) -> yaml.emitter.ScalarAnalysis:
+        """Allow a literal block for multi-line text whose lines end in spaces (a diff's blank context
+        line is one space): PyYAML quotes those, which makes a diff unreadable; `dump_example` checks
+        that the block reads back the same."""
+        analysis = super().analyze_scalar(scalar)
+        if "\n" in scalar and all(c.isprintable() or c in "\n\t" for c in scalar):
+            analysis.allow_block = True
+        return analysis
 
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -308,4 +498,7 @@ def dump_example(example: CuratedExample) -> str:
     """YAML in the curated layout (block scalars for the diff); round-trips through `load_example`."""
     data = example.model_dump(mode="json", exclude_none=True)
     data["expected"] = example.expected.model_dump(mode="json", exclude_none=True)
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+    text = dump_yaml(data)
+    if yaml.safe_load(text) != data:  # a block scalar that would not read back: PyYAML's own choice
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+    return text

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from training.augment import DEFAULT_FILL_TO
+from training.dataset_build import DEFAULT_EVAL_FRACTION
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +27,8 @@ def register(subparsers: Any) -> None:
     build.add_argument("--examples", type=Path, nargs="+", default=[Path("datasets")],
                        help="folders of <reviewer>/<id>.yaml examples (derived ones too)")
     build.add_argument("--out", type=Path, default=Path("build/data"))
-    build.add_argument("--eval-fraction", type=float, default=0.15)
+    build.add_argument("--eval-fraction", type=float, default=DEFAULT_EVAL_FRACTION,
+                       help="share of roots held out for eval (a stable hash of each root id)")
     build.add_argument("--tokenizer", help="count token lengths with this base model's tokenizer: what "
                        "--base-model takes (a known name, a folder, a .gguf...); default: an estimate")
     build.add_argument("--gguf-file", help="GGUF file inside --tokenizer")
@@ -38,12 +42,17 @@ def register(subparsers: Any) -> None:
     evidence.add_argument("--refresh", action="store_true", help="also replace existing check_output")
     evidence.set_defaults(handler=_data_evidence)
 
-    augment = data_sub.add_parser("augment", help="derive boundary cases (renamed, moved, clean twins)")
+    augment = data_sub.add_parser("augment", help="derive examples (clean twins, combined multi-file PRs)")
     augment.add_argument("--examples", type=Path, default=Path("datasets"))
     augment.add_argument("--out", type=Path, default=Path("datasets-derived"),
                          help="separate folder for derived examples (never the curated one)")
     augment.add_argument("--reviewer", action="append", help="only these reviewers (repeatable)")
     augment.add_argument("--seed", type=int, default=0)
+    augment.add_argument("--eval-fraction", type=float, default=DEFAULT_EVAL_FRACTION,
+                         help="sources whose root falls in this eval split are never derived from "
+                              "(pass what data build gets)")
+    augment.add_argument("--fill-to", type=int, default=DEFAULT_FILL_TO,
+                         help="combined examples fill each reviewer up to this many examples")
     augment.set_defaults(handler=_data_augment)
 
     scan = subparsers.add_parser("scan", help="profile a repository (languages, frameworks, tests, CI)")
@@ -110,11 +119,14 @@ def _data_evidence(args: argparse.Namespace) -> int:
 def _data_augment(args: argparse.Namespace) -> int:
     from training.augment import augment_dataset
 
-    written = augment_dataset(args.examples, args.out, reviewers=args.reviewer, seed=args.seed)
+    written = augment_dataset(args.examples, args.out, reviewers=args.reviewer, seed=args.seed,
+                              eval_fraction=args.eval_fraction, fill_to=args.fill_to)
+    skipped = written.pop("eval-split-skipped", 0)
     for kind, count in sorted(written.items()):
         print(f"{kind:<14}{count:>5}")
-    print(f"wrote {sum(written.values())} derived examples under {args.out}/ "
-          f"(build with: calora data build --examples {args.examples} {args.out})")
+    print(f"{sum(written.values())} derived examples under {args.out}/; {skipped} eval-split source(s) not "
+          f"derived from. Next: calora data evidence --examples {args.out}; "
+          f"calora data build --examples {args.examples} {args.out}")
     return 0
 
 

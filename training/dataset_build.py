@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 EXAMPLE_SUFFIXES = (".yaml", ".yml", ".json")
 UNREVIEWED_TAG = "review-before-use"  # set by `calora data augment` on clean twins; a person removes it
 NEAR_DUPLICATE_JACCARD = 0.9
+DEFAULT_EVAL_FRACTION = 0.15  # `data build --eval-fraction` and `data augment --eval-fraction` both start here
 
 
 class DatasetError(ValueError):
@@ -181,10 +182,16 @@ def stable_fraction(key: str) -> float:
     return int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) / 16**12
 
 
+def in_eval_split(root_id: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> bool:
+    """Whether examples of this root are held out: the split rule of `data build`, which `data augment`
+    also applies so that nothing is ever derived from a held-out example."""
+    return stable_fraction(root_id) < eval_fraction
+
+
 def split(examples: list[LoadedExample], eval_fraction: float) -> tuple[list[LoadedExample], list[LoadedExample]]:
     train, evaluation = [], []
     for ex in examples:
-        (evaluation if stable_fraction(ex.root_id) < eval_fraction else train).append(ex)
+        (evaluation if in_eval_split(ex.root_id, eval_fraction) else train).append(ex)
     return train, evaluation
 
 
@@ -289,7 +296,7 @@ class BuildReport:
 
 
 def build_dataset(
-    roots: list[Path], out: Path, eval_fraction: float = 0.15, count_tokens: TokenCounter | None = None,
+    roots: list[Path], out: Path, eval_fraction: float = DEFAULT_EVAL_FRACTION, count_tokens: TokenCounter | None = None,
     tokenizer_name: str = "approx (3.5 chars/token)", allow_unreviewed: bool = False,
 ) -> BuildReport:
     """Validate, dedup, split and render every example under `roots` into `out/<reviewer>/`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -9,15 +10,20 @@ import pytest
 import yaml
 
 from training.augment import (
+    MAX_COMBINED_CHANGED_LINES,
+    REJECTED_TWINS,
     AugmentError,
     augment_dataset,
     clean_twin,
+    combine,
     derive,
+    dump_example,
     insert_blank_lines,
     move_defect,
     parse_lines,
     rename_identifiers,
 )
+from training.dataset_build import build_dataset, in_eval_split
 from training.examples import CuratedExample, added_lines, load_example
 
 DIFF = """\
@@ -108,16 +114,122 @@ def test_derive_marks_the_source_and_validates() -> None:
     assert new.derived_from == "python/search" and {"derived", "moved"} <= set(new.tags)
 
 
+def clean_example(path: str = "shop/cart.py", lines: int = 3) -> CuratedExample:
+    """A clean change to another file: approve, no findings."""
+    added = "".join(f"+    CART_LIMIT_{i} = {i}\n" for i in range(lines))
+    diff = (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1,1 +1,{lines + 1} @@\n"
+            f" class Cart:\n{added}")
+    return CuratedExample.model_validate({
+        "reviewer": "python", "task": "Name the cart limits", "diff": diff, "check_output": "ruff: nothing",
+        "expected": {"verdict": "approve", "findings": [], "missing_checks": [], "suggested_fix": ""},
+        "tags": ["clean", "evidence"],
+    })
+
+
+def write_sources(folder: Path, examples: dict[str, CuratedExample]) -> None:
+    for name, ex in examples.items():
+        target = folder / ex.reviewer / f"{name}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(dump_example(ex))
+
+
 def test_augment_writes_a_separate_folder_that_round_trips(tmp_path: Path) -> None:
-    src = tmp_path / "datasets" / "python"
-    src.mkdir(parents=True)
-    (src / "search.yaml").write_text(yaml.safe_dump(example().model_dump(mode="json", exclude_none=True)))
+    write_sources(tmp_path / "datasets", {"search": example()})
     out = tmp_path / "derived"
     counts = augment_dataset(tmp_path / "datasets", out)
-    assert counts == {"renamed": 1, "moved": 1, "clean-twin": 1}
+    assert counts == {"clean-twin": 1, "eval-split-skipped": 0}  # one source: nothing to combine it with
     for path in sorted((out / "python").iterdir()):
         loaded = load_example(path)  # validates like a hand-written example
         assert loaded.derived_from == "python/search"
-    assert sorted(p.name for p in src.iterdir()) == ["search.yaml"], "the curated folder is never written"
+    assert sorted(p.name for p in (tmp_path / "datasets" / "python").iterdir()) == ["search.yaml"]
     with pytest.raises(AugmentError, match="must differ"):
         augment_dataset(tmp_path / "datasets", tmp_path / "datasets")
+
+
+def test_augment_never_derives_from_a_source_held_out_by_the_build_split(tmp_path: Path) -> None:
+    assert in_eval_split("python/held-out") and not in_eval_split("python/search")
+    write_sources(tmp_path / "datasets", {"search": example(), "held-out": example()})
+    counts = augment_dataset(tmp_path / "datasets", tmp_path / "derived")
+    assert counts["eval-split-skipped"] == 1
+    derived = [load_example(p) for p in (tmp_path / "derived" / "python").iterdir()]
+    assert derived and {d.derived_from for d in derived} == {"python/search"}
+    # the same rule decides the build's split: the held-out source is in eval.jsonl, alone
+    build_dataset([tmp_path / "datasets"], tmp_path / "build", allow_unreviewed=True)
+    held = (tmp_path / "build" / "python" / "eval.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in held] == ["python/held-out"]
+
+
+def test_combined_pr_asks_for_the_defect_and_silence_on_the_clean_file() -> None:
+    combined = combine(example(), "python/search", clean_example(), "python/cart-clean", random.Random(3))
+    assert combined.derived_from == "python/search"
+    assert {"derived", "combined", "combined-with:python/cart-clean", "multi-file"} <= set(combined.tags)
+    assert "evidence" not in combined.tags and combined.check_output == ""  # `data evidence` writes its own
+    assert "+++ b/shop/cart.py" in combined.diff and "+++ b/shop/orders.py" in combined.diff
+    assert "search_orders" in combined.task or "Add search" in combined.task
+    assert "cart limits" in combined.task
+    assert combined.expected.verdict.value == "block"
+    assert [f.path for f in combined.expected.findings] == ["shop/orders.py"]
+    assert load_example_text(dump_example(combined)) == combined
+
+
+def load_example_text(text: str) -> CuratedExample:
+    return CuratedExample.model_validate(yaml.safe_load(text))
+
+
+def test_two_defective_sources_give_both_findings_and_the_stronger_verdict() -> None:
+    revise = CuratedExample.model_validate({
+        "reviewer": "python", "task": "Cap the cart", "diff": clean_example().diff,
+        "expected": {"verdict": "revise", "findings": [
+            {"path": "shop/cart.py", "line": 2, "severity": "major", "category": "correctness",
+             "message": "CART_LIMIT_0 of 0 rejects every cart."}],
+            "missing_checks": ["a test of an empty cart", "a test of search_orders with a quote"],
+            "suggested_fix": "Start the limits at 1."},
+    })
+    combined = combine(example(), "python/search", revise, "python/cap", random.Random(0))
+    assert combined.expected.verdict.value == "block"
+    assert sorted(f.path for f in combined.expected.findings) == ["shop/cart.py", "shop/orders.py"]
+    assert combined.expected.missing_checks == ["a test of search_orders with a quote", "a test of an empty cart"]
+    assert "Bind query" in combined.expected.suggested_fix and "Start the limits" in combined.expected.suggested_fix
+
+
+def test_combine_refuses_the_same_file_a_long_pr_and_a_near_duplicate() -> None:
+    with pytest.raises(AugmentError, match="same file"):
+        combine(example(), "python/search", clean_example("shop/orders.py"), "python/other", random.Random(0))
+    with pytest.raises(AugmentError, match=f"over {MAX_COMBINED_CHANGED_LINES}"):
+        combine(example(), "python/search", clean_example(lines=MAX_COMBINED_CHANGED_LINES), "python/big",
+                random.Random(0))
+    with pytest.raises(AugmentError, match="dominates"):  # data build would drop one as a near duplicate
+        combine(example(), "python/search", clean_example(lines=80), "python/big", random.Random(0))
+
+
+def test_combined_examples_fill_up_and_train_with_both_sources(tmp_path: Path) -> None:
+    export = CuratedExample.model_validate(json.loads(example().model_dump_json().replace(
+        "orders", "exports")))  # the same defect in another file, with other lines
+    sources = {"search": example(), "export": export, "cart-clean": clean_example(), "notes-clean": clean_example("shop/notes.py", lines=4),
+        "held-out": clean_example("shop/held.py", lines=5)}
+    write_sources(tmp_path / "datasets", sources)
+    counts = augment_dataset(tmp_path / "datasets", tmp_path / "derived", fill_to=len(sources) + 2 + 3)
+    assert counts["combined"] == 3 and counts["clean-twin"] == 2
+    combined = [load_example(p) for p in (tmp_path / "derived" / "python").glob("*--with--*.yaml")]
+    for ex in combined:
+        second = next(t.split(":", 1)[1] for t in ex.tags if t.startswith("combined-with:"))
+        assert not in_eval_split(ex.derived_from) and not in_eval_split(second)
+        assert "python/held-out" not in (ex.derived_from, second)
+    report = build_dataset([tmp_path / "datasets", tmp_path / "derived"], tmp_path / "build",
+                           allow_unreviewed=True)
+    assert report.reviewers["python"]["eval"] == 1 and report.duplicates_removed == []
+    assert report.reviewers["python"]["train"] == len(sources) - 1 + 5
+
+
+def test_a_reviewed_twin_stays_reviewed_and_a_rejected_one_is_not_made_again(tmp_path: Path) -> None:
+    write_sources(tmp_path / "datasets", {"search": example()})
+    out = tmp_path / "derived"
+    augment_dataset(tmp_path / "datasets", out)
+    twin_path = out / "python" / "search--clean-twin.yaml"
+    reviewed = twin_path.read_text().replace("- review-before-use\n", "")
+    twin_path.write_text(reviewed)
+    augment_dataset(tmp_path / "datasets", out)
+    assert twin_path.read_text() == reviewed
+    (out / REJECTED_TWINS).write_text("python/search  the fix leaves the f-string in another call\n")
+    augment_dataset(tmp_path / "datasets", out)
+    assert not twin_path.exists()
