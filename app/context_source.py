@@ -5,6 +5,7 @@ under `asyncio.to_thread`), while the `GitHubClient` lives on the job's event lo
 `repos/get-content` request handed to that loop and waited for.
 
 How a read is spent, cheapest first:
+- the changed files' texts at the head, which the review fetched for the analyzers, are handed in (`known`);
 - a folder is listed once per review; the listing names every file's blob sha and size, so a missing file
   costs nothing more, an oversized one is skipped without downloading it, and
 - a blob whose text this process has already read (any review, any commit, any pull request) comes from
@@ -24,7 +25,7 @@ import concurrent.futures
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from app.github_client import ContentEntry, GitHubClient, GitHubError
@@ -132,11 +133,13 @@ class GitHubContentsSource:
         loop: asyncio.AbstractEventLoop,
         budget: RequestBudget,
         *,
+        known: Mapping[str, str] | None = None,
         cache: BlobCache = BLOB_CACHE,
     ) -> None:
         self.gh, self.owner, self.repo, self.ref = gh, owner, repo, ref
         self.loop = loop
         self.budget = budget
+        self.known = dict(known or {})  # texts of this commit the review already holds: read without a request
         self.cache = cache
         self._listings: dict[str, list[ContentEntry]] = {}  # folder -> entries ([]: no such folder)
         self._lock = threading.Lock()  # retrieval may read from several threads
@@ -170,6 +173,9 @@ class GitHubContentsSource:
         clean = normalize_path(path)
         if not clean:
             return None
+        if clean in self.known:
+            known = self.known[clean]
+            return known if len(known.encode("utf-8")) <= MAX_FILE_BYTES else None
         folder = clean.rpartition("/")[0]
         entries = self._listing(folder)
         if entries is not None:

@@ -213,6 +213,7 @@ class Recorded:
     operation: str | None
     body: Any
     status: int = 0
+    accept: str = ""  # the Accept header: which form of a resource was asked for (raw, diff, JSON)
 
 
 class FakeGitHub:
@@ -321,7 +322,8 @@ class FakeGitHub:
                 self.violations.append(f"{method} {path}: body is not JSON")
                 return JSONResponse({"message": "Problems parsing JSON"}, status_code=400)
         op = self.validator.operation(method, path)
-        record = Recorded(method, path, op.operation_id if op else None, body)
+        record = Recorded(method, path, op.operation_id if op else None, body,
+                          accept=request.headers.get("accept", ""))
         with self._lock:
             self.requests.append(record)
         if op is None:

@@ -23,14 +23,14 @@ VIEWS = "def orders(request):\n    return render(request, 'orders.html', {'order
 
 def review(
     clients: GitHubAppClients, ref: str, reads: Callable[[RepoSource], Any], *, max_requests: int = 20,
-    cache: BlobCache | None = None,
+    cache: BlobCache | None = None, known: dict[str, str] | None = None,
 ) -> tuple[GitHubContentsSource, Any]:
     """One review's use of the source: retrieval runs in a worker thread, the client on the job's loop."""
 
     async def job() -> tuple[GitHubContentsSource, Any]:
         async with clients.for_installation(1) as gh:
             source = GitHubContentsSource(gh, "acme", "shop", ref, asyncio.get_running_loop(),
-                                          RequestBudget(max_requests),
+                                          RequestBudget(max_requests), known=known,
                                           cache=cache if cache is not None else BlobCache())
             return source, await asyncio.to_thread(reads, source)
 
@@ -171,3 +171,9 @@ def test_the_head_and_the_base_of_one_review_share_its_budget(fake_github: FakeG
     assert texts == [MODELS, None]  # 2 requests for the head's file, the base's listing, then nothing left
     assert (budget.spent, budget.reads_refused) == (3, 1)
     assert len(fake_github.calls("repos/get-content")) == 3
+
+
+def test_texts_the_review_already_holds_cost_no_request(fake_github: FakeGitHub, app_clients) -> None:
+    put(fake_github, HEAD, {"shop/views.py": VIEWS})
+    _source, text = review(app_clients, HEAD, lambda s: s.read("shop/views.py"), known={"shop/views.py": VIEWS})
+    assert text == VIEWS and fake_github.calls("repos/get-content") == []
