@@ -50,6 +50,7 @@ class SliceView(BaseModel):
     context: list[ContextSnippet] = Field(
         default_factory=list, description="Repository text the reviewer was shown, each with why it was picked."
     )
+    conventions: str = Field(default="", description="The team's conventions it was shown (from the base branch).")
     output: ReviewerOutput | None = None
     answer_json: str | None = Field(
         default=None, description="The answer as JSON, as the reviewer returned it."
@@ -173,6 +174,7 @@ def multi_agent_view(run: PipelineRun) -> MultiAgentView:
                 check_output=request.check_output if request else "",
                 instructions=request.instructions if request else "",
                 context=list(request.context) if request else [],
+                conventions=request.conventions if request else "",
                 output=output,
                 answer_json=output.model_dump_json(indent=2, exclude_none=True) if output else None,
                 error=outcome.error if outcome else None,

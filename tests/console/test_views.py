@@ -88,7 +88,9 @@ def test_each_reviewer_shows_the_repository_context_it_was_given_with_why_collap
         text=f"class Item(ItemBase, table=True):\n    # <script>alert(1)</script> token {GH_TOKEN}\n    id: uuid.UUID\n",
     )
     python = next(i for i, piece in enumerate(run.plan.slices) if piece.reviewer == "python")
-    run.requests[python] = run.requests[python].model_copy(update={"context": [model_file]})
+    conventions = "Use `select_related` for relations read in a loop. <b>bold</b>"
+    run.requests[python] = run.requests[python].model_copy(update={"context": [model_file],
+                                                                   "conventions": conventions})
 
     view = multi_agent_view(run)
     assert [(s.reviewer, s.context) for s in view.slices] == [("python", [model_file]), ("sql", [])]
@@ -107,4 +109,5 @@ def test_each_reviewer_shows_the_repository_context_it_was_given_with_why_collap
     assert "class Item(ItemBase, table=True)" in python_html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in python_html
     assert GH_TOKEN not in html and "[redacted]" in python_html
+    assert "Team conventions" in python_html and "&lt;b&gt;bold&lt;/b&gt;" in python_html
     assert "Repository context" not in html[html.index('id="slice-sql-'):]
