@@ -12,6 +12,7 @@ from reviewers.routing import (
     REVIEWER_NAMES,
     REVIEWERS,
     SKIP_RULES,
+    TEST_PATTERNS,
     glob_match,
     is_test_file,
     matches_any,
@@ -257,3 +258,34 @@ def test_matching_a_row_at_once_equals_matching_each_glob(folders, name):
     for rule in SKIP_RULES:
         assert matches_any(path, rule.patterns) == any(glob_match(path, p) for p in rule.patterns)
     assert matches_any(path, ALL_PATTERNS) == any(glob_match(path, p) for p in ALL_PATTERNS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(path_parts, max_size=4), file_names)
+def test_the_compiled_tables_route_as_their_globs_say(folders, name):
+    """route_file checks suffixes, names and folders before any regex (speed, issue #18): the first skip
+    rule whose globs match, and the test patterns, still decide exactly as glob by glob."""
+    path = "/".join([*folders, name])
+    first_rule = next((r.reason for r in SKIP_RULES if any(glob_match(path, p) for p in r.patterns)), None)
+    assert skip_reason(path) == first_rule
+    assert is_test_file(path) == any(glob_match(path, p) for p in TEST_PATTERNS)
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        ("a/yb", "a**b"),
+        ("ab", "a**b"),
+        ("x/Dockerfile.dev", "Dockerfile.*"),
+        ("k8s", "**/k8s/**"),
+        ("deploy/k8s/x.yaml", "**/k8s/**"),
+        ("k8s/x.yaml", "**/k8s/**"),
+        ("my-k8s/x", "**/k8s/**"),
+        ("vendor/x.js", "vendor/**"),
+        ("vendors/x.js", "vendor/**"),
+        (".py", "*.py"),
+        ("a/b/.py", "*.py"),
+    ],
+)
+def test_a_row_matches_like_its_glob_in_edge_cases(path, pattern):
+    assert matches_any(path, [pattern]) == glob_match(path, pattern)
