@@ -34,8 +34,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from reviewers.contract import Finding, ReviewerOutput, Verdict
 from reviewers.synthesis import _VERDICT_RANK as VERDICT_RANK  # block 0 < revise 1 < approve 2
 from reviewers.unified_diff import Hunk, format_hunk_header, parse_unified_diff
@@ -51,6 +49,7 @@ from training.evidence import EVIDENCE_TAG
 from training.examples import (
     CuratedExample,
     ExampleError,
+    dump_example,
     example_id,
     load_example,
     load_examples,
@@ -468,37 +467,3 @@ def augment_dataset(
         for stale in sorted(set(folder.glob("*.yaml")) - wanted):
             stale.unlink()
     return dict(counts)
-
-
-class _Dumper(yaml.SafeDumper):
-    def analyze_scalar(self, scalar: str) -> yaml.emitter.ScalarAnalysis:
-        """Allow a literal block for multi-line text whose lines end in spaces (a diff's blank context
-        line is one space): PyYAML quotes those, which makes a diff unreadable; `dump_example` checks
-        that the block reads back the same."""
-        analysis = super().analyze_scalar(scalar)
-        if "\n" in scalar and all(c.isprintable() or c in "\n\t" for c in scalar):
-            analysis.allow_block = True
-        return analysis
-
-
-def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-def dump_yaml(data: object) -> str:
-    """YAML with block scalars for multi-line strings (diffs stay readable)."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
-
-
-def dump_example(example: CuratedExample) -> str:
-    """YAML in the curated layout (block scalars for the diff); round-trips through `load_example`."""
-    data = example.model_dump(mode="json", exclude_none=True)
-    data["expected"] = example.expected.model_dump(mode="json", exclude_none=True)
-    text = dump_yaml(data)
-    if yaml.safe_load(text) != data:  # a block scalar that would not read back: PyYAML's own choice
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
-    return text

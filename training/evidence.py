@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from reviewers.checks import inputs_from_diff, run_checks
-from training.examples import parse_example_diff
+from training.examples import dump_yaml, parse_example_diff
 
 EVIDENCE_TAG = "evidence"
 """Tag of an example whose `check_output` holds real analyzer output written by this command."""
@@ -40,18 +40,6 @@ def evidence_text(diff: str) -> tuple[str, int]:
     return report.evidence_for([item.path for item in inputs]), len(report.findings)
 
 
-def _dump(data: dict) -> str:
-    class Literal(str):
-        pass
-
-    def literal(dumper: yaml.SafeDumper, value: Literal) -> yaml.Node:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-
-    yaml.SafeDumper.add_representer(Literal, literal)
-    shaped = {k: (Literal(v) if isinstance(v, str) and "\n" in v else v) for k, v in data.items()}
-    return yaml.safe_dump(shaped, sort_keys=False, allow_unicode=True, width=110)
-
-
 def add_evidence(
     files: list[Path], *, refresh: bool = False, progress: Callable[[str], None] | None = None
 ) -> EvidenceReport:
@@ -72,7 +60,7 @@ def add_evidence(
         data["tags"] = [*tags, EVIDENCE_TAG] if text else tags
         order = ["reviewer", "task", "tags", "diff", "context", "check_output", "expected", "derived_from"]
         data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items() if k not in order}
-        path.write_text(_dump(data), encoding="utf-8")
+        path.write_text(dump_yaml(data), encoding="utf-8")
         report.written.append(str(path))
         if found:
             report.with_findings.append(str(path))

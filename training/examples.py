@@ -9,6 +9,7 @@ may point is `reviewers.anchoring`'s rule, the one the prompt states and publish
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -120,3 +121,37 @@ def load_examples(root: Path) -> dict[Path, CuratedExample]:
 
 def example_id(path: Path) -> str:
     return f"{path.parent.name}/{path.stem}"
+
+
+class _Dumper(yaml.SafeDumper):
+    def analyze_scalar(self, scalar: str) -> yaml.emitter.ScalarAnalysis:
+        """Allow a literal block for multi-line text whose lines end in spaces (a diff's blank context
+        line is one space): PyYAML would quote the whole string, which makes a diff unreadable."""
+        analysis = super().analyze_scalar(scalar)
+        if "\n" in scalar and all(c.isprintable() or c in "\n\t" for c in scalar):
+            analysis.allow_block = True
+        return analysis
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """YAML with literal blocks for multi-line strings (diffs stay readable as diffs); where a block
+    would not read back the same, PyYAML's own quoting."""
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+    if yaml.safe_load(text) != data:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+    return text
+
+
+def dump_example(example: CuratedExample) -> str:
+    """An example in the curated file layout; `load_example` reads it back unchanged."""
+    data = example.model_dump(mode="json", exclude_none=True)
+    data["expected"] = example.expected.model_dump(mode="json", exclude_none=True)
+    return dump_yaml(data)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from reviewers.context.profile import RepoProfile, case_style, profile_files
 from reviewers.routing import route_file
-from training.augment import dump_yaml
+from training.examples import dump_yaml
 
 __all__ = ["RepoProfile", "case_style", "harvest_candidates", "list_files", "scan_repository", "write_candidates"]
 

@@ -17,14 +17,13 @@ from training.augment import (
     clean_twin,
     combine,
     derive,
-    dump_example,
     insert_blank_lines,
     move_defect,
     parse_lines,
     rename_identifiers,
 )
 from training.dataset_build import build_dataset, in_eval_split
-from training.examples import CuratedExample, added_lines, load_example
+from training.examples import CuratedExample, added_lines, dump_example, load_example
 
 DIFF = """\
 diff --git a/shop/orders.py b/shop/orders.py
@@ -131,6 +130,13 @@ def write_sources(folder: Path, examples: dict[str, CuratedExample]) -> None:
         target = folder / ex.reviewer / f"{name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(dump_example(ex))
+
+
+def test_a_diff_with_blank_context_lines_is_written_as_a_readable_block() -> None:
+    assert "\n \n" in DIFF  # a blank context line is one space, which PyYAML would quote the diff for
+    text = dump_example(example())
+    assert "diff: |" in text and "  +def search_orders(conn, query):\n" in text
+    assert load_example_text(text) == example()
 
 
 def test_augment_writes_a_separate_folder_that_round_trips(tmp_path: Path) -> None:
