@@ -9,6 +9,11 @@ names (`Retry-After` in seconds or as an HTTP date; capped: a longer wait raises
 404, 410 and 422 raise `GitHubPermanentError`, a `PermanentJobError`: the job fails at once instead of
 being retried. The sleeper is injectable so tests never sleep. Errors never carry tokens, keys or
 request headers.
+
+Every JSON response is read through a pydantic model of the part the review uses (`RESPONSE_MODELS`,
+checked against GitHub's OpenAPI description by the tests): a response without a field the review needs
+is a `GitHubResponseError` naming the field, never a `KeyError` deep in the review. `client.pull(owner,
+repo, number)` gives a `PullRequestClient`, whose methods need no repository or number.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from githubkit.exception import (
     RequestError,
     RequestFailed,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from app.jobs import DeferJob, PermanentJobError
@@ -82,6 +87,14 @@ class GitHubPermanentError(GitHubError, PermanentJobError):
     """GitHub refused the call in a way that asking again cannot change (see PERMANENT_STATUSES)."""
 
 
+class GitHubResponseError(GitHubError):
+    """GitHub answered, but not with what its API description promises: `fields` names what was wrong."""
+
+    def __init__(self, operation: str, status: int | None, fields: list[str]):
+        self.fields = fields
+        super().__init__(operation, status, "unexpected response: " + "; ".join(fields))
+
+
 def rate_limit_wait(headers: Mapping[str, str], now: float) -> float:
     """Seconds a rate-limited response asks to wait: `Retry-After` (seconds or an HTTP date), else until
     `x-ratelimit-reset` (epoch seconds), else a minute. Never negative; an unreadable value means a minute."""
@@ -120,10 +133,152 @@ class RetryPolicy(BaseModel):
     max_rate_limit_wait: float = Field(default=120.0, ge=0)
 
 
-# -- The small subsets of GitHub's objects the review needs.
+# -- The REST responses, as far as the review reads them (names follow GitHub's OpenAPI schemas). A field
+# -- required here is required (and not nullable) there too; tests/app/test_github_responses.py checks it.
+
+
+class ApiAccount(BaseModel):
+    """`simple-user` (the author of a pull request, comment or review)."""
+
+    login: str
+
+
+class ApiBranchTip(BaseModel):
+    """A pull request's `head` or `base`: the branch and the commit it points at."""
+
+    sha: str
+    ref: str
+
+
+class ApiPullRequest(BaseModel):
+    """`pull-request` (pulls/get)."""
+
+    number: int
+    title: str
+    body: str | None = None
+    state: str
+    draft: bool = False
+    head: ApiBranchTip
+    base: ApiBranchTip
+    user: ApiAccount | None = None
+
+
+class PullFile(BaseModel):
+    """`diff-entry` (pulls/list-files): one changed file of a pull request."""
+
+    filename: str
+    status: str
+    previous_filename: str | None = None
+    additions: int = 0
+    deletions: int = 0
+    patch: str | None = Field(default=None, description="The file's hunks; GitHub omits it for large or binary files.")
+
+
+class ApiReviewComment(BaseModel):
+    """`pull-request-review-comment` (pulls/list-review-comments)."""
+
+    id: int
+    body: str
+    path: str
+    line: int | None = None
+    user: ApiAccount | None = None
+
+
+class ApiReview(BaseModel):
+    """`pull-request-review` (pulls/list-reviews, pulls/create-review)."""
+
+    id: int
+    body: str
+
+
+class ApiCheckRunApp(BaseModel):
+    id: int
+
+
+class ApiCheckRun(BaseModel):
+    """`check-run` (checks/create, checks/list-for-ref's items)."""
+
+    id: int
+    head_sha: str
+    status: str
+    conclusion: str | None = None
+    external_id: str | None = None
+    app: ApiCheckRunApp | None = None
+
+
+class ApiCheckRunList(BaseModel):
+    """checks/list-for-ref."""
+
+    check_runs: list[ApiCheckRun]
+
+
+class ApiCommitMessage(BaseModel):
+    message: str
+
+
+class ApiCommit(BaseModel):
+    """`commit` (a compare's commits)."""
+
+    sha: str
+    commit: ApiCommitMessage
+
+
+class ApiCommitComparison(BaseModel):
+    """`commit-comparison` (repos/compare-commits)."""
+
+    status: Literal["diverged", "ahead", "behind", "identical"]
+    commits: list[ApiCommit]
+
+
+# The model each JSON operation's 2xx response is read with (a list operation: one item of its pages).
+RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    "pulls/get": ApiPullRequest,
+    "pulls/list-files": PullFile,
+    "pulls/list-review-comments": ApiReviewComment,
+    "pulls/list-reviews": ApiReview,
+    "pulls/create-review": ApiReview,
+    "checks/create": ApiCheckRun,
+    "checks/list-for-ref": ApiCheckRunList,
+    "repos/compare-commits": ApiCommitComparison,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_response(operation: str, model: type[M], data: Any, status: int | None = None) -> M:
+    """`data` as `model`; anything missing or of the wrong type is a `GitHubResponseError` naming it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise GitHubResponseError(operation, status, _field_problems(exc)) from None
+
+
+def read_items(operation: str, model: type[M], data: Any, status: int | None = None) -> list[M]:
+    """A JSON list of `model` items (one page of a list operation)."""
+    try:
+        return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise GitHubResponseError(operation, status, _field_problems(exc)) from None
+
+
+def _field_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "(body)"
+        problems.append(f"missing field {where}" if error["type"] == "missing" else f"{where}: {error['msg']}")
+    return problems
+
+
+def _json(operation: str, response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise GitHubResponseError(operation, response.status_code, ["the body is not JSON"]) from None
 
 
 class PullRequestInfo(BaseModel):
+    """What the review uses of a pull request."""
+
     number: int
     title: str = ""
     body: str = ""
@@ -136,28 +291,12 @@ class PullRequestInfo(BaseModel):
     author: str = ""
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> PullRequestInfo:
+    def of(cls, pull: ApiPullRequest) -> PullRequestInfo:
         return cls(
-            number=data["number"],
-            title=data.get("title") or "",
-            body=data.get("body") or "",
-            state=data.get("state") or "open",
-            draft=bool(data.get("draft")),
-            head_sha=data["head"]["sha"],
-            head_ref=data["head"].get("ref") or "",
-            base_sha=data["base"]["sha"],
-            base_ref=data["base"]["ref"],
-            author=(data.get("user") or {}).get("login") or "",
+            number=pull.number, title=pull.title, body=pull.body or "", state=pull.state, draft=pull.draft,
+            head_sha=pull.head.sha, head_ref=pull.head.ref, base_sha=pull.base.sha, base_ref=pull.base.ref,
+            author=pull.user.login if pull.user else "",
         )
-
-
-class PullFile(BaseModel):
-    filename: str
-    status: str
-    previous_filename: str | None = None
-    additions: int = 0
-    deletions: int = 0
-    patch: str | None = Field(default=None, description="The file's hunks; GitHub omits it for large or binary files.")
 
 
 def diff_from_files(files: list[PullFile]) -> tuple[str, list[str]]:
@@ -364,11 +503,16 @@ class GitHubClient:
             transient = is_transient(real, policy) and not isinstance(real, RateLimitExceeded)
             raise GitHubError(operation, status, message, errors, transient=transient) from None
 
+    def pull(self, owner: str, repo: str, number: int) -> PullRequestClient:
+        """The operations of one pull request (and its repository), bound to it."""
+        return PullRequestClient(self, owner, repo, number)
+
     # -- pull requests
 
     async def get_pull(self, owner: str, repo: str, number: int) -> PullRequestInfo:
         resp = await self._call("pulls/get", lambda: self._gh.rest.pulls.async_get(owner, repo, number))
-        return PullRequestInfo.from_api(resp.json())
+        return PullRequestInfo.of(read_response("pulls/get", ApiPullRequest, _json("pulls/get", resp),
+                                                resp.status_code))
 
     async def get_pull_diff(self, owner: str, repo: str, number: int) -> str:
         resp = await self._call(
@@ -377,38 +521,36 @@ class GitHubClient:
         )
         return resp.text
 
-    async def _all_pages(self, operation: str, fetch: Callable[[int], Awaitable[Any]]) -> list[dict]:
-        """Every item of a paginated list: `fetch(page)` asks for one page of PER_PAGE items."""
-        items: list[dict] = []
+    async def _all_pages(self, operation: str, model: type[M], fetch: Callable[[int], Awaitable[Any]]) -> list[M]:
+        """Every item of a paginated list, read as `model`: `fetch(page)` asks for one page of PER_PAGE items."""
+        items: list[M] = []
         page = 1
         while True:
-            batch = (await self._call(operation, lambda page=page: fetch(page))).json()
+            resp = await self._call(operation, lambda page=page: fetch(page))
+            batch = read_items(operation, model, _json(operation, resp), resp.status_code)
             items.extend(batch)
             if len(batch) < PER_PAGE:
                 return items
             page += 1
 
     async def list_pull_files(self, owner: str, repo: str, number: int) -> list[PullFile]:
-        items = await self._all_pages("pulls/list-files", lambda page: self._gh.rest.pulls.async_list_files(
+        return await self._all_pages("pulls/list-files", PullFile, lambda page: self._gh.rest.pulls.async_list_files(
             owner, repo, number, per_page=PER_PAGE, page=page))
-        return [PullFile.model_validate(item) for item in items]
 
     async def list_review_comments(self, owner: str, repo: str, number: int) -> list[ReviewComment]:
-        items = await self._all_pages("pulls/list-review-comments", lambda page: (
+        items = await self._all_pages("pulls/list-review-comments", ApiReviewComment, lambda page: (
             self._gh.rest.pulls.async_list_review_comments(owner, repo, number, per_page=PER_PAGE, page=page)))
         return [
-            ReviewComment(
-                id=item["id"], body=item.get("body") or "", path=item.get("path") or "",
-                line=item.get("line"), author=(item.get("user") or {}).get("login") or "",
-            )
+            ReviewComment(id=item.id, body=item.body, path=item.path, line=item.line,
+                          author=item.user.login if item.user else "")
             for item in items
         ]
 
     async def list_review_bodies(self, owner: str, repo: str, number: int) -> list[str]:
         """The bodies of every review on the pull request (to see whether a review already landed)."""
-        items = await self._all_pages("pulls/list-reviews", lambda page: self._gh.rest.pulls.async_list_reviews(
-            owner, repo, number, per_page=PER_PAGE, page=page))
-        return [item.get("body") or "" for item in items]
+        items = await self._all_pages("pulls/list-reviews", ApiReview, lambda page: (
+            self._gh.rest.pulls.async_list_reviews(owner, repo, number, per_page=PER_PAGE, page=page)))
+        return [item.body for item in items]
 
     async def create_review(
         self,
@@ -439,7 +581,10 @@ class GitHubClient:
                     lambda: self._gh.rest.pulls.async_create_review(owner, repo, number, data=data),  # type: ignore[arg-type]
                     retry_server_errors=False,
                 )
-                return int(resp.json()["id"])
+                return read_response("pulls/create-review", ApiReview, _json("pulls/create-review", resp),
+                                     resp.status_code).id
+            except GitHubResponseError:
+                raise  # the review was created: asking again would post it twice
             except GitHubError as exc:
                 if not exc.transient or attempt == self._retry.attempts:
                     raise
@@ -494,12 +639,10 @@ class GitHubClient:
             "repos/compare-commits",
             lambda: self._gh.rest.repos.async_compare_commits(owner, repo, f"{base}...{head}", per_page=250),
         )
-        data = resp.json()
-        commits = [
-            (c["sha"], _first_line((c.get("commit") or {}).get("message") or ""))
-            for c in data.get("commits") or []
-        ]
-        return Comparison(status=data["status"], commits=commits)
+        comparison = read_response("repos/compare-commits", ApiCommitComparison,
+                                   _json("repos/compare-commits", resp), resp.status_code)
+        return Comparison(status=comparison.status,
+                          commits=[(c.sha, _first_line(c.commit.message)) for c in comparison.commits])
 
     async def compare_diff(self, owner: str, repo: str, base: str, head: str) -> str:
         resp = await self._call(
@@ -521,7 +664,7 @@ class GitHubClient:
         resp = await self._call(
             "checks/create", lambda: self._gh.rest.checks.async_create(owner, repo, data=data)  # type: ignore[arg-type]
         )
-        return int(resp.json()["id"])
+        return read_response("checks/create", ApiCheckRun, _json("checks/create", resp), resp.status_code).id
 
     async def update_check_run(self, owner: str, repo: str, check_run_id: int, data: dict[str, Any]) -> None:
         await self._call(
@@ -536,13 +679,12 @@ class GitHubClient:
                 owner, repo, ref, check_name=name, filter_="all", per_page=PER_PAGE
             ),
         )
-        runs = resp.json().get("check_runs") or []
+        listed = read_response("checks/list-for-ref", ApiCheckRunList, _json("checks/list-for-ref", resp),
+                               resp.status_code)
         return [
-            CheckRunInfo(
-                id=r["id"], head_sha=r["head_sha"], status=r["status"], conclusion=r.get("conclusion"),
-                external_id=r.get("external_id"), app_id=(r.get("app") or {}).get("id"),
-            )
-            for r in runs
+            CheckRunInfo(id=r.id, head_sha=r.head_sha, status=r.status, conclusion=r.conclusion,
+                         external_id=r.external_id, app_id=r.app.id if r.app else None)
+            for r in listed.check_runs
         ]
 
     # -- reactions
@@ -554,6 +696,66 @@ class GitHubClient:
                 owner, repo, comment_id, data={"content": content}  # type: ignore[arg-type]
             ),
         )
+
+
+@dataclass(frozen=True)
+class PullRequestClient:
+    """One pull request's REST operations (and its repository's): owner, repository and number are bound
+    once, so a review cannot ask about another pull request by mistake. Every call goes through the
+    `GitHubClient`'s `_call` (its retries and errors)."""
+
+    github: GitHubClient
+    owner: str
+    repo: str
+    number: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner}/{self.repo}#{self.number}"
+
+    async def get(self) -> PullRequestInfo:
+        return await self.github.get_pull(self.owner, self.repo, self.number)
+
+    async def diff(self) -> str:
+        return await self.github.get_pull_diff(self.owner, self.repo, self.number)
+
+    async def files(self) -> list[PullFile]:
+        return await self.github.list_pull_files(self.owner, self.repo, self.number)
+
+    async def review_comments(self) -> list[ReviewComment]:
+        return await self.github.list_review_comments(self.owner, self.repo, self.number)
+
+    async def review_bodies(self) -> list[str]:
+        return await self.github.list_review_bodies(self.owner, self.repo, self.number)
+
+    async def create_review(
+        self, *, commit_id: str, body: str, event: Literal["COMMENT", "REQUEST_CHANGES"],
+        comments: list[dict[str, Any]], landed: Callable[[], Awaitable[bool]] | None = None,
+    ) -> int | None:
+        return await self.github.create_review(self.owner, self.repo, self.number, commit_id=commit_id, body=body,
+                                               event=event, comments=comments, landed=landed)
+
+    async def file_text(self, path: str, ref: str) -> str | None:
+        return await self.github.get_file_text(self.owner, self.repo, path, ref)
+
+    async def compare(self, base: str, head: str) -> Comparison:
+        return await self.github.compare(self.owner, self.repo, base, head)
+
+    async def compare_diff(self, base: str, head: str) -> str:
+        return await self.github.compare_diff(self.owner, self.repo, base, head)
+
+    async def check_runs(self, ref: str, *, name: str) -> list[CheckRunInfo]:
+        return await self.github.list_check_runs(self.owner, self.repo, ref, name=name)
+
+    async def create_check_run(self, *, name: str, head_sha: str, external_id: str = "") -> int:
+        return await self.github.create_check_run(self.owner, self.repo, name=name, head_sha=head_sha,
+                                                  external_id=external_id)
+
+    async def update_check_run(self, check_run_id: int, data: dict[str, Any]) -> None:
+        await self.github.update_check_run(self.owner, self.repo, check_run_id, data)
+
+    async def add_reaction(self, comment_id: int, content: str = "eyes") -> None:
+        await self.github.add_reaction(self.owner, self.repo, comment_id, content)
 
 
 @dataclass
