@@ -9,6 +9,7 @@ dropping all `app` modules loaded before it (so no import order hides a cycle at
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PACKAGES = ("app", "reviewers", "training", "eval", "loop")
+# Other projects' code: the repository snapshots of eval scenarios (ruff's extend-exclude too).
+SNAPSHOTS = "eval/scenarios/*/*/repo/**/*.py"
 
 
 def module_name(path: Path) -> str:
@@ -27,11 +30,12 @@ def module_name(path: Path) -> str:
 
 
 def source_modules() -> dict[str, Path]:
+    snapshots = set(REPO_ROOT.glob(SNAPSHOTS))
     return {
         module_name(path): path
         for package in PACKAGES
         for path in sorted((REPO_ROOT / package).rglob("*.py"))
-        if "__pycache__" not in path.parts
+        if "__pycache__" not in path.parts and path not in snapshots
     }
 
 
@@ -55,6 +59,7 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     modules = source_modules()
     return {name: imported_modules(name, path, set(modules)) for name, path in modules.items()}

@@ -1,25 +1,65 @@
-"""What the console reads: the store's job rows (the one truth of a job's state) and their review outputs."""
+"""What the console reads: the store's job rows (the one truth of a job's state) and their review outputs.
+
+The tests taking `database` run on SQLite and, where CALORA_TEST_POSTGRES_URL is set, on PostgreSQL (in a
+scratch schema; read there through the store's engine, as the read-only session option would replace the
+schema option).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from seed import ANSWERS_010, review_diff, spec_for
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from app.console.records import ReviewFilter, ReviewReader, read_engine
 from app.review_job import ReviewOutcome
 from app.review_outputs import ReviewOutputs, count_findings
 from app.store import Store, make_engine
 
+POSTGRES_URL = os.environ.get("CALORA_TEST_POSTGRES_URL", "")
+ON_POSTGRES = pytest.param(
+    "postgresql",
+    marks=[pytest.mark.postgres,
+           pytest.mark.skipif(not POSTGRES_URL, reason="CALORA_TEST_POSTGRES_URL is not set (.ci/run sets it)")],
+)
+
+
+@pytest.fixture(params=["sqlite", ON_POSTGRES])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'calora.sqlite'}"
+        Store.from_url(url).close()
+        yield url
+        return
+    schema = f"calora_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
 
 @pytest.fixture()
-def database(tmp_path: Path) -> str:
+def sqlite_database(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'calora.sqlite'}"
     Store.from_url(url).close()
     return url
+
+
+def reader_engine(url: str) -> Engine:
+    return read_engine(url) if url.startswith("sqlite") else make_engine(url)
 
 
 class Clock:
@@ -37,7 +77,7 @@ def test_a_review_is_read_from_its_job_row_and_its_whole_pipeline_run(database: 
     job_id = store.enqueue(spec, now=clock())
     assert store.claim("w1", lease_seconds=600, now=clock()) is not None
     assert store.record_stage(spec, "asking 2 reviewer request(s)")
-    reader = ReviewReader(read_engine(database), clock=clock)
+    reader = ReviewReader(reader_engine(database), clock=clock)
     [running] = reader.list_reviews()
     assert (running.id, running.state, running.attempts, running.stage, running.decision) == (
         job_id, "running", 1, "asking 2 reviewer request(s)", None)
@@ -70,7 +110,7 @@ def test_the_console_shows_the_job_rows_state_and_attempts_with_no_second_table(
     store.claim("w1", lease_seconds=600)
     store.record_stage(spec, "started")
     store.retry_later(job_id, "w1", "GitHubError 502: Bad Gateway", available_at=0)
-    reader = ReviewReader(read_engine(database))
+    reader = ReviewReader(reader_engine(database))
     [waiting] = reader.list_reviews()
     assert (waiting.state, waiting.attempts, waiting.stage, waiting.error) == (
         "queued", 1, None, "GitHubError 502: Bad Gateway")
@@ -95,7 +135,7 @@ def test_a_skipped_run_is_done_without_a_pipeline_and_shows_the_commit_it_looked
     store.record_outputs(spec, ReviewOutputs.of(
         None, ReviewOutcome(status="skipped", reason="draft pull request", head_sha="c" * 40)))
     store.complete(job_id, "w1")
-    detail = ReviewReader(read_engine(database)).get_review(job_id)
+    detail = ReviewReader(reader_engine(database)).get_review(job_id)
     assert detail is not None
     assert (detail.state, detail.pipeline, detail.outcome_status, detail.head_sha) == (
         "done", None, "skipped", "c" * 40)
@@ -109,7 +149,7 @@ def test_queued_jobs_are_listed_and_superseded_ones_only_when_asked_for(database
     store.enqueue(new, now=2.0, supersede=True)
     store.enqueue(spec_for("acme", "api", 3, "3" * 40, "d-6"), now=3.0)
     store.close()
-    reader = ReviewReader(read_engine(database))
+    reader = ReviewReader(reader_engine(database))
     assert [(s.repo, s.head_sha[:1], s.state) for s in reader.list_reviews()] == [
         ("api", "3", "queued"),
         ("web", "2", "queued"),
@@ -126,7 +166,7 @@ def test_filters_by_repository_state_and_verdict(database: str) -> None:
         store.claim("w1", lease_seconds=600)
         if repo == "web":
             store.record_outputs(spec, ReviewOutputs.of(run, None))
-    reader = ReviewReader(read_engine(database))
+    reader = ReviewReader(reader_engine(database))
     assert [s.repo for s in reader.list_reviews(ReviewFilter(repo="acme/web"))] == ["web"]  # not web_x
     assert [s.repo for s in reader.list_reviews(ReviewFilter(state="running"))] == ["web_x", "api", "web"]
     assert [s.repo for s in reader.list_reviews(ReviewFilter(decision="revise"))] == ["web"]
@@ -149,9 +189,9 @@ def test_outputs_of_a_job_the_store_does_not_hold_are_logged_not_raised(
 
 
 def test_recording_into_a_broken_database_logs_and_does_not_raise(
-    database: str, caplog: pytest.LogCaptureFixture
+    sqlite_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store.from_url(database)
+    store = Store.from_url(sqlite_database)
     spec = spec_for("acme", "web", 1, "f" * 40, "d-9")
     store.enqueue(spec)
     with store.engine.begin() as connection:
@@ -161,10 +201,10 @@ def test_recording_into_a_broken_database_logs_and_does_not_raise(
     assert "could not record the review of acme/web#1" in caplog.text
 
 
-def test_the_console_engine_cannot_write(database: str) -> None:
+def test_the_console_engine_cannot_write(sqlite_database: str) -> None:
     from sqlalchemy.exc import OperationalError
 
-    with read_engine(database).connect() as connection, pytest.raises(OperationalError, match="readonly"):
+    with read_engine(sqlite_database).connect() as connection, pytest.raises(OperationalError, match="readonly"):
         connection.execute(text("DELETE FROM review_outputs"))
 
 
@@ -173,9 +213,9 @@ def test_reading_a_database_without_the_tables_gives_nothing(tmp_path: Path) -> 
     assert reader.list_reviews() == [] and reader.get_review(1) is None and reader.repos() == []
 
 
-def test_an_older_database_keeps_its_jobs_and_its_console_reviews_move_to_review_outputs(tmp_path: Path) -> None:
+def test_an_older_database_keeps_its_jobs_and_its_console_reviews_move_to_review_outputs(database: str) -> None:
     """A database of the version with the console's own `reviews` table: `create_schema` adopts it."""
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    url = database
     store = Store.from_url(url)
     spec = spec_for("acme", "web", 4, "d" * 40, "d-old")
     job_id = store.enqueue(spec, now=10.0)
@@ -189,15 +229,15 @@ def test_an_older_database_keeps_its_jobs_and_its_console_reviews_move_to_review
             "started_at FLOAT, finished_at FLOAT, outcome_status VARCHAR(16), outcome_json TEXT, "
             "decision VARCHAR(16), blockers INTEGER, majors INTEGER, minors INTEGER, nits INTEGER, "
             "reviewers_json TEXT, pipeline_json TEXT, pipeline_seconds FLOAT, error TEXT)")
-        connection.exec_driver_sql(
-            "INSERT INTO reviews VALUES (1, 'd-old', 'acme/web#4', ?, 'running', NULL, 9, 10, 11, 50, "
-            "'reviewed', '{\"status\": \"reviewed\"}', 'block', 1, 0, 0, 0, "
-            "'[{\"reviewer\": \"sql\", \"verdict\": \"block\"}]', NULL, 3.5, NULL)", ("d" * 40,))
+        connection.execute(text(
+            "INSERT INTO reviews VALUES (1, 'd-old', 'acme/web#4', :head, 'running', NULL, 9, 10, 11, 50, "
+            "'reviewed', :outcome, 'block', 1, 0, 0, 0, :reviewers, NULL, 3.5, NULL)"),
+            {"head": "d" * 40, "outcome": '{"status": "reviewed"}', "reviewers": '[{"reviewer": "sql", "verdict": "block"}]'})
     store.close()
 
     for _ in range(2):  # twice: the second start copies nothing again
         Store.from_url(url).close()
-    [summary] = ReviewReader(read_engine(url)).list_reviews()
+    [summary] = ReviewReader(reader_engine(url)).list_reviews()
     assert (summary.id, summary.state, summary.attempts, summary.decision, summary.blockers) == (
         job_id, "done", 1, "block", 1)  # the job row's state and attempts, the old table's outputs
     assert [v.verdict for v in summary.reviewers] == ["block"]
