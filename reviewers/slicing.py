@@ -221,7 +221,7 @@ def _slice_diff(
     not_reviewed: list[NotReviewed] = []
     ready: list[_ReviewFile] = []
     triaged = [(file, *_triage(file, enabled, route)) for file in parsed.files]
-    reviewable = [file for file, reason, _ in triaged if reason is None and any(h.lines for h in file.hunks)]
+    reviewable = [file for file, reason, _ in triaged if reason is None and any(h.marks for h in file.hunks)]
     picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
     over_cap = {id(f) for f in reviewable} - picked
     for file, reason, reviewers in triaged:
@@ -291,7 +291,7 @@ def review_priority(path: str) -> int:
 
 def _file_risk(file: FileDiff) -> tuple[int, int, str]:
     """Code before tests, configuration and docs; then the larger change; then the path (a tie-break only)."""
-    return review_priority(file.path), -sum(len(h.lines) for h in file.hunks), file.path
+    return review_priority(file.path), -sum(len(h.marks) for h in file.hunks), file.path
 
 
 def _section_risk(name: str, size: int) -> tuple[int, int, str]:
@@ -508,7 +508,7 @@ def _file_units(
     """One unit per hunk that fits the budget with the file header; pieces for those that do not."""
     units: list[_Unit] = []
     for number, hunk in enumerate(file.hunks):
-        if not hunk.lines:
+        if not hunk.marks:
             continue
         text = hunk.text()
         tokens = count_tokens(text)
