@@ -27,6 +27,7 @@ are train-split, so it lands in train with both.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -41,6 +42,7 @@ from training.dataset_build import (
     DEFAULT_EVAL_FRACTION,
     NEAR_DUPLICATE_JACCARD,
     UNREVIEWED_TAG,
+    change_digest,
     changed_lines,
     in_eval_split,
     jaccard,
@@ -276,7 +278,6 @@ REJECTED_TWINS = "rejected-twins.txt"
 """In the derived folder: `<source id>  <why>` per line, clean twins a person rejected (never made again)."""
 MAX_COMBINED_CHANGED_LINES = 120  # a combined PR stays a prompt a 270M reviewer is taught on
 DEFAULT_FILL_TO = 270  # examples per reviewer (curated + derived) that combined ones fill up to
-DEFECT_WITH_CLEAN_SHARE = 0.75  # the rest of the combined examples pair two defective sources
 
 
 def _as_derived(new: CuratedExample, source_id: str, kinds: list[str]) -> CuratedExample:
@@ -359,39 +360,54 @@ def combine(
 Source = tuple[str, CuratedExample]  # (example id, example)
 
 
-def combine_sources(sources: list[Source], count: int, rng: random.Random) -> list[tuple[str, CuratedExample]]:
+def _pair_rank(seed: int, a: str, b: str) -> str:
+    """A pair's place in line, from its ids alone: adding a curated example leaves the other pairs'
+    order as it was, so regenerating rewrites few combined files."""
+    first, second = sorted((a, b))
+    return hashlib.sha256(f"{seed}:{first}:{second}".encode()).hexdigest()
+
+
+def combine_sources(sources: list[Source], count: int, seed: int) -> list[tuple[str, CuratedExample]]:
     """Up to `count` combined examples of one reviewer's `sources`, as (file stem, example).
 
-    Every defective source takes its turn as the primary (so the defects are spread, not the same few
-    repeated); its partner is mostly a clean (approve) source, otherwise another defective one. A pair
-    is used once.
+    Pairs are taken in a stable hashed order, three defective-with-clean pairs to one pair of two
+    defective sources, each source in at most a few pairs (so the defects are spread, not the same few
+    repeated); the stronger source is the primary.
     """
-    defective = sorted((s for s in sources if s[1].expected.verdict != Verdict.approve), key=lambda s: s[0])
-    clean = sorted((s for s in sources if s[1].expected.verdict == Verdict.approve), key=lambda s: s[0])
-    if not defective:
+    if count <= 0:
         return []
-    rng.shuffle(defective)
+    defective = [s for s in sources if s[1].expected.verdict != Verdict.approve]
+    clean = [s for s in sources if s[1].expected.verdict == Verdict.approve]
+    queues = {
+        "with-clean": sorted(((d, c) for d in defective for c in clean), key=lambda p: _pair_rank(seed, p[0][0], p[1][0])),
+        "two-defects": sorted(((a, b) for i, a in enumerate(defective) for b in defective[i + 1:]),
+                              key=lambda p: _pair_rank(seed, p[0][0], p[1][0])),
+    }
+    cap = 1 + -(-2 * count // max(len(sources), 1))  # uses per source: a fair share plus one
+    uses: Counter[str] = Counter()
     made: list[tuple[str, CuratedExample]] = []
-    used: set[frozenset[str]] = set()
-    for turn in range(count * 20):
-        if len(made) >= count:
+    position = dict.fromkeys(queues, 0)
+    turn = 0
+    while len(made) < count and any(position[k] < len(q) for k, q in queues.items()):
+        kind = "two-defects" if turn % 4 == 3 or position["with-clean"] >= len(queues["with-clean"]) else "with-clean"
+        if position[kind] >= len(queues[kind]):
+            kind = "with-clean"
+        turn += 1
+        while position[kind] < len(queues[kind]):
+            first, second = queues[kind][position[kind]]
+            position[kind] += 1
+            if uses[first[0]] >= cap or uses[second[0]] >= cap:
+                continue
+            primary, partner = sorted((first, second), key=lambda s: (VERDICT_RANK[s[1].expected.verdict], s[0]))
+            rng = random.Random(_pair_rank(seed, primary[0], partner[0]))
+            try:
+                new = combine(primary[1], primary[0], partner[1], partner[0], rng)
+            except (AugmentError, ExampleError) as exc:
+                log.debug("%s + %s: not combined: %s", primary[0], partner[0], exc)
+                continue
+            uses.update((primary[0], partner[0]))
+            made.append((f"{primary[0].split('/', 1)[1]}--with--{partner[0].split('/', 1)[1]}", new))
             break
-        primary = defective[turn % len(defective)]
-        pool = clean if clean and rng.random() < DEFECT_WITH_CLEAN_SHARE else defective
-        partner = rng.choice(pool)
-        pair = frozenset((primary[0], partner[0]))
-        if len(pair) < 2 or pair in used:
-            continue
-        if VERDICT_RANK[partner[1].expected.verdict] < VERDICT_RANK[primary[1].expected.verdict]:
-            primary, partner = partner, primary
-        try:
-            new = combine(primary[1], primary[0], partner[1], partner[0],
-                          random.Random(f"{rng.random()}:{primary[0]}:{partner[0]}"))
-        except (AugmentError, ExampleError) as exc:
-            log.debug("%s + %s: not combined: %s", primary[0], partner[0], exc)
-            continue
-        used.add(pair)
-        made.append((f"{primary[0].split('/', 1)[1]}--with--{partner[0].split('/', 1)[1]}", new))
     return made
 
 
@@ -438,6 +454,8 @@ def augment_dataset(
     for path, example in load_examples(examples_dir).items():
         if not example.derived_from and (not reviewers or example.reviewer in reviewers):
             by_reviewer.setdefault(example.reviewer, []).append((example_id(path), example))
+    curated_changes = {change_digest(parse_example_diff(ex.diff)) for group in by_reviewer.values()
+                       for _, ex in group}
     counts: Counter[str] = Counter()
     for reviewer, curated in sorted(by_reviewer.items()):
         sources = [s for s in curated if not in_eval_split(s[0], eval_fraction)]
@@ -451,9 +469,11 @@ def augment_dataset(
             except (AugmentError, ExampleError) as exc:
                 log.debug("%s: no clean twin: %s", source_id, exc)
                 continue
+            if change_digest(parse_example_diff(twin.diff)) in curated_changes:
+                continue  # a person already wrote this fix as an example (or it only re-indents a line)
             derived.append(("clean-twin", f"{source_id.split('/', 1)[1]}--clean-twin", twin))
         room = fill_to - len(curated) - len(derived)
-        for stem, new in combine_sources(sources, room, random.Random(f"{seed}:{reviewer}:combined")):
+        for stem, new in combine_sources(sources, room, seed):
             derived.append(("combined", stem, new))
         folder = out / reviewer
         folder.mkdir(parents=True, exist_ok=True)

@@ -140,12 +140,18 @@ def hunk_keys(diff: ParsedDiff) -> set[str]:
     return keys
 
 
+def change_digest(diff: ParsedDiff) -> str:
+    """One hash of all changed lines: two examples with the same digest are exact duplicates."""
+    return hashlib.sha256("\n".join(changed_lines(diff)).encode()).hexdigest()
+
+
 def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def remove_duplicates(examples: list[LoadedExample]) -> tuple[list[LoadedExample], list[dict[str, str]]]:
-    """Drop exact duplicate diffs, and near duplicates with the same verdict (first by id wins).
+    """Drop exact duplicate diffs, and near duplicates with the same verdict (curated before derived,
+    then first by id wins: a derived copy never pushes out a hand-written example).
 
     A near duplicate with a different verdict is kept: a clean twin of a defective example is exactly
     the contrast a reviewer must learn. So is one derived from the other (`calora data augment`
@@ -155,9 +161,9 @@ def remove_duplicates(examples: list[LoadedExample]) -> tuple[list[LoadedExample
     removed: list[dict[str, str]] = []
     exact: dict[str, str] = {}
     sets: list[tuple[LoadedExample, set[str]]] = []
-    for ex in sorted(examples, key=lambda e: e.id):
+    for ex in sorted(examples, key=lambda e: (e.example.derived_from is not None, e.id)):
         lines = changed_lines(ex.diff)
-        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        digest = change_digest(ex.diff)
         if digest in exact:
             removed.append({"id": ex.id, "duplicate_of": exact[digest], "reason": "exact duplicate diff"})
             continue

@@ -227,6 +227,20 @@ def test_combined_examples_fill_up_and_train_with_both_sources(tmp_path: Path) -
     assert report.reviewers["python"]["train"] == len(sources) - 1 + 5
 
 
+def test_a_fix_a_person_already_wrote_is_not_twinned_and_never_displaced_by_a_copy(tmp_path: Path) -> None:
+    written = clean_twin(example()).model_copy(update={"tags": ["clean"]})
+    write_sources(tmp_path / "datasets", {"search": example(), "search-bound": written})
+    counts = augment_dataset(tmp_path / "datasets", tmp_path / "derived")
+    assert "clean-twin" not in counts
+    # a derived copy made anyway (its id sorts first) is the one the build drops
+    copy = derive(example(), "python/search", "clean-twin", random.Random(0))
+    write_sources(tmp_path / "derived", {"search--clean-twin": copy})
+    report = build_dataset([tmp_path / "datasets", tmp_path / "derived"], tmp_path / "build",
+                           allow_unreviewed=True)
+    assert [(d["id"], d["duplicate_of"]) for d in report.duplicates_removed] == [
+        ("python/search--clean-twin", "python/search-bound")]
+
+
 def test_a_reviewed_twin_stays_reviewed_and_a_rejected_one_is_not_made_again(tmp_path: Path) -> None:
     write_sources(tmp_path / "datasets", {"search": example()})
     out = tmp_path / "derived"
