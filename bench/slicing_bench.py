@@ -5,13 +5,20 @@ The diff is built deterministically in memory (seeded), so every run measures th
 is not. Prints seconds, MB/s, peak memory and the number of slices, and writes
 bench/results/slicing-<label>.json (default label: cpu-<cores>core; the host name is inside).
 
-    .venv/bin/python bench/slicing_bench.py            # full size (target: under 5 s on 2 cores)
+The code before issue #18's speed work (commit `BASELINE_COMMIT`, read with `git show` into a private
+package) is timed in the same run, its runs alternating with the current code's so that a busy machine
+slows both alike; the ratio is printed and both plans must be equal, or the bench fails. Without git,
+the ratio is taken against the figure in the committed results file.
+
+    .venv/bin/python bench/slicing_bench.py            # full size (target: 50 MB/s on 2 cores)
     .venv/bin/python bench/slicing_bench.py --files 500 --megabytes 2
+    taskset -c 0,1 .venv/bin/python bench/slicing_bench.py --label cpu-2core-<machine>
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -19,15 +26,22 @@ import random
 import resource
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from reviewers.slicing import SliceLimits, slice_diff
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The last commit before the parser, router and slicer were made faster (issue #18).
+BASELINE_COMMIT = "4448cba46663561275f7ad07709399ba659d8594"
+TARGET_MB_PER_SECOND = 50.0
 
 # (weight, path template, line style): a PR-like mix; {d} is a folder, {n} a name.
 FILE_KINDS: tuple[tuple[int, str, str], ...] = (
@@ -244,24 +258,91 @@ def build_diff(files: int = 5000, megabytes: float = 20.0, seed: int = 20240601)
     return "".join(sections).encode("utf-8")
 
 
-def run(files: int, megabytes: float, limits: SliceLimits, repeats: int = 3) -> dict[str, object]:
+def load_baseline(commit: str = BASELINE_COMMIT) -> Callable[..., object] | None:
+    """`slice_diff` as it was at `commit`: its parser, router and slicer, imported from `git show` as a
+    private package (the rest of `reviewers` is shared). None when git or the commit is not there."""
+    package = "_slicing_baseline"
+    if package in sys.modules:
+        return sys.modules[f"{package}.slicing"].slice_diff  # type: ignore[no-any-return]
+    sources = {}
+    for name in ("unified_diff", "routing", "slicing"):
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:reviewers/{name}.py"], check=False, cwd=REPO_ROOT, capture_output=True,
+            text=True,
+        )
+        if shown.returncode != 0:
+            return None
+        sources[name] = shown.stdout
+    root = ModuleType(package)
+    root.__path__ = []  # a package with no folder: its modules are added by hand below
+    sys.modules[package] = root
+    for name in ("unified_diff", "routing", "slicing"):  # each imports only those before it
+        source = sources[name]
+        for dependency in ("unified_diff", "routing"):
+            source = source.replace(f"from reviewers.{dependency} import", f"from {package}.{dependency} import")
+        spec = importlib.util.spec_from_loader(f"{package}.{name}", loader=None)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        code = compile(source, f"{commit[:7]}:reviewers/{name}.py", "exec")
+        exec(code, module.__dict__)  # noqa: S102  # this repository's own code, as committed
+    return sys.modules[f"{package}.slicing"].slice_diff  # type: ignore[no-any-return]
+
+
+def _timed(function: Callable[[], object]) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def run(
+    files: int, megabytes: float, limits: SliceLimits, repeats: int = 5, baseline: bool = True
+) -> dict[str, object]:
     diff = build_diff(files, megabytes)
+    size_mb = len(diff) / 1_000_000
+    old_slice_diff = load_baseline() if baseline else None
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    walls, cpus = [], []
+    walls, cpus, old_walls, old_cpus = [], [], [], []
+    old_plan = None
     for _ in range(repeats):  # untraced runs: tracemalloc slows allocation-heavy code, so time these
-        wall, cpu = time.perf_counter(), time.process_time()
-        plan = slice_diff(diff, limits)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+        wall, cpu, plan = _timed(lambda: slice_diff(diff, limits))
+        walls.append(wall)
+        cpus.append(cpu)
+        if old_slice_diff is not None:
+            wall, cpu, old_plan = _timed(lambda: old_slice_diff(diff, limits))
+            old_walls.append(wall)
+            old_cpus.append(cpu)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     slice_diff(diff, limits)
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     seconds = statistics.median(walls)
-    size_mb = len(diff) / 1_000_000
-    per_reviewer = Counter(s.reviewer for s in plan.slices)
-    reasons = Counter(n.reason.split(" (")[0] for n in plan.not_reviewed)
+    per_reviewer = Counter(s.reviewer for s in plan.slices)  # type: ignore[attr-defined]
+    reasons = Counter(n.reason.split(" (")[0] for n in plan.not_reviewed)  # type: ignore[attr-defined]
+    baseline_result: dict[str, object]
+    if old_plan is not None:
+        old_seconds = statistics.median(old_walls)
+        same = old_plan.model_dump() == plan.model_dump()  # type: ignore[attr-defined]
+        baseline_result = {
+            "source": f"commit {BASELINE_COMMIT[:7]}, timed in this run (runs alternating)",
+            "seconds": round(old_seconds, 3),
+            "seconds_all_runs": [round(w, 3) for w in old_walls],
+            "cpu_seconds_all_runs": [round(c, 3) for c in old_cpus],
+            "megabytes_per_second": round(size_mb / old_seconds, 2),
+            "megabytes_per_cpu_second": round(size_mb / statistics.median(old_cpus), 2),
+            "speedup": round(old_seconds / seconds, 2),
+            "cpu_speedup": round(statistics.median(old_cpus) / statistics.median(cpus), 2),
+            "same_plan": same,
+        }
+    else:
+        committed = _committed_figure()
+        baseline_result = {
+            "source": "the committed bench/results file (git or the baseline commit is missing)",
+            "megabytes_per_second": committed,
+            "speedup": round(size_mb / seconds / committed, 2) if committed else None,
+            "same_plan": None,
+        }
     return {
         "machine": _machine(),
         "input": {"files": files, "bytes": len(diff), "megabytes": round(size_mb, 2)},
@@ -270,19 +351,31 @@ def run(files: int, megabytes: float, limits: SliceLimits, repeats: int = 3) -> 
         "seconds_all_runs": [round(w, 3) for w in walls],
         "cpu_seconds_all_runs": [round(c, 3) for c in cpus],
         "megabytes_per_second": round(size_mb / seconds, 2),
+        # CPU seconds too: on a shared machine the wall clock also counts other processes' turns
+        "megabytes_per_cpu_second": round(size_mb / statistics.median(cpus), 2),
+        "baseline": baseline_result,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "peak_traced_memory_mb": round(peak_traced / 1_000_000, 1),
         "max_rss_mb": round(rss_after / 1024, 1),
         "max_rss_before_slicing_mb": round(rss_before / 1024, 1),
-        "slices": len(plan.slices),
+        "slices": len(plan.slices),  # type: ignore[attr-defined]
         "slices_per_reviewer": dict(sorted(per_reviewer.items())),
-        "split_hunk_slices": sum(s.split_hunk for s in plan.slices),
-        "over_budget_slices": sum(s.over_budget for s in plan.slices),
-        "not_reviewed": len(plan.not_reviewed),
+        "split_hunk_slices": sum(s.split_hunk for s in plan.slices),  # type: ignore[attr-defined]
+        "over_budget_slices": sum(s.over_budget for s in plan.slices),  # type: ignore[attr-defined]
+        "not_reviewed": len(plan.not_reviewed),  # type: ignore[attr-defined]
         "not_reviewed_reasons": dict(reasons.most_common()),
-        "target_seconds": 5.0,
-        "within_target": seconds < 5.0,
+        "target_megabytes_per_second": TARGET_MB_PER_SECOND,
+        "within_target": size_mb / seconds >= TARGET_MB_PER_SECOND,
     }
+
+
+def _committed_figure(label: str = "cpu-2core") -> float | None:
+    path = RESULTS_DIR / f"slicing-{label}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    old = data.get("baseline", {}).get("megabytes_per_second") if isinstance(data.get("baseline"), dict) else None
+    return old or data.get("megabytes_per_second")
 
 
 def _machine() -> dict[str, object]:
@@ -301,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--megabytes", type=float, default=20.0)
     parser.add_argument("--budget", type=int, default=3000, help="budget_tokens per slice")
     parser.add_argument("--label", default=None, help="results file suffix (default: cpu-<N>core)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-baseline", action="store_true", help="do not time the code before issue #18")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     # caps wide enough that the whole diff is sliced: the bench measures slicing, not cap handling
@@ -310,14 +405,20 @@ def main(argv: list[str] | None = None) -> int:
         max_slices_per_reviewer=100_000,
         max_diff_bytes=int(args.megabytes * 2_000_000),
     )
-    result = run(args.files, args.megabytes, limits)
+    result = run(args.files, args.megabytes, limits, args.repeats, baseline=not args.no_baseline)
+    old = result["baseline"]
+    assert isinstance(old, dict)
     print(
         f"{result['input']['megabytes']} MB, {args.files} files: {result['seconds']} s median wall "
         f"(runs {result['seconds_all_runs']}, CPU {result['cpu_seconds_all_runs']}, load "
         f"{result['load_average_1min']}), {result['megabytes_per_second']} MB/s, "
         f"peak traced memory {result['peak_traced_memory_mb']} MB, "
         f"max RSS {result['max_rss_mb']} MB, {result['slices']} slices "
-        f"({result['split_hunk_slices']} with split hunks), {result['not_reviewed']} not reviewed"
+        f"({result['split_hunk_slices']} with split hunks), {result['not_reviewed']} not reviewed\n"
+        f"{result['megabytes_per_cpu_second']} MB per CPU second\n"
+        f"before: {old.get('megabytes_per_second')} MB/s, {old.get('megabytes_per_cpu_second')} MB per CPU second "
+        f"({old['source']}); speedup {old['speedup']}x (CPU: {old.get('cpu_speedup')}x); "
+        f"same plan: {old['same_plan']}"
     )
     if not args.no_write:
         label = args.label or f"cpu-{os.cpu_count()}core"
@@ -325,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         out = RESULTS_DIR / f"slicing-{label}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {out}", file=sys.stderr)
+    if old["same_plan"] is False:
+        print("the plan differs from the baseline's: the speed work changed the output", file=sys.stderr)
+        return 2
     return 0 if result["within_target"] else 1
 
 
