@@ -18,7 +18,7 @@ Two boundary layers (never written on their own: renames alone do not make a new
 - **moved**: blank added lines are inserted before the first finding, so the defect sits at another
   line number; every later line reference shifts.
 
-Nothing is derived from a source whose root falls in the eval split (`dataset_build.in_eval_split`, the
+Nothing is derived from a source whose root falls in the eval split (`dataset_build.held_out_roots`, the
 rule `data build` splits by): a derivation of a held-out example would teach its answer. Derived files go
 to `datasets-derived/<reviewer>/` (never into the curated folder); `calora data build --examples datasets
 datasets-derived` trains on both. A combined example's root is its primary source, and both its sources
@@ -44,7 +44,7 @@ from training.dataset_build import (
     UNREVIEWED_TAG,
     change_digest,
     changed_lines,
-    in_eval_split,
+    held_out_roots,
     jaccard,
 )
 from training.evidence import EVIDENCE_TAG
@@ -458,7 +458,8 @@ def augment_dataset(
                        for _, ex in group}
     counts: Counter[str] = Counter()
     for reviewer, curated in sorted(by_reviewer.items()):
-        sources = [s for s in curated if not in_eval_split(s[0], eval_fraction)]
+        held = held_out_roots((source_id for source_id, _ in curated), eval_fraction)
+        sources = [s for s in curated if s[0] not in held]
         counts["eval-split-skipped"] += len(curated) - len(sources)
         derived: list[tuple[str, str, CuratedExample]] = []  # (kind, file stem, example)
         for source_id, example in sources:

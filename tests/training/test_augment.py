@@ -22,7 +22,7 @@ from training.augment import (
     parse_lines,
     rename_identifiers,
 )
-from training.dataset_build import build_dataset, in_eval_split
+from training.dataset_build import build_dataset, held_out_roots, stable_fraction
 from training.examples import CuratedExample, added_lines, dump_example, load_example
 
 DIFF = """\
@@ -153,7 +153,7 @@ def test_augment_writes_a_separate_folder_that_round_trips(tmp_path: Path) -> No
 
 
 def test_augment_never_derives_from_a_source_held_out_by_the_build_split(tmp_path: Path) -> None:
-    assert in_eval_split("python/held-out") and not in_eval_split("python/search")
+    assert held_out_roots(["python/held-out", "python/search"]) == {"python/held-out"}
     write_sources(tmp_path / "datasets", {"search": example(), "held-out": example()})
     counts = augment_dataset(tmp_path / "datasets", tmp_path / "derived")
     assert counts["eval-split-skipped"] == 1
@@ -217,9 +217,10 @@ def test_combined_examples_fill_up_and_train_with_both_sources(tmp_path: Path) -
     counts = augment_dataset(tmp_path / "datasets", tmp_path / "derived", fill_to=len(sources) + 2 + 3)
     assert counts["combined"] == 3 and counts["clean-twin"] == 2
     combined = [load_example(p) for p in (tmp_path / "derived" / "python").glob("*--with--*.yaml")]
+    held = held_out_roots(f"python/{name}" for name in sources)
     for ex in combined:
         second = next(t.split(":", 1)[1] for t in ex.tags if t.startswith("combined-with:"))
-        assert not in_eval_split(ex.derived_from) and not in_eval_split(second)
+        assert not held & {ex.derived_from, second}
         assert "python/held-out" not in (ex.derived_from, second)
     report = build_dataset([tmp_path / "datasets", tmp_path / "derived"], tmp_path / "build",
                            allow_unreviewed=True)
@@ -253,3 +254,14 @@ def test_a_reviewed_twin_stays_reviewed_and_a_rejected_one_is_not_made_again(tmp
     (out / REJECTED_TWINS).write_text("python/search  the fix leaves the f-string in another call\n")
     augment_dataset(tmp_path / "datasets", out)
     assert not twin_path.exists()
+
+
+def test_the_held_out_split_tops_up_to_thirty_roots_in_hash_order_from_sixty_roots_on() -> None:
+    roots = [f"vue/example-{i}" for i in range(150)]
+    by_hash = sorted(roots, key=stable_fraction)
+    held = held_out_roots(roots, 0.15)
+    below = [r for r in roots if stable_fraction(r) < 0.15]
+    assert len(held) == max(30, len(below)) and held == set(by_hash[:len(held)])
+    assert held_out_roots(roots, 0.5) == {r for r in roots if stable_fraction(r) < 0.5}  # the fraction rules
+    few = roots[:59]  # too few to hold out 30: the fraction alone
+    assert held_out_roots(few, 0.15) == {r for r in few if stable_fraction(r) < 0.15}
