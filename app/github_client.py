@@ -230,18 +230,6 @@ class ApiCommitComparison(BaseModel):
     commits: list[ApiCommit]
 
 
-# The model each JSON operation's 2xx response is read with (a list operation: one item of its pages).
-RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    "pulls/get": ApiPullRequest,
-    "pulls/list-files": PullFile,
-    "pulls/list-review-comments": ApiReviewComment,
-    "pulls/list-reviews": ApiReview,
-    "pulls/create-review": ApiReview,
-    "checks/create": ApiCheckRun,
-    "checks/list-for-ref": ApiCheckRunList,
-    "repos/compare-commits": ApiCommitComparison,
-}
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -368,6 +356,20 @@ class ContentEntry(BaseModel):
             return base64.b64decode(self.content)
         except (binascii.Error, ValueError):
             return None
+
+
+# The model each JSON operation's 2xx response is read with (a list operation: one item of its pages).
+RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    "pulls/get": ApiPullRequest,
+    "pulls/list-files": PullFile,
+    "pulls/list-review-comments": ApiReviewComment,
+    "pulls/list-reviews": ApiReview,
+    "pulls/create-review": ApiReview,
+    "checks/create": ApiCheckRun,
+    "checks/list-for-ref": ApiCheckRunList,
+    "repos/compare-commits": ApiCommitComparison,
+    "repos/get-content": ContentEntry,  # a file, or each entry of a folder
+}
 
 
 class Comparison(BaseModel):
@@ -629,10 +631,10 @@ class GitHubClient:
             if exc.status == 404:
                 return None
             raise
-        data = resp.json()
+        data = _json("repos/get-content", resp)
         if isinstance(data, list):
-            return [ContentEntry.model_validate(item) for item in data]
-        return ContentEntry.model_validate(data)
+            return read_items("repos/get-content", ContentEntry, data, resp.status_code)
+        return read_response("repos/get-content", ContentEntry, data, resp.status_code)
 
     async def compare(self, owner: str, repo: str, base: str, head: str) -> Comparison:
         resp = await self._call(
