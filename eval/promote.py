@@ -47,8 +47,24 @@ class PromotionOutcome:
         return text
 
 
+def write_bf16(source: Path, target: Path) -> None:
+    """Copy safetensors weights with floating tensors in bf16: an installed adapter ships at half the size
+    of the trainer's fp32 LoRA weights (eight r-8 Gemma 3 270M adapters: ~30 MB instead of ~61 MB), and
+    every loader casts them to its compute dtype."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(source))
+    cast = {key: t.to(torch.bfloat16) if t.is_floating_point() else t for key, t in tensors.items()}
+    save_file(cast, str(target), metadata=metadata)
+
+
 def install_adapter(source: Path, adapters_dir: Path, reviewer: str, provenance: dict) -> Path:
-    """Copy the PEFT files of `source` to `<adapters_dir>/<reviewer>/`, replacing any previous one whole."""
+    """Copy the PEFT files of `source` to `<adapters_dir>/<reviewer>/` (weights in bf16, `write_bf16`),
+    replacing any previous one whole."""
     files = [source / name for name in ADAPTER_FILES if (source / name).is_file()]
     if not (source / "adapter_config.json").is_file() or len(files) < 2:
         raise PromotionError(f"{source}: not a complete PEFT adapter (adapter_config.json + weights)")
@@ -59,7 +75,10 @@ def install_adapter(source: Path, adapters_dir: Path, reviewer: str, provenance:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for path in files:
-        shutil.copy2(path, staging / path.name)
+        if path.name == "adapter_model.safetensors":
+            write_bf16(path, staging / path.name)
+        else:
+            shutil.copy2(path, staging / path.name)
     (staging / "promotion.json").write_text(json.dumps(provenance, indent=2, default=str), encoding="utf-8")
     manifest = read_manifest(source)  # the base it was trained on travels with it; the evidence is added
     if manifest is not None:

@@ -87,7 +87,10 @@ def test_promote_installs_the_earlier_of_two_tied_checkpoints_and_records_why(
     assert sorted(p.name for p in installed.iterdir()) == ["README.md", "adapter_config.json",
                                                            "adapter_model.safetensors", "promotion.json"]
     source = tiny_training_run / "checkpoints" / "step-2" / "adapter" / "adapter_model.safetensors"
-    assert (installed / "adapter_model.safetensors").read_bytes() == source.read_bytes()
+    from safetensors.torch import load_file  # the step-2 weights, in bf16 (write_bf16)
+
+    shipped, trained = load_file(str(installed / "adapter_model.safetensors")), load_file(str(source))
+    assert all(shipped[k].equal(v.to(shipped[k].dtype)) for k, v in trained.items()) and shipped.keys() == trained.keys()
     provenance = json.loads((installed / "promotion.json").read_text())
     assert provenance["checkpoint"] == "step-2" and provenance["metrics"]["verdict_accuracy"] == 1.0
     (record,) = ScoreHistory(history).promotions(reviewer="python")
@@ -125,6 +128,20 @@ def test_installing_replaces_a_previous_adapter_whole(tiny_training_run: Path, t
     assert not (adapters / "python" / "stale.bin").exists()
     assert (adapters / "python" / "adapter_config.json").is_file()
     assert sorted(p.name for p in adapters.iterdir()) == ["python"]
+
+
+def test_an_installed_adapter_ships_in_bf16_and_loads_to_the_same_tensors(tiny_training_run: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    source = tiny_training_run / "adapter" / "adapter_model.safetensors"
+    installed = install_adapter(tiny_training_run / "adapter", tmp_path / "adapters", "python", {})
+    trained, shipped = load_file(str(source)), load_file(str(installed / "adapter_model.safetensors"))
+    assert trained.keys() == shipped.keys() and trained
+    for key, tensor in trained.items():
+        assert tensor.dtype == torch.float32 and shipped[key].dtype == torch.bfloat16
+        assert torch.equal(tensor.to(torch.bfloat16), shipped[key])
+    assert (installed / "adapter_model.safetensors").stat().st_size < 0.7 * source.stat().st_size  # tensors halve; the header stays
 
 
 def test_installing_an_incomplete_adapter_changes_nothing(tmp_path: Path) -> None:
