@@ -36,6 +36,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from reviewers.settings import CaloraSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 WEBHOOKS_DIR = REPO_ROOT.parent / "shared" / "github" / "webhooks"
@@ -53,10 +55,18 @@ def _burn(seconds: float) -> int:
     return rounds
 
 
+class BenchJobSettings(CaloraSettings):
+    """The stand-in review's cost (CALORA_BENCH_JOB_CPU, CALORA_BENCH_JOB_WAIT), set by `start_server`."""
+
+    bench_job_cpu: float = 0.2
+    bench_job_wait: float = 0.1
+
+
 async def busy_review(spec: Any) -> int:
-    """Stand-in review: CPU for CALORA_BENCH_JOB_CPU s, then waiting for CALORA_BENCH_JOB_WAIT s."""
-    rounds = await asyncio.to_thread(_burn, float(os.environ.get("CALORA_BENCH_JOB_CPU", "0.2")))
-    await asyncio.sleep(float(os.environ.get("CALORA_BENCH_JOB_WAIT", "0.1")))
+    """Stand-in review: CPU for `bench_job_cpu` s, then waiting for `bench_job_wait` s."""
+    cost = BenchJobSettings()
+    rounds = await asyncio.to_thread(_burn, cost.bench_job_cpu)
+    await asyncio.sleep(cost.bench_job_wait)
     return rounds
 
 
