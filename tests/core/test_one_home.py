@@ -36,3 +36,10 @@ def test_unidiff_is_imported_by_the_tests_only() -> None:
     importers = sorted(path for path, text in product_modules().items()
                        if re.search(r"^\s*(import unidiff|from unidiff\b)", text, re.MULTILINE))
     assert importers == []
+
+
+def test_calora_variables_are_read_through_the_settings_tree_only() -> None:
+    """`os.environ["CALORA_…"]` or `os.getenv("CALORA_…")` would skip `.env`; a CaloraSettings class reads both."""
+    direct = re.compile(r"""(environ\s*(\.get\s*\(|\[)|getenv\s*\()\s*f?["']CALORA_""")
+    readers = sorted(path for path, text in product_modules().items() if direct.search(text))
+    assert readers == []
