@@ -105,14 +105,17 @@ NO_REPOSITORY_NOTE = "no repository: no context (reviewers saw the diff alone)"
 
 def gather_context(
     plan: SlicePlan, source: RepoSource, limits: SliceLimits, count_tokens: TokenCounter, say: Progress,
+    conventions: str = "",
 ) -> list[list[ContextSnippet]]:
-    """Each slice's repository context, within `limits.context_budget` of that slice (one reader for all)."""
+    """Each slice's repository context, within `limits.context_budget` of that slice less what the
+    conventions take (one reader for all slices, so each path is read once)."""
     reader = ContextReader(source)
     changed = {f.path for piece in plan.slices for f in piece.files}
     folders = sorted({path.rpartition("/")[0] for path in changed})
     profile = PROFILES.lines_for(reader, folders)
+    taken = count_tokens(conventions) if conventions else 0
     contexts = [
-        retrieve_context(piece, reader, budget_tokens=limits.context_budget(piece.tokens),
+        retrieve_context(piece, reader, budget_tokens=limits.context_budget(piece.tokens) - taken,
                          count_tokens=count_tokens, profile=profile, changed_paths=changed)
         for piece in plan.slices
     ]
@@ -162,9 +165,9 @@ def run_pipeline(
 
     counter = count_tokens or approx_token_count
     limits = limits or SliceLimits()
-    contexts = gather_context(plan, context_source, limits, counter, say) if context_source is not None \
-        else [[] for _ in plan.slices]
     conventions = read_conventions(base_source) if base_source is not None else ""
+    contexts = gather_context(plan, context_source, limits, counter, say, conventions) \
+        if context_source is not None else [[] for _ in plan.slices]
     requests = [
         build_request(
             piece, task=task, checks=checks,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from reviewers.context.source import RepoSource
-from reviewers.safe_text import redact, safe_text
+from reviewers.safe_text import cap, redact, safe_text
 
 CONVENTION_FILES = ("AGENTS.md", ".github/copilot-instructions.md", "CONTRIBUTING.md", ".github/CONTRIBUTING.md")
 """Read in this order; CONTRIBUTING.md contributes only its sections on conventions and style."""
@@ -37,7 +37,8 @@ def read_conventions(base: RepoSource, limit: int = CONVENTIONS_LIMIT) -> str:
             parts.append(f"From {path}:\n{text}")
     if not parts:
         return ""
-    return safe_text(redact("\n\n".join(parts)), limit=limit)
+    # Escaping lengthens text, so the inert text is capped again: the bound holds for what the model reads.
+    return cap(safe_text(redact("\n\n".join(parts)), limit=limit), limit)
 
 
 def convention_sections(markdown: str) -> str:

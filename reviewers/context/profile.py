@@ -336,6 +336,9 @@ class ProfileCache:
             self._lines[key] = lines
         return lines
 
+    def clear(self) -> None:
+        self._lines.clear()
+
 
 PROFILES = ProfileCache()
 """The process's cache (the App's worker and `calora review` each keep one)."""

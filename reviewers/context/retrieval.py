@@ -52,6 +52,7 @@ class ContextReader:
         self._texts: dict[str, str | None] = {}
         self._folders: dict[str, list[str]] = {}
         self._outlines: dict[str, list[Definition]] = {}
+        self._imports: dict[str, list[ImportedName]] = {}
 
     def read(self, path: str) -> str | None:
         if path not in self._texts:
@@ -75,6 +76,13 @@ class ContextReader:
             text = self.read(path)
             self._outlines[path] = outline(path, text) if text is not None else []
         return self._outlines[path]
+
+
+    def imports(self, path: str) -> list[ImportedName]:
+        if path not in self._imports:
+            text = self.read(path)
+            self._imports[path] = imports(path, text) if text is not None else []
+        return self._imports[path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +109,10 @@ def retrieve_context(
         *definition_candidates(piece, reader),
         *([Candidate((2,), ContextSnippet(path=PROFILE_PATH, text=profile, why="calora scan of this commit"))]
           if profile.strip() else []),
-        *sibling_candidates(piece, reader, frozenset(changed_paths) | {f.path for f in piece.files}),
     ]
+    # A sibling already quoted as a definition shows its convention there: it is not quoted again.
+    shown = frozenset(changed_paths) | {f.path for f in piece.files} | {c.snippet.path for c in candidates}
+    candidates += sibling_candidates(piece, reader, shown)
     return fit_to_budget(candidates, budget_tokens, count_tokens)
 
 
@@ -200,7 +210,7 @@ def definition_candidates(piece: Slice, reader: ContextReader) -> list[Candidate
             continue
         added = _added_lines(text, file)
         uses = _name_uses(added)
-        imported = {i.name: i for i in imports(file.path, text)}
+        imported = {i.name: i for i in reader.imports(file.path)}
         local = reader.outline(file.path)
         added_numbers = {n for r in file.added for n in range(r.start, r.end + 1)}
         defined_on_added = {d.name for d in local if d.start in added_numbers}
@@ -286,7 +296,7 @@ def _resolve(entry: ImportedName, importer: str, reader: ContextReader) -> str |
     if module.startswith(("@/", "~/")):
         module = "src/" + module[2:]
     elif module.startswith("."):
-        module = posixpath.join(posixpath.dirname(importer), module)
+        module = posixpath.normpath(posixpath.join(posixpath.dirname(importer), module))
     else:
         return None
     base = normalize_path(module)

@@ -8,6 +8,7 @@ without checking it out). Paths are repository paths: forward slashes, no leadin
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
@@ -107,7 +108,8 @@ class GitSource:
     """One commit of a local git repository, read with `git ls-tree` and `git cat-file` (no checkout).
 
     The tree is listed once (one `git ls-tree -r -l` call) so `list_dir` and sizes cost nothing more;
-    each `read` is one `git cat-file blob` of a known object id.
+    blobs come through one long-lived `git cat-file --batch` (a process per read cost ~6 ms, a batch read
+    ~0.1 ms). `close` ends that process; a source that is dropped closes it too.
     """
 
     def __init__(self, repo_dir: str | Path, rev: str = "HEAD") -> None:
@@ -116,6 +118,7 @@ class GitSource:
         self._tree: dict[str, tuple[str, int]] | None = None  # path -> (blob id, size)
         self._folders: dict[str, list[str]] = {}
         self._commit: str | None = None
+        self._batch: subprocess.Popen[bytes] | None = None
 
     @property
     def revision(self) -> str:
@@ -157,7 +160,42 @@ class GitSource:
         entry = self._index().get(clean) if clean else None
         if entry is None or entry[1] > MAX_FILE_BYTES:
             return None
-        return decode_text(self._git("cat-file", "blob", entry[0]))
+        return decode_text(self._blob(entry[0]))
+
+    def _blob(self, blob_id: str) -> bytes:
+        if self._batch is None or self._batch.poll() is not None:
+            self._batch = subprocess.Popen(
+                ["git", "-C", str(self.repo_dir), "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        assert self._batch.stdin is not None and self._batch.stdout is not None
+        self._batch.stdin.write(blob_id.encode() + b"\n")
+        self._batch.stdin.flush()
+        header = self._batch.stdout.readline().split()  # "<id> blob <size>", or "<id> missing"
+        if len(header) != 3:
+            raise GitSourceError(f"git cat-file in {self.repo_dir} could not read blob {blob_id}: {header!r}")
+        data = self._batch.stdout.read(int(header[2]))
+        self._batch.stdout.read(1)  # the newline after each object
+        return data
+
+    def close(self) -> None:
+        """End the `git cat-file` process (reads after this start a new one)."""
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            if batch.stdin is not None:
+                batch.stdin.close()
+            try:
+                batch.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                batch.kill()
+                batch.wait()
+            if batch.stdout is not None:
+                batch.stdout.close()
+
+    def __del__(self) -> None:
+        # At interpreter shutdown the pipes may be gone already; the process ends with us anyway.
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            self.close()
 
     def list_dir(self, folder: str) -> list[str]:
         clean = normalize_path(folder)

@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import tree_sitter
@@ -119,10 +119,18 @@ def enclosing(definitions: list[Definition], start: int, end: int) -> list[int]:
 
 # --- Python ---------------------------------------------------------------------------------------
 
-def _python_outline(text: str, out: _Outline) -> None:
+@lru_cache(maxsize=32)
+def _python_tree(text: str) -> ast.Module | None:
+    """One parse per text for both `outline` and `imports` (retrieval asks both of each changed file)."""
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except (SyntaxError, ValueError):
+        return None
+
+
+def _python_outline(text: str, out: _Outline) -> None:
+    tree = _python_tree(text)
+    if tree is None:
         return
 
     def visit(body: list[ast.stmt], parent: int | None, in_class: bool) -> None:
@@ -146,12 +154,11 @@ def _python_outline(text: str, out: _Outline) -> None:
 
 
 def _python_imports(text: str) -> list[ImportedName]:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    tree = _python_tree(text)
+    if tree is None:
         return []
     found: list[ImportedName] = []
-    for node in ast.walk(tree):
+    for node in _module_statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.append(ImportedName(alias.asname or alias.name.split(".")[0],
@@ -162,6 +169,16 @@ def _python_imports(text: str) -> list[ImportedName]:
                     found.append(ImportedName(alias.asname or alias.name, node.module or "", alias.name,
                                               node.level))
     return found
+
+
+def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Module-level statements, also under `if`/`try`/`with` (where guarded imports live), not in functions."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            yield from _module_statements(
+                [n for part in ("body", "orelse", "finalbody") for n in getattr(node, part, [])]
+                + [n for handler in getattr(node, "handlers", []) for n in handler.body])
 
 
 # --- TypeScript / JavaScript ----------------------------------------------------------------------
