@@ -215,7 +215,7 @@ def definition_candidates(piece: Slice, reader: ContextReader) -> list[Candidate
         added_numbers = {n for r in file.added for n in range(r.start, r.end + 1)}
         defined_on_added = {d.name for d in local if d.start in added_numbers}
         followed = 0
-        for name, count in uses.most_common():
+        for name, count in sorted(uses.items(), key=lambda item: (-item[1], item[0])):  # ties by name: stable
             if followed >= MAX_NAMES_PER_FILE:
                 break
             if name in defined_on_added or len(name) < 3:
