@@ -185,6 +185,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     for _ in range(args.runs):
         generated.clear()
+        engine_stats = dict(getattr(getattr(backend, "engine", None), "stats", None) or {})
         t0, cpu0 = time.perf_counter(), time.process_time()
         run = run_pipeline(diff, backend, count_tokens=backend.count_tokens)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
@@ -204,6 +205,10 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
             "failed_slices": sum(1 for o in run.outcomes if o.error),
             "findings": len(run.result.findings),
         })
+        if engine_stats:  # the engine times its prefills (exact on CPU): the rest of its time is decoding
+            now = backend.engine.stats
+            runs[-1]["engine_prefill_seconds"] = round(now["prefill_s"] - engine_stats["prefill_s"], 2)
+            runs[-1]["engine_decode_steps"] = now["steps"] - engine_stats["steps"]
         print(f"  run {len(runs)}: {runs[-1]}", file=sys.stderr, flush=True)
     warm = [r["seconds"] for r in runs[1:]]
     return {
