@@ -38,6 +38,7 @@ MAX_NAMES_PER_FILE = 8
 """Names followed to their definitions per changed file (the most used first): bounds the reads."""
 MAX_SIBLINGS = 2
 MAX_SIBLING_READS = 4
+MIN_SIBLING_LINES = 3
 PROFILE_PATH = "repository profile"
 
 
@@ -353,7 +354,10 @@ def sibling_candidates(piece: Slice, reader: ContextReader, changed: frozenset[s
             text = reader.read(path)
         else:
             nearest = sorted(siblings, key=lambda p: _distance(p, file.path))[:MAX_SIBLING_READS]
-            texts = [(len(t), p, t) for p in nearest if (t := reader.read(p)) is not None]
+            # An empty `__init__.py` or a one-line stub shows no convention: at least MIN_SIBLING_LINES lines.
+            texts = [(len(t), p, t) for p in nearest
+                     if (t := reader.read(p)) is not None and sum(1 for r in t.splitlines() if r.strip())
+                     >= MIN_SIBLING_LINES]
             if not texts:
                 continue
             _size, path, text = min(texts)

@@ -228,14 +228,16 @@ def test_a_helper_defined_elsewhere_in_the_same_file_is_given(tmp_path: Path) ->
 # --- 3. siblings of the same kind, 4. the profile --------------------------------------------------
 
 def test_a_new_test_gets_the_shortest_neighbouring_test_as_its_convention(tmp_path: Path) -> None:
-    short = lines("def test_user_is_listed(client):", "    assert client.get('/users').status_code == 200")
+    short = lines("import pytest", "", "", "def test_user_is_listed(client):",
+                  "    assert client.get('/users').status_code == 200")
     long = short + lines(*[f"def test_payment_{i}(client):\n    assert client.get('/p/{i}').ok" for i in range(8)])
     root = repo_with_change(
-        tmp_path / "repo", {"tests/api/test_users.py": short, "tests/api/test_payments.py": long},
+        tmp_path / "repo", {"tests/api/test_users.py": short, "tests/api/test_payments.py": long,
+                            "tests/api/test_stub.py": "import pytest\n"},
         {"tests/api/test_orders.py": lines("def test_orders_are_listed(client):", "    assert client.get('/orders')")})
     siblings = [s for s in context_for(root) if s.why.startswith("sibling")]
     assert [(s.path, s.why) for s in siblings] == [
-        ("tests/api/test_users.py", "sibling test in tests/api/, the shortest of 2 read")]
+        ("tests/api/test_users.py", "sibling test in tests/api/, the shortest of 2 read")]  # the one-line stub shows nothing
     assert siblings[0].text == short.rstrip("\n")
 
 
