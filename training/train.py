@@ -1,7 +1,10 @@
 """LoRA supervised fine-tuning of one reviewer: config in, batches, step, log, checkpoint.
 
-Runs on CPU (tests), one GPU, or several GPUs through `accelerate launch -m training.train --config
-run.yaml` (each rank takes every world-th packed batch; DDP averages gradients). Exact resumption:
+Runs on CPU (tests), one GPU, or several GPUs through `accelerate launch -m training.train ...`. Several
+processes split the work two ways: one reviewer (`--reviewer`) is data parallel (each rank takes every
+world-th packed batch; DDP averages gradients); `--all` shards the reviewers instead (each process trains
+whole reviewers alone on its own device, `assign_reviewers`), which needs no gradient traffic and gives
+each adapter exactly the single-process result. Exact resumption:
 checkpoints hold the adapter, optimizer, scheduler, RNG states and the step, and the data order is a
 pure function of (seed, epoch), so a resumed run replays the same batches with the same state.
 
@@ -19,7 +22,8 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +57,29 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype
     attn_implementation: str
-    world_size: int
+    world_size: int  # processes sharing this reviewer's batches (1 when a process trains it alone)
     rank: int
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes this reviewer's run folder."""
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """One reviewer's training in this invocation: where its adapter goes and what the run cost."""
+
+    reviewer: str
+    adapter_dir: Path
+    finished: bool  # the final adapter was written (False: stopped early by stop_at_step)
+    steps: int  # optimizer steps taken in this invocation (a resumed run counts only its own)
+    tokens: int  # tokens trained on in those steps, over every process sharing the reviewer
+    wall_s: float  # from the call to the return: model load, steps, checkpoints, adapter
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.wall_s if self.wall_s > 0 else 0.0
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -116,7 +141,7 @@ def wants_bf16(cfg: TrainConfig) -> bool:
     return cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
 
 
-def resolve_runtime(cfg: TrainConfig, accelerator: Any) -> Runtime:
+def resolve_runtime(cfg: TrainConfig, accelerator: Any, alone: bool = False) -> Runtime:
     device = accelerator.device
     if cfg.device == "cuda" and device.type != "cuda":
         raise TrainingError("device=cuda was asked for but no CUDA GPU is visible")
@@ -127,8 +152,8 @@ def resolve_runtime(cfg: TrainConfig, accelerator: Any) -> Runtime:
         # Packed rows need attention that stops at sequence boundaries; `calora_varlen` does this with
         # flash kernels on CUDA and an exact per-sequence SDPA loop elsewhere. Padded batches use SDPA.
         attn = "calora_varlen" if cfg.packing else "sdpa"
-    return Runtime(device, torch.bfloat16 if bf16 else torch.float32, attn, accelerator.num_processes,
-                   accelerator.process_index)
+    world_size, rank = (1, 0) if alone else (accelerator.num_processes, accelerator.process_index)
+    return Runtime(device, torch.bfloat16 if bf16 else torch.float32, attn, world_size, rank)
 
 
 def lr_lambda(total_steps: int, warmup: int, min_ratio: float) -> Any:
@@ -166,6 +191,12 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     `stop_at_step` ends this invocation early after checkpointing at that step, without changing
     the schedule: a time-boxed job continues later with the same config.
     """
+    return train_reviewer(cfg, stop_at_step).adapter_dir
+
+
+def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: bool = False) -> TrainOutcome:
+    """`train`, with what the run cost. `alone`: this process trains the reviewer by itself even when
+    several were launched (reviewer sharding): no DDP wrapper, no collective, its own device."""
     from accelerate import Accelerator
 
     from reviewers.adapter_manifest import AdapterManifest, write_manifest
@@ -174,9 +205,10 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     from training.base_model import attach_lora, base_ref, load_base_model, load_tokenizer
     from training.loss import AnswerLossModel
 
+    started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=cfg.device == "cpu", mixed_precision="bf16" if wants_bf16(cfg) else "no")
-    rt = resolve_runtime(cfg, accelerator)
+    rt = resolve_runtime(cfg, accelerator, alone)
     register_varlen_attention()
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +245,12 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
     )
-    loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
+    if alone:
+        # evaluation_mode only skips the DDP wrapper: autocast and device placement are as in `prepare`
+        loss_model = accelerator.prepare_model(loss_model, evaluation_mode=True)
+        optimizer = accelerator.prepare_optimizer(optimizer)
+    else:
+        loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
 
     # base_model as resolved (the default's name, or the .gguf path), so eval and the console reload that base
     resolved = {**cfg.model_copy(update={"base_model": base.name, "gguf_file": None}).dump(), "resolved": {
@@ -224,7 +261,7 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
         "skipped_over_max_seq_len": skipped, "total_steps": total_steps,
         "packing": "padding-free (cu_seqlens)" if cfg.packing else "length-grouped padded batches",
     }}
-    if accelerator.is_main_process:
+    if rt.is_main:
         (run_dir / "config.json").write_text(json.dumps(resolved, indent=2), encoding="utf-8")
 
     start_step, tokens_seen = 0, 0
@@ -236,13 +273,14 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
             raise TrainingError(f"{latest} belongs to a plan of {state.get('total_steps')} steps, this one has "
                                 f"{total_steps}; use a fresh run_dir or the same config")
         log.info("resuming from %s (step %d)", latest, start_step)
-    if accelerator.is_main_process:
+    if rt.is_main:
         truncate_metrics(metrics_path, start_step)
+    tokens_at_start = tokens_seen
 
     pad_id = tokenizer.pad_token_id
     end_step = min(total_steps, stop_at_step) if stop_at_step else total_steps
     bar = tqdm(total=total_steps, initial=start_step, desc=f"train {cfg.reviewer}", file=sys.stderr,
-               disable=not accelerator.is_main_process, dynamic_ncols=True)
+               disable=not rt.is_main, dynamic_ncols=True)
     loss_model.train()
     for step in range(start_step, end_step):
         batch = collate([examples[i] for i in batches[step * rt.world_size + rt.rank]], cfg, pad_id).to(rt.device)
@@ -256,13 +294,14 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = accelerator.reduce(loss.detach(), "mean").item()  # .item() also waits for the GPU
-        counts = accelerator.reduce(torch.tensor([batch.tokens, batch.answer_tokens], device=rt.device), "sum")
+        step_loss = _over_ranks(accelerator, rt, loss.detach(), "mean").item()  # .item() also waits for the GPU
+        counts = _over_ranks(accelerator, rt, torch.tensor([batch.tokens, batch.answer_tokens], device=rt.device),
+                             "sum")
         step_tokens, step_answer_tokens = (int(c) for c in counts.tolist())
         elapsed = time.perf_counter() - t0
         tokens_seen += step_tokens
         done = step + 1
-        if accelerator.is_main_process and (done % cfg.log_every == 0 or done == end_step):
+        if rt.is_main and (done % cfg.log_every == 0 or done == end_step):
             row = {"step": done, "loss": step_loss, "lr": lr, "tokens": step_tokens,
                    "answer_tokens": step_answer_tokens, "tokens_per_s": step_tokens / elapsed,
                    "memory_gib": round(peak_memory_gib(rt.device), 3), "tokens_seen": tokens_seen}
@@ -270,21 +309,33 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> Path:
                 fh.write(json.dumps(row) + "\n")
             bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{step_tokens / elapsed:.0f}")
         bar.update(1)
-        if accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == end_step):
+        if rt.is_main and (done % cfg.checkpoint_every == 0 or done == end_step):
             saved = save_checkpoint(checkpoints_dir, done, accelerator.unwrap_model(loss_model).lm, optimizer,
                                     scheduler, {"tokens_seen": tokens_seen, "total_steps": total_steps},
                                     cfg.keep_checkpoints)
             write_manifest(saved / "adapter", manifest)
-        accelerator.wait_for_everyone()
+        _wait_for_ranks(accelerator, rt)
     bar.close()
 
     adapter_dir = run_dir / "adapter"
-    if end_step == total_steps and accelerator.is_main_process:
+    if end_step == total_steps and rt.is_main:
         accelerator.unwrap_model(loss_model).lm.save_pretrained(adapter_dir)
         write_manifest(adapter_dir, manifest)
         _plot(metrics_path, run_dir / "loss.png", cfg.reviewer)
-    accelerator.wait_for_everyone()
-    return adapter_dir
+    _wait_for_ranks(accelerator, rt)
+    return TrainOutcome(cfg.reviewer, adapter_dir, end_step == total_steps, max(0, end_step - start_step),
+                        tokens_seen - tokens_at_start, time.perf_counter() - started)
+
+
+def _over_ranks(accelerator: Any, rt: Runtime, value: torch.Tensor, reduction: str) -> torch.Tensor:
+    """`value` reduced over the processes sharing this reviewer; a process training alone keeps its own
+    (a collective there would wait for processes busy with other reviewers)."""
+    return accelerator.reduce(value, reduction) if rt.world_size > 1 else value
+
+
+def _wait_for_ranks(accelerator: Any, rt: Runtime) -> None:
+    if rt.world_size > 1:
+        accelerator.wait_for_everyone()
 
 
 def _plot(metrics_path: Path, png: Path, title: str) -> None:
@@ -322,8 +373,89 @@ def configs_from_args(args: argparse.Namespace) -> list[TrainConfig]:
     return [TrainConfig.model_validate(base)]
 
 
+def assign_reviewers(costs: Mapping[str, int], processes: int) -> list[list[str]]:
+    """Reviewers per process, balanced by cost: the costliest first, each to the least loaded process
+    (ties: the lower process). Every process computes the same answer from the same data."""
+    shards: list[list[str]] = [[] for _ in range(processes)]
+    loads = [0] * processes
+    for reviewer in sorted(costs, key=lambda r: (-costs[r], r)):
+        target = min(range(processes), key=lambda p: (loads[p], p))
+        shards[target].append(reviewer)
+        loads[target] += costs[reviewer]
+    return shards
+
+
+def training_cost(cfg: TrainConfig) -> int:
+    """What a reviewer's training costs, for balancing: its data's bytes times its epochs (tokens follow
+    bytes closely, and reading sizes keeps tokenizing out of the plan)."""
+    return (cfg.data_dir / cfg.reviewer / "train.jsonl").stat().st_size * cfg.epochs
+
+
+def train_all(configs: list[TrainConfig], stop_at_step: int | None = None) -> Path:
+    """Train every reviewer; with several processes each trains its share alone (`assign_reviewers`).
+
+    Each process writes `<runs>/processes/process-<i>.json` (its reviewers, tokens, wall); the first then
+    writes `<runs>/summary.json` with those and the total (the wall of the slowest, tokens of all).
+    Returns the summary's path.
+    """
+    from accelerate import PartialState
+
+    state = PartialState(cpu=configs[0].device == "cpu")
+    processes, index = state.num_processes, state.process_index
+    shards = assign_reviewers({cfg.reviewer: training_cost(cfg) for cfg in configs}, processes)
+    mine = [cfg for cfg in configs if cfg.reviewer in shards[index]]
+    if not mine:
+        log.warning("process %d of %d has no reviewer to train (%d reviewers)", index, processes, len(configs))
+    runs_root = configs[0].run_dir.parent
+    state.wait_for_everyone()
+    started = time.perf_counter()
+    outcomes = [train_reviewer(cfg, stop_at_step, alone=processes > 1) for cfg in mine]
+    wall = time.perf_counter() - started
+    share = process_figures(index, str(state.device), outcomes, wall)
+    (runs_root / "processes").mkdir(parents=True, exist_ok=True)
+    (runs_root / "processes" / f"process-{index}.json").write_text(json.dumps(share, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
+    summary_path = runs_root / "summary.json"
+    if state.is_main_process:
+        shares = [json.loads((runs_root / "processes" / f"process-{i}.json").read_text(encoding="utf-8"))
+                  for i in range(processes)]
+        summary = run_summary(shares, time.perf_counter() - started)
+        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
+    return summary_path
+
+
+def process_figures(index: int, device: str, outcomes: list[TrainOutcome], wall_s: float) -> dict[str, Any]:
+    tokens = sum(o.tokens for o in outcomes)
+    return {
+        "process": index, "device": device, "wall_s": round(wall_s, 3), "tokens": tokens,
+        "tokens_per_s": round(tokens / wall_s, 1) if wall_s > 0 else 0.0,
+        "reviewers": [{**{k: v for k, v in asdict(o).items() if k != "adapter_dir"},
+                       "adapter_dir": str(o.adapter_dir), "wall_s": round(o.wall_s, 3),
+                       "tokens_per_s": round(o.tokens_per_s, 1)} for o in outcomes],
+    }
+
+
+def run_summary(shares: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """The whole run from each process's share: the total's wall is the run's (the slowest process)."""
+    tokens = sum(s["tokens"] for s in shares)
+    return {
+        "processes": len(shares),
+        "plan": "reviewers sharded over processes" if len(shares) > 1 else "one process",
+        "total": {"wall_s": round(wall_s, 3), "tokens": tokens,
+                  "tokens_per_s": round(tokens / wall_s, 1) if wall_s > 0 else 0.0,
+                  "reviewers": sorted(r["reviewer"] for s in shares for r in s["reviewers"])},
+        "per_process": shares,
+    }
+
+
 def run_from_args(args: argparse.Namespace) -> int:
-    for cfg in configs_from_args(args):
+    configs = configs_from_args(args)
+    if args.all:
+        summary = train_all(configs, stop_at_step=args.stop_at_step)
+        print(summary)
+        return 0
+    for cfg in configs:
         adapter = train(cfg, stop_at_step=args.stop_at_step)
         print(adapter)
     return 0
