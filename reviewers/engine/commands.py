@@ -37,6 +37,8 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
                        help="folder of per-reviewer PEFT adapters, served under the folder names")
     serve.add_argument("--served-model-name", help="the base model's name in /v1/models (default: its file name)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    serve.add_argument("--devices", help="one engine per device behind the one queue, each request to the least "
+                       "loaded: 0,1 (CUDA indices), cuda:0,cuda:1 or cpu,cpu; overrides --device")
     serve.add_argument("--max-batch", type=int, default=32, help="rows decoded together (KV-cache slots)")
     serve.add_argument("--max-seq-len", type=int, default=8192, help="prompt + answer tokens per row")
     serve.add_argument("--max-queue", type=int, default=64, help="generations in flight before 429")
@@ -50,15 +52,21 @@ def run_serve(args: argparse.Namespace) -> int:
     """Load the engine here and inject it into the server, which imports no backend itself."""
     from reviewers.engine.backend import load_engine
     from reviewers.serving.app import run_server, served_name
+    from reviewers.serving.pool import EnginePool, parse_devices
     from reviewers.serving.state import ServerSettings
 
-    engine, ref = load_engine(args.base_model, args.adapters, device=args.device, max_batch=args.max_batch,
-                              max_seq_len=args.max_seq_len)
+    devices = parse_devices(args.devices) if args.devices else [args.device]
+    engines = []
+    for device in devices:
+        engine, ref = load_engine(args.base_model, args.adapters, device=device, max_batch=args.max_batch,
+                                  max_seq_len=args.max_seq_len)
+        engines.append(engine)
+    generator = EnginePool(engines) if len(engines) > 1 else engines[0]
     options = ServerSettings(
         base_model=args.served_model_name or served_name(ref.source, ref.gguf_file), max_queue=args.max_queue,
         request_timeout_s=args.timeout, max_new_tokens=args.max_new_tokens, retry_after_s=args.retry_after,
     )
-    return run_server(engine, options, host=args.host, port=args.port)
+    return run_server(generator, options, host=args.host, port=args.port)
 
 
 def run_check_adapters(args: argparse.Namespace) -> int:

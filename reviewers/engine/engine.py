@@ -325,6 +325,9 @@ class Engine:
     # -- the loop --------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self.decoder.device.type == "cuda":
+            # the current device is per thread: graph capture and new streams must use this engine's GPU
+            torch.cuda.set_device(self.decoder.device)
         while True:
             with self._lock:
                 while (self._scheduler.idle() or self._changes_waiting) and not self._closed:
