@@ -165,9 +165,8 @@ def run_pipeline(
 
     counter = count_tokens or approx_token_count
     limits = limits or SliceLimits()
-    conventions = read_conventions(base_source) if base_source is not None else ""
-    contexts = gather_context(plan, context_source, limits, counter, say, conventions) \
-        if context_source is not None else [[] for _ in plan.slices]
+    contexts, conventions, context_notes = _repository_context(
+        plan, context_source, base_source, limits, counter, say)
     requests = [
         build_request(
             piece, task=task, checks=checks,
@@ -197,8 +196,7 @@ def run_pipeline(
     outcomes, unanchored = drop_unanchored(plan.slices, outcomes)  # anchored in its slice, or dropped
     no_model = ["no reviewer model ran (backend: none): the findings are the analyzers' evidence alone"] \
         if backend is None else []
-    no_context = [NO_REPOSITORY_NOTE] if context_source is None and plan.slices else []
-    notes = [*no_model, *no_context, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
+    notes = [*no_model, *context_notes, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
              *([describe_egress(egress)] if egress else [])]
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)
     return PipelineRun(
@@ -206,6 +204,25 @@ def run_pipeline(
         check_notes=checks.notes if checks else [], checks=checks, result=result, left_machine=egress,
         seconds=time.perf_counter() - started,
     )
+
+
+def _repository_context(
+    plan: SlicePlan, head: RepoSource | None, base: RepoSource | None, limits: SliceLimits,
+    count_tokens: TokenCounter, say: Progress,
+) -> tuple[list[list[ContextSnippet]], str, list[str]]:
+    """(context per slice, conventions, notes). Context helps a review; failing to read it never fails one."""
+    empty: list[list[ContextSnippet]] = [[] for _ in plan.slices]
+    if not plan.slices:
+        return empty, "", []
+    notes = [] if head is not None else [NO_REPOSITORY_NOTE]
+    conventions = ""
+    try:
+        conventions = read_conventions(base) if base is not None else ""
+        contexts = gather_context(plan, head, limits, count_tokens, say, conventions) if head is not None else empty
+    except Exception as exc:  # a source that cannot be read (git gone, API down): the diff alone, said so
+        log.exception("repository context could not be read")
+        return empty, conventions, [f"repository context not read ({type(exc).__name__}: {exc}): the diff alone"]
+    return contexts, conventions, notes
 
 
 def _instructions(piece: Slice, instructions_for: Callable[[str], str] | None) -> str:

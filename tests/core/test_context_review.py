@@ -129,3 +129,20 @@ def test_calora_review_git_carries_context_with_reasons_and_diff_alone_says_ther
     result = json.loads(capsys.readouterr().out)
     assert NO_REPOSITORY_NOTE in result["notes"]
     assert backend.requests and all(not r.context and not r.conventions for r in backend.requests)
+
+
+class BrokenSource:
+    """A repository that cannot be read (the git directory removed mid-review, an API outage)."""
+
+    def read(self, path: str) -> str | None:
+        raise OSError(f"cannot read {path}: the repository is gone")
+
+    def list_dir(self, folder: str) -> list[str]:
+        raise OSError(f"cannot list {folder or '.'}: the repository is gone")
+
+
+def test_a_repository_that_cannot_be_read_leaves_the_diff_alone_and_says_so(shop: Path) -> None:
+    diff = git(shop, "diff", "HEAD~1..HEAD")
+    run = run_pipeline(diff, None, analyzers=(), context_source=BrokenSource(), base_source=GitSource(shop, "HEAD~1"))
+    assert run.requests and all(not r.context for r in run.requests)
+    assert any(n.startswith("repository context not read (OSError: cannot") for n in run.result.notes)
