@@ -39,6 +39,9 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     serve.add_argument("--devices", help="one engine per device behind the one queue, each request to the least "
                        "loaded: 0,1 (CUDA indices), cuda:0,cuda:1 or cpu,cpu; overrides --device")
+    serve.add_argument("--engines", choices=("processes", "threads"), default="processes",
+                       help="with several --devices: each engine in its own process (default: engines do not "
+                       "share one GIL) or as threads of the server")
     serve.add_argument("--max-batch", type=int, default=32, help="rows decoded together (KV-cache slots)")
     serve.add_argument("--max-seq-len", type=int, default=8192, help="prompt + answer tokens per row")
     serve.add_argument("--max-queue", type=int, default=64, help="generations in flight before 429")
@@ -56,12 +59,18 @@ def run_serve(args: argparse.Namespace) -> int:
     from reviewers.serving.state import ServerSettings
 
     devices = parse_devices(args.devices) if args.devices else [args.device]
-    engines = []
-    for device in devices:
-        engine, ref = load_engine(args.base_model, args.adapters, device=device, max_batch=args.max_batch,
-                                  max_seq_len=args.max_seq_len)
-        engines.append(engine)
-    generator = EnginePool(engines) if len(engines) > 1 else engines[0]
+    engine_options = {"max_batch": args.max_batch, "max_seq_len": args.max_seq_len}
+    if len(devices) > 1 and args.engines == "processes":
+        from reviewers.engine.process import EngineProcess
+        from reviewers.models import resolve_base_model
+
+        ref = resolve_base_model(args.base_model)
+        generator = EnginePool([EngineProcess(args.base_model, args.adapters, device=device, **engine_options)
+                                for device in devices])
+    else:
+        loaded = [load_engine(args.base_model, args.adapters, device=device, **engine_options) for device in devices]
+        ref = loaded[0][1]
+        generator = EnginePool([engine for engine, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
     options = ServerSettings(
         base_model=args.served_model_name or served_name(ref.source, ref.gguf_file), max_queue=args.max_queue,
         request_timeout_s=args.timeout, max_new_tokens=args.max_new_tokens, retry_after_s=args.retry_after,

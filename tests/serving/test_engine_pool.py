@@ -96,8 +96,45 @@ def test_serve_with_devices_loads_one_engine_per_device_into_one_pool(monkeypatc
     monkeypatch.setattr(reviewers.engine.backend, "load_engine", load_engine)
     monkeypatch.setattr(reviewers.serving.app, "run_server",
                         lambda generator, options, **where: served.update(generator=generator) or 0)
-    assert main(["reviewers", "serve", "--devices", "cpu,cpu"]) == 0
+    assert main(["reviewers", "serve", "--devices", "cpu,cpu", "--engines", "threads"]) == 0
     assert devices == ["cpu", "cpu"]
     assert isinstance(served["generator"], EnginePool) and served["generator"].generators == [engine, engine]
     assert main(["reviewers", "serve", "--devices", "cpu"]) == 0
     assert served["generator"] is engine, "one device serves the engine itself"
+
+
+@pytest.fixture(scope="module")
+def base_folder(tiny_model, tiny_tokenizer, tmp_path_factory):
+    """The session's tiny model and tokenizer on disk, as `--base-model` takes them."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    tiny_model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_engines_in_child_processes_answer_like_the_in_process_engine(base_folder, adapter_dirs, reviewer_server,
+                                                                      real_diffs):
+    from reviewers.engine.process import EngineProcess
+
+    adapters = adapter_dirs["python"].parent
+    pool = EnginePool([EngineProcess(str(base_folder), adapters, device="cpu", max_batch=4, max_seq_len=4096)
+                       for _ in range(2)])
+    settings = ServerSettings(base_model=BASE_NAME, max_queue=32, request_timeout_s=120, max_new_tokens=96)
+    try:
+        assert pool.adapters == ["python", "sql"]
+        with serving(create_app(pool, settings)) as url:
+            pooled = _review(url, real_diffs)
+        assert pool.routed == [3, 3] and pool.loads() == [0, 0]
+        assert pooled == _review(reviewer_server, real_diffs)
+    finally:
+        pool.close()
+    assert all(not generator._child.is_alive() for generator in pool.generators), "close ends each child"
+
+
+def test_an_engine_process_that_cannot_load_says_which_device(tmp_path):
+    from reviewers.engine.engine import EngineError
+    from reviewers.engine.process import EngineProcess
+
+    with pytest.raises(EngineError, match="the engine on cpu failed to load"):
+        EngineProcess(str(tmp_path / "no-such-model"), None, device="cpu")
