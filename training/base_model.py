@@ -52,7 +52,9 @@ def load_base_model(cfg: TrainConfig, device: torch.device, dtype: torch.dtype) 
     from transformers import AutoModelForCausalLM
 
     ref = base_ref(cfg)
-    kwargs: dict[str, Any] = {"dtype": dtype, **ref.load_kwargs()}
+    # transformers >= 5.2x turns hub kernels on when `kernels` is installed and fetches them from the hub at
+    # `.train()` on CUDA (refused there without network or trust): the trainer's kernels are its own
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_kernels": False, **ref.load_kwargs()}
     if cfg.attn_implementation != "auto":
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.qlora:
