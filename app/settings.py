@@ -74,7 +74,7 @@ class Settings(CaloraSettings):
 
     Reviewer backend
       - `reviewer`: the same `reviewers.backends.factory.BackendSettings` that `calora review` uses, read
-        from the same variables: CALORA_BACKEND (transformers, the default | engine | openai),
+        from the same variables: CALORA_BACKEND (engine, the default | transformers | openai),
         CALORA_BASE_MODEL, CALORA_ADAPTERS_DIR, CALORA_OPENAI_BASE_URL, CALORA_OPENAI_API_KEY, ...
 
     Secrets are `SecretStr`: printing or logging the settings shows `**********`.

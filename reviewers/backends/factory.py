@@ -15,9 +15,13 @@ from reviewers.models import DEFAULT_MAX_NEW_TOKENS, ModelSettings, resolve_base
 class BackendSettings(ModelSettings):
     """Which backend answers review requests.
 
-    - `transformers` (default): in-process transformers + PEFT, base model from `CALORA_BASE_MODEL` or the
-      fetched default (`reviewers.models.DEFAULT_BASE_MODEL`), adapters from `CALORA_ADAPTERS_DIR/<reviewer>/`.
-    - `engine`: the in-process multi-adapter engine (`reviewers/engine/`), same model settings.
+    - `engine` (default): the in-process multi-adapter engine (`reviewers/engine/`), base model from
+      `CALORA_BASE_MODEL` or the fetched default (`reviewers.models.DEFAULT_BASE_MODEL`), adapters from
+      `CALORA_ADAPTERS_DIR/<reviewer>/`. The default because it is the faster CPU path (a 20-file PR's 11.7k
+      prompt tokens prefilled in 50 s on 2 cores, against about 60 s for transformers) and the only one whose
+      answers from the bare base model hold the contract, its decoding being JSON-constrained: the whole
+      review in 90 s, where transformers answered no slice validly (bench/review_latency.py, issue #18).
+    - `transformers`: in-process transformers + PEFT, same model settings (any causal LM transformers loads).
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
 
@@ -25,7 +29,7 @@ class BackendSettings(ModelSettings):
     `base_model` and `cache_dir` are `reviewers.models.ModelSettings`'.
     """
 
-    backend: Literal["transformers", "engine", "openai"] = "transformers"
+    backend: Literal["transformers", "engine", "openai"] = "engine"
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
     max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=16)

@@ -62,7 +62,7 @@ def test_every_settings_class_reads_the_same_dot_env(bare_environment, monkeypat
     elsewhere = bare_environment / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # an explicit file reaches the nested reviewer settings too
-    assert Settings().reviewer.backend == "transformers"
+    assert Settings().reviewer.backend == "engine"
     assert Settings(_env_file=env).reviewer.backend == "openai"
 
 
