@@ -43,6 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+SHARED_NOTE = ("Several engines on one GPU (--devices 0,0): it checks the CUDA paths and shows how much a single "
+               "engine leaves its GPU idle; NOT the acceptance figures, which need one engine per GPU on two GPUs.")
 TINY_NOTE = ("CPU run on a tiny random Gemma-3 with devices cpu,cpu (two engines/processes sharing the same "
              "cores): it proves the bench runs end to end. These are NOT the acceptance figures, which need "
              "a machine with two GPUs.")
@@ -54,7 +56,8 @@ def device_slug(tiny: bool, devices: list[str]) -> str:
     import torch
 
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
-    return f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}-x{len(devices)}"
+    slug = f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}-x{len(set(devices))}"
+    return slug if len(set(devices)) == len(devices) else f"{slug}-shared"
 
 
 # --- data and base model ---------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.device_list = parse_devices(args.devices)
     args.train_processes = args.train_processes or len(args.device_list)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     if args.tiny:
         env["OMP_NUM_THREADS"] = "1"  # two processes on shared cores: one thread each
     import torch
@@ -286,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         result["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if args.tiny:
         result["note"] = TINY_NOTE
+    elif len(set(args.device_list)) < len(args.device_list):
+        result["note"] = SHARED_NOTE
     with tempfile.TemporaryDirectory(prefix="multi-gpu-bench-") as tmp:
         folder = Path(tmp)
         # None: train and serve take the project's default base (Gemma 3 270M after `calora models fetch`)
