@@ -740,6 +740,9 @@ class PullRequestClient:
     async def file_text(self, path: str, ref: str) -> str | None:
         return await self.github.get_file_text(self.owner, self.repo, path, ref)
 
+    async def contents(self, path: str, ref: str) -> ContentEntry | list[ContentEntry] | None:
+        return await self.github.get_contents(self.owner, self.repo, path, ref)
+
     async def compare(self, base: str, head: str) -> Comparison:
         return await self.github.compare(self.owner, self.repo, base, head)
 
