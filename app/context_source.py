@@ -1,7 +1,8 @@
-"""The App's `RepoSource`: repository text at the pull request's head commit, through GitHub's contents API.
+"""The App's `RepoSource`: one commit of the pull request's repository (the head for context, the base for
+conventions), read through GitHub's contents API.
 
 Retrieval (`reviewers.context`) is synchronous and runs in the review's worker thread (`run_pipeline` runs
-under `asyncio.to_thread`), while the `GitHubClient` lives on the job's event loop; each call below is one
+under `asyncio.to_thread`), while the GitHub client lives on the job's event loop; each call below is one
 `repos/get-content` request handed to that loop and waited for.
 
 How a read is spent, cheapest first:
@@ -28,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from app.github_client import ContentEntry, GitHubClient, GitHubError
+from app.github_client import ContentEntry, GitHubError, PullRequestClient
 from reviewers.context.source import MAX_FILE_BYTES, decode_text, normalize_path
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ class BlobCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._chars = 0
+
 
 BLOB_CACHE = BlobCache()
 """The process's cache, shared by every review the worker runs."""
@@ -122,13 +128,12 @@ class RequestBudget:
 
 
 class GitHubContentsSource:
-    """One commit of one repository, read through `GitHubClient.get_contents` within a review's budget."""
+    """One commit of the pull request's repository, read through `PullRequestClient.contents` within a
+    review's budget."""
 
     def __init__(
         self,
-        gh: GitHubClient,
-        owner: str,
-        repo: str,
+        pr: PullRequestClient,
         ref: str,
         loop: asyncio.AbstractEventLoop,
         budget: RequestBudget,
@@ -136,7 +141,7 @@ class GitHubContentsSource:
         known: Mapping[str, str] | None = None,
         cache: BlobCache = BLOB_CACHE,
     ) -> None:
-        self.gh, self.owner, self.repo, self.ref = gh, owner, repo, ref
+        self.pr, self.ref = pr, ref
         self.loop = loop
         self.budget = budget
         self.known = dict(known or {})  # texts of this commit the review already holds: read without a request
@@ -221,7 +226,7 @@ class GitHubContentsSource:
         if not self.budget.take():
             raise _BudgetSpent
         try:
-            return self._wait(self.gh.get_contents(self.owner, self.repo, path, self.ref))
+            return self._wait(self.pr.contents(path, self.ref))
         except Exception as exc:  # noqa: BLE001 - context only helps: no failure of it may fail the review
             if isinstance(exc, concurrent.futures.TimeoutError):
                 message = f"GitHub repos/get-content took over {REQUEST_WAIT_SECONDS:.0f} s"
@@ -229,7 +234,7 @@ class GitHubContentsSource:
                 message = str(exc)
             else:
                 message = f"GitHub repos/get-content: {type(exc).__name__}: {str(exc)[:200]}"
-            log.warning("%s/%s@%s: context %r not read: %s", self.owner, self.repo, self.ref[:7], path, message)
+            log.warning("%s@%s: context %r not read: %s", self.pr.key, self.ref[:7], path, message)
             self.budget.failed(f"{path or '(root)'} not read: {message}")
             return _FAILED
 
@@ -241,7 +246,7 @@ class GitHubContentsSource:
             return
         if running is self.loop:
             raise RuntimeError("GitHubContentsSource is synchronous: call it from a worker thread, "
-                               "not from the event loop its GitHubClient runs on")
+                               "not from the event loop its GitHub client runs on")
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -4,8 +4,9 @@
    typed `ReviewInputs`, through a `PullRequestClient` bound to the job's pull request. It stops fetching
    as soon as the job will not review (closed, stale, draft, bad config, no reviewer).
 2. decide (pure): `decide_skip` turns inputs into a `Skip` (the outcome, and the check run to leave) or
-   None; after the pipeline (`reviewers.pipeline.run_pipeline`, in a thread, with the injected backend)
-   has answered, `decide_publication` turns inputs and the run into a `Publication` (`app.publishing`).
+   None; after the pipeline (`reviewers.pipeline.run_pipeline`, in a thread, with the injected backend and
+   the pull request's head and base read through `app.context_source` for context) has answered,
+   `decide_publication` turns inputs and the run into a `Publication` (`app.publishing`).
 3. publish (I/O): the check run and the review; text leaves redacted through two exits only.
 
 The worker (app.worker) calls `run_review` per job and, after a job's last failed attempt,
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.context_source import GitHubContentsSource, RequestBudget
 from app.github_client import (
     CheckRunInfo,
     GitHubAppClients,
@@ -497,17 +499,33 @@ async def _review(pr: PullRequestClient, spec: ReviewJobSpec, ctx: ReviewContext
              "changes since " + inputs.coverage.since_sha[:7] if inputs.coverage.since_sha else "the whole diff",
              ", ".join(inputs.reviewers))
     store = ctx.store
+    head, base, budget = _repository_sources(pr, inputs, ctx)
     pipeline_run = await asyncio.to_thread(
         run_pipeline, inputs.diff, ctx.backend, task=inputs.task, reviewers=list(inputs.reviewers),
         limits=ctx.limits, file_contents=inputs.file_contents, instructions_for=inputs.config.instructions_for,
         allow_partial=inputs.config.allow_partial,
         count_tokens=ctx.backend.count_tokens,  # the backend's own counter, as `calora review` slices
         progress=(lambda message: store.record_stage(spec, message)) if store is not None else None,
+        context_source=head, base_source=base,
     )
+    pipeline_run.result.notes.extend(budget.notes)  # context that went without: the budget, or GitHub failed
     ran.append(pipeline_run)
 
     publication = decide_publication(inputs, pipeline_run, await _our_fingerprints(pr, ctx))
     return await publish(pr, inputs, check_run_id, publication, ctx)
+
+
+def _repository_sources(
+    pr: PullRequestClient, inputs: ReviewInputs, ctx: ReviewContext,
+) -> tuple[GitHubContentsSource | None, GitHubContentsSource | None, RequestBudget]:
+    """The pull request's head (the reviewers' context) and base (the team's conventions) as the pipeline
+    reads them, sharing one request budget; none when the budget is 0 (CALORA_CONTEXT_MAX_REQUESTS)."""
+    budget = RequestBudget(ctx.settings.context_max_requests)
+    if not budget.limit:
+        return None, None, budget
+    loop = asyncio.get_running_loop()
+    head = GitHubContentsSource(pr, inputs.head_sha, loop, budget, known=inputs.file_contents)
+    return head, GitHubContentsSource(pr, inputs.pull.base_sha, loop, budget), budget
 
 
 async def conclude_failure(spec: ReviewJobSpec, ctx: ReviewContext, reason: str) -> None:

@@ -29,7 +29,7 @@ def review(
 
     async def job() -> tuple[GitHubContentsSource, Any]:
         async with clients.for_installation(1) as gh:
-            source = GitHubContentsSource(gh, "acme", "shop", ref, asyncio.get_running_loop(),
+            source = GitHubContentsSource(gh.pull("acme", "shop", 1), ref, asyncio.get_running_loop(),
                                           RequestBudget(max_requests), known=known,
                                           cache=cache if cache is not None else BlobCache())
             return source, await asyncio.to_thread(reads, source)
@@ -146,7 +146,8 @@ def test_a_failed_request_is_none_and_a_note_never_a_failed_review(
 def test_it_refuses_to_block_the_event_loop_it_needs(fake_github: FakeGitHub, app_clients) -> None:
     async def on_the_loop() -> None:
         async with app_clients.for_installation(1) as gh:
-            source = GitHubContentsSource(gh, "acme", "shop", HEAD, asyncio.get_running_loop(), RequestBudget(20),
+            source = GitHubContentsSource(gh.pull("acme", "shop", 1), HEAD, asyncio.get_running_loop(),
+                                          RequestBudget(20),
                                           cache=BlobCache())
             source.read("shop/models.py")
 
@@ -162,8 +163,9 @@ def test_the_head_and_the_base_of_one_review_share_its_budget(fake_github: FakeG
         async with app_clients.for_installation(1) as gh:
             budget = RequestBudget(3)
             loop = asyncio.get_running_loop()
-            head = GitHubContentsSource(gh, "acme", "shop", HEAD, loop, budget, cache=BlobCache())
-            base = GitHubContentsSource(gh, "acme", "shop", "b" * 40, loop, budget, cache=BlobCache())
+            pr = gh.pull("acme", "shop", 1)
+            head = GitHubContentsSource(pr, HEAD, loop, budget, cache=BlobCache())
+            base = GitHubContentsSource(pr, "b" * 40, loop, budget, cache=BlobCache())
             texts = await asyncio.to_thread(lambda: [head.read("shop/models.py"), base.read("AGENTS.md")])
             return budget, texts
 
