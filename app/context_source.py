@@ -8,7 +8,8 @@ under `asyncio.to_thread`), while the GitHub client lives on the job's event loo
 How a read is spent, cheapest first:
 - the changed files' texts at the head, which the review fetched for the analyzers, are handed in (`known`);
 - a folder is listed once per review; the listing names every file's blob sha and size, so a missing file
-  costs nothing more, an oversized one is skipped without downloading it, and
+  costs nothing more, an oversized one is skipped without downloading it, and a folder that a listed folder
+  above it lacks is known absent (the root is listed first: most imports name packages from outside);
 - a blob whose text this process has already read (any review, any commit, any pull request) comes from
   `BLOB_CACHE`, an LRU keyed by blob sha: the same text is fetched once;
 - otherwise the file is fetched (its JSON form carries the text, base64) and cached by its sha.
@@ -211,6 +212,10 @@ class GitHubContentsSource:
         with self._lock:
             if folder in self._listings:
                 return self._listings[folder]
+        if folder and (self._listing("") is not None) and self._known_absent(folder):
+            with self._lock:
+                self._listings[folder] = []
+            return []
         fetched = self._request(folder)
         if fetched is _FAILED:
             return None  # not remembered: a later read may ask again
@@ -218,6 +223,21 @@ class GitHubContentsSource:
         with self._lock:
             self._listings[folder] = entries
         return entries
+
+    def _known_absent(self, folder: str) -> bool:
+        """True when a folder above `folder` is listed whole and lacks the next folder down. Retrieval asks
+        whether each imported module is a repository file (`django/http.py`, `src/django/http.py`): the root,
+        listed once, answers most of those without a request each."""
+        parts = folder.split("/")
+        with self._lock:
+            for depth in range(len(parts)):
+                entries = self._listings.get("/".join(parts[:depth]))
+                if entries is None or len(entries) >= CONTENTS_LISTING_LIMIT:
+                    continue
+                child = "/".join(parts[: depth + 1])
+                if not any(e.path == child and e.type == "dir" for e in entries):
+                    return True
+        return False
 
     def _request(self, path: str) -> ContentEntry | list[ContentEntry] | None | object:
         """`get_contents(path)` on the job's loop; `_FAILED` when the request failed (the failure is noted).

@@ -63,8 +63,8 @@ def test_it_reads_files_and_lists_folders_at_the_head_commit(fake_github: FakeGi
     assert models == MODELS
     assert gone is None and folder is None and outside is None
     assert root == ["README.md"]
-    # One listing per folder; a file missing from a listed folder costs no request.
-    assert contents_paths(fake_github) == ["shop", "shop/models.py", ""]
+    # The root first, then one listing per folder; a file missing from a listed folder costs no request.
+    assert contents_paths(fake_github) == ["", "shop", "shop/models.py"]
     assert source.budget.notes == []
 
 
@@ -95,13 +95,13 @@ def test_the_same_blob_is_fetched_once_across_reviews_and_commits(fake_github: F
     _first, texts = review(app_clients, HEAD, lambda s: [s.read("shop/models.py"), s.read("shop/models.py")],
                            cache=cache)
     assert texts == [MODELS, MODELS]
-    assert contents_paths(fake_github) == ["shop", "shop/models.py"]  # read twice, fetched once
+    assert contents_paths(fake_github) == ["", "shop", "shop/models.py"]  # read twice, fetched once
 
     _second, texts = review(app_clients, NEXT_HEAD, lambda s: [s.read("shop/models.py"), s.read("shop/views.py")],
                             cache=cache)
     assert texts == [MODELS, VIEWS + "# paginated\n"]
     # The new commit's listing shows models.py's blob unchanged: only the changed views.py is downloaded.
-    assert contents_paths(fake_github)[2:] == ["shop", "shop/views.py"]
+    assert contents_paths(fake_github)[3:] == ["", "shop", "shop/views.py"]
     assert len(cache) == 2
 
 
@@ -117,13 +117,13 @@ def test_binary_oversized_and_missing_files_read_as_none(fake_github: FakeGitHub
 
     source, texts = review(app_clients, HEAD, reads, cache=cache)
     assert texts == [None] * 5
-    # The oversized bundle is never downloaded (the listing gave its size); a missing folder is asked once.
-    assert contents_paths(fake_github) == ["assets", "assets/logo.png", "assets/latin1.txt", "nowhere"]
+    # The oversized bundle is never downloaded (the listing gave its size); the root says there is no nowhere/.
+    assert contents_paths(fake_github) == ["", "assets", "assets/logo.png", "assets/latin1.txt"]
     assert source.budget.notes == []
 
     _again, texts = review(app_clients, HEAD, lambda s: s.read("assets/logo.png"), cache=cache)
     assert texts is None
-    assert contents_paths(fake_github)[4:] == ["assets"]  # a blob known not to be text is not fetched again
+    assert contents_paths(fake_github)[4:] == ["", "assets"]  # a blob known not to be text is not fetched again
 
 
 @pytest.mark.parametrize(("status", "headers", "said"), [
@@ -179,3 +179,16 @@ def test_texts_the_review_already_holds_cost_no_request(fake_github: FakeGitHub,
     put(fake_github, HEAD, {"shop/views.py": VIEWS})
     _source, text = review(app_clients, HEAD, lambda s: s.read("shop/views.py"), known={"shop/views.py": VIEWS})
     assert text == VIEWS and fake_github.calls("repos/get-content") == []
+
+
+def test_modules_from_outside_the_repository_cost_no_request_once_the_root_is_listed(
+    fake_github: FakeGitHub, app_clients
+) -> None:
+    put(fake_github, HEAD, {"billing/models.py": MODELS, "billing/views.py": VIEWS})
+    # What retrieval asks to resolve `from django.http import HttpResponse` and friends, and a missing module.
+    wanted = ["django/http.py", "django/http/__init__.py", "src/django/http.py",
+              "django/contrib/admin/views/decorators.py", "billing/models/__init__.py", "billing/models.py"]
+    _source, texts = review(app_clients, HEAD, lambda s: [s.read(p) for p in wanted])
+    assert texts == [None] * 5 + [MODELS]
+    # Only the root is listed ahead: billing/models/ is asked for (404) since billing/ was not listed yet.
+    assert contents_paths(fake_github) == ["", "billing/models", "billing", "billing/models.py"]
