@@ -8,22 +8,19 @@ schema option).
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from seed import ANSWERS_010, review_diff, spec_for
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, inspect, text
 
 from app.console.records import ReviewFilter, ReviewReader, read_engine
 from app.review_job import ReviewOutcome
 from app.review_outputs import ReviewOutputs, count_findings
 from app.store import Store, make_engine
+from tests.app.test_postgres import POSTGRES_URL, scratch_schema
 
-POSTGRES_URL = os.environ.get("CALORA_TEST_POSTGRES_URL", "")
 ON_POSTGRES = pytest.param(
     "postgresql",
     marks=[pytest.mark.postgres,
@@ -38,17 +35,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         Store.from_url(url).close()
         yield url
         return
-    schema = f"calora_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema() as url:
+        yield url
 
 
 @pytest.fixture()
