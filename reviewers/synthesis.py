@@ -124,10 +124,15 @@ _STOPWORD_TEXT = (
     "code file instead please consider"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-_VERDICT_RANK = {Verdict.block: 0, Verdict.revise: 1, Verdict.approve: 2}
+VERDICT_RANK = {Verdict.block: 0, Verdict.revise: 1, Verdict.approve: 2}  # the strongest verdict ranks first
 
 
 # --- pure pieces --------------------------------------------------------------------------------
+
+
+def strongest_verdict(verdicts: Iterable[Verdict]) -> Verdict:
+    """Block over revise over approve: a reviewer's slices, or two examples combined into one PR."""
+    return min(verdicts, key=VERDICT_RANK.__getitem__)
 
 
 def verdict_for(findings: Iterable[Finding]) -> Verdict:
@@ -357,7 +362,7 @@ def synthesize(
         missing.extend(output.missing_checks)
     for row in rows.values():
         answered = verdicts.get(row.reviewer, [])
-        row.verdict = min(answered, key=_VERDICT_RANK.__getitem__) if answered else None
+        row.verdict = strongest_verdict(answered) if answered else None
         row.status = "ok" if not row.errors else ("partial" if row.answered else "error")
     raised.extend((f.source if isinstance(f, CheckFinding) else CHECKS, f) for f in check_findings)
 

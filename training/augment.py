@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reviewers.contract import Finding, ReviewerOutput, Verdict
-from reviewers.synthesis import _VERDICT_RANK as VERDICT_RANK  # block 0 < revise 1 < approve 2
+from reviewers.synthesis import VERDICT_RANK, strongest_verdict
 from reviewers.unified_diff import Hunk, format_hunk_header, parse_unified_diff
 from training.dataset_build import (
     DEFAULT_EVAL_FRACTION,
@@ -302,10 +302,6 @@ def derive(example: CuratedExample, source_id: str, kind: str, rng: random.Rando
     return _as_derived(new, source_id, [kind])
 
 
-def stronger_verdict(a: Verdict, b: Verdict) -> Verdict:
-    return min(a, b, key=VERDICT_RANK.__getitem__)
-
-
 def _short_union(a: list[str], b: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(a + b))[:limit]
 
@@ -333,7 +329,7 @@ def combine(
     first, second = (primary, secondary) if rng.random() < 0.5 else (secondary, primary)
     exp_a, exp_b = primary.expected, secondary.expected
     expected = ReviewerOutput(
-        verdict=stronger_verdict(exp_a.verdict, exp_b.verdict),
+        verdict=strongest_verdict((exp_a.verdict, exp_b.verdict)),
         findings=first.expected.findings + second.expected.findings,
         missing_checks=_short_union(exp_a.missing_checks, exp_b.missing_checks, limit=3),
         suggested_fix=" ".join(fix for fix in (exp_a.suggested_fix, exp_b.suggested_fix) if fix),
