@@ -53,11 +53,11 @@ def write_bf16(source: Path, target: Path) -> None:
     every loader casts them to its compute dtype."""
     import torch
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
-    with safe_open(str(source), framework="pt") as handle:
+    with safe_open(str(source), framework="pt") as handle:  # one read: the tensors and their metadata
         metadata = handle.metadata()
-    tensors = load_file(str(source))
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safetensors' API, not a dict
     cast = {key: t.to(torch.bfloat16) if t.is_floating_point() else t for key, t in tensors.items()}
     save_file(cast, str(target), metadata=metadata)
 

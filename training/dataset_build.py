@@ -199,9 +199,10 @@ def held_out_roots(
     roots is topped up in `stable_fraction` order to `minimum` (a hash threshold alone gave 10 of 150 vue
     examples). A root keeps its side as examples are added unless it sits at the top-up's edge.
     """
-    ranked = sorted(set(root_ids), key=stable_fraction)
-    below = sum(1 for root in ranked if stable_fraction(root) < eval_fraction)
-    return frozenset(ranked[:max(below, minimum if len(ranked) >= 2 * minimum else 0)])
+    ranked = sorted((stable_fraction(root), root) for root in set(root_ids))
+    below = sum(1 for fraction, _ in ranked if fraction < eval_fraction)
+    keep = max(below, minimum if len(ranked) >= 2 * minimum else 0)
+    return frozenset(root for _, root in ranked[:keep])
 
 
 def split(examples: list[LoadedExample], eval_fraction: float) -> tuple[list[LoadedExample], list[LoadedExample]]:

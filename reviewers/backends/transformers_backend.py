@@ -21,7 +21,7 @@ from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_
 from reviewers.contract import ReviewRequest, answer_settled, json_object_complete, read_answer
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM, BaseModelRef
 from reviewers.prompt import render_messages, render_text
-from reviewers.repeat_guard import RepeatGuard
+from reviewers.repeat_guard import RepeatGuard, quote_free
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def repeat_guard_processor(tokenizer: Any, prompt_len: int, n: int) -> Any:
 
     def is_prose(token: int) -> bool:
         if token not in prose_cache:
-            prose_cache[token] = '"' not in (tokenizer.convert_ids_to_tokens(token) or "")
+            prose_cache[token] = quote_free((tokenizer.convert_ids_to_tokens(token) or "").encode())
         return prose_cache[token]
 
     class RepeatGuardProcessor(LogitsProcessor):
