@@ -15,7 +15,7 @@ from typing import Any
 from eval.generation import Answer, Generation, answer_from_text
 from eval.results import Decoding
 from reviewers.contract import ReviewRequest
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_SEQ_LEN, DEFAULT_REPEAT_NGRAM
 from reviewers.prompt import render_messages
 
 WILDCARD = "*"
@@ -37,7 +37,7 @@ class EngineReviewModel:
     @classmethod
     def load(cls, base_model: str | None, adapters: dict[str, Path], *,
              max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-             device: str = "auto", dtype: str = "auto", max_seq_len: int = 4096) -> EngineReviewModel:
+             device: str = "auto", dtype: str = "auto", max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> EngineReviewModel:
         import torch
 
         from reviewers.adapter_manifest import check_adapters
@@ -64,7 +64,7 @@ class EngineReviewModel:
 
     def answer_many(self, requests: list[ReviewRequest], decoding: Decoding = "raw") -> list[Answer]:
         """Submit every request at once (the engine batches them continuously); answers in order."""
-        from reviewers.engine.engine import GenerationRequest
+        from reviewers.engine.engine import EngineError, GenerationRequest
 
         constrained = decoding == "constrained"
         futures = [
@@ -76,7 +76,11 @@ class EngineReviewModel:
         ]
         answers = []
         for future in futures:
-            result = future.result()
+            try:
+                result = future.result()
+            except EngineError as exc:  # this case alone: one over-long prompt must not fail its batch
+                answers.append(Answer(text="", error=f"generation failed: {exc}", latency_s=0.0))
+                continue
             answers.append(answer_from_text(Generation(
                 text=result.text, prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids),
                 latency_s=result.seconds, truncated=result.finish_reason == "length",

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_MODEL = "gemma3-270m"
 # The answer length cap every backend, the reviewer server, the engine and the eval default to.
 DEFAULT_MAX_NEW_TOKENS = 384
+# The engine's window (prompt + answer tokens per row) wherever a reviewer is served or graded: the App's
+# backend, `calora reviewers engine serve` and the eval. One value, so an eval never fails a prompt the App
+# would answer. (Training has its own cap, `TrainConfig.max_seq_len`: longer examples are skipped there.)
+DEFAULT_MAX_SEQ_LEN = 8192
 # The repetition guard's n-gram size for reviewer answers (`reviewers.repeat_guard`): a 270M model loops
 # in its prose otherwise; 8 prose tokens repeated is a loop, not a style. 0 turns the guard off.
 DEFAULT_REPEAT_NGRAM = 8

@@ -10,7 +10,7 @@ from typing import Any
 from reviewers.backends.base import Backend, BackendResult, ReviewerFailure, as_result
 from reviewers.contract import ReviewRequest, read_answer
 from reviewers.engine.engine import Engine, EngineError, GenerationRequest, GenerationResult
-from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEAT_NGRAM, BaseModelRef
+from reviewers.models import DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_SEQ_LEN, DEFAULT_REPEAT_NGRAM, BaseModelRef
 from reviewers.prompt import render_messages
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class EngineBackend(Backend):
     def from_settings(cls, settings) -> EngineBackend:
         """Build from `reviewers.backends.factory.BackendSettings` (base model, adapters folder, device)."""
         engine, _ref = load_engine(settings.base_model, settings.adapters_dir, device=settings.device,
-                                   max_seq_len=8192)
+                                   max_seq_len=DEFAULT_MAX_SEQ_LEN)
         return cls(engine, max_new_tokens=settings.max_new_tokens)
 
     def has_adapter(self, reviewer: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS
+from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_SEQ_LEN
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -43,7 +43,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
                        help="with several --devices: each engine in its own process (default: engines do not "
                        "share one GIL) or as threads of the server")
     serve.add_argument("--max-batch", type=int, default=32, help="rows decoded together (KV-cache slots)")
-    serve.add_argument("--max-seq-len", type=int, default=8192, help="prompt + answer tokens per row")
+    serve.add_argument("--max-seq-len", type=int, default=DEFAULT_MAX_SEQ_LEN, help="prompt + answer tokens per row")
     serve.add_argument("--max-queue", type=int, default=64, help="generations in flight before 429")
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504")
     serve.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="default answer length cap")
