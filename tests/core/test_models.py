@@ -14,6 +14,7 @@ from reviewers.models import (
     MODELS,
     ModelFetchError,
     base_weights_sha256,
+    check_tokenizer,
     fetch_model,
     model_dir,
     resolve_base_model,
@@ -64,6 +65,21 @@ def test_fetch_refuses_a_gguf_whose_sha256_differs_and_caches_nothing(empty_cach
     assert main(["models", "fetch", "nope"]) == 3
 
 
+def test_a_tokenizer_that_splits_the_probe_otherwise_is_refused_with_the_fix() -> None:
+    """A real tokenizer with another vocabulary stands in for transformers 5.17's rebuild of Gemma 3's."""
+    from training.tiny import tiny_tokenizer
+
+    with pytest.raises(ModelFetchError, match=r"splits text differently .*--tokenizer DIR"):
+        check_tokenizer(tiny_tokenizer(), MODELS["gemma3-270m"], "a test")
+    assert all(spec.tokenizer_probe for spec in MODELS.values())  # every known model is checked
+
+
+def test_fetch_refuses_a_tokenizer_folder_without_tokenizer_json(empty_cache: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelFetchError, match="no tokenizer.json"):
+        fetch_model("smollm2", SMOLLM2_DIR / SMOLLM2_GGUF, tokenizer=tmp_path)
+    assert not model_dir("smollm2").exists()
+
+
 def test_models_list_says_what_is_not_fetched(empty_cache: Path, capsys) -> None:
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
@@ -110,6 +126,12 @@ def test_fetch_converts_once_caches_and_lists_the_model(empty_cache: Path, tmp_p
         original = AutoModelForCausalLM.from_pretrained(
             SMOLLM2_DIR, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)(ids).logits
     torch.testing.assert_close(converted, original)
+
+    # a verified tokenizer folder can stand in for the GGUF's (the fix when transformers rebuilds it wrong)
+    spare = tmp_path / "tokenizer"
+    shutil.copytree(folder, spare, ignore=shutil.ignore_patterns("*.safetensors"))
+    assert fetch_model("smollm2", SMOLLM2_DIR / SMOLLM2_GGUF, force=True, tokenizer=spare) == folder
+    assert (folder / "tokenizer.json").read_bytes() == (spare / "tokenizer.json").read_bytes()
 
 
 PRODUCT_CODE = ("app", "reviewers", "training", "eval", "bench")
