@@ -1,19 +1,32 @@
 #!/bin/bash
-# The next GPU round of issue #14, prepared in the session of 2026-12-07 (second stop) and NOT run there:
-# the device time went to another run and to machines that could not be started (see report.md).
+# The next GPU round of issue #14 (prepared 2026-12-07, third stop). Resumable: each stage leaves
+# $W/<stage>.done and is skipped when run again.
 #
-# On the GPU machine, from a copy of the repository root, after staging the Gemma 3 270M GGUF
-# (sha256 a5fd3b62…) as /root/m/gemma-3-270m-q4_k_m.gguf and the project's wheels into /root/site, and
-# with the analyzers' reports of every scenario saved here first
-# (`calora eval review --cases eval/scenarios --backend none --save-evidence .gpu/evidence`):
+# What the third stop's round taught (report.md, "Third stop"): the GPU machines' transformers (5.17)
+# rebuilds Gemma 3's tokenizer from the GGUF so that prompts take ~3.5x the tokens; that round trained and
+# graded on those ids and every adapter collapsed to one answer. `calora models fetch` now refuses such a
+# tokenizer, so this round brings a verified one:
+#
+#   here:   tar -cJf .gpu/tok.tar.xz -C ~/.cache/calora/models/gemma3-270m tokenizer.json tokenizer_config.json
+#           split -b 46137344 -d -a 1 <gemma-3-270m-q4_k_m.gguf> .gpu/g     (six pieces of 44 MiB)
+#   device: six consecutive calls (the machine idles out 30 s after a call), each carrying one piece into
+#           /root/m/; the last also carries .gpu/tok.tar.xz, .whl (pydantic, gguf, xgrammar, tree-sitter...)
+#           and .gpu/evidence (`calora eval review --backend none --save-evidence .gpu/evidence`, made here:
+#           the analyzers are not installed there), then joins the pieces, checks the sha256 (a5fd3b62...),
+#           installs the wheels into /root/site, copies the tree to /root/snap and starts, from there:
 #
 #   setsid nohup bash eval/reports/gemma3-270m/next-round.sh > /root/round.log 2>&1 &
 #
-# Resumable: each stage leaves $W/<stage>.done and is skipped when run again.
+# Timings on one H100 (third stop): with the 3.5x tokens one config trained in 1,126 s (12.7k tokens/s,
+# ~1 example per 4,096-token step); with the right tokenizer expect ~5 min a config. Graded runs take 1-2 min
+# each with --batch-size 16. Bring back at most 8 files, 16 MiB each: round_candidates.py pack writes the
+# picked adapters in bf16 as tar parts of 15 MB and the results as one tar.gz under $W/pack/.
 set -u
 export PYTHONPATH=/root/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-W=/root/work; mkdir -p $W
+export OMP_NUM_THREADS=3 MKL_NUM_THREADS=3
+W=/root/work; mkdir -p $W /root/tok
 C="python3 -m app.cli"
+P="python3 eval/reports/gemma3-270m/round_candidates.py"
 run() {
   local name=$1; shift
   if [ -f $W/$name.done ]; then echo "skip $name"; return 0; fi
@@ -21,24 +34,30 @@ run() {
   local start=$(date +%s)
   "$@" > $W/$name.log 2>&1; local rc=$?
   echo "== $name rc=$rc $(( $(date +%s) - start ))s"
-  tail -4 $W/$name.log
+  tail -3 $W/$name.log
   [ $rc = 0 ] && touch $W/$name.done
   return $rc
 }
-links() {  # <run dir> <adapters dir>: the train --all layout as <reviewer>/ folders
-  mkdir -p $2; for a in $1/*/adapter; do ln -sfn $a $2/$(basename $(dirname $a)); done
-}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-run model $C models fetch gemma3-270m --from /root/m/gemma-3-270m-q4_k_m.gguf || exit 1
+tar -xJf .gpu/tok.tar.xz -C /root/tok || exit 1
+run model $C models fetch gemma3-270m --from /root/m/gemma-3-270m-q4_k_m.gguf --tokenizer /root/tok || exit 1
 run data $C data build --examples datasets datasets-derived --out $W/data --tokenizer gemma3-270m || exit 1
-flags="--epochs 3 --lr 2e-4 --lora-r 8 --lora-alpha 16 --tokens-per-batch 4096"
-run trainA $C train --all --data $W/data --out $W/runs/A $flags --device cuda || exit 1
-links $W/runs/A $W/ad/A
+grep -A9 "^reviewer" $W/data.log  # tokens median must be ~800, not ~2,800
+base="--lora-r 8 --lora-alpha 16 --tokens-per-batch 4096 --checkpoint-every 6 --device cuda"
 E="eval review --cases eval/scenarios --evidence-dir .gpu/evidence"
-run e2e_ev $C $E --backend none --label evidence --out $W/e2e_ev
-run e2e_A $C $E --backend engine --adapters $W/ad/A --label evidence+adapters --out $W/e2e_A
-run e2e_base $C $E --backend engine --label evidence+base --out $W/e2e_base
-run heldA $C eval run --cases $W/data --adapters $W/ad/A --backend engine --decoding both --no-history \
-    --label adapters --out $W/heldA
-run heldBase $C eval run --cases $W/data --backend engine --decoding both --no-history --label base --out $W/heldBase
+H="eval run --cases $W/data --backend engine --batch-size 16 --no-history"
+run trainA $C train --all --data $W/data --out $W/runs/A --epochs 3 --lr 2e-4 $base & pa=$!
+run trainB $C train --all --data $W/data --out $W/runs/B --epochs 4 --lr 5e-4 $base & pb=$!
+run e2e_ev $C $E --backend none --label evidence --out $W/e2e_ev &
+run heldBase $C $H --decoding both --label base --out $W/held_base &
+run e2e_base $C $E --backend engine --label evidence+base --out $W/e2e_base &
+wait $pa $pb
+$P links $W > $W/links.log 2>&1
+for c in A1 A2 A3 B2 B3 B4; do run held_$c $C $H --adapters $W/ad/$c --decoding constrained --label $c --out $W/held_$c & done
+wait
+$P pick $W; head -5 $W/selection.json
+run e2e_S $C $E --backend engine --adapters $W/ad/S --label evidence+adapters --out $W/e2e_S &
+run heldS_raw $C $H --adapters $W/ad/S --decoding raw --label S --out $W/heldS_raw &
+wait
+$P pack $W; ls -la $W/pack
 echo "== all done $(date +%T)"
