@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (as for `calora review`)")
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (as for `calora review`)")
     review.add_argument("--max-new-tokens", type=int, help="answer length cap per slice")
+    review.add_argument("--ask-base-model", action="store_true", default=None,
+                        help="also ask reviewers without an adapter of their own (the bare base model); "
+                             "default: CALORA_ASK_BASE_MODEL, else only for --backend openai")
     review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000, as `calora review`)")
     review.add_argument("--label", help="name in the report (default: the backend, or 'evidence' for none)")
     review.add_argument("--no-charts", action="store_true", help="write the JSON and markdown only")

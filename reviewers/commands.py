@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--dry-run", action="store_true", help="route and slice only; print the plan, no model")
     review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000)")
     review.add_argument("--max-new-tokens", type=int, help="answer length cap per slice")
+    review.add_argument("--ask-base-model", action="store_true", default=None,
+                        help="also ask reviewers without an adapter of their own (the bare base model); "
+                             "default: CALORA_ASK_BASE_MODEL, else only for --backend openai")
     review.add_argument("--max-files", type=int, default=300, help="reviewable files at most (default 300)")
     review.add_argument("--max-slices-per-reviewer", type=int, default=20, metavar="N",
                         help="slices per reviewer at most (default 20)")
@@ -284,7 +287,7 @@ def _evidence_markdown(findings: list, notes: list[str]) -> str:
 
 
 def _make_backend(args: argparse.Namespace, progress) -> object:
-    from reviewers.backends.factory import BackendSettings, make_backend
+    from reviewers.backends.factory import BackendSettings, asks_any_model, make_backend
     from reviewers.models import DEFAULT_BASE_MODEL
 
     overrides = {}
@@ -296,7 +299,13 @@ def _make_backend(args: argparse.Namespace, progress) -> object:
         overrides["backend"] = args.backend
     if args.max_new_tokens:
         overrides["max_new_tokens"] = args.max_new_tokens
+    if getattr(args, "ask_base_model", None):
+        overrides["ask_base_model"] = True
     settings = BackendSettings(**overrides)
+    if not asks_any_model(settings):
+        progress(f"no adapter in {settings.adapters_dir}/ and the bare base model is not asked (--ask-base-model, "
+                 "CALORA_ASK_BASE_MODEL): no model is loaded; the review is the analyzers' evidence")
+        return None
     progress(f"loading the {settings.backend} backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")
     return make_backend(settings)
 

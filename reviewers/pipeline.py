@@ -176,17 +176,20 @@ def run_pipeline(
     ]
     outcomes: list[SliceOutcome] = []
     egress: list[CodeEgress] = []
-    if backend is not None and requests:
-        say(f"asking {len(requests)} reviewer request(s) of backend {backend.name}")
+    asked = [(piece, r) for piece, r in zip(plan.slices, requests, strict=True)
+             if backend is not None and backend.asks(r.reviewer)]
+    not_asked = sorted({r.reviewer for r in requests} - {r.reviewer for _, r in asked}) if backend else []
+    if backend is not None and asked:
+        say(f"asking {len(asked)} reviewer request(s) of backend {backend.name}")
         t0 = time.perf_counter()
         try:
-            answered = backend.answer(requests)
+            answered = backend.answer([r for _, r in asked])
             answers, egress = answered.results, answered.egress
         except Exception as exc:  # a broken backend must still give a result that says so
             log.exception("backend %s failed", backend.name)
-            answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for r in requests]
-        per_request = (time.perf_counter() - t0) / len(requests)
-        for piece, answer in zip(plan.slices, answers, strict=True):
+            answers = [ReviewerFailure(reviewer=r.reviewer, message=f"backend error: {exc}") for _, r in asked]
+        per_request = (time.perf_counter() - t0) / len(asked)
+        for (piece, _request), answer in zip(asked, answers, strict=True):
             failed = isinstance(answer, ReviewerFailure)
             outcomes.append(SliceOutcome(
                 reviewer=piece.reviewer, slice_index=piece.index, seconds=per_request,
@@ -194,8 +197,12 @@ def run_pipeline(
             ))
     check_findings = checks.findings if checks else []
     outcomes, unanchored = drop_unanchored(plan.slices, outcomes)  # anchored in its slice, or dropped
-    no_model = ["no reviewer model ran (backend: none): the findings are the analyzers' evidence alone"] \
+    no_model = ["no reviewer model ran: the findings are the analyzers' evidence alone"] \
         if backend is None else []
+    if not_asked:
+        no_model.append(f"{', '.join(not_asked)}: not asked — no adapter of their own, and the bare base model "
+                        "is not asked by default (CALORA_ASK_BASE_MODEL=true asks it); their code has the "
+                        "analyzers' evidence alone")
     notes = [*no_model, *context_notes, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
              *([describe_egress(egress)] if egress else [])]
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)

@@ -92,6 +92,10 @@ class ReviewerBackend(Protocol):
         """True when this backend has the reviewer's own adapter (not just the base model)."""
         ...
 
+    def asks(self, reviewer: str) -> bool:
+        """True when the review sends this reviewer's slices to the model (see `Backend.ask_base_model`)."""
+        ...
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as this backend's model counts them (what slicing budgets)."""
         ...
@@ -101,6 +105,10 @@ class Backend(ABC):
     """The defaults a backend inherits: no egress, no adapters, the slicer's token estimate."""
 
     name: str = "backend"
+    ask_base_model: bool = True
+    """Whether a reviewer without an adapter of its own is asked anyway (the bare base model answers).
+    `reviewers.backends.factory.make_backend` sets it from `CALORA_ASK_BASE_MODEL`; off for the local
+    backends by default, because the untrained small base adds noise, not findings."""
 
     @abstractmethod
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
@@ -112,6 +120,9 @@ class Backend(ABC):
 
     def has_adapter(self, reviewer: str) -> bool:
         return False
+
+    def asks(self, reviewer: str) -> bool:
+        return self.ask_base_model or self.has_adapter(reviewer)
 
     def count_tokens(self, text: str) -> int:
         """The slicer's estimate; backends that hold their model's tokenizer count exactly."""

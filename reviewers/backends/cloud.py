@@ -105,6 +105,10 @@ class CloudFallbackBackend(Backend):
     def has_adapter(self, reviewer: str) -> bool:
         return self.has_local_adapter(reviewer)
 
+    def asks(self, reviewer: str) -> bool:
+        """A cloud reviewer is always asked: configuring it is asking for it."""
+        return self.goes_to_cloud(reviewer) or super().asks(reviewer)
+
     def goes_to_cloud(self, reviewer: str) -> bool:
         """Configured for the cloud and no local adapter: the only case in which code leaves."""
         return reviewer in self.cloud and not self.has_local_adapter(reviewer)

@@ -4,7 +4,6 @@ written in one module (the others import it), and the diff parser of the tests i
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

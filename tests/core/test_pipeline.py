@@ -109,3 +109,55 @@ def test_undecodable_bytes_keep_their_note_and_byte_size_through_the_one_parse()
     assert any("not valid UTF-8" in note and f"offset {bad_at}" in note for note in run.plan.notes)
     over = [n for n in run.plan.not_reviewed if n.kind == "over_cap"]
     assert len(over) == 1 and f"(diff is {len(diff)} bytes)" in over[0].reason
+
+
+class AdapterForSql(Backend):
+    """A local backend with the sql reviewer's adapter only, the bare base model not asked (the default)."""
+
+    name = "sql-adapter-only"
+    ask_base_model = False
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def has_adapter(self, reviewer: str) -> bool:
+        return reviewer == "sql"
+
+    def review(self, requests):
+        self.asked += [r.reviewer for r in requests]
+        return [ReviewerOutput(verdict="approve", findings=[], missing_checks=[], suggested_fix="") for _ in requests]
+
+
+def test_reviewers_without_an_adapter_are_not_asked_unless_the_base_model_is() -> None:
+    backend = AdapterForSql()
+    run = run_pipeline(SAMPLE, backend)
+    others = sorted({s.reviewer for s in run.plan.slices} - {"sql"})
+    assert others and backend.asked and set(backend.asked) == {"sql"}
+    assert {o.reviewer for o in run.outcomes} == {"sql"} and run.result.complete
+    assert run.result.decision == "block"  # the analyzers' evidence still stands for the code nobody asked about
+    assert any(note.startswith(f"{', '.join(others)}: not asked") for note in run.result.notes)
+
+    backend.asked, backend.ask_base_model = [], True  # CALORA_ASK_BASE_MODEL=true
+    run = run_pipeline(SAMPLE, backend)
+    assert sorted(set(backend.asked)) == sorted({s.reviewer for s in run.plan.slices})
+    assert not any("not asked" in note for note in run.result.notes)
+
+
+def test_only_a_remote_model_is_asked_without_an_adapter_by_default() -> None:
+    from reviewers.backends.factory import BackendSettings, asks_base_model
+
+    assert asks_base_model(BackendSettings(backend="engine")) is False
+    assert asks_base_model(BackendSettings(backend="transformers")) is False
+    assert asks_base_model(BackendSettings(backend="openai")) is True
+    assert asks_base_model(BackendSettings(backend="engine", ask_base_model=True)) is True
+    assert asks_base_model(BackendSettings(backend="openai", ask_base_model=False)) is False
+
+
+def test_no_model_is_loaded_when_no_reviewer_would_be_asked(tmp_path) -> None:
+    from reviewers.backends.factory import BackendSettings, asks_any_model
+
+    assert not asks_any_model(BackendSettings(backend="engine", adapters_dir=tmp_path))
+    assert asks_any_model(BackendSettings(backend="engine", adapters_dir=tmp_path, ask_base_model=True))
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "adapter_config.json").write_text("{}")
+    assert asks_any_model(BackendSettings(backend="engine", adapters_dir=tmp_path))

@@ -147,7 +147,8 @@ def test_contract_schema_command_prints_the_generated_schema(capsys) -> None:
 
 @pytest.mark.slow
 def test_review_command_end_to_end_with_the_real_model(tmp_path: Path) -> None:
-    env = {**os.environ, "CALORA_BASE_MODEL": str(SMOLLM2_DIR / SMOLLM2_GGUF), "CALORA_ADAPTERS_DIR": str(tmp_path)}
+    env = {**os.environ, "CALORA_BASE_MODEL": str(SMOLLM2_DIR / SMOLLM2_GGUF), "CALORA_ADAPTERS_DIR": str(tmp_path),
+           "CALORA_ASK_BASE_MODEL": "true"}  # no adapter here: ask the base model, so the model runs
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", "review", "--diff", str(SAMPLE), "--reviewers", "sql",
          "--max-new-tokens", "48"],
@@ -156,3 +157,14 @@ def test_review_command_end_to_end_with_the_real_model(tmp_path: Path) -> None:
     assert done.returncode in (0, 1, 2, 3), done.stderr
     assert "loading the engine backend" in done.stderr  # the default backend (reviewers/backends/factory.py)
     assert done.stdout.startswith("## "), done.stdout  # a rendered review, complete or flagged incomplete
+
+
+def test_the_default_review_loads_no_model_when_no_adapter_is_installed(tmp_path: Path) -> None:
+    """No adapter and the bare base model not asked: the evidence alone, without fetching or loading a model."""
+    env = {**os.environ, "CALORA_ADAPTERS_DIR": str(tmp_path), "CALORA_CACHE_DIR": str(tmp_path / "empty-cache")}
+    env.pop("CALORA_ASK_BASE_MODEL", None)
+    done = subprocess.run([sys.executable, "-m", "app.cli", "review", "--diff", str(SAMPLE)], check=False,
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+    assert done.returncode == 2, done.stderr  # block: ruff's S608 on the f-string query
+    assert "no model is loaded" in done.stderr and "loading the" not in done.stderr
+    assert "checks:ruff/S608" in done.stdout and "no reviewer model ran" in done.stdout

@@ -50,7 +50,7 @@ run trainA $C train --all --data $W/data --out $W/runs/A --epochs 3 --lr 2e-4 $b
 run trainB $C train --all --data $W/data --out $W/runs/B --epochs 4 --lr 5e-4 $base & pb=$!
 run e2e_ev $C $E --backend none --label evidence --out $W/e2e_ev &
 run heldBase $C $H --decoding both --label base --out $W/held_base &
-run e2e_base $C $E --backend engine --label evidence+base --out $W/e2e_base &
+run e2e_base $C $E --backend engine --ask-base-model --label evidence+base --out $W/e2e_base &
 wait $pa $pb
 $P links $W > $W/links.log 2>&1
 for c in A1 A2 A3 B2 B3 B4; do run held_$c $C $H --adapters $W/ad/$c --decoding constrained --label $c --out $W/held_$c & done
