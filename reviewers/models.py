@@ -347,9 +347,19 @@ def convert_gguf(gguf: Path, out: Path, spec: ModelSpec) -> None:
     config, as in Google's own checkpoints, since adapters end their answers with it.
     """
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from reviewers.prompt import tokenizer_problems
+
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    problems = tokenizer_problems(tokenizer)
+    if problems:  # before the slow model conversion, and before anything is cached
+        raise ModelFetchError(
+            f"transformers {transformers.__version__} read the tokenizer of {gguf.name} wrongly: "
+            f"{'; '.join(problems)}. Adapters trained with it learn nothing (issue #14); convert with a "
+            "transformers that rebuilds GGUF merges (5.25 does) or pass a model folder with a tokenizer.json"
+        )
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     if spec.family == "gemma3":
         turn_end = tokenizer.convert_tokens_to_ids("<end_of_turn>")
