@@ -216,9 +216,9 @@ def main(argv: list[str] | None = None) -> None:
         report["reviewers"][reviewer] = {"summary": summarize(probes), "skipped": skipped,
                                          "cases": [p.model_dump() for p in probes]}
         print(reviewer, json.dumps(report["reviewers"][reviewer]["summary"]), flush=True)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")  # after each reviewer: runs are long
         if args.adapters:
             model.unload()  # the base again, for the next reviewer's adapter
-    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
