@@ -302,11 +302,11 @@ def _make_backend(args: argparse.Namespace, progress) -> object:
     if getattr(args, "ask_base_model", None):
         overrides["ask_base_model"] = True
     settings = BackendSettings(**overrides)
-    if not asks_any_model(settings):
+    if asks_any_model(settings):
+        progress(f"loading the {settings.backend} backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")
+    else:
         progress(f"no adapter in {settings.adapters_dir}/ and the bare base model is not asked (--ask-base-model, "
                  "CALORA_ASK_BASE_MODEL): no model is loaded; the review is the analyzers' evidence")
-        return None
-    progress(f"loading the {settings.backend} backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")
     return make_backend(settings)
 
 

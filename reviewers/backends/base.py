@@ -127,3 +127,14 @@ class Backend(ABC):
     def count_tokens(self, text: str) -> int:
         """The slicer's estimate; backends that hold their model's tokenizer count exactly."""
         return approx_token_count(text)
+
+
+class NoModelBackend(Backend):
+    """What `make_backend` gives when no reviewer would be asked (no adapter installed, the bare base model
+    not asked): nothing is loaded, every reviewer is "not asked", the review is the analyzers' evidence."""
+
+    name = "none"
+    ask_base_model = False
+
+    def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:
+        return [ReviewerFailure(reviewer=r.reviewer, message="no reviewer model is loaded") for r in requests]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from reviewers.backends.base import ReviewerBackend
+from reviewers.backends.base import NoModelBackend, ReviewerBackend
 from reviewers.backends.cloud import CloudReviewer
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS, ModelSettings, resolve_base_model
 
@@ -79,7 +79,10 @@ def asks_any_model(settings: BackendSettings) -> bool:
 
 
 def make_backend(settings: BackendSettings) -> ReviewerBackend:
-    """Build the configured backend; raises a clear error when its settings are incomplete."""
+    """Build the configured backend; raises a clear error when its settings are incomplete. When no
+    reviewer would be asked (`asks_any_model`), no model is loaded: a `NoModelBackend`."""
+    if not asks_any_model(settings):
+        return NoModelBackend()
     backend = _build_backend(settings)
     backend.ask_base_model = asks_base_model(settings)  # type: ignore[attr-defined]
     return backend
