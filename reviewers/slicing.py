@@ -11,13 +11,14 @@ which new-file lines a comment may be anchored on. Whatever is not reviewed is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
-from reviewers.anchoring import DiffAnchors, spans_allow
+from reviewers.anchoring import DiffAnchors, Span, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
 from reviewers.unified_diff import (
     DEV_NULL,
@@ -70,22 +71,91 @@ class LineRange(BaseModel):
     end: int
 
 
+class LineRanges(Sequence[LineRange]):
+    """A slice's line ranges, kept as (start, end) pairs; each `LineRange` is made when it is read.
+
+    Why: a 20 MB diff's plan holds about 120k ranges, and as pydantic models (two objects each for the
+    garbage collector to walk) they cost more than the rest of slicing (bench/slicing_bench.py). The
+    pairs sit in one tuple of int tuples, which the collector stops tracking. Validated from and dumped
+    to the same data as `list[LineRange]` (`[{"start": 1, "end": 3}]`), so stored plans read back.
+    """
+
+    __slots__ = ("spans",)
+
+    def __init__(self, spans: Iterable[Span] = ()) -> None:
+        self.spans: tuple[Span, ...] = tuple(spans)  # sorted by the code that builds them
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    @overload
+    def __getitem__(self, index: int) -> LineRange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LineRanges: ...
+
+    def __getitem__(self, index: int | slice) -> LineRange | LineRanges:
+        if isinstance(index, slice):
+            return LineRanges(self.spans[index])
+        start, end = self.spans[index]
+        return LineRange(start=start, end=end)
+
+    def __iter__(self) -> Iterator[LineRange]:
+        return (LineRange(start=start, end=end) for start, end in self.spans)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LineRanges):
+            return self.spans == other.spans
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self.spans) and all(
+                isinstance(r, LineRange) and (r.start, r.end) == span for r, span in zip(other, self.spans)
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, which is not hashable either
+
+    def __repr__(self) -> str:
+        return f"LineRanges({list(self.spans)!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        from_models = core_schema.no_info_after_validator_function(
+            lambda ranges: cls((r.start, r.end) for r in ranges), handler.generate_schema(list[LineRange])
+        )
+        as_data = core_schema.list_schema(
+            core_schema.typed_dict_schema(
+                {
+                    "start": core_schema.typed_dict_field(core_schema.int_schema()),
+                    "end": core_schema.typed_dict_field(core_schema.int_schema()),
+                }
+            )
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_models,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_models]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda ranges: [{"start": start, "end": end} for start, end in ranges.spans],
+                return_schema=as_data,
+            ),
+        )
+
+
 class FileSlice(BaseModel):
     """The part of one file's diff inside a slice."""
 
     path: str
     old_path: str | None = None
     status: Literal["added", "modified", "deleted", "renamed"] = "modified"
-    ranges: list[LineRange] = Field(default_factory=list, description="New-file lines shown in this slice.")
-    commentable: list[LineRange] = Field(
-        default_factory=list,
+    ranges: LineRanges = Field(default_factory=LineRanges, description="New-file lines shown in this slice.")
+    commentable: LineRanges = Field(
+        default_factory=LineRanges,
         description="New-file lines (added or context) a comment may anchor on: one range per hunk shown.",
     )
-    added: list[LineRange] = Field(default_factory=list, description="New-file lines added by the change.")
+    added: LineRanges = Field(default_factory=LineRanges, description="New-file lines added by the change.")
 
     def can_comment(self, line: int, end_line: int | None = None) -> bool:
         """`reviewers.anchoring`'s rule over the hunks this slice shows of the file."""
-        return spans_allow(((r.start, r.end) for r in self.commentable), line, end_line)
+        return spans_allow(self.commentable.spans, line, end_line)
 
 
 class Slice(BaseModel):
@@ -104,7 +174,7 @@ class Slice(BaseModel):
 
     def anchors(self) -> DiffAnchors:
         """Where this slice's reviewer may anchor a finding (what it was shown)."""
-        return DiffAnchors({f.path: tuple((r.start, r.end) for r in f.commentable) for f in self.files})
+        return DiffAnchors({f.path: f.commentable.spans for f in self.files})
 
 
 NotReviewedKind = Literal["skipped", "over_cap", "unreadable"]
@@ -122,8 +192,8 @@ class NotReviewed(BaseModel):
         "excluded); over_cap: left out by max_files, max_diff_bytes or max_slices_per_reviewer; unreadable: "
         "its diff could not be parsed. Only `skipped` leaves a review complete.",
     )
-    lines: list[LineRange] = Field(
-        default_factory=list,
+    lines: LineRanges = Field(
+        default_factory=LineRanges,
         description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
     )
 
@@ -301,8 +371,8 @@ def _section_risk(name: str, size: int) -> tuple[int, int, str]:
 def render_plan(plan: SlicePlan) -> dict[str, Any]:
     """The plan as plain JSON data (what `calora review --dry-run --format json` prints): no diff text."""
 
-    def spans(ranges: list[LineRange]) -> list[list[int]]:
-        return [[r.start, r.end] for r in ranges]
+    def spans(ranges: LineRanges) -> list[list[int]]:
+        return [[start, end] for start, end in ranges.spans]
 
     per_reviewer: dict[str, int] = {}
     for s in plan.slices:
@@ -640,34 +710,30 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     return packed
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[dict[str, int]]:
-    """Merge overlapping or touching spans into sorted LineRange data."""
-    merged: list[list[int]] = []
+def _merge(spans: list[Span]) -> list[Span]:
+    """Merge overlapping or touching spans, sorted."""
+    merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], end)
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
         else:
-            merged.append([start, end])
-    return [{"start": s, "end": e} for s, e in merged]
+            merged.append((start, end))
+    return merged
 
 
-def _per_hunk(units: list[_Unit]) -> list[dict[str, int]]:
+def _per_hunk(units: list[_Unit]) -> list[Span]:
     """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
     even where two hunks' lines touch (a `-U0` diff)."""
-    by_hunk: dict[int, list[tuple[int, int]]] = {}
+    by_hunk: dict[int, list[Span]] = {}
     for u in units:
         if u.shown is not None:
             by_hunk.setdefault(u.hunk, []).append(u.shown)
     return [span for spans in by_hunk.values() for span in _merge(spans)]
 
 
-def _ranges(spans: list[tuple[int, int]]) -> list[LineRange]:
-    return [LineRange(**r) for r in _merge(spans)]
-
-
 def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
-    # Built as plain data and validated in one call: one pydantic call per slice, not one per range,
-    # is what keeps a 5,000-file diff within its time budget.
+    # Built as plain data (ranges as `LineRanges` of int pairs) and validated in one call per slice.
     files: list[dict[str, Any]] = []
     texts: list[str] = []
     tokens = 0
@@ -675,16 +741,14 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         texts.append(file.header)
         texts.extend(u.text for u in units)
         tokens += file.header_tokens + sum(u.tokens for u in units)
-        commentable: list[dict[str, int]]
         if len(units) == 1:  # one hunk: its spans are already sorted and apart
             only = units[0]
-            shown = [] if only.shown is None else [{"start": only.shown[0], "end": only.shown[1]}]
-            added = [{"start": a, "end": b} for a, b in only.added]
-            commentable = shown
+            shown = commentable = LineRanges(() if only.shown is None else (only.shown,))
+            added = LineRanges(only.added)
         else:
-            shown = _merge([u.shown for u in units if u.shown is not None])
-            added = _merge([run for u in units for run in u.added])
-            commentable = _per_hunk(units)
+            shown = LineRanges(_merge([u.shown for u in units if u.shown is not None]))
+            added = LineRanges(_merge([run for u in units for run in u.added]))
+            commentable = LineRanges(_per_hunk(units))
         files.append(
             {
                 "path": file.diff.path,
@@ -724,7 +788,7 @@ def _left_out(
             reviewer=reviewer,
             kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
-            lines=_ranges([run for u in units for run in u.added]),
+            lines=LineRanges(_merge([run for u in units for run in u.added])),
         )
         for file, units in by_file.values()
     ]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -13,22 +14,26 @@ from pathlib import Path
 
 import pytest
 import unidiff
+from pydantic import BaseModel, ValidationError
 
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
 from reviewers.slicing import (
     DEFAULT_LIMITS,
     DiffParseError,
     LineRange,
+    LineRanges,
     SliceLimits,
     SlicePlan,
     approx_token_count,
     render_plan,
     slice_diff,
 )
+from tests.conftest import REPO_ROOT
 
 # unidiff's own malformed samples: every file in them is broken, so slice_diff must refuse them
 MALFORMED_SAMPLES = {"sample1.diff", "sample6.diff", "sample7.diff"}
 WIDE_CAPS = {"max_files": 10_000, "max_slices_per_reviewer": 100_000}
+SAMPLE_DIFF = REPO_ROOT / "samples" / "storefront.diff"
 
 
 def route_everything(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecision:
@@ -506,3 +511,38 @@ def test_max_diff_bytes_cuts_at_a_file_boundary_of_a_non_ascii_diff():
     plan = slice_diff(diff, SliceLimits(max_diff_bytes=3 * one + 5))
     assert [f.path for s in plan.slices for f in s.files] == ["m0.py", "m1.py", "m2.py"]
     assert [n.path for n in plan.not_reviewed] == [f"m{i}.py" for i in range(3, 10)]
+
+
+def test_a_plan_reads_back_from_its_json_with_ranges_as_line_range_data(real_diffs):
+    plan = slice_diff(real_diffs[0].read_bytes(), SliceLimits(budget_tokens=300, **WIDE_CAPS))
+    file = next(f for s in plan.slices for f in s.files if len(f.added) > 1)
+    dumped = file.model_dump()
+    assert dumped["added"] == [{"start": r.start, "end": r.end} for r in file.added]
+    assert file.added[0] == LineRange(start=file.added.spans[0][0], end=file.added.spans[0][1])
+    assert file.added == list(file.added) and file.added[1:] == list(file.added)[1:]
+    again = SlicePlan.model_validate_json(plan.model_dump_json())
+    assert again == plan and again.model_dump() == plan.model_dump()
+    assert SlicePlan.model_validate(plan.model_dump()) == plan
+
+
+def test_line_ranges_have_the_json_schema_of_a_list_of_line_ranges():
+    class Listed(BaseModel):
+        ranges: list[LineRange]
+
+    class Kept(BaseModel):
+        ranges: LineRanges
+
+    assert Kept.model_json_schema()["properties"] == Listed.model_json_schema()["properties"]
+    with pytest.raises(ValidationError, match="start"):
+        Kept.model_validate({"ranges": [{"start": "one", "end": 2}]})
+
+
+def test_a_plans_line_ranges_are_left_to_the_collector_untracked():
+    """Why `LineRanges` holds int pairs: a 20 MB diff's plan has ~120k ranges, and the garbage collector
+    walks every tracked object on each full collection (bench/slicing_bench.py)."""
+    plan = slice_diff(SAMPLE_DIFF.read_bytes(), SliceLimits(budget_tokens=64))
+    gc.collect()  # a tuple is untracked once the tuples in it are: twice, as one pass may meet it first
+    gc.collect()
+    files = [f for s in plan.slices for f in s.files]
+    assert files and any(f.added for f in files)
+    assert not any(gc.is_tracked(f.added.spans) or gc.is_tracked(f.ranges.spans) for f in files)
