@@ -11,12 +11,11 @@ which new-file lines a comment may be anchored on. Whatever is not reviewed is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler
-from pydantic_core import core_schema
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from reviewers.anchoring import DiffAnchors, Span, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
@@ -71,73 +70,27 @@ class LineRange(BaseModel):
     end: int
 
 
-class LineRanges(Sequence[LineRange]):
-    """A slice's line ranges, kept as (start, end) pairs; each `LineRange` is made when it is read.
+def _pairs_from_ranges(value: Any) -> Any:
+    """Read the dumped form (`[{"start": 1, "end": 3}]`) as (start, end) pairs; pairs pass as they are."""
+    if isinstance(value, list):
+        return [(r["start"], r["end"]) if isinstance(r, dict) and r.keys() == {"start", "end"} else r for r in value]
+    return value
 
-    Why: a 20 MB diff's plan holds about 120k ranges, and as pydantic models (two objects each for the
-    garbage collector to walk) they cost more than the rest of slicing (bench/slicing_bench.py). The
-    pairs sit in one tuple of int tuples, which the collector stops tracking. Validated from and dumped
-    to the same data as `list[LineRange]` (`[{"start": 1, "end": 3}]`), so stored plans read back.
-    """
 
-    __slots__ = ("spans",)
+def _ranges_from_pairs(spans: tuple[Span, ...]) -> list[dict[str, int]]:
+    return [{"start": start, "end": end} for start, end in spans]
 
-    def __init__(self, spans: Iterable[Span] = ()) -> None:
-        self.spans: tuple[Span, ...] = tuple(spans)  # sorted by the code that builds them
 
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    @overload
-    def __getitem__(self, index: int) -> LineRange: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> LineRanges: ...
-
-    def __getitem__(self, index: int | slice) -> LineRange | LineRanges:
-        if isinstance(index, slice):
-            return LineRanges(self.spans[index])
-        start, end = self.spans[index]
-        return LineRange(start=start, end=end)
-
-    def __iter__(self) -> Iterator[LineRange]:
-        return (LineRange(start=start, end=end) for start, end in self.spans)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LineRanges):
-            return self.spans == other.spans
-        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
-            return len(other) == len(self.spans) and all(
-                isinstance(r, LineRange) and (r.start, r.end) == span for r, span in zip(other, self.spans)
-            )
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # equal to a list, which is not hashable either
-
-    def __repr__(self) -> str:
-        return f"LineRanges({list(self.spans)!r})"
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        from_models = core_schema.no_info_after_validator_function(
-            lambda ranges: cls((r.start, r.end) for r in ranges), handler.generate_schema(list[LineRange])
-        )
-        as_data = core_schema.list_schema(
-            core_schema.typed_dict_schema(
-                {
-                    "start": core_schema.typed_dict_field(core_schema.int_schema()),
-                    "end": core_schema.typed_dict_field(core_schema.int_schema()),
-                }
-            )
-        )
-        return core_schema.json_or_python_schema(
-            json_schema=from_models,
-            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_models]),
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda ranges: [{"start": start, "end": end} for start, end in ranges.spans],
-                return_schema=as_data,
-            ),
-        )
+# Inclusive new-file line ranges as (start, end) pairs, sorted and apart; dumped and read as `LineRange`
+# data. Why pairs and not `LineRange` models: a 20 MB diff's plan holds about 120k ranges, and as models
+# (two objects each that the garbage collector walks on every full collection) they cost more than the
+# rest of slicing (bench/slicing_bench.py); a tuple of int pairs is not tracked by the collector at all.
+LineSpans = Annotated[
+    tuple[Span, ...],
+    BeforeValidator(_pairs_from_ranges),
+    PlainSerializer(_ranges_from_pairs),
+    WithJsonSchema({"type": "array", "items": LineRange.model_json_schema()}),
+]
 
 
 class FileSlice(BaseModel):
@@ -146,16 +99,16 @@ class FileSlice(BaseModel):
     path: str
     old_path: str | None = None
     status: Literal["added", "modified", "deleted", "renamed"] = "modified"
-    ranges: LineRanges = Field(default_factory=LineRanges, description="New-file lines shown in this slice.")
-    commentable: LineRanges = Field(
-        default_factory=LineRanges,
+    ranges: LineSpans = Field(default=(), description="New-file lines shown in this slice.")
+    commentable: LineSpans = Field(
+        default=(),
         description="New-file lines (added or context) a comment may anchor on: one range per hunk shown.",
     )
-    added: LineRanges = Field(default_factory=LineRanges, description="New-file lines added by the change.")
+    added: LineSpans = Field(default=(), description="New-file lines added by the change.")
 
     def can_comment(self, line: int, end_line: int | None = None) -> bool:
         """`reviewers.anchoring`'s rule over the hunks this slice shows of the file."""
-        return spans_allow(self.commentable.spans, line, end_line)
+        return spans_allow(self.commentable, line, end_line)
 
 
 class Slice(BaseModel):
@@ -174,7 +127,7 @@ class Slice(BaseModel):
 
     def anchors(self) -> DiffAnchors:
         """Where this slice's reviewer may anchor a finding (what it was shown)."""
-        return DiffAnchors({f.path: f.commentable.spans for f in self.files})
+        return DiffAnchors({f.path: f.commentable for f in self.files})
 
 
 NotReviewedKind = Literal["skipped", "over_cap", "unreadable"]
@@ -192,8 +145,8 @@ class NotReviewed(BaseModel):
         "excluded); over_cap: left out by max_files, max_diff_bytes or max_slices_per_reviewer; unreadable: "
         "its diff could not be parsed. Only `skipped` leaves a review complete.",
     )
-    lines: LineRanges = Field(
-        default_factory=LineRanges,
+    lines: LineSpans = Field(
+        default=(),
         description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
     )
 
@@ -212,31 +165,41 @@ class SlicePlan(BaseModel):
         return [s for s in self.slices if s.reviewer == reviewer]
 
 
-@dataclass(slots=True)
-class _Unit:
-    """The smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget."""
-
-    text: str
-    tokens: int
-    shown: tuple[int, int] | None  # new-file lines shown (added or context), None for a pure deletion
-    added: list[tuple[int, int]]  # added lines this unit owns (overlap lines of a split are not owned)
-    hunk: int = 0  # which hunk of its file it shows (pieces of one hunk share it)
-    split: bool = False
-    over_budget: bool = False
+# A unit is the smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget:
+# (text, tokens, new-file lines shown or None for a pure deletion, added lines it owns (overlap lines of
+# a split are not owned), which hunk of its file it shows, split, over_budget).
+_Unit = tuple[str, int, Span | None, tuple[Span, ...], int, bool, bool]
 
 
 @dataclass(slots=True)
 class _ReviewFile:
-    """A routed file ready to pack: its slice header and its units, shared by all its reviewers."""
+    """A routed file ready to pack: its slice header and its units, shared by all its reviewers.
+
+    The units are kept as columns (one tuple per field, `k`-th unit at index `k`), not one object each:
+    tuples of numbers and strings are not tracked by the garbage collector, and a 20 MB diff has ~18k
+    units (bench/slicing_bench.py).
+    """
 
     diff: FileDiff
     reviewers: tuple[str, ...]
     header: str
     header_tokens: int
-    units: list[_Unit]
+    texts: tuple[str, ...]
+    tokens: tuple[int, ...]
+    shown: tuple[Span | None, ...]
+    added: tuple[tuple[Span, ...], ...]
+    hunks: tuple[int, ...]
+    split: tuple[bool, ...]
+    over_budget: tuple[bool, ...]
+
+    @classmethod
+    def of(
+        cls, diff: FileDiff, reviewers: tuple[str, ...], header: str, header_tokens: int, units: list[_Unit]
+    ) -> _ReviewFile:
+        return cls(diff, reviewers, header, header_tokens, *zip(*units, strict=True))
 
 
-_Part = tuple[_ReviewFile, list[_Unit]]  # one file's units inside one slice
+_Part = tuple[_ReviewFile, int, int]  # units start..end - 1 of one file, inside one slice
 
 
 def slice_diff(
@@ -307,7 +270,7 @@ def _slice_diff(
         if not units:
             not_reviewed.append(NotReviewed(path=file.path, reason="no text changes"))
             continue
-        ready.append(_ReviewFile(file, reviewers, header, header_tokens, units))
+        ready.append(_ReviewFile.of(file, reviewers, header, header_tokens, units))
     skipped_for_cap = sum(1 for n in not_reviewed if n.reason.startswith("over max_files="))
     if skipped_for_cap:
         notes.append(
@@ -371,8 +334,8 @@ def _section_risk(name: str, size: int) -> tuple[int, int, str]:
 def render_plan(plan: SlicePlan) -> dict[str, Any]:
     """The plan as plain JSON data (what `calora review --dry-run --format json` prints): no diff text."""
 
-    def spans(ranges: LineRanges) -> list[list[int]]:
-        return [[start, end] for start, end in ranges.spans]
+    def spans(ranges: tuple[Span, ...]) -> list[list[int]]:
+        return [[start, end] for start, end in ranges]
 
     per_reviewer: dict[str, int] = {}
     for s in plan.slices:
@@ -583,17 +546,14 @@ def _file_units(
         text = hunk.text()
         tokens = count_tokens(text)
         if header_tokens + tokens <= limits.budget_tokens:
-            units.append(_Unit(text, tokens, hunk.new_span(), hunk.added_runs(), number))
+            units.append((text, tokens, hunk.new_span(), hunk.added_runs(), number, False, False))
         else:
-            pieces = _split_hunk(hunk, header_tokens, limits, count_tokens)
-            for piece in pieces:
-                piece.hunk = number
-            units.extend(pieces)
+            units.extend(_split_hunk(hunk, number, header_tokens, limits, count_tokens))
     return units
 
 
 def _split_hunk(
-    hunk: Hunk, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
+    hunk: Hunk, number: int, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
 ) -> list[_Unit]:
     """Cut a hunk over the budget at line boundaries into valid hunks, each with its own `@@` header.
 
@@ -637,7 +597,7 @@ def _split_hunk(
             row_text[start:end]
         )
 
-    pieces: list[_Unit] = []
+    pieces: list[tuple[str, int, Span | None, tuple[Span, ...], bool]] = []
     i, count = 0, len(rows)
     while i < count:
         overlap = min(limits.overlap_lines, i)
@@ -658,13 +618,11 @@ def _split_hunk(
         start = i - overlap
         shown_new = new_before[j] - new_before[start]
         shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
-        added = _runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"])
-        pieces.append(_Unit(text, tokens, shown, added, over_budget=tokens > room))
+        added = tuple(_runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"]))
+        pieces.append((text, tokens, shown, added, tokens > room))
         i = j
-    if len(pieces) > 1:
-        for unit in pieces:
-            unit.split = True
-    return pieces
+    split = len(pieces) > 1
+    return [(text, tokens, shown, added, number, split, over) for text, tokens, shown, added, over in pieces]
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:
@@ -687,30 +645,30 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     current: list[_Part] = []
     used = 0
     for file in files:
-        for unit in file.units:
-            if unit.over_budget:
+        for k, (tokens, over_budget) in enumerate(zip(file.tokens, file.over_budget)):
+            if over_budget:
                 if current:
                     packed.append(current)
                     current, used = [], 0
-                packed.append([(file, [unit])])
+                packed.append([(file, k, k + 1)])
                 continue
             same_file = bool(current) and current[-1][0] is file
-            cost = unit.tokens + (0 if same_file else file.header_tokens)
+            cost = tokens + (0 if same_file else file.header_tokens)
             if current and used + cost > budget:
                 packed.append(current)
                 current, used, same_file = [], 0, False
-                cost = unit.tokens + file.header_tokens
+                cost = tokens + file.header_tokens
             if same_file:
-                current[-1][1].append(unit)
+                current[-1] = (file, current[-1][1], k + 1)
             else:
-                current.append((file, [unit]))
+                current.append((file, k, k + 1))
             used += cost
     if current:
         packed.append(current)
     return packed
 
 
-def _merge(spans: list[Span]) -> list[Span]:
+def _merge(spans: list[Span]) -> tuple[Span, ...]:
     """Merge overlapping or touching spans, sorted."""
     merged: list[Span] = []
     for start, end in sorted(spans):
@@ -719,56 +677,70 @@ def _merge(spans: list[Span]) -> list[Span]:
                 merged[-1] = (merged[-1][0], end)
         else:
             merged.append((start, end))
-    return merged
+    return tuple(merged)
 
 
-def _per_hunk(units: list[_Unit]) -> list[Span]:
+def _join(groups: list[tuple[Span, ...]]) -> tuple[Span, ...]:
+    """`_merge` of groups that are each sorted and apart, as units' spans are: in diff order each group
+    mostly starts after the last one ends, and then the groups are only laid end to end."""
+    joined: list[Span] = []
+    for group in groups:
+        if not group:
+            continue
+        if joined and group[0][0] <= joined[-1][1] + 1:  # touches, overlaps or comes before: merge all
+            return _merge([span for group in groups for span in group])
+        joined.extend(group)
+    return tuple(joined)
+
+
+def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[Span, ...]:
     """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
     even where two hunks' lines touch (a `-U0` diff)."""
     by_hunk: dict[int, list[Span]] = {}
-    for u in units:
-        if u.shown is not None:
-            by_hunk.setdefault(u.hunk, []).append(u.shown)
-    return [span for spans in by_hunk.values() for span in _merge(spans)]
+    for span, hunk in zip(shown, hunks):
+        if span is not None:
+            by_hunk.setdefault(hunk, []).append(span)
+    return tuple(span for spans in by_hunk.values() for span in (spans if len(spans) == 1 else _merge(spans)))
 
 
 def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
-    # Built as plain data (ranges as `LineRanges` of int pairs) and validated in one call per slice.
-    files: list[dict[str, Any]] = []
+    # `model_construct`, not validation: every value here is the parser's numbers and this module's
+    # arithmetic, and validating a 20 MB diff's ~6k file entries would rebuild its 120k line pairs.
+    files: list[FileSlice] = []
     texts: list[str] = []
     tokens = 0
-    for file, units in parts:
+    split = over_budget = False
+    for file, start, end in parts:
         texts.append(file.header)
-        texts.extend(u.text for u in units)
-        tokens += file.header_tokens + sum(u.tokens for u in units)
-        if len(units) == 1:  # one hunk: its spans are already sorted and apart
-            only = units[0]
-            shown = commentable = LineRanges(() if only.shown is None else (only.shown,))
-            added = LineRanges(only.added)
+        texts.extend(file.texts[start:end])
+        tokens += file.header_tokens + sum(file.tokens[start:end])
+        split = split or any(file.split[start:end])
+        over_budget = over_budget or any(file.over_budget[start:end])
+        if end - start == 1:  # one hunk: its spans are already sorted and apart
+            shown = commentable = () if file.shown[start] is None else (file.shown[start],)
+            added = file.added[start]
         else:
-            shown = LineRanges(_merge([u.shown for u in units if u.shown is not None]))
-            added = LineRanges(_merge([run for u in units for run in u.added]))
-            commentable = LineRanges(_per_hunk(units))
+            shown = _join([(span,) for span in file.shown[start:end] if span is not None])
+            added = _join(file.added[start:end])
+            commentable = _per_hunk(file.shown[start:end], file.hunks[start:end])
         files.append(
-            {
-                "path": file.diff.path,
-                "old_path": file.diff.old_path,
-                "status": file.diff.status,
-                "ranges": shown,
-                "commentable": commentable,
-                "added": added,
-            }
+            FileSlice.model_construct(
+                path=file.diff.path,
+                old_path=file.diff.old_path,
+                status=file.diff.status,
+                ranges=shown,
+                commentable=commentable,
+                added=added,
+            )
         )
-    return Slice.model_validate(
-        {
-            "reviewer": reviewer,
-            "index": index,
-            "diff": "".join(texts),
-            "files": files,
-            "tokens": tokens,
-            "split_hunk": any(u.split for _, units in parts for u in units),
-            "over_budget": any(u.over_budget for _, units in parts for u in units),
-        }
+    return Slice.model_construct(
+        reviewer=reviewer,
+        index=index,
+        diff="".join(texts),
+        files=files,
+        tokens=tokens,
+        split_hunk=split,
+        over_budget=over_budget,
     )
 
 
@@ -776,11 +748,11 @@ def _left_out(
     reviewer: str, kept: list[list[_Part]], left: list[list[_Part]], needed: int, cap: int
 ) -> list[NotReviewed]:
     """One entry per file (in order) with units past the slice cap, with the added lines left out."""
-    seen = {id(file) for parts in kept for file, _ in parts}
-    by_file: dict[int, tuple[_ReviewFile, list[_Unit]]] = {}
+    seen = {id(file) for parts in kept for file, _, _ in parts}
+    by_file: dict[int, tuple[_ReviewFile, list[tuple[Span, ...]]]] = {}
     for parts in left:
-        for file, units in parts:
-            by_file.setdefault(id(file), (file, []))[1].extend(units)
+        for file, start, end in parts:
+            by_file.setdefault(id(file), (file, []))[1].extend(file.added[start:end])
     reason = f"over max_slices_per_reviewer={cap} ({reviewer} needed {needed} slices)"
     return [
         NotReviewed(
@@ -788,7 +760,7 @@ def _left_out(
             reviewer=reviewer,
             kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
-            lines=LineRanges(_merge([run for u in units for run in u.added])),
+            lines=_merge([run for runs in added for run in runs]),
         )
-        for file, units in by_file.values()
+        for file, added in by_file.values()
     ]

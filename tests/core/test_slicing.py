@@ -21,7 +21,7 @@ from reviewers.slicing import (
     DEFAULT_LIMITS,
     DiffParseError,
     LineRange,
-    LineRanges,
+    LineSpans,
     SliceLimits,
     SlicePlan,
     approx_token_count,
@@ -52,8 +52,8 @@ def norm(path: str) -> str:
     return path.lstrip("/")
 
 
-def expand(ranges: list[LineRange]) -> list[int]:
-    return [n for r in ranges for n in range(r.start, r.end + 1)]
+def expand(ranges: tuple[tuple[int, int], ...]) -> list[int]:
+    return [n for start, end in ranges for n in range(start, end + 1)]
 
 
 @dataclass
@@ -250,7 +250,7 @@ def test_a_single_line_longer_than_the_budget_goes_alone_and_is_flagged():
         "+" + long_line
     ]
     assert all(s.tokens <= 100 for s in plan.slices if not s.over_budget)
-    assert [r.start for r in flagged[0].files[0].added] == [3]
+    assert [start for start, _ in flagged[0].files[0].added] == [3]
 
 
 def test_no_newline_marker_stays_with_its_line_when_a_hunk_is_split():
@@ -459,7 +459,7 @@ def test_render_plan_gives_the_dry_run_json(real_diffs):
     first = rendered["slices"][0]
     assert set(first) == {"reviewer", "index", "tokens", "split_hunk", "over_budget", "files"}
     assert first["reviewer"] == "python" and first["tokens"] == plan.slices[0].tokens
-    assert first["files"][0]["lines"] == [[r.start, r.end] for r in plan.slices[0].files[0].ranges]
+    assert first["files"][0]["lines"] == [list(span) for span in plan.slices[0].files[0].ranges]
     assert {n["path"] for n in rendered["not_reviewed"]} == {n.path for n in plan.not_reviewed}
     assert all(n["reason"] for n in rendered["not_reviewed"])
     assert rendered["summary"]["slices"] == len(plan.slices)
@@ -516,33 +516,31 @@ def test_max_diff_bytes_cuts_at_a_file_boundary_of_a_non_ascii_diff():
 def test_a_plan_reads_back_from_its_json_with_ranges_as_line_range_data(real_diffs):
     plan = slice_diff(real_diffs[0].read_bytes(), SliceLimits(budget_tokens=300, **WIDE_CAPS))
     file = next(f for s in plan.slices for f in s.files if len(f.added) > 1)
-    dumped = file.model_dump()
-    assert dumped["added"] == [{"start": r.start, "end": r.end} for r in file.added]
-    assert file.added[0] == LineRange(start=file.added.spans[0][0], end=file.added.spans[0][1])
-    assert file.added == list(file.added) and file.added[1:] == list(file.added)[1:]
+    assert file.model_dump()["added"] == [LineRange(start=a, end=b).model_dump() for a, b in file.added]
     again = SlicePlan.model_validate_json(plan.model_dump_json())
     assert again == plan and again.model_dump() == plan.model_dump()
     assert SlicePlan.model_validate(plan.model_dump()) == plan
 
 
-def test_line_ranges_have_the_json_schema_of_a_list_of_line_ranges():
-    class Listed(BaseModel):
-        ranges: list[LineRange]
-
+def test_line_spans_are_validated_and_documented_as_line_range_data():
     class Kept(BaseModel):
-        ranges: LineRanges
+        ranges: LineSpans
 
-    assert Kept.model_json_schema()["properties"] == Listed.model_json_schema()["properties"]
-    with pytest.raises(ValidationError, match="start"):
+    items = Kept.model_json_schema()["properties"]["ranges"]["items"]
+    assert items["properties"].keys() == {"start", "end"} and items["required"] == ["start", "end"]
+    assert Kept.model_validate({"ranges": [{"start": 2, "end": 4}, (7, 7)]}).ranges == ((2, 4), (7, 7))
+    with pytest.raises(ValidationError):
         Kept.model_validate({"ranges": [{"start": "one", "end": 2}]})
+    with pytest.raises(ValidationError):
+        Kept.model_validate({"ranges": [{"start": 1}]})
 
 
 def test_a_plans_line_ranges_are_left_to_the_collector_untracked():
-    """Why `LineRanges` holds int pairs: a 20 MB diff's plan has ~120k ranges, and the garbage collector
+    """Why line ranges are int pairs: a 20 MB diff's plan has ~120k of them, and the garbage collector
     walks every tracked object on each full collection (bench/slicing_bench.py)."""
     plan = slice_diff(SAMPLE_DIFF.read_bytes(), SliceLimits(budget_tokens=64))
     gc.collect()  # a tuple is untracked once the tuples in it are: twice, as one pass may meet it first
     gc.collect()
     files = [f for s in plan.slices for f in s.files]
     assert files and any(f.added for f in files)
-    assert not any(gc.is_tracked(f.added.spans) or gc.is_tracked(f.ranges.spans) for f in files)
+    assert not any(gc.is_tracked(f.added) or gc.is_tracked(f.ranges) or gc.is_tracked(f.__dict__) for f in files)
