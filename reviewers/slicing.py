@@ -253,11 +253,17 @@ def _slice_diff(
 
     not_reviewed: list[NotReviewed] = []
     ready: list[_ReviewFile] = []
-    triaged = [(file, *_triage(file, enabled, route)) for file in parsed.files]
-    reviewable = [file for file, reason, _ in triaged if reason is None and any(h.marks for h in file.hunks)]
-    picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
-    over_cap = {id(f) for f in reviewable} - picked
-    for file, reason, reviewers in triaged:
+    triaged = [_triage(file, enabled, route) for file in parsed.files]  # (reason, reviewers) per file
+    reviewable = [
+        file
+        for file, (reason, _) in zip(parsed.files, triaged)
+        if reason is None and any(h.marks for h in file.hunks)
+    ]
+    over_cap: set[int] = set()
+    if len(reviewable) > limits.max_files:  # the cap bites: the riskiest files are kept
+        picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
+        over_cap = {id(f) for f in reviewable} - picked
+    for file, (reason, reviewers) in zip(parsed.files, triaged):
         kind: NotReviewedKind = "unreadable" if file.error else "skipped"
         if reason is None and id(file) in over_cap:
             reason, kind = f"over max_files={limits.max_files}", "over_cap"

@@ -22,7 +22,7 @@ FileStatus = Literal["added", "modified", "deleted", "renamed"]
 
 DEV_NULL = "/dev/null"
 _HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)")
-_PREFIX = re.compile(r"[abciow12]/")  # git's a/ b/, mnemonic c/ i/ o/ w/, and --no-index 1/ 2/
+_PREFIXES = "abciow12"  # a name's first letter before '/': git's a/ b/, mnemonic c/ i/ o/ w/, --no-index 1/ 2/
 _BODY_MARKS = " +-\\"  # the first characters of hunk body lines
 _BODY_RUN = re.compile(r"[ +\-\\]*")
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
@@ -224,7 +224,7 @@ def unquote_git_path(raw: str) -> str:
 
 
 def _strip_prefix(name: str) -> str:
-    return name[2:] if _PREFIX.match(name) else name
+    return name[2:] if name[1:2] == "/" and name[0] in _PREFIXES else name
 
 
 def _header_name(raw: str) -> str:
