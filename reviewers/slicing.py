@@ -709,9 +709,15 @@ def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[S
     return tuple(span for spans in by_hunk.values() for span in (spans if len(spans) == 1 else _merge(spans)))
 
 
+# Built with `model_construct`, not validated: every value is the parser's numbers and this module's
+# arithmetic, and validating a 20 MB diff's ~6k file entries would rebuild its 120k line pairs. Every
+# field is given, so all share one fields-set (adding a field name to it never changes it): one object
+# less per file for the garbage collector.
+_FILE_SLICE_FIELDS = set(FileSlice.model_fields)
+_SLICE_FIELDS = set(Slice.model_fields)
+
+
 def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
-    # `model_construct`, not validation: every value here is the parser's numbers and this module's
-    # arithmetic, and validating a 20 MB diff's ~6k file entries would rebuild its 120k line pairs.
     files: list[FileSlice] = []
     texts: list[str] = []
     tokens = 0
@@ -726,11 +732,16 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             shown = commentable = () if file.shown[start] is None else (file.shown[start],)
             added = file.added[start]
         else:
-            shown = _join([(span,) for span in file.shown[start:end] if span is not None])
+            spans = [(span,) for span in file.shown[start:end] if span is not None]
+            shown = _join(spans)
             added = _join(file.added[start:end])
-            commentable = _per_hunk(file.shown[start:end], file.hunks[start:end])
+            if any(file.split[start:end]):
+                commentable = _per_hunk(file.shown[start:end], file.hunks[start:end])
+            else:  # one unit per hunk: nothing to merge within a hunk
+                commentable = tuple(span for (span,) in spans)
         files.append(
             FileSlice.model_construct(
+                _FILE_SLICE_FIELDS,
                 path=file.diff.path,
                 old_path=file.diff.old_path,
                 status=file.diff.status,
@@ -740,6 +751,7 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             )
         )
     return Slice.model_construct(
+        _SLICE_FIELDS,
         reviewer=reviewer,
         index=index,
         diff="".join(texts),
