@@ -3,8 +3,9 @@
 Reads `git diff` output (renames, copies, mode changes, binary files, quoted names, `--no-prefix`) and
 classic unified diffs (`diff -u`, svn, hg, bzr). Why not unidiff's `PatchSet`: it builds one object per
 diff line and took about 9 s for a 25 MB diff on a 2-core machine. This scanner takes each line's first
-character once, into one string, and finds where each hunk ends by counting markers in it with
-`str.count`; no Python code runs per hunk body line. The tests check it against unidiff line by line.
+character once, into one string (one regex pass, no string per line), finds where each hunk ends by
+counting markers in it with `str.count`, and keeps each body as one slice of the text; no Python code
+runs per hunk body line. The tests check it against unidiff line by line.
 
 A file whose hunks are malformed gets `error` set and the scanner resumes at the next file; the caller
 decides what to do with it. Nothing here raises on bad input.
