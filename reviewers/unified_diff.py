@@ -70,7 +70,7 @@ class Hunk:
 
     def text(self) -> str:
         """The hunk as diff text, header included, each line ending in a newline."""
-        return self.header() + self.body + "\n"
+        return f"{self.header()}{self.body}\n"  # one copy of the body, not two
 
     def new_span(self) -> tuple[int, int] | None:
         """The new-file lines this hunk shows (added or context), or None for a pure deletion."""
@@ -518,7 +518,12 @@ def _start_git_file(line: str, i: int) -> FileDiff:
 
 def _read_git_header_line(line: str, file: FileDiff) -> bool:
     """Apply one extended header line; return whether the header goes on."""
-    if line.startswith("new file mode "):
+    if line.startswith("index "):  # first: every git file section has one (the prefixes exclude each other)
+        parts = line.split()
+        if len(parts) == 3 and file.new_mode is None:
+            file.old_mode = file.old_mode or parts[2]
+            file.new_mode = parts[2]
+    elif line.startswith("new file mode "):
         file.status, file.new_mode = "added", line[14:].strip()
         file._old = DEV_NULL
     elif line.startswith("deleted file mode "):
@@ -537,11 +542,6 @@ def _read_git_header_line(line: str, file: FileDiff) -> bool:
         file.old_mode = line[9:].strip()
     elif line.startswith("new mode "):
         file.new_mode = line[9:].strip()
-    elif line.startswith("index "):
-        parts = line.split()
-        if len(parts) == 3 and file.new_mode is None:
-            file.old_mode = file.old_mode or parts[2]
-            file.new_mode = parts[2]
     elif _is_binary_marker(line):
         file.binary = True
         return False
