@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
@@ -687,16 +688,23 @@ def _merge(spans: list[Span]) -> tuple[Span, ...]:
 
 
 def _join(groups: list[tuple[Span, ...]]) -> tuple[Span, ...]:
-    """`_merge` of groups that are each sorted and apart, as units' spans are: in diff order each group
-    mostly starts after the last one ends, and then the groups are only laid end to end."""
+    """`_merge` of groups that are each sorted and apart, as units' added runs are: in diff order each
+    group mostly starts after the last one ends, and then the groups are only laid end to end."""
     joined: list[Span] = []
     for group in groups:
-        if not group:
-            continue
-        if joined and group[0][0] <= joined[-1][1] + 1:  # touches, overlaps or comes before: merge all
+        if group and joined and group[0][0] <= joined[-1][1] + 1:  # touches, overlaps or comes before
             return _merge([span for group in groups for span in group])
         joined.extend(group)
     return tuple(joined)
+
+
+def _join_spans(spans: list[Span]) -> tuple[Span, ...]:
+    """`_merge` of spans in diff order (units' shown lines): kept as they are when they come sorted and
+    apart, as they mostly do."""
+    for (_, end), (start, _) in pairwise(spans):
+        if start <= end + 1:
+            return _merge(spans)
+    return tuple(spans)
 
 
 def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[Span, ...]:
@@ -732,13 +740,13 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             shown = commentable = () if file.shown[start] is None else (file.shown[start],)
             added = file.added[start]
         else:
-            spans = [(span,) for span in file.shown[start:end] if span is not None]
-            shown = _join(spans)
+            spans = [span for span in file.shown[start:end] if span is not None]
+            shown = _join_spans(spans)
             added = _join(file.added[start:end])
             if any(file.split[start:end]):
                 commentable = _per_hunk(file.shown[start:end], file.hunks[start:end])
             else:  # one unit per hunk: nothing to merge within a hunk
-                commentable = tuple(span for (span,) in spans)
+                commentable = tuple(spans)
         files.append(
             FileSlice.model_construct(
                 _FILE_SLICE_FIELDS,
