@@ -11,12 +11,13 @@ which new-file lines a comment may be anchored on. Whatever is not reviewed is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Annotated, Any, Literal
+from itertools import chain, pairwise
+from typing import Any, Literal, overload
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from reviewers.anchoring import DiffAnchors, Span, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
@@ -71,27 +72,73 @@ class LineRange(BaseModel):
     end: int
 
 
-def _pairs_from_ranges(value: Any) -> Any:
-    """Read the dumped form (`[{"start": 1, "end": 3}]`) as (start, end) pairs; pairs pass as they are."""
-    if isinstance(value, list):
-        return [(r["start"], r["end"]) if isinstance(r, dict) and r.keys() == {"start", "end"} else r for r in value]
-    return value
+class LineSpans(Sequence[Span]):
+    """Inclusive new-file line ranges as (start, end) pairs, sorted and apart; dumped and read as
+    `LineRange` data (`[{"start": 1, "end": 3}]`).
 
+    Kept flat in one tuple of ints, `bounds` = (start, end, start, end, ...); a pair is made when read.
+    Why: a 20 MB diff's plan holds ~120k ranges, and as models (or even as pairs) they are that many
+    objects that the garbage collector counts and walks: it cost more than the rest of slicing
+    (bench/slicing_bench.py). A tuple of ints is one object the collector does not track at all.
+    """
 
-def _ranges_from_pairs(spans: tuple[Span, ...]) -> list[dict[str, int]]:
-    return [{"start": start, "end": end} for start, end in spans]
+    __slots__ = ("bounds",)
 
+    def __init__(self, bounds: tuple[int, ...] = ()) -> None:
+        self.bounds = bounds
 
-# Inclusive new-file line ranges as (start, end) pairs, sorted and apart; dumped and read as `LineRange`
-# data. Why pairs and not `LineRange` models: a 20 MB diff's plan holds about 120k ranges, and as models
-# (two objects each that the garbage collector walks on every full collection) they cost more than the
-# rest of slicing (bench/slicing_bench.py); a tuple of int pairs is not tracked by the collector at all.
-LineSpans = Annotated[
-    tuple[Span, ...],
-    BeforeValidator(_pairs_from_ranges),
-    PlainSerializer(_ranges_from_pairs),
-    WithJsonSchema({"type": "array", "items": LineRange.model_json_schema()}),
-]
+    @classmethod
+    def of(cls, spans: Iterable[Span]) -> LineSpans:
+        return cls(tuple(chain.from_iterable(spans)))
+
+    def __len__(self) -> int:
+        return len(self.bounds) // 2
+
+    @overload
+    def __getitem__(self, index: int) -> Span: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LineSpans: ...
+
+    def __getitem__(self, index: int | slice) -> Span | LineSpans:
+        if isinstance(index, slice):
+            return LineSpans.of(tuple(self)[index])
+        start, end = tuple(self)[index]
+        return start, end
+
+    def __iter__(self) -> Iterator[Span]:
+        bounds = iter(self.bounds)
+        return zip(bounds, bounds, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LineSpans):
+            return self.bounds == other.bounds
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list of pairs, which is not hashable either
+
+    def __repr__(self) -> str:
+        return f"LineSpans({list(self)!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def from_data(ranges: list[LineRange | Span]) -> LineSpans:
+            return cls.of((r.start, r.end) if isinstance(r, LineRange) else r for r in ranges)
+
+        from_ranges = core_schema.no_info_after_validator_function(from_data, handler.generate_schema(list[LineRange]))
+        from_pairs = core_schema.no_info_after_validator_function(
+            from_data, handler.generate_schema(list[LineRange | tuple[int, int]])
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_ranges,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_pairs]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda spans: [{"start": start, "end": end} for start, end in spans],
+                return_schema=handler.generate_schema(list[LineRange]),
+            ),
+        )
 
 
 class FileSlice(BaseModel):
@@ -100,12 +147,12 @@ class FileSlice(BaseModel):
     path: str
     old_path: str | None = None
     status: Literal["added", "modified", "deleted", "renamed"] = "modified"
-    ranges: LineSpans = Field(default=(), description="New-file lines shown in this slice.")
+    ranges: LineSpans = Field(default_factory=LineSpans, description="New-file lines shown in this slice.")
     commentable: LineSpans = Field(
-        default=(),
+        default_factory=LineSpans,
         description="New-file lines (added or context) a comment may anchor on: one range per hunk shown.",
     )
-    added: LineSpans = Field(default=(), description="New-file lines added by the change.")
+    added: LineSpans = Field(default_factory=LineSpans, description="New-file lines added by the change.")
 
     def can_comment(self, line: int, end_line: int | None = None) -> bool:
         """`reviewers.anchoring`'s rule over the hunks this slice shows of the file."""
@@ -128,7 +175,7 @@ class Slice(BaseModel):
 
     def anchors(self) -> DiffAnchors:
         """Where this slice's reviewer may anchor a finding (what it was shown)."""
-        return DiffAnchors({f.path: f.commentable for f in self.files})
+        return DiffAnchors({f.path: tuple(f.commentable) for f in self.files})
 
 
 NotReviewedKind = Literal["skipped", "over_cap", "unreadable"]
@@ -147,7 +194,7 @@ class NotReviewed(BaseModel):
         "its diff could not be parsed. Only `skipped` leaves a review complete.",
     )
     lines: LineSpans = Field(
-        default=(),
+        default_factory=LineSpans,
         description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
     )
 
@@ -167,9 +214,9 @@ class SlicePlan(BaseModel):
 
 
 # A unit is the smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget:
-# (text, tokens, new-file lines shown or None for a pure deletion, added lines it owns (overlap lines of
-# a split are not owned), which hunk of its file it shows, split, over_budget).
-_Unit = tuple[str, int, Span | None, tuple[Span, ...], int, bool, bool]
+# (text, tokens, new-file lines shown or None for a pure deletion, added lines it owns as flat bounds
+# (overlap lines of a split are not owned), which hunk of its file it shows, split, over_budget).
+_Unit = tuple[str, int, Span | None, tuple[int, ...], int, bool, bool]
 
 
 @dataclass(slots=True)
@@ -188,7 +235,7 @@ class _ReviewFile:
     texts: tuple[str, ...]
     tokens: tuple[int, ...]
     shown: tuple[Span | None, ...]
-    added: tuple[tuple[Span, ...], ...]
+    added: tuple[tuple[int, ...], ...]
     hunks: tuple[int, ...]
     split: tuple[bool, ...]
     over_budget: tuple[bool, ...]
@@ -341,7 +388,7 @@ def _section_risk(name: str, size: int) -> tuple[int, int, str]:
 def render_plan(plan: SlicePlan) -> dict[str, Any]:
     """The plan as plain JSON data (what `calora review --dry-run --format json` prints): no diff text."""
 
-    def spans(ranges: tuple[Span, ...]) -> list[list[int]]:
+    def spans(ranges: LineSpans) -> list[list[int]]:
         return [[start, end] for start, end in ranges]
 
     per_reviewer: dict[str, int] = {}
@@ -553,7 +600,7 @@ def _file_units(
         text = hunk.text()
         tokens = count_tokens(text)
         if header_tokens + tokens <= limits.budget_tokens:
-            units.append((text, tokens, hunk.new_span(), hunk.added_runs(), number, False, False))
+            units.append((text, tokens, hunk.new_span(), hunk.added_bounds(), number, False, False))
         else:
             units.extend(_split_hunk(hunk, number, header_tokens, limits, count_tokens))
     return units
@@ -604,7 +651,7 @@ def _split_hunk(
             row_text[start:end]
         )
 
-    pieces: list[tuple[str, int, Span | None, tuple[Span, ...], bool]] = []
+    pieces: list[tuple[str, int, Span | None, tuple[int, ...], bool]] = []
     i, count = 0, len(rows)
     while i < count:
         overlap = min(limits.overlap_lines, i)
@@ -625,7 +672,7 @@ def _split_hunk(
         start = i - overlap
         shown_new = new_before[j] - new_before[start]
         shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
-        added = tuple(_runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"]))
+        added = tuple(chain.from_iterable(_runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"])))
         pieces.append((text, tokens, shown, added, tokens > room))
         i = j
     split = len(pieces) > 1
@@ -675,8 +722,8 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     return packed
 
 
-def _merge(spans: list[Span]) -> tuple[Span, ...]:
-    """Merge overlapping or touching spans, sorted."""
+def _merge(spans: list[Span]) -> tuple[int, ...]:
+    """Merge overlapping or touching spans, sorted, as flat bounds."""
     merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1] + 1:
@@ -684,37 +731,42 @@ def _merge(spans: list[Span]) -> tuple[Span, ...]:
                 merged[-1] = (merged[-1][0], end)
         else:
             merged.append((start, end))
-    return tuple(merged)
+    return tuple(chain.from_iterable(merged))
 
 
-def _join(groups: list[tuple[Span, ...]]) -> tuple[Span, ...]:
-    """`_merge` of groups that are each sorted and apart, as units' added runs are: in diff order each
-    group mostly starts after the last one ends, and then the groups are only laid end to end."""
-    joined: list[Span] = []
+def _join(groups: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """`_merge` of flat bounds that are each sorted and apart, as units' added runs are: in diff order
+    each group mostly starts after the last one ends, and then the groups are only laid end to end."""
+    joined: list[int] = []
     for group in groups:
-        if group and joined and group[0][0] <= joined[-1][1] + 1:  # touches, overlaps or comes before
-            return _merge([span for group in groups for span in group])
-        joined.extend(group)
+        if group and joined and group[0] <= joined[-1] + 1:  # touches, overlaps or comes before
+            return _merge([span for group in groups for span in _pairs(group)])
+        joined += group
     return tuple(joined)
 
 
-def _join_spans(spans: list[Span]) -> tuple[Span, ...]:
+def _join_spans(spans: list[Span]) -> tuple[int, ...]:
     """`_merge` of spans in diff order (units' shown lines): kept as they are when they come sorted and
     apart, as they mostly do."""
     for (_, end), (start, _) in pairwise(spans):
         if start <= end + 1:
             return _merge(spans)
-    return tuple(spans)
+    return tuple(chain.from_iterable(spans))
 
 
-def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[Span, ...]:
+def _pairs(bounds: tuple[int, ...]) -> Iterator[Span]:
+    items = iter(bounds)
+    return zip(items, items, strict=True)
+
+
+def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[int, ...]:
     """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
     even where two hunks' lines touch (a `-U0` diff)."""
     by_hunk: dict[int, list[Span]] = {}
     for span, hunk in zip(shown, hunks):
         if span is not None:
             by_hunk.setdefault(hunk, []).append(span)
-    return tuple(span for spans in by_hunk.values() for span in (spans if len(spans) == 1 else _merge(spans)))
+    return tuple(chain.from_iterable(_merge(spans) for spans in by_hunk.values()))
 
 
 # Built with `model_construct`, not validated: every value is the parser's numbers and this module's
@@ -737,16 +789,16 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         split = split or any(file.split[start:end])
         over_budget = over_budget or any(file.over_budget[start:end])
         if end - start == 1:  # one hunk: its spans are already sorted and apart
-            shown = commentable = () if file.shown[start] is None else (file.shown[start],)
-            added = file.added[start]
+            shown = commentable = LineSpans(file.shown[start] or ())  # a pair is its own flat bounds
+            added = LineSpans(file.added[start])
         else:
             spans = [span for span in file.shown[start:end] if span is not None]
-            shown = _join_spans(spans)
-            added = _join(file.added[start:end])
+            shown = LineSpans(_join_spans(spans))
+            added = LineSpans(_join(file.added[start:end]))
             if any(file.split[start:end]):
-                commentable = _per_hunk(file.shown[start:end], file.hunks[start:end])
+                commentable = LineSpans(_per_hunk(file.shown[start:end], file.hunks[start:end]))
             else:  # one unit per hunk: nothing to merge within a hunk
-                commentable = tuple(spans)
+                commentable = LineSpans.of(spans)
         files.append(
             FileSlice.model_construct(
                 _FILE_SLICE_FIELDS,
@@ -775,7 +827,7 @@ def _left_out(
 ) -> list[NotReviewed]:
     """One entry per file (in order) with units past the slice cap, with the added lines left out."""
     seen = {id(file) for parts in kept for file, _, _ in parts}
-    by_file: dict[int, tuple[_ReviewFile, list[tuple[Span, ...]]]] = {}
+    by_file: dict[int, tuple[_ReviewFile, list[tuple[int, ...]]]] = {}
     for parts in left:
         for file, start, end in parts:
             by_file.setdefault(id(file), (file, []))[1].extend(file.added[start:end])
@@ -786,7 +838,7 @@ def _left_out(
             reviewer=reviewer,
             kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
-            lines=_merge([run for runs in added for run in runs]),
+            lines=LineSpans(_merge([run for bounds in added for run in _pairs(bounds)])),
         )
         for file, added in by_file.values()
     ]

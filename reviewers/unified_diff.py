@@ -77,22 +77,28 @@ class Hunk:
         return (self.new_start, self.new_start + self.new_len - 1) if self.new_len else None
 
     def added_runs(self) -> tuple[tuple[int, int], ...]:
-        """New-file line ranges of added lines, found from the markers without a Python line loop.
+        """New-file line ranges of added lines, as (start, end) pairs."""
+        bounds = iter(self.added_bounds())
+        return tuple(zip(bounds, bounds, strict=True))
 
-        A tuple of int pairs: the garbage collector stops tracking it, and a slice keeps it as it is.
+    def added_bounds(self) -> tuple[int, ...]:
+        """`added_runs` flat, (start, end, start, end, ...), found from the markers without a line loop.
+
+        Flat because one tuple of ints is one object, which the garbage collector does not even track,
+        where pairs are one object each: slicing a 20 MB diff keeps ~80k runs (bench/slicing_bench.py).
         """
         new_side = self.marks.replace("-", "").replace("\\", "")  # the new side: context and added lines
-        runs: list[tuple[int, int]] = []
+        bounds: list[int] = []
         before = self.new_start - 1  # new-file number of the line before new_side[0]
         start = new_side.find("+")
         while start >= 0:  # one find for each end of a run of '+'
             end = new_side.find(" ", start)
             if end < 0:
-                runs.append((before + start + 1, before + len(new_side)))
+                bounds += (before + start + 1, before + len(new_side))
                 break
-            runs.append((before + start + 1, before + end))
+            bounds += (before + start + 1, before + end)
             start = new_side.find("+", end)
-        return tuple(runs)
+        return tuple(bounds)
 
     def new_lines(self) -> list[tuple[int, str, str]]:
         """(new-file number, mark, text without the mark) of each added or context line.

