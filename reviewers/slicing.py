@@ -672,7 +672,8 @@ def _split_hunk(
         start = i - overlap
         shown_new = new_before[j] - new_before[start]
         shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
-        added = tuple(chain.from_iterable(_runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"])))
+        added_numbers = [new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"]
+        added = tuple(chain.from_iterable(_runs(added_numbers)))
         pieces.append((text, tokens, shown, added, tokens > room))
         i = j
     split = len(pieces) > 1
@@ -769,16 +770,9 @@ def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[i
     return tuple(chain.from_iterable(_merge(spans) for spans in by_hunk.values()))
 
 
-# Built with `model_construct`, not validated: every value is the parser's numbers and this module's
-# arithmetic, and validating a 20 MB diff's ~6k file entries would rebuild its 120k line pairs. Every
-# field is given, so all share one fields-set (adding a field name to it never changes it): one object
-# less per file for the garbage collector.
-_FILE_SLICE_FIELDS = set(FileSlice.model_fields)
-_SLICE_FIELDS = set(Slice.model_fields)
-
-
 def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
-    files: list[FileSlice] = []
+    # Built as plain data and validated in one call per slice; `LineSpans` pass as they are.
+    files: list[dict[str, Any]] = []
     texts: list[str] = []
     tokens = 0
     split = over_budget = False
@@ -800,25 +794,25 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             else:  # one unit per hunk: nothing to merge within a hunk
                 commentable = LineSpans.of(spans)
         files.append(
-            FileSlice.model_construct(
-                _FILE_SLICE_FIELDS,
-                path=file.diff.path,
-                old_path=file.diff.old_path,
-                status=file.diff.status,
-                ranges=shown,
-                commentable=commentable,
-                added=added,
-            )
+            {
+                "path": file.diff.path,
+                "old_path": file.diff.old_path,
+                "status": file.diff.status,
+                "ranges": shown,
+                "commentable": commentable,
+                "added": added,
+            }
         )
-    return Slice.model_construct(
-        _SLICE_FIELDS,
-        reviewer=reviewer,
-        index=index,
-        diff="".join(texts),
-        files=files,
-        tokens=tokens,
-        split_hunk=split,
-        over_budget=over_budget,
+    return Slice.model_validate(
+        {
+            "reviewer": reviewer,
+            "index": index,
+            "diff": "".join(texts),
+            "files": files,
+            "tokens": tokens,
+            "split_hunk": split,
+            "over_budget": over_budget,
+        }
     )
 
 
