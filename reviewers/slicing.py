@@ -225,7 +225,9 @@ class _ReviewFile:
 
     The units are kept as columns (one tuple per field, `k`-th unit at index `k`), not one object each:
     tuples of numbers and strings are not tracked by the garbage collector, and a 20 MB diff has ~18k
-    units (bench/slicing_bench.py).
+    units (bench/slicing_bench.py). Which hunk each unit shows, and whether it is split or over the
+    budget, is only kept (`pieces`) for a file where one of these holds; otherwise each unit is a whole
+    hunk within the budget.
     """
 
     diff: FileDiff
@@ -236,15 +238,16 @@ class _ReviewFile:
     tokens: tuple[int, ...]
     shown: tuple[Span | None, ...]
     added: tuple[tuple[int, ...], ...]
-    hunks: tuple[int, ...]
-    split: tuple[bool, ...]
-    over_budget: tuple[bool, ...]
+    pieces: tuple[tuple[int, bool, bool], ...] | None  # (hunk, split, over_budget) of each unit
 
     @classmethod
     def of(
         cls, diff: FileDiff, reviewers: tuple[str, ...], header: str, header_tokens: int, units: list[_Unit]
     ) -> _ReviewFile:
-        return cls(diff, reviewers, header, header_tokens, *zip(*units, strict=True))
+        texts, tokens, shown, added, hunks, split, over_budget = zip(*units, strict=True)
+        pieces = tuple(zip(hunks, split, over_budget, strict=True)) if any(split) or any(over_budget) else None
+        return cls(diff, reviewers, header, header_tokens, texts, tokens, shown, added, pieces)
+
 
 
 _Part = tuple[_ReviewFile, int, int]  # units start..end - 1 of one file, inside one slice
@@ -301,17 +304,20 @@ def _slice_diff(
 
     not_reviewed: list[NotReviewed] = []
     ready: list[_ReviewFile] = []
-    triaged = [_triage(file, enabled, route) for file in parsed.files]  # (reason, reviewers) per file
+    reasons: list[str | None] = []  # per file, why it is not reviewed, or None and...
+    routes: list[tuple[str, ...]] = []  # ...its reviewers (two lists: no pair per file for the collector)
+    for file in parsed.files:
+        reason, reviewers = _triage(file, enabled, route)
+        reasons.append(reason)
+        routes.append(reviewers)
     reviewable = [
-        file
-        for file, (reason, _) in zip(parsed.files, triaged)
-        if reason is None and any(h.marks for h in file.hunks)
+        file for file, reason in zip(parsed.files, reasons) if reason is None and any(h.marks for h in file.hunks)
     ]
     over_cap: set[int] = set()
     if len(reviewable) > limits.max_files:  # the cap bites: the riskiest files are kept
         picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
         over_cap = {id(f) for f in reviewable} - picked
-    for file, (reason, reviewers) in zip(parsed.files, triaged):
+    for file, reason, reviewers in zip(parsed.files, reasons, routes):
         kind: NotReviewedKind = "unreadable" if file.error else "skipped"
         if reason is None and id(file) in over_cap:
             reason, kind = f"over max_files={limits.max_files}", "over_cap"
@@ -700,8 +706,9 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     current: list[_Part] = []
     used = 0
     for file in files:
-        for k, (tokens, over_budget) in enumerate(zip(file.tokens, file.over_budget)):
-            if over_budget:
+        pieces = file.pieces
+        for k, tokens in enumerate(file.tokens):
+            if pieces is not None and pieces[k][2]:  # a single line over the budget: alone
                 if current:
                     packed.append(current)
                     current, used = [], 0
@@ -780,8 +787,10 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         texts.append(file.header)
         texts.extend(file.texts[start:end])
         tokens += file.header_tokens + sum(file.tokens[start:end])
-        split = split or any(file.split[start:end])
-        over_budget = over_budget or any(file.over_budget[start:end])
+        pieces = None if file.pieces is None else file.pieces[start:end]
+        if pieces is not None:
+            split = split or any(piece_split for _, piece_split, _ in pieces)
+            over_budget = over_budget or any(over for _, _, over in pieces)
         if end - start == 1:  # one hunk: its spans are already sorted and apart
             shown = commentable = LineSpans(file.shown[start] or ())  # a pair is its own flat bounds
             added = LineSpans(file.added[start])
@@ -789,8 +798,9 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             spans = [span for span in file.shown[start:end] if span is not None]
             shown = LineSpans(_join_spans(spans))
             added = LineSpans(_join(file.added[start:end]))
-            if any(file.split[start:end]):
-                commentable = LineSpans(_per_hunk(file.shown[start:end], file.hunks[start:end]))
+            if pieces is not None:
+                hunks = tuple(hunk for hunk, _, _ in pieces)
+                commentable = LineSpans(_per_hunk(file.shown[start:end], hunks))
             else:  # one unit per hunk: nothing to merge within a hunk
                 commentable = LineSpans.of(spans)
         files.append(
