@@ -103,8 +103,8 @@ class LineSpans(Sequence[Span]):
     def __getitem__(self, index: int | slice) -> Span | LineSpans:
         if isinstance(index, slice):
             return LineSpans.of(tuple(self)[index])
-        start, end = tuple(self)[index]
-        return start, end
+        at = 2 * range(len(self))[index]  # negative indices and IndexError as a list gives them
+        return self.bounds[at], self.bounds[at + 1]
 
     def __iter__(self) -> Iterator[Span]:
         bounds = iter(self.bounds)

@@ -531,6 +531,10 @@ def test_line_spans_are_validated_and_documented_as_line_range_data():
     assert schema["$defs"]["LineRange"] == LineRange.model_json_schema()
     assert Kept.model_validate({"ranges": [{"start": 2, "end": 4}, (7, 7)]}).ranges == [(2, 4), (7, 7)]
     assert Kept.model_validate_json('{"ranges": [{"start": 2, "end": 4}]}').ranges.bounds == (2, 4)
+    spans = LineSpans((1, 2, 5, 9, 12, 12))
+    assert (spans[0], spans[-1], len(spans), spans[1:]) == ((1, 2), (12, 12), 3, [(5, 9), (12, 12)])
+    with pytest.raises(IndexError):
+        spans[3]
     with pytest.raises(ValidationError):
         Kept.model_validate({"ranges": [{"start": "one", "end": 2}]})
     with pytest.raises(ValidationError):
