@@ -280,8 +280,8 @@ def slice_diff(
     """
     # No gc.disable() here: the collector is process-wide, and the App slices in a worker thread while
     # the receiver's event loop runs in another. Its work is kept small instead: slicing leaves ~80k objects
-    # for it to walk, not ~350k (LineSpans, units as columns), so a 20 MB diff takes about 0.44 s of CPU
-    # with it and 0.39 s with it paused (bench/slicing_bench.py, 2 cores; it was 1.2 s and 0.55 s).
+    # for it to walk, not ~350k (LineSpans, units as columns), so a 20 MB diff takes about 0.38 s with it
+    # and 0.33 s with it paused (bench/slicing_bench.py, 2 cores; it was 1.2 s and 0.55 s).
     return _slice_diff(diff_text, limits, count_tokens, enabled, route)
 
 
