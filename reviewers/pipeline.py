@@ -59,8 +59,8 @@ def changed_lines(plan: SlicePlan) -> dict[str, set[int]]:
     for piece in plan.slices:
         for f in piece.files:
             lines = out.setdefault(f.path, set())
-            for r in f.added:
-                lines.update(range(r.start, r.end + 1))
+            for start, end in f.added:
+                lines.update(range(start, end + 1))
     return out
 
 

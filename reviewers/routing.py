@@ -219,6 +219,71 @@ def matches_any(path: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return _row_matcher(tuple(patterns)).matches(path, path.rsplit("/", 1)[-1])
 
 
+class _RowIndex:
+    """Several rows' globs indexed by what a path offers: its extension, its file name, its folders.
+
+    `matching` gives the rows whose `_RowMatcher.matches` holds, as bits, with a few dict lookups for the
+    whole table instead of a call per row. Why: asking the 14 rows of the tables one by one took ~10 µs a
+    file, a tenth of slicing a 5,000-file diff (bench/slicing_bench.py). A suffix can only match a name
+    with the same last extension, and a folder only a path holding its first segment as a folder.
+    """
+
+    def __init__(self, rows: tuple[_RowMatcher, ...]) -> None:
+        by_extension: dict[str, dict[int, list[str]]] = {}
+        self.undotted: list[tuple[int, tuple[str, ...]]] = []  # suffixes without a '.': tried on every name
+        self.by_name: dict[str, int] = {}
+        self.prefixes: list[tuple[str, int]] = []
+        self.by_folder: dict[str, list[tuple[str, int]]] = {}  # first segment -> ("/seg/.../", bit)
+        self.with_regex: list[tuple[_RowMatcher, int]] = []
+        for k, row in enumerate(rows):
+            bit = 1 << k
+            for suffix in row.suffixes:
+                if "." in suffix:
+                    by_extension.setdefault(suffix[suffix.rfind(".") :], {}).setdefault(bit, []).append(suffix)
+                else:
+                    self.undotted.append((bit, (suffix,)))
+            for name in row.names:
+                self.by_name[name] = self.by_name.get(name, 0) | bit
+            self.prefixes.extend((prefix, bit) for prefix in row.prefixes)
+            for folder in row.folders:
+                self.by_folder.setdefault(folder.split("/")[1], []).append((folder, bit))
+            if row.name_regex is not None or row.path_regex is not None:
+                self.with_regex.append((row, bit))
+        self.by_extension = {
+            extension: [(bit, tuple(suffixes)) for bit, suffixes in per_row.items()]
+            for extension, per_row in by_extension.items()
+        }
+        self.any_prefix = tuple(prefix for prefix, _ in self.prefixes)
+
+    def matching(self, path: str, name: str) -> int:
+        """Bit k set when row k matches `path` (whose last segment is `name`)."""
+        found = self.by_name.get(name, 0)
+        dot = name.rfind(".")
+        for bit, suffixes in self.by_extension.get(name[dot:], ()) if dot >= 0 else ():
+            if name.endswith(suffixes):
+                found |= bit
+        for bit, suffixes in self.undotted:
+            if name.endswith(suffixes):
+                found |= bit
+        if path.startswith(self.any_prefix):
+            for prefix, bit in self.prefixes:
+                if path.startswith(prefix):
+                    found |= bit
+        if "/" in path:
+            slashed = "/" + path
+            for segment in path.split("/")[:-1]:
+                for folder, bit in self.by_folder.get(segment, ()):
+                    if folder in slashed:
+                        found |= bit
+        for row, bit in self.with_regex:
+            if not found & bit and (
+                (row.name_regex is not None and row.name_regex.match(name) is not None)
+                or (row.path_regex is not None and row.path_regex.match(path) is not None)
+            ):
+                found |= bit
+        return found
+
+
 # The tables compiled once, at import.
 _REVIEWER_ROWS: tuple[tuple[ReviewerSpec, _RowMatcher], ...] = tuple(
     (spec, _RowMatcher.compile(spec.patterns)) for spec in REVIEWERS
@@ -227,6 +292,10 @@ _TEST_ROW = _RowMatcher.compile(TEST_PATTERNS)
 _SKIP_ROWS: tuple[tuple[SkipRule, _RowMatcher], ...] = tuple(
     (rule, _RowMatcher.compile(rule.patterns)) for rule in SKIP_RULES
 )
+# route_file's index: bit 0 the test patterns, then the skip rules, then the reviewers, in table order.
+_ROUTE_INDEX = _RowIndex((_TEST_ROW, *(row for _, row in _SKIP_ROWS), *(row for _, row in _REVIEWER_ROWS)))
+_SKIP_BITS = tuple((rule, 1 << (1 + k)) for k, (rule, _) in enumerate(_SKIP_ROWS))
+_REVIEWER_BITS = tuple((spec, 1 << (1 + len(_SKIP_ROWS) + k)) for k, (spec, _) in enumerate(_REVIEWER_ROWS))
 
 
 def is_test_file(path: str) -> bool:
@@ -245,16 +314,16 @@ def skip_reason(path: str) -> str | None:
 def route_file(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecision:
     """The reviewers for one file (optionally only among `enabled`), or the reason it is skipped."""
     path = path.lstrip("/")
-    reason = skip_reason(path)
-    if reason:  # (skip_reason and the rows below each take the name: a split is cheap next to a regex)
+    found = _ROUTE_INDEX.matching(path, path.rsplit("/", 1)[-1])
+    reason = next((rule.reason for rule, bit in _SKIP_BITS if found & bit), None)
+    if reason:
         return RouteDecision(path=path, skipped_reason=reason)
-    name = path.rsplit("/", 1)[-1]
-    test = _TEST_ROW.matches(path, name)
+    test = bool(found & 1)
     chosen = []
-    for spec, row in _REVIEWER_ROWS:
+    for spec, bit in _REVIEWER_BITS:
         if enabled is not None and spec.name not in enabled:
             continue
-        if not row.matches(path, name):
+        if not found & bit:
             continue
         if test and spec.name != "testing" and not spec.takes_tests:
             continue

@@ -11,13 +11,15 @@ which new-file lines a comment may be anchored on. Whatever is not reviewed is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import chain, pairwise
+from typing import Any, Literal, overload
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
-from reviewers.anchoring import DiffAnchors, spans_allow
+from reviewers.anchoring import DiffAnchors, Span, spans_allow
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, is_test_file, route_file
 from reviewers.unified_diff import (
     DEV_NULL,
@@ -70,22 +72,91 @@ class LineRange(BaseModel):
     end: int
 
 
+class LineSpans(Sequence[Span]):
+    """Inclusive new-file line ranges as (start, end) pairs, sorted and apart; dumped and read as
+    `LineRange` data (`[{"start": 1, "end": 3}]`).
+
+    Kept flat in one tuple of ints, `bounds` = (start, end, start, end, ...); a pair is made when read.
+    Why: a 20 MB diff's plan holds ~120k ranges, and as models (or even as pairs) they are that many
+    objects that the garbage collector counts and walks: it cost more than the rest of slicing
+    (bench/slicing_bench.py). A tuple of ints is one object the collector does not track at all.
+    """
+
+    __slots__ = ("bounds",)
+
+    def __init__(self, bounds: tuple[int, ...] = ()) -> None:
+        self.bounds = bounds
+
+    @classmethod
+    def of(cls, spans: Iterable[Span]) -> LineSpans:
+        return cls(tuple(chain.from_iterable(spans)))
+
+    def __len__(self) -> int:
+        return len(self.bounds) // 2
+
+    @overload
+    def __getitem__(self, index: int) -> Span: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LineSpans: ...
+
+    def __getitem__(self, index: int | slice) -> Span | LineSpans:
+        if isinstance(index, slice):
+            return LineSpans.of(tuple(self)[index])
+        at = 2 * range(len(self))[index]  # negative indices and IndexError as a list gives them
+        return self.bounds[at], self.bounds[at + 1]
+
+    def __iter__(self) -> Iterator[Span]:
+        bounds = iter(self.bounds)
+        return zip(bounds, bounds, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LineSpans):
+            return self.bounds == other.bounds
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list of pairs, which is not hashable either
+
+    def __repr__(self) -> str:
+        return f"LineSpans({list(self)!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def from_data(ranges: list[LineRange | Span]) -> LineSpans:
+            return cls.of((r.start, r.end) if isinstance(r, LineRange) else r for r in ranges)
+
+        from_ranges = core_schema.no_info_after_validator_function(from_data, handler.generate_schema(list[LineRange]))
+        from_pairs = core_schema.no_info_after_validator_function(
+            from_data, handler.generate_schema(list[LineRange | tuple[int, int]])
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=from_ranges,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_pairs]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda spans: [{"start": start, "end": end} for start, end in spans],
+                return_schema=handler.generate_schema(list[LineRange]),
+            ),
+        )
+
+
 class FileSlice(BaseModel):
     """The part of one file's diff inside a slice."""
 
     path: str
     old_path: str | None = None
     status: Literal["added", "modified", "deleted", "renamed"] = "modified"
-    ranges: list[LineRange] = Field(default_factory=list, description="New-file lines shown in this slice.")
-    commentable: list[LineRange] = Field(
-        default_factory=list,
+    ranges: LineSpans = Field(default_factory=LineSpans, description="New-file lines shown in this slice.")
+    commentable: LineSpans = Field(
+        default_factory=LineSpans,
         description="New-file lines (added or context) a comment may anchor on: one range per hunk shown.",
     )
-    added: list[LineRange] = Field(default_factory=list, description="New-file lines added by the change.")
+    added: LineSpans = Field(default_factory=LineSpans, description="New-file lines added by the change.")
 
     def can_comment(self, line: int, end_line: int | None = None) -> bool:
         """`reviewers.anchoring`'s rule over the hunks this slice shows of the file."""
-        return spans_allow(((r.start, r.end) for r in self.commentable), line, end_line)
+        return spans_allow(self.commentable, line, end_line)
 
 
 class Slice(BaseModel):
@@ -104,7 +175,7 @@ class Slice(BaseModel):
 
     def anchors(self) -> DiffAnchors:
         """Where this slice's reviewer may anchor a finding (what it was shown)."""
-        return DiffAnchors({f.path: tuple((r.start, r.end) for r in f.commentable) for f in self.files})
+        return DiffAnchors({f.path: tuple(f.commentable) for f in self.files})
 
 
 NotReviewedKind = Literal["skipped", "over_cap", "unreadable"]
@@ -122,8 +193,8 @@ class NotReviewed(BaseModel):
         "excluded); over_cap: left out by max_files, max_diff_bytes or max_slices_per_reviewer; unreadable: "
         "its diff could not be parsed. Only `skipped` leaves a review complete.",
     )
-    lines: list[LineRange] = Field(
-        default_factory=list,
+    lines: LineSpans = Field(
+        default_factory=LineSpans,
         description="Added new-file lines this reviewer did not see, when a slice cap cut the file.",
     )
 
@@ -142,31 +213,44 @@ class SlicePlan(BaseModel):
         return [s for s in self.slices if s.reviewer == reviewer]
 
 
-@dataclass(slots=True)
-class _Unit:
-    """The smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget."""
-
-    text: str
-    tokens: int
-    shown: tuple[int, int] | None  # new-file lines shown (added or context), None for a pure deletion
-    added: list[tuple[int, int]]  # added lines this unit owns (overlap lines of a split are not owned)
-    hunk: int = 0  # which hunk of its file it shows (pieces of one hunk share it)
-    split: bool = False
-    over_budget: bool = False
+# A unit is the smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget:
+# (text, tokens, new-file lines shown or None for a pure deletion, added lines it owns as flat bounds
+# (overlap lines of a split are not owned), which hunk of its file it shows, split, over_budget).
+_Unit = tuple[str, int, Span | None, tuple[int, ...], int, bool, bool]
 
 
 @dataclass(slots=True)
 class _ReviewFile:
-    """A routed file ready to pack: its slice header and its units, shared by all its reviewers."""
+    """A routed file ready to pack: its slice header and its units, shared by all its reviewers.
+
+    The units are kept as columns (one tuple per field, `k`-th unit at index `k`), not one object each:
+    tuples of numbers and strings are not tracked by the garbage collector, and a 20 MB diff has ~18k
+    units (bench/slicing_bench.py). Which hunk each unit shows, and whether it is split or over the
+    budget, is only kept (`pieces`) for a file where one of these holds; otherwise each unit is a whole
+    hunk within the budget.
+    """
 
     diff: FileDiff
     reviewers: tuple[str, ...]
     header: str
     header_tokens: int
-    units: list[_Unit]
+    texts: tuple[str, ...]
+    tokens: tuple[int, ...]
+    shown: tuple[Span | None, ...]
+    added: tuple[tuple[int, ...], ...]
+    pieces: tuple[tuple[int, bool, bool], ...] | None  # (hunk, split, over_budget) of each unit
+
+    @classmethod
+    def of(
+        cls, diff: FileDiff, reviewers: tuple[str, ...], header: str, header_tokens: int, units: list[_Unit]
+    ) -> _ReviewFile:
+        texts, tokens, shown, added, hunks, split, over_budget = zip(*units, strict=True)
+        pieces = tuple(zip(hunks, split, over_budget, strict=True)) if any(split) or any(over_budget) else None
+        return cls(diff, reviewers, header, header_tokens, texts, tokens, shown, added, pieces)
 
 
-_Part = tuple[_ReviewFile, list[_Unit]]  # one file's units inside one slice
+
+_Part = tuple[_ReviewFile, int, int]  # units start..end - 1 of one file, inside one slice
 
 
 def slice_diff(
@@ -194,9 +278,10 @@ def slice_diff(
     A `ParsedDiff` (parsed once where the diff entered) is used as it is unless `max_diff_bytes` cuts it.
     `route` defaults to the reviewer table (`route_file`); tests pass their own.
     """
-    # No gc.disable() here, though the full collections a 20 MB diff triggers cost half its time: the
-    # collector is process-wide, and the App slices in a worker thread while the receiver's event loop
-    # runs in another (bench/slicing_bench.py: about 0.55 s with the pause, 1.2 s without, on 2 cores).
+    # No gc.disable() here: the collector is process-wide, and the App slices in a worker thread while
+    # the receiver's event loop runs in another. Its work is kept small instead: slicing leaves ~80k objects
+    # for it to walk, not ~350k (LineSpans, units as columns), so a 20 MB diff takes about 0.38 s with it
+    # and 0.33 s with it paused (bench/slicing_bench.py, 2 cores; it was 1.2 s and 0.55 s).
     return _slice_diff(diff_text, limits, count_tokens, enabled, route)
 
 
@@ -220,11 +305,20 @@ def _slice_diff(
 
     not_reviewed: list[NotReviewed] = []
     ready: list[_ReviewFile] = []
-    triaged = [(file, *_triage(file, enabled, route)) for file in parsed.files]
-    reviewable = [file for file, reason, _ in triaged if reason is None and any(h.marks for h in file.hunks)]
-    picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
-    over_cap = {id(f) for f in reviewable} - picked
-    for file, reason, reviewers in triaged:
+    reasons: list[str | None] = []  # per file, why it is not reviewed, or None and...
+    routes: list[tuple[str, ...]] = []  # ...its reviewers (two lists: no pair per file for the collector)
+    for file in parsed.files:
+        reason, reviewers = _triage(file, enabled, route)
+        reasons.append(reason)
+        routes.append(reviewers)
+    reviewable = [
+        file for file, reason in zip(parsed.files, reasons) if reason is None and any(h.marks for h in file.hunks)
+    ]
+    over_cap: set[int] = set()
+    if len(reviewable) > limits.max_files:  # the cap bites: the riskiest files are kept
+        picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
+        over_cap = {id(f) for f in reviewable} - picked
+    for file, reason, reviewers in zip(parsed.files, reasons, routes):
         kind: NotReviewedKind = "unreadable" if file.error else "skipped"
         if reason is None and id(file) in over_cap:
             reason, kind = f"over max_files={limits.max_files}", "over_cap"
@@ -237,7 +331,7 @@ def _slice_diff(
         if not units:
             not_reviewed.append(NotReviewed(path=file.path, reason="no text changes"))
             continue
-        ready.append(_ReviewFile(file, reviewers, header, header_tokens, units))
+        ready.append(_ReviewFile.of(file, reviewers, header, header_tokens, units))
     skipped_for_cap = sum(1 for n in not_reviewed if n.reason.startswith("over max_files="))
     if skipped_for_cap:
         notes.append(
@@ -301,8 +395,8 @@ def _section_risk(name: str, size: int) -> tuple[int, int, str]:
 def render_plan(plan: SlicePlan) -> dict[str, Any]:
     """The plan as plain JSON data (what `calora review --dry-run --format json` prints): no diff text."""
 
-    def spans(ranges: list[LineRange]) -> list[list[int]]:
-        return [[r.start, r.end] for r in ranges]
+    def spans(ranges: LineSpans) -> list[list[int]]:
+        return [[start, end] for start, end in ranges]
 
     per_reviewer: dict[str, int] = {}
     for s in plan.slices:
@@ -513,17 +607,14 @@ def _file_units(
         text = hunk.text()
         tokens = count_tokens(text)
         if header_tokens + tokens <= limits.budget_tokens:
-            units.append(_Unit(text, tokens, hunk.new_span(), hunk.added_runs(), number))
+            units.append((text, tokens, hunk.new_span(), hunk.added_bounds(), number, False, False))
         else:
-            pieces = _split_hunk(hunk, header_tokens, limits, count_tokens)
-            for piece in pieces:
-                piece.hunk = number
-            units.extend(pieces)
+            units.extend(_split_hunk(hunk, number, header_tokens, limits, count_tokens))
     return units
 
 
 def _split_hunk(
-    hunk: Hunk, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
+    hunk: Hunk, number: int, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
 ) -> list[_Unit]:
     """Cut a hunk over the budget at line boundaries into valid hunks, each with its own `@@` header.
 
@@ -567,7 +658,7 @@ def _split_hunk(
             row_text[start:end]
         )
 
-    pieces: list[_Unit] = []
+    pieces: list[tuple[str, int, Span | None, tuple[int, ...], bool]] = []
     i, count = 0, len(rows)
     while i < count:
         overlap = min(limits.overlap_lines, i)
@@ -588,13 +679,12 @@ def _split_hunk(
         start = i - overlap
         shown_new = new_before[j] - new_before[start]
         shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
-        added = _runs([new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"])
-        pieces.append(_Unit(text, tokens, shown, added, over_budget=tokens > room))
+        added_numbers = [new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"]
+        added = tuple(chain.from_iterable(_runs(added_numbers)))
+        pieces.append((text, tokens, shown, added, tokens > room))
         i = j
-    if len(pieces) > 1:
-        for unit in pieces:
-            unit.split = True
-    return pieces
+    split = len(pieces) > 1
+    return [(text, tokens, shown, added, number, split, over) for text, tokens, shown, added, over in pieces]
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:
@@ -617,74 +707,103 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     current: list[_Part] = []
     used = 0
     for file in files:
-        for unit in file.units:
-            if unit.over_budget:
+        pieces = file.pieces
+        for k, tokens in enumerate(file.tokens):
+            if pieces is not None and pieces[k][2]:  # a single line over the budget: alone
                 if current:
                     packed.append(current)
                     current, used = [], 0
-                packed.append([(file, [unit])])
+                packed.append([(file, k, k + 1)])
                 continue
             same_file = bool(current) and current[-1][0] is file
-            cost = unit.tokens + (0 if same_file else file.header_tokens)
+            cost = tokens + (0 if same_file else file.header_tokens)
             if current and used + cost > budget:
                 packed.append(current)
                 current, used, same_file = [], 0, False
-                cost = unit.tokens + file.header_tokens
+                cost = tokens + file.header_tokens
             if same_file:
-                current[-1][1].append(unit)
+                current[-1] = (file, current[-1][1], k + 1)
             else:
-                current.append((file, [unit]))
+                current.append((file, k, k + 1))
             used += cost
     if current:
         packed.append(current)
     return packed
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[dict[str, int]]:
-    """Merge overlapping or touching spans into sorted LineRange data."""
-    merged: list[list[int]] = []
+def _merge(spans: list[Span]) -> tuple[int, ...]:
+    """Merge overlapping or touching spans, sorted, as flat bounds."""
+    merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], end)
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
         else:
-            merged.append([start, end])
-    return [{"start": s, "end": e} for s, e in merged]
+            merged.append((start, end))
+    return tuple(chain.from_iterable(merged))
 
 
-def _per_hunk(units: list[_Unit]) -> list[dict[str, int]]:
+def _join(groups: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """`_merge` of flat bounds that are each sorted and apart, as units' added runs are: in diff order
+    each group mostly starts after the last one ends, and then the groups are only laid end to end."""
+    joined: list[int] = []
+    for group in groups:
+        if group and joined and group[0] <= joined[-1] + 1:  # touches, overlaps or comes before
+            return _merge([span for group in groups for span in _pairs(group)])
+        joined += group
+    return tuple(joined)
+
+
+def _join_spans(spans: list[Span]) -> tuple[int, ...]:
+    """`_merge` of spans in diff order (units' shown lines): kept as they are when they come sorted and
+    apart, as they mostly do."""
+    for (_, end), (start, _) in pairwise(spans):
+        if start <= end + 1:
+            return _merge(spans)
+    return tuple(chain.from_iterable(spans))
+
+
+def _pairs(bounds: tuple[int, ...]) -> Iterator[Span]:
+    items = iter(bounds)
+    return zip(items, items, strict=True)
+
+
+def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[int, ...]:
     """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
     even where two hunks' lines touch (a `-U0` diff)."""
-    by_hunk: dict[int, list[tuple[int, int]]] = {}
-    for u in units:
-        if u.shown is not None:
-            by_hunk.setdefault(u.hunk, []).append(u.shown)
-    return [span for spans in by_hunk.values() for span in _merge(spans)]
-
-
-def _ranges(spans: list[tuple[int, int]]) -> list[LineRange]:
-    return [LineRange(**r) for r in _merge(spans)]
+    by_hunk: dict[int, list[Span]] = {}
+    for span, hunk in zip(shown, hunks):
+        if span is not None:
+            by_hunk.setdefault(hunk, []).append(span)
+    return tuple(chain.from_iterable(_merge(spans) for spans in by_hunk.values()))
 
 
 def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
-    # Built as plain data and validated in one call: one pydantic call per slice, not one per range,
-    # is what keeps a 5,000-file diff within its time budget.
+    # Built as plain data and validated in one call per slice; `LineSpans` pass as they are.
     files: list[dict[str, Any]] = []
     texts: list[str] = []
     tokens = 0
-    for file, units in parts:
+    split = over_budget = False
+    for file, start, end in parts:
         texts.append(file.header)
-        texts.extend(u.text for u in units)
-        tokens += file.header_tokens + sum(u.tokens for u in units)
-        commentable: list[dict[str, int]]
-        if len(units) == 1:  # one hunk: its spans are already sorted and apart
-            only = units[0]
-            shown = [] if only.shown is None else [{"start": only.shown[0], "end": only.shown[1]}]
-            added = [{"start": a, "end": b} for a, b in only.added]
-            commentable = shown
+        texts.extend(file.texts[start:end])
+        tokens += file.header_tokens + sum(file.tokens[start:end])
+        pieces = None if file.pieces is None else file.pieces[start:end]
+        if pieces is not None:
+            split = split or any(piece_split for _, piece_split, _ in pieces)
+            over_budget = over_budget or any(over for _, _, over in pieces)
+        if end - start == 1:  # one hunk: its spans are already sorted and apart
+            shown = commentable = LineSpans(file.shown[start] or ())  # a pair is its own flat bounds
+            added = LineSpans(file.added[start])
         else:
-            shown = _merge([u.shown for u in units if u.shown is not None])
-            added = _merge([run for u in units for run in u.added])
-            commentable = _per_hunk(units)
+            spans = [span for span in file.shown[start:end] if span is not None]
+            shown = LineSpans(_join_spans(spans))
+            added = LineSpans(_join(file.added[start:end]))
+            if pieces is not None:
+                hunks = tuple(hunk for hunk, _, _ in pieces)
+                commentable = LineSpans(_per_hunk(file.shown[start:end], hunks))
+            else:  # one unit per hunk: nothing to merge within a hunk
+                commentable = LineSpans.of(spans)
         files.append(
             {
                 "path": file.diff.path,
@@ -702,8 +821,8 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
             "diff": "".join(texts),
             "files": files,
             "tokens": tokens,
-            "split_hunk": any(u.split for _, units in parts for u in units),
-            "over_budget": any(u.over_budget for _, units in parts for u in units),
+            "split_hunk": split,
+            "over_budget": over_budget,
         }
     )
 
@@ -712,11 +831,11 @@ def _left_out(
     reviewer: str, kept: list[list[_Part]], left: list[list[_Part]], needed: int, cap: int
 ) -> list[NotReviewed]:
     """One entry per file (in order) with units past the slice cap, with the added lines left out."""
-    seen = {id(file) for parts in kept for file, _ in parts}
-    by_file: dict[int, tuple[_ReviewFile, list[_Unit]]] = {}
+    seen = {id(file) for parts in kept for file, _, _ in parts}
+    by_file: dict[int, tuple[_ReviewFile, list[tuple[int, ...]]]] = {}
     for parts in left:
-        for file, units in parts:
-            by_file.setdefault(id(file), (file, []))[1].extend(units)
+        for file, start, end in parts:
+            by_file.setdefault(id(file), (file, []))[1].extend(file.added[start:end])
     reason = f"over max_slices_per_reviewer={cap} ({reviewer} needed {needed} slices)"
     return [
         NotReviewed(
@@ -724,7 +843,7 @@ def _left_out(
             reviewer=reviewer,
             kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
-            lines=_ranges([run for u in units for run in u.added]),
+            lines=LineSpans(_merge([run for bounds in added for run in _pairs(bounds)])),
         )
-        for file, units in by_file.values()
+        for file, added in by_file.values()
     ]

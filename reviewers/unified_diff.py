@@ -3,8 +3,9 @@
 Reads `git diff` output (renames, copies, mode changes, binary files, quoted names, `--no-prefix`) and
 classic unified diffs (`diff -u`, svn, hg, bzr). Why not unidiff's `PatchSet`: it builds one object per
 diff line and took about 9 s for a 25 MB diff on a 2-core machine. This scanner takes each line's first
-character once, into one string, and finds where each hunk ends by counting markers in it with
-`str.count`; no Python code runs per hunk body line. The tests check it against unidiff line by line.
+character once, into one string (one regex pass, no string per line), finds where each hunk ends by
+counting markers in it with `str.count`, and keeps each body as one slice of the text; no Python code
+runs per hunk body line. The tests check it against unidiff line by line.
 
 A file whose hunks are malformed gets `error` set and the scanner resumes at the next file; the caller
 decides what to do with it. Nothing here raises on bad input.
@@ -22,10 +23,9 @@ FileStatus = Literal["added", "modified", "deleted", "renamed"]
 
 DEV_NULL = "/dev/null"
 _HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)")
-_PREFIX = re.compile(r"[abciow12]/")  # git's a/ b/, mnemonic c/ i/ o/ w/, and --no-index 1/ 2/
-_PLUS_RUNS = re.compile(r"\++")
+_PREFIXES = "abciow12"  # a name's first letter before '/': git's a/ b/, mnemonic c/ i/ o/ w/, --no-index 1/ 2/
+_BODY_MARKS = " +-\\"  # the first characters of hunk body lines
 _BODY_RUN = re.compile(r"[ +\-\\]*")
-_NEW_SIDE = str.maketrans("", "", "-\\")  # drop removed lines and "\ No newline" markers
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 _EXTENDED_HEADER = (
     "old mode ",
@@ -70,20 +70,35 @@ class Hunk:
 
     def text(self) -> str:
         """The hunk as diff text, header included, each line ending in a newline."""
-        return self.header() + self.body + "\n"
+        return f"{self.header()}{self.body}\n"  # one copy of the body, not two
 
     def new_span(self) -> tuple[int, int] | None:
         """The new-file lines this hunk shows (added or context), or None for a pure deletion."""
         return (self.new_start, self.new_start + self.new_len - 1) if self.new_len else None
 
-    def added_runs(self) -> list[tuple[int, int]]:
-        """New-file line ranges of added lines, found from the markers without a Python line loop."""
-        new_side = self.marks.translate(_NEW_SIDE)
-        if "+" not in new_side:
-            return []
-        base = self.new_start
-        spans = [m.span() for m in _PLUS_RUNS.finditer(new_side)]
-        return [(base + start, base + end - 1) for start, end in spans]
+    def added_runs(self) -> tuple[tuple[int, int], ...]:
+        """New-file line ranges of added lines, as (start, end) pairs."""
+        bounds = iter(self.added_bounds())
+        return tuple(zip(bounds, bounds, strict=True))
+
+    def added_bounds(self) -> tuple[int, ...]:
+        """`added_runs` flat, (start, end, start, end, ...), found from the markers without a line loop.
+
+        Flat because one tuple of ints is one object, which the garbage collector does not even track,
+        where pairs are one object each: slicing a 20 MB diff keeps ~80k runs (bench/slicing_bench.py).
+        """
+        new_side = self.marks.replace("-", "").replace("\\", "")  # the new side: context and added lines
+        bounds: list[int] = []
+        before = self.new_start - 1  # new-file number of the line before new_side[0]
+        start = new_side.find("+")
+        while start >= 0:  # one find for each end of a run of '+'
+            end = new_side.find(" ", start)
+            if end < 0:
+                bounds += (before + start + 1, before + len(new_side))
+                break
+            bounds += (before + start + 1, before + end)
+            start = new_side.find("+", end)
+        return tuple(bounds)
 
     def new_lines(self) -> list[tuple[int, str, str]]:
         """(new-file number, mark, text without the mark) of each added or context line.
@@ -216,7 +231,7 @@ def unquote_git_path(raw: str) -> str:
 
 
 def _strip_prefix(name: str) -> str:
-    return name[2:] if _PREFIX.match(name) else name
+    return name[2:] if name[1:2] == "/" and name[0] in _PREFIXES else name
 
 
 def _header_name(raw: str) -> str:
@@ -311,17 +326,15 @@ def _find_hunk_end(marks: str, start: int, old_len: int, new_len: int) -> tuple[
     return k, None
 
 
-def _next_file_start(lines: list[str], i: int) -> int:
-    """Where scanning resumes after a malformed hunk: the next file header, or the end."""
-    n = len(lines)
+def _next_file_start(scan: str, marks: str, i: int, at: int) -> tuple[int, int]:
+    """Where scanning resumes after a malformed hunk (line, offset): the next file header, or the end."""
+    n = len(marks)
     while i < n:
-        line = lines[i]
-        if line.startswith("diff --git ") or (
-            line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ ")
-        ):
-            return i
-        i += 1
-    return n
+        eol = scan.find("\n", at)
+        if scan.startswith("diff --git ", at) or (scan.startswith("--- ", at) and scan.startswith("+++ ", eol + 1)):
+            return i, at
+        i, at = i + 1, eol + 1
+    return n, len(scan)
 
 
 class DiffParseError(ValueError):
@@ -371,40 +384,43 @@ def read_diff(data: str | bytes) -> ParsedDiff:
 
 
 def parse_unified_diff(text: str) -> ParsedDiff:
-    """Every file section of a unified diff, in order. Never raises: problems are recorded."""
+    """Every file section of a unified diff, in order. Never raises: problems are recorded.
+
+    One pass over the text with a cursor (line number `i`, its offset `at`): header lines are read one
+    by one, a hunk's body is jumped over (its end found in `marks`) and kept as one slice of the text.
+    """
     text = text.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    # first character of every line; an empty line (or a lone CR) is a context line, as in unidiff
-    marks = "".join([line[:1] or " " for line in lines]).replace("\r", " ")
+    scan = text if not text or text.endswith("\n") else text + "\n"  # every line ends in a newline
+    marks = _line_marks(scan)
     files: list[FileDiff] = []
     problems: list[str] = []
     current: FileDiff | None = None
     in_git_header = False  # between `diff --git` and its `---`/`+++`, binary marker or first hunk
-    n = len(lines)
-    i = 0
+    n = len(marks)
+    i = at = 0
     while i < n:
-        line = lines[i]
+        eol = scan.find("\n", at)
+        line = scan[at:eol]
         first = marks[i]
         if first == "d" and line.startswith("diff --git "):
             current = _start_git_file(line, i)
             files.append(current)
             in_git_header = True
-            i += 1
+            i, at = i + 1, eol + 1
             continue
-        if first == "-" and line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
-            old, new = _header_name(line[4:]), _header_name(lines[i + 1][4:])
+        if first == "-" and line.startswith("--- ") and scan.startswith("+++ ", eol + 1):
+            next_eol = scan.find("\n", eol + 1)
+            old, new = _header_name(line[4:]), _header_name(scan[eol + 5 : next_eol])
             if current is not None and in_git_header:
                 current._old, current._new = old, new
             else:
                 current = FileDiff(path=new, diff_line=i + 1, _old=old, _new=new)
                 files.append(current)
             in_git_header = False
-            i += 2
+            i, at = i + 2, next_eol + 1
             continue
         if first == "@" and line.startswith("@@"):
-            i = _read_hunk(lines, marks, i, current, problems)
+            i, at = _read_hunk(scan, marks, i, line, eol + 1, current, problems)
             in_git_header = False
             continue
         if in_git_header and current is not None:
@@ -416,17 +432,31 @@ def parse_unified_diff(text: str) -> ParsedDiff:
             elif name is not None:
                 current = FileDiff(path=name, binary=True, diff_line=i + 1, _old=name, _new=name)
                 files.append(current)
-        i += 1
+        i, at = i + 1, eol + 1
     for file in files:
         _finish(file)
     return ParsedDiff(files=files, problems=problems, text=text)
 
 
-def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, problems: list[str]) -> int:
-    """Read the hunk whose header is lines[i]; return the index after it (or after the bad file)."""
-    header = lines[i].rstrip("\r")
-    match = _HUNK_HEADER.match(header)
+_LINE_START = re.compile(r"\n(?=(.))", re.DOTALL)  # captures the character after each newline
+
+
+def _line_marks(scan: str) -> str:
+    """First character of every line of `scan` (which ends in a newline); an empty line (or a lone CR) is
+    a context line, as in unidiff. One regex pass: no string is made per line."""
+    if not scan:
+        return ""
+    return (scan[0] + "".join(_LINE_START.findall(scan))).replace("\n", " ").replace("\r", " ")
+
+
+def _read_hunk(
+    scan: str, marks: str, i: int, header: str, body_at: int, current: FileDiff | None, problems: list[str]
+) -> tuple[int, int]:
+    """Read the hunk whose header is line `i` (its body starting at offset `body_at`); return the cursor
+    (line, offset) after it, or after the bad file."""
+    match = _HUNK_HEADER.match(header)  # a CR at the end falls in the section, which is stripped
     if match is None or current is None:
+        header = header.rstrip("\r")
         if header.startswith("@@@"):
             why = "combined (merge) diff hunks ('@@@') are not supported; diff against one parent"
         elif match is None:
@@ -435,17 +465,20 @@ def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, p
             why = f"hunk header {header[:80]!r} has no file header before it"
         if current is not None and current.error is None:
             current.error = f"{why} (diff line {i + 1})"
-            return _next_file_start(lines, i + 1)
+            return _next_file_start(scan, marks, i + 1, body_at)
         problems.append(f"diff line {i + 1}: {why}")
-        return i + 1
+        return i + 1, body_at
     old_start, old_len, new_start, new_len, section = match.groups()
     old_len_i = 1 if old_len is None else int(old_len)
     new_len_i = 1 if new_len is None else int(new_len)
     end, error = _find_hunk_end(marks, i + 1, old_len_i, new_len_i)
     if error is not None:
         if current.error is None:
+            header = header.rstrip("\r")
             current.error = f"hunk {header[:60]!r} at diff line {i + 1}: {error}"
-        return _next_file_start(lines, max(end, i + 1))
+        resume = max(end, i + 1)
+        return _next_file_start(scan, marks, resume, _skip_lines(scan, body_at, resume - i - 1))
+    body_end = _body_end(scan, marks, body_at, i + 1, end)
     current.hunks.append(
         Hunk(
             int(old_start),
@@ -453,12 +486,34 @@ def _read_hunk(lines: list[str], marks: str, i: int, current: FileDiff | None, p
             int(new_start),
             new_len_i,
             section.strip(),
-            "\n".join(lines[i + 1 : end]),
+            scan[body_at : body_end - 1],
             marks[i + 1 : end],
             i + 1,
         )
     )
-    return end
+    return end, body_end
+
+
+def _body_end(scan: str, marks: str, at: int, first: int, end: int) -> int:
+    """Offset of line `end`, where the body lines `first`..`end - 1` start at offset `at`.
+
+    The line after a body mostly starts with a character no body line starts with ('@', 'd', ...): one
+    `find` of a newline followed by it lands there. Otherwise (the end of the text, or a classic diff's
+    next `---` header right after the body) the body's newlines are counted.
+    """
+    if end == len(marks):
+        return len(scan)
+    after = marks[end]
+    if end > first and after not in _BODY_MARKS:
+        return scan.find("\n" + after, at - 1) + 1
+    return _skip_lines(scan, at, end - first)
+
+
+def _skip_lines(scan: str, at: int, count: int) -> int:
+    """Offset of the line `count` lines after the one at offset `at`."""
+    for _ in range(count):
+        at = scan.find("\n", at) + 1
+    return at
 
 
 def _start_git_file(line: str, i: int) -> FileDiff:
@@ -469,7 +524,12 @@ def _start_git_file(line: str, i: int) -> FileDiff:
 
 def _read_git_header_line(line: str, file: FileDiff) -> bool:
     """Apply one extended header line; return whether the header goes on."""
-    if line.startswith("new file mode "):
+    if line.startswith("index "):  # first: every git file section has one (the prefixes exclude each other)
+        parts = line.split()
+        if len(parts) == 3 and file.new_mode is None:
+            file.old_mode = file.old_mode or parts[2]
+            file.new_mode = parts[2]
+    elif line.startswith("new file mode "):
         file.status, file.new_mode = "added", line[14:].strip()
         file._old = DEV_NULL
     elif line.startswith("deleted file mode "):
@@ -488,11 +548,6 @@ def _read_git_header_line(line: str, file: FileDiff) -> bool:
         file.old_mode = line[9:].strip()
     elif line.startswith("new mode "):
         file.new_mode = line[9:].strip()
-    elif line.startswith("index "):
-        parts = line.split()
-        if len(parts) == 3 and file.new_mode is None:
-            file.old_mode = file.old_mode or parts[2]
-            file.new_mode = parts[2]
     elif _is_binary_marker(line):
         file.binary = True
         return False

@@ -130,7 +130,7 @@ def _slice_for(run: PipelineRun, finding: Finding, reviewers: list[str]) -> Slic
     candidates.sort(key=lambda s: s.reviewer not in reviewers)
     for piece in candidates:
         file = piece.file(finding.path)
-        if file is not None and any(r.start <= finding.line <= r.end for r in file.ranges):
+        if file is not None and any(start <= finding.line <= end for start, end in file.ranges):
             return piece
     return candidates[0] if candidates else None
 

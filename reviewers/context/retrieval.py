@@ -163,10 +163,10 @@ def enclosing_candidates(piece: Slice, reader: ContextReader) -> list[Candidate]
             continue
         definitions = reader.outline(file.path)
         regions: dict[int, list[tuple[int, int]]] = {}
-        for region in file.added:
-            for index in enclosing(definitions, region.start, region.end):
+        for start, end in file.added:
+            for index in enclosing(definitions, start, end):
                 if not _shown_whole(definitions[index], file):
-                    regions.setdefault(index, []).append((region.start, region.end))
+                    regions.setdefault(index, []).append((start, end))
                     break
         for index, spans in regions.items():
             d = definitions[index]
@@ -178,7 +178,7 @@ def enclosing_candidates(piece: Slice, reader: ContextReader) -> list[Candidate]
 
 
 def _shown_whole(d: Definition, file: FileSlice) -> bool:
-    return any(r.start <= d.start and d.end <= r.end for r in file.ranges)
+    return any(start <= d.start and d.end <= end for start, end in file.ranges)
 
 
 def _head(text: str, start: int, end: int, limit: int) -> tuple[str, str]:
@@ -213,7 +213,7 @@ def definition_candidates(piece: Slice, reader: ContextReader) -> list[Candidate
         uses = _name_uses(added)
         imported = {i.name: i for i in reader.imports(file.path)}
         local = reader.outline(file.path)
-        added_numbers = {n for r in file.added for n in range(r.start, r.end + 1)}
+        added_numbers = {n for start, end in file.added for n in range(start, end + 1)}
         defined_on_added = {d.name for d in local if d.start in added_numbers}
         followed = 0
         for name, count in sorted(uses.items(), key=lambda item: (-item[1], item[0])):  # ties by name: stable
@@ -241,7 +241,7 @@ def definition_candidates(piece: Slice, reader: ContextReader) -> list[Candidate
 
 def _added_lines(text: str, file: FileSlice) -> list[str]:
     lines = text.splitlines()
-    return [lines[n - 1] for r in file.added for n in range(r.start, r.end + 1) if 0 < n <= len(lines)]
+    return [lines[n - 1] for start, end in file.added for n in range(start, end + 1) if 0 < n <= len(lines)]
 
 
 def _name_uses(lines: list[str]) -> Counter[str]:
@@ -273,7 +273,7 @@ def _define(
     if attribute:
         return []
     d = _find(local, name, name)
-    if d is None or _shown_whole(d, file) or any(r.start <= d.start <= r.end for r in file.ranges):
+    if d is None or _shown_whole(d, file) or any(start <= d.start <= end for start, end in file.ranges):
         return []
     return [(file.path, d, 0)]
 

@@ -9,6 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviewers.routing import (
+    _REVIEWER_ROWS,
+    _ROUTE_INDEX,
+    _SKIP_ROWS,
+    _TEST_ROW,
     REVIEWER_NAMES,
     REVIEWERS,
     SKIP_RULES,
@@ -289,3 +293,14 @@ def test_the_compiled_tables_route_as_their_globs_say(folders, name):
 )
 def test_a_row_matches_like_its_glob_in_edge_cases(path, pattern):
     assert matches_any(path, [pattern]) == glob_match(path, pattern)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(path_parts | st.sampled_from(["a.b", "x.py", "my-k8s"]), max_size=4), file_names)
+def test_the_route_index_finds_the_rows_that_each_match(folders, name):
+    """route_file asks `_RowIndex` (extension, name and folder lookups) instead of each row in turn (speed,
+    issue #18): it must find exactly the rows whose own `matches` holds."""
+    path = "/".join([*folders, name])
+    rows = (_TEST_ROW, *(row for _, row in _SKIP_ROWS), *(row for _, row in _REVIEWER_ROWS))
+    expected = sum(1 << k for k, row in enumerate(rows) if row.matches(path, name))
+    assert _ROUTE_INDEX.matching(path, name) == expected

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -13,22 +14,26 @@ from pathlib import Path
 
 import pytest
 import unidiff
+from pydantic import BaseModel, ValidationError
 
 from reviewers.routing import REVIEWER_NAMES, RouteDecision, route_file
 from reviewers.slicing import (
     DEFAULT_LIMITS,
     DiffParseError,
     LineRange,
+    LineSpans,
     SliceLimits,
     SlicePlan,
     approx_token_count,
     render_plan,
     slice_diff,
 )
+from tests.conftest import REPO_ROOT
 
 # unidiff's own malformed samples: every file in them is broken, so slice_diff must refuse them
 MALFORMED_SAMPLES = {"sample1.diff", "sample6.diff", "sample7.diff"}
 WIDE_CAPS = {"max_files": 10_000, "max_slices_per_reviewer": 100_000}
+SAMPLE_DIFF = REPO_ROOT / "samples" / "storefront.diff"
 
 
 def route_everything(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecision:
@@ -47,8 +52,8 @@ def norm(path: str) -> str:
     return path.lstrip("/")
 
 
-def expand(ranges: list[LineRange]) -> list[int]:
-    return [n for r in ranges for n in range(r.start, r.end + 1)]
+def expand(ranges: LineSpans | list[tuple[int, int]]) -> list[int]:
+    return [n for start, end in ranges for n in range(start, end + 1)]
 
 
 @dataclass
@@ -245,7 +250,7 @@ def test_a_single_line_longer_than_the_budget_goes_alone_and_is_flagged():
         "+" + long_line
     ]
     assert all(s.tokens <= 100 for s in plan.slices if not s.over_budget)
-    assert [r.start for r in flagged[0].files[0].added] == [3]
+    assert [start for start, _ in flagged[0].files[0].added] == [3]
 
 
 def test_no_newline_marker_stays_with_its_line_when_a_hunk_is_split():
@@ -454,7 +459,7 @@ def test_render_plan_gives_the_dry_run_json(real_diffs):
     first = rendered["slices"][0]
     assert set(first) == {"reviewer", "index", "tokens", "split_hunk", "over_budget", "files"}
     assert first["reviewer"] == "python" and first["tokens"] == plan.slices[0].tokens
-    assert first["files"][0]["lines"] == [[r.start, r.end] for r in plan.slices[0].files[0].ranges]
+    assert first["files"][0]["lines"] == [list(span) for span in plan.slices[0].files[0].ranges]
     assert {n["path"] for n in rendered["not_reviewed"]} == {n.path for n in plan.not_reviewed}
     assert all(n["reason"] for n in rendered["not_reviewed"])
     assert rendered["summary"]["slices"] == len(plan.slices)
@@ -506,3 +511,42 @@ def test_max_diff_bytes_cuts_at_a_file_boundary_of_a_non_ascii_diff():
     plan = slice_diff(diff, SliceLimits(max_diff_bytes=3 * one + 5))
     assert [f.path for s in plan.slices for f in s.files] == ["m0.py", "m1.py", "m2.py"]
     assert [n.path for n in plan.not_reviewed] == [f"m{i}.py" for i in range(3, 10)]
+
+
+def test_a_plan_reads_back_from_its_json_with_ranges_as_line_range_data(real_diffs):
+    plan = slice_diff(real_diffs[0].read_bytes(), SliceLimits(budget_tokens=300, **WIDE_CAPS))
+    file = next(f for s in plan.slices for f in s.files if len(f.added) > 1)
+    assert file.model_dump()["added"] == [LineRange(start=a, end=b).model_dump() for a, b in file.added]
+    again = SlicePlan.model_validate_json(plan.model_dump_json())
+    assert again == plan and again.model_dump() == plan.model_dump()
+    assert SlicePlan.model_validate(plan.model_dump()) == plan
+
+
+def test_line_spans_are_validated_and_documented_as_line_range_data():
+    class Kept(BaseModel):
+        ranges: LineSpans
+
+    schema = Kept.model_json_schema()
+    assert schema["properties"]["ranges"]["items"] == {"$ref": "#/$defs/LineRange"}
+    assert schema["$defs"]["LineRange"] == LineRange.model_json_schema()
+    assert Kept.model_validate({"ranges": [{"start": 2, "end": 4}, (7, 7)]}).ranges == [(2, 4), (7, 7)]
+    assert Kept.model_validate_json('{"ranges": [{"start": 2, "end": 4}]}').ranges.bounds == (2, 4)
+    spans = LineSpans((1, 2, 5, 9, 12, 12))
+    assert (spans[0], spans[-1], len(spans), spans[1:]) == ((1, 2), (12, 12), 3, [(5, 9), (12, 12)])
+    with pytest.raises(IndexError):
+        spans[3]
+    with pytest.raises(ValidationError):
+        Kept.model_validate({"ranges": [{"start": "one", "end": 2}]})
+    with pytest.raises(ValidationError):
+        Kept.model_validate({"ranges": [{"start": 1}]})
+
+
+def test_a_plans_line_ranges_are_left_to_the_collector_untracked():
+    """Why line ranges are int pairs: a 20 MB diff's plan has ~120k of them, and the garbage collector
+    walks every tracked object on each full collection (bench/slicing_bench.py)."""
+    plan = slice_diff(SAMPLE_DIFF.read_bytes(), SliceLimits(budget_tokens=64))
+    gc.collect()  # a tuple is untracked once the tuples in it are: twice, as one pass may meet it first
+    gc.collect()
+    files = [f for s in plan.slices for f in s.files]
+    assert files and any(f.added for f in files)
+    assert not any(gc.is_tracked(f.added.bounds) or gc.is_tracked(f.ranges.bounds) for f in files)

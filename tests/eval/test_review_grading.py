@@ -180,8 +180,8 @@ def test_every_scenario_diff_slices_whole_and_routes_to_its_reviewer(scenarios) 
         added: dict[str, set[int]] = {}
         for piece in plan.slices:
             for f in piece.files:
-                for r in f.added:
-                    added.setdefault(f.path, set()).update(range(r.start, r.end + 1))
+                for start, end in f.added:
+                    added.setdefault(f.path, set()).update(range(start, end + 1))
         for must in c.must_find:
             first, last = must.lines
             assert set(range(first, last + 1)) & added.get(must.path, set()), (c.id, must)
