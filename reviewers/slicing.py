@@ -136,7 +136,10 @@ class LineSpans(Sequence[Span]):
             python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_pairs]),
             serialization=core_schema.plain_serializer_function_ser_schema(
                 lambda spans: [{"start": start, "end": end} for start, end in spans],
-                return_schema=handler.generate_schema(list[LineRange]),
+                return_schema=core_schema.list_schema(core_schema.typed_dict_schema({  # LineRange's data
+                    "start": core_schema.typed_dict_field(core_schema.int_schema()),
+                    "end": core_schema.typed_dict_field(core_schema.int_schema()),
+                })),
             ),
         )
 

@@ -18,7 +18,7 @@ def test_saved_evidence_grades_the_same_without_the_analyzers(tmp_path, monkeypa
                  "--out", str(tmp_path / "a"), "--no-charts"]) == 0
     assert len(list(saved.glob("*.json"))) == 2
 
-    import reviewers.pipeline as pipeline
+    from reviewers import pipeline
 
     def no_analyzers(*args, **kwargs):
         raise AssertionError("the analyzers must not run when their reports are given")
