@@ -32,6 +32,12 @@ class BackendSettings(ModelSettings):
     backend: Literal["transformers", "engine", "openai"] = "engine"
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
+    engine_dtype: Literal["float32", "bfloat16"] | None = Field(
+        default=None,
+        description="CALORA_ENGINE_DTYPE: the engine's weights and activations; default float32 on CPU, "
+        "bfloat16 on GPU. bfloat16 on a CPU with AMX reviews the 20-file bench PR in about two thirds of "
+        "float32's time, but its greedy answers are not float32's (bench/review_latency.py --dtypes).",
+    )
     max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=16)
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(default=None, description="Never logged or shown.")
