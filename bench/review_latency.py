@@ -9,13 +9,16 @@ are the reviews after it in the same process (what a running App costs). A revie
 synthesis. The reviewers use the base model unless `--adapters DIR` holds `DIR/<reviewer>/` adapters
 (none ship today: the output says which).
 
-Backends: `engine` (the multi-adapter engine, eager on CPU), `transformers` (transformers + PEFT,
+Backends: `engine` (the multi-adapter engine, eager on CPU; `--heads full,screened` times its LM head
+both ways in the same run: `screened`, the CPU default, picks through an int8 screen of the head and
+computes only the logits that can win, `full` computes all 262k every step), `transformers` (transformers + PEFT,
 `set_adapter` per reviewer group), `peft-mixed` (transformers + PEFT, every request in one batch with
 PEFT's per-row `adapter_names`; the same as `transformers` without adapters). Writes
 bench/results/review-latency-<device>.json (device: cpu-<N>core, or the GPU's name).
 
     .venv/bin/python bench/review_latency.py                                  # CPU: engine + transformers
     .venv/bin/python bench/review_latency.py --threads 1,2 --dtypes fp32,bf16 --runs 2
+    .venv/bin/python bench/review_latency.py --backend engine --heads full,screened --dtypes fp32,bf16
     python bench/review_latency.py --device cuda --backend engine --adapters adapters --runs 5
 """
 
@@ -95,7 +98,9 @@ def build_pull_request(files: int = 20) -> tuple[str, list[dict[str, str]]]:
 # ---- one configuration, in its own process --------------------------------------------------------
 
 
-def make_backend(name: str, device: str, dtype: str, adapters: Path | None, max_new_tokens: int) -> Any:
+def make_backend(
+    name: str, device: str, dtype: str, adapters: Path | None, max_new_tokens: int, head: str = "screened"
+) -> Any:
     import torch
 
     from reviewers.models import resolve_base_model
@@ -104,7 +109,8 @@ def make_backend(name: str, device: str, dtype: str, adapters: Path | None, max_
     if name == "engine":
         from reviewers.engine.backend import EngineBackend, load_engine
 
-        engine, _ = load_engine(None, adapters, device=device, dtype=torch_dtype, max_seq_len=8192)
+        engine, _ = load_engine(None, adapters, device=device, dtype=torch_dtype, max_seq_len=8192,
+                                screened_head=head == "screened" if device == "cpu" else None)
         return EngineBackend(engine, max_new_tokens=max_new_tokens)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -172,19 +178,23 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     imported = time.perf_counter()
     diff, _ = build_pull_request(args.files)
     adapters = Path(args.adapters) if args.adapters else None
-    backend = make_backend(args.backend, args.device, args.dtype, adapters, args.max_new_tokens)
+    backend = make_backend(args.backend, args.device, args.dtype, adapters, args.max_new_tokens, args.head)
     loaded = time.perf_counter()
     generated: list[int] = []
+    answers: list[list[int]] = []  # the engine's token ids per slice, to compare paths' greedy tokens
     judge = backend.judge
 
     def counting_judge(request, result):  # type: ignore[no-untyped-def]
         generated.append(len(result.token_ids) if hasattr(result, "token_ids") else result.tokens)
+        if hasattr(result, "token_ids"):
+            answers.append(list(result.token_ids))
         return judge(request, result)
 
     backend.judge = counting_judge
     runs = []
     for _ in range(args.runs):
         generated.clear()
+        answers.clear()
         engine_stats = dict(getattr(getattr(backend, "engine", None), "stats", None) or {})
         t0, cpu0 = time.perf_counter(), time.process_time()
         run = run_pipeline(diff, backend, count_tokens=backend.count_tokens)
@@ -203,6 +213,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_tokens_max": max(prompts, default=0),
             "generated_tokens": sum(generated),
             "failed_slices": sum(1 for o in run.outcomes if o.error),
+            "valid_slices": sum(1 for o in run.outcomes if not o.error),
             "findings": len(run.result.findings),
         })
         if engine_stats:  # the engine times its prefills (exact on CPU): the rest of its time is decoding
@@ -213,6 +224,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     warm = [r["seconds"] for r in runs[1:]]
     return {
         "backend": args.backend,
+        "head": args.head if args.backend == "engine" else None,
         "dtype": args.dtype,
         "threads": args.threads,
         "adapters": sorted(getattr(backend, "adapters", None) or getattr(getattr(backend, "engine", None), "adapters", [])),
@@ -224,7 +236,25 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
         "warm_p50_seconds": round(statistics.median(warm), 2) if warm else None,
         "warm_p95_seconds": round(_p95(warm), 2) if warm else None,
         "runs": runs,
+        "answer_tokens": answers,  # of the last run, in the order the slices were judged
     }
+
+
+def _compare_answers(configurations: list[dict[str, Any]]) -> None:
+    """Each screened engine configuration's greedy tokens against the full head's of the same dtype and
+    threads, when both ran: slices whose answers are token for token the same, and tokens that agree
+    (position by position, over the longer answer)."""
+    full = {(c["dtype"], c["threads"]): c for c in configurations if c.get("head") == "full"}
+    for c in configurations:
+        reference = full.get((c["dtype"], c["threads"]))
+        if c.get("head") != "screened" or reference is None:
+            continue
+        pairs = list(zip(c["answer_tokens"], reference["answer_tokens"]))
+        same = sum(1 for a, b in pairs if a == b)
+        agree = sum(x == y for a, b in pairs for x, y in zip(a, b))
+        total = sum(max(len(a), len(b)) for a, b in pairs)
+        c["versus_full_head"] = {"same_answers": same, "answers": len(pairs),
+                                 "tokens_agreeing": agree, "tokens": total}
 
 
 def _p95(values: list[float]) -> float:
@@ -251,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapters", default=None, help="folder of <reviewer>/ PEFT adapters (default: none)")
     parser.add_argument("--dtypes", default=None, help="comma-separated fp32,bf16 (default: fp32 on CPU, bf16 on cuda)")
     parser.add_argument("--threads", default=None, help="comma-separated torch thread counts (default: all cores)")
+    parser.add_argument("--heads", default="screened",
+                        help="engine LM head, comma-separated full,screened (default: screened, the CPU default)")
     parser.add_argument("--runs", type=int, default=3, help="reviews per configuration; the first is cold")
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: reviewers.models' default")
@@ -258,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--head", default="screened", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.max_new_tokens is None:
         from reviewers.models import DEFAULT_MAX_NEW_TOKENS
@@ -275,27 +308,29 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in (args.threads or str(len(os.sched_getaffinity(0)))).split(",")]
     diff, files = build_pull_request(args.files)
     configurations = []
-    for backend in backends:
-        for dtype in dtypes:
-            for count in threads:
-                print(f"{backend} {dtype} {count} thread(s):", file=sys.stderr, flush=True)
-                command = [sys.executable, __file__, "--worker", "--device", args.device, "--backend", backend,
-                           "--dtype", dtype, "--threads", str(count), "--runs", str(args.runs),
-                           "--files", str(args.files), "--max-new-tokens", str(args.max_new_tokens)]
-                if args.adapters:
-                    command += ["--adapters", args.adapters]
-                done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-                                      env={**os.environ, "OMP_NUM_THREADS": str(count)})
-                if done.returncode != 0:  # its stderr went through to ours
-                    configurations.append({"backend": backend, "dtype": dtype, "threads": count,
-                                           "error": f"exit status {done.returncode}"})
-                    continue
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                configurations.append(result)
-                print(f"  cold {result['cold_seconds']} s (load {result['load_seconds']} s), warm p50 "
-                      f"{result['warm_p50_seconds']} s, p95 {result['warm_p95_seconds']} s, adapters: "
-                      f"{result['adapters'] or 'none (base model)'}", file=sys.stderr, flush=True)
+    matrix = [(backend, dtype, count, head) for backend in backends for dtype in dtypes for count in threads
+              for head in (args.heads.split(",") if backend == "engine" and not gpu else ["screened"])]
+    for backend, dtype, count, head in matrix:
+        print(f"{backend} {dtype} {count} thread(s), head {head}:", file=sys.stderr, flush=True)
+        command = [sys.executable, __file__, "--worker", "--device", args.device, "--backend", backend,
+                   "--dtype", dtype, "--threads", str(count), "--runs", str(args.runs),
+                   "--files", str(args.files), "--max-new-tokens", str(args.max_new_tokens),
+                   "--head", head]
+        if args.adapters:
+            command += ["--adapters", args.adapters]
+        done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                              env={**os.environ, "OMP_NUM_THREADS": str(count)})
+        if done.returncode != 0:  # its stderr went through to ours
+            configurations.append({"backend": backend, "dtype": dtype, "threads": count, "head": head,
+                                   "error": f"exit status {done.returncode}"})
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        configurations.append(result)
+        print(f"  cold {result['cold_seconds']} s (load {result['load_seconds']} s), warm p50 "
+              f"{result['warm_p50_seconds']} s, p95 {result['warm_p95_seconds']} s, adapters: "
+              f"{result['adapters'] or 'none (base model)'}", file=sys.stderr, flush=True)
     measured = [c for c in configurations if "error" not in c]
+    _compare_answers(measured)
     best = min(measured, key=lambda c: c["warm_p50_seconds"] or c["first_review_seconds"], default=None)
     report = {
         "machine": {
@@ -308,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "adapters": args.adapters or "none: every reviewer ran on the base model",
         "target_seconds": TARGET_SECONDS,
         "configurations": configurations,
-        "fastest": {k: best[k] for k in ("backend", "dtype", "threads", "warm_p50_seconds")} if best else None,
+        "fastest": {k: best[k] for k in ("backend", "dtype", "threads", "head", "warm_p50_seconds")} if best else None,
     }
     if not args.no_write:
         out = RESULTS_DIR / f"review-latency-{args.label or _device_label(args.device)}.json"

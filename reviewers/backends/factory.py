@@ -18,9 +18,10 @@ class BackendSettings(ModelSettings):
     - `engine` (default): the in-process multi-adapter engine (`reviewers/engine/`), base model from
       `CALORA_BASE_MODEL` or the fetched default (`reviewers.models.DEFAULT_BASE_MODEL`), adapters from
       `CALORA_ADAPTERS_DIR/<reviewer>/`. The default because it is the faster CPU path (a 20-file PR's 11.7k
-      prompt tokens prefilled in 50 s on 2 cores in fp32, the CPU default, against about 60 s for transformers) and the only one whose
-      answers from the bare base model hold the contract, its decoding being JSON-constrained: the whole
-      review in 90 s, where transformers answered no slice validly (bench/review_latency.py, issue #18).
+      prompt tokens prefilled in about 20 s on 2 cores in fp32, the CPU default, against about 60 s for
+      transformers) and the only one whose answers from the bare base model hold the contract, its decoding
+      being JSON-constrained: the model's part of the review in about 60 s, where transformers answered no
+      slice validly (bench/review_latency.py, bench/NOTES-engine.md, issue #18).
     - `transformers`: in-process transformers + PEFT, same model settings (any causal LM transformers loads).
     - `openai`: an OpenAI-compatible server (our reviewer server, vLLM, llama.cpp, Ollama) at
       `CALORA_OPENAI_BASE_URL`; the adapter name is the model name.
@@ -32,6 +33,12 @@ class BackendSettings(ModelSettings):
     backend: Literal["transformers", "engine", "openai"] = "engine"
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
+    engine_dtype: Literal["float32", "bfloat16"] | None = Field(
+        default=None,
+        description="CALORA_ENGINE_DTYPE: the engine's weights and activations; default float32 on CPU, "
+        "bfloat16 on GPU. bfloat16 on a CPU with AMX reviews the 20-file bench PR in about two thirds of "
+        "float32's time, but its greedy answers are not float32's (bench/review_latency.py --dtypes).",
+    )
     max_new_tokens: int = Field(default=DEFAULT_MAX_NEW_TOKENS, ge=16)
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = Field(default=None, description="Never logged or shown.")

@@ -55,9 +55,13 @@ class EngineBackend(Backend):
 
     @classmethod
     def from_settings(cls, settings) -> EngineBackend:
-        """Build from `reviewers.backends.factory.BackendSettings` (base model, adapters folder, device)."""
+        """Build from `reviewers.backends.factory.BackendSettings` (base model, adapters folder, device,
+        dtype)."""
+        import torch
+
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, None: None}[settings.engine_dtype]
         engine, _ref = load_engine(settings.base_model, settings.adapters_dir, device=settings.device,
-                                   max_seq_len=DEFAULT_MAX_SEQ_LEN)
+                                   dtype=dtype, max_seq_len=DEFAULT_MAX_SEQ_LEN)
         return cls(engine, max_new_tokens=settings.max_new_tokens)
 
     def has_adapter(self, reviewer: str) -> bool:

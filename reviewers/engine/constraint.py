@@ -135,14 +135,18 @@ def allocate_bitmask(rows: int, grammar: ReviewerGrammar) -> torch.Tensor:
 _BIT = None
 
 
+def allowed_tokens(bitmask: torch.Tensor, vocab: int) -> torch.Tensor:
+    """bitmask [R, words] -> [R, vocab] bool: True where the token is allowed."""
+    global _BIT
+    if _BIT is None or _BIT.device != bitmask.device:
+        _BIT = (1 << torch.arange(32, dtype=torch.int64, device=bitmask.device)).to(torch.int32)
+    allowed = (bitmask[:, :, None] & _BIT) != 0  # [R, words, 32]
+    return allowed.reshape(bitmask.shape[0], -1)[:, :vocab]
+
+
 def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: torch.Tensor) -> None:
     """Set disallowed logits of `rows` to -inf in place. logits [B, V]; bitmask [len(rows), words]."""
-    global _BIT
-    if _BIT is None or _BIT.device != logits.device:
-        _BIT = (1 << torch.arange(32, dtype=torch.int64, device=logits.device)).to(torch.int32)
-    vocab = logits.shape[1]
-    allowed = (bitmask[:, :, None] & _BIT) != 0  # [R, words, 32]
-    allowed = allowed.reshape(bitmask.shape[0], -1)[:, :vocab]
+    allowed = allowed_tokens(bitmask, logits.shape[1])
     logits[rows] = logits[rows].masked_fill(~allowed, float("-inf"))
 
 

@@ -14,6 +14,10 @@ tokens itself and feeds them to the next step on the device, so the loop launche
 reads step k's tokens; a row that finished at step k is known one step late and its extra step is
 thrown away. Constrained rows need the host between steps (the grammar mask), so with any of them
 running each step is read before the next one starts.
+
+Screened head (on by default on CPU): the eager decode step reads an int8 copy of the LM head to find
+the few tokens that can be each row's greedy pick, then computes only those logits exactly
+(`reviewers.engine.screened_head`): the picks are the full head's, at a fraction of its memory traffic.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from reviewers.engine.constraint import (
     ReviewerGrammar,
     Vocabulary,
     allocate_bitmask,
+    allowed_tokens,
     apply_bitmask,
 )
 from reviewers.engine.kv_cache import KVCache
@@ -57,6 +62,7 @@ from reviewers.engine.model import (
     prefill,
 )
 from reviewers.engine.scheduler import Pending, Row, Scheduler
+from reviewers.engine.screened_head import ScreenedHead
 from reviewers.engine.stepper import Launched, SlotStepper
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS
 from reviewers.prompt import ChatMessage, render_ids
@@ -111,6 +117,7 @@ class Engine:
         cuda_graphs: bool = True,
         compile: bool = True,
         pipeline: bool | None = None,
+        screened_head: bool | None = None,
     ) -> None:
         self.decoder = decoder
         self.vocab = vocab
@@ -134,6 +141,9 @@ class Engine:
         # pipelined decode: every slot steps from device-resident inputs; default where graphs run
         self.pipeline = graphs if pipeline is None else pipeline
         self._stepper = SlotStepper(decoder, self.cache, self._lora, ops=self._ops, cuda_graphs=graphs)
+        # the eager (CPU) decode step picks through an int8 screen of the LM head; default on CPU
+        screen = decoder.device.type == "cpu" if screened_head is None else screened_head
+        self._screen = ScreenedHead.of(decoder) if screen and not self.pipeline else None
         self._in_flight: tuple[list[Row], Launched] | None = None
         self._stale = True  # the device inputs no longer match the rows: the host rewrites them
         self._lock = threading.Condition()
@@ -387,6 +397,10 @@ class Engine:
     def _prefill(self, rows: list[Row], bank: LoraBank) -> torch.Tensor:
         """Launch the prefill of `rows`; returns each row's last-token logits (not read yet)."""
         device = self.decoder.device
+        # a CPU computes every padded position as if it were real, and attention grows with the square
+        # of the longest prompt: there each prompt is prefilled alone (a GPU runs the padding in parallel)
+        if device.type == "cpu" and len(rows) > 1:
+            return torch.cat([self._prefill([row], bank) for row in rows])
         longest = max(len(row.pending.prompt) for row in rows)
         tokens = torch.tensor([row.pending.prompt + [0] * (longest - len(row.pending.prompt)) for row in rows])
         lengths = torch.tensor([len(row.pending.prompt) for row in rows])
@@ -412,12 +426,15 @@ class Engine:
             device = self.decoder.device
             positions = torch.tensor([row.position for row in rows])
             adapter_slots = torch.tensor(self._adapter_slots(rows, bank), device=device)
-            logits = decode(
+            out = decode(
                 self.decoder, self.cache, torch.tensor([row.generated[-1] for row in rows], device=device),
                 positions.to(device), self._lora(bank, adapter_slots) if use_lora else None, self._ops,
                 slots=torch.tensor([row.slot for row in rows], device=device), kv_len=int(positions.max()) + 1,
+                head=self._screen is None,
             )
-            return self._choose(rows, logits, list(range(len(rows))))
+            if self._screen is None:
+                return self._choose(rows, out, list(range(len(rows))))
+            return self._choose(rows, self._screened_logits(rows, out), list(range(len(rows))), masked=True)
         # the grammar mask and the repeat guard pick on the host: such a step is read before the next
         constrained = any(row.pending.constraint is not None or row.pending.repeat_guard is not None for row in rows)
         if constrained or self._stale:  # the host must see every row as it is now
@@ -459,10 +476,25 @@ class Engine:
             previous, self._in_flight = self._in_flight, None
             self._collect(*previous)
 
-    def _choose(self, rows: list[Row], logits: torch.Tensor, index: list[int]) -> None:
-        """Greedy pick per row (masked by the grammar for constrained rows), then advance each row."""
-        constrained = [(i, row) for i, row in zip(index, rows) if row.pending.constraint is not None]
+    def _screened_logits(self, rows: list[Row], normed: torch.Tensor) -> torch.Tensor:
+        """The screened head's logits for `rows` (grammar-masked already: -inf where no pick can be)."""
+        allowed: list[torch.Tensor | None] = [None] * len(rows)
+        constrained = [k for k, row in enumerate(rows) if row.pending.constraint is not None]
         if constrained:
+            bitmask = allocate_bitmask(len(constrained), self.grammar())
+            for j, k in enumerate(constrained):
+                rows[k].pending.constraint.fill(bitmask, j)
+            for k, row_allowed in zip(constrained, allowed_tokens(bitmask, self.decoder.vocab)):
+                allowed[k] = row_allowed
+        banned = [row.pending.repeat_guard.banned() if row.pending.repeat_guard is not None else ()
+                  for row in rows]
+        return self._screen.logits(self.decoder, normed, allowed, banned)
+
+    def _choose(self, rows: list[Row], logits: torch.Tensor, index: list[int], masked: bool = False) -> None:
+        """Greedy pick per row (masked by the grammar for constrained rows, unless `masked` says the
+        logits are already), then advance each row."""
+        constrained = [(i, row) for i, row in zip(index, rows) if row.pending.constraint is not None]
+        if constrained and not masked:
             grammar = self.grammar()
             bitmask = allocate_bitmask(len(constrained), grammar)
             for k, (_i, row) in enumerate(constrained):

@@ -420,6 +420,27 @@ def _logits(dec: Decoder, normed: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def _windowed_attention(q, k, v, window: int, scale: float) -> torch.Tensor:
+    """Causal attention within a sliding window, q [n, H, T, D] against k, v [n, KV, T, D] -> [n, H, T, D].
+
+    The queries go in blocks of `window`, each against only the keys it can see (the block's own and
+    the `window` - 1 before it): a masked full square would cost T x T, this costs T x 2 window. Every
+    query head is given its KV head, as SDPA takes an explicit mask only that way."""
+    group = q.shape[1] // k.shape[1]
+    steps = q.shape[2]
+    blocks = []
+    for start in range(0, steps, window):
+        stop, first = min(start + window, steps), max(0, start - window + 1)
+        q_pos = torch.arange(start, stop, device=q.device)[:, None]
+        k_pos = torch.arange(first, stop, device=q.device)[None, :]
+        visible = (k_pos <= q_pos) & (q_pos - k_pos < window)
+        keys = k[:, :, first:stop].repeat_interleave(group, dim=1)
+        values = v[:, :, first:stop].repeat_interleave(group, dim=1)
+        blocks.append(F.scaled_dot_product_attention(q[:, :, start:stop], keys, values, attn_mask=visible,
+                                                     scale=scale))
+    return torch.cat(blocks, dim=2)
+
+
 def prefill(
     dec: Decoder,
     cache: KVCache,
@@ -436,9 +457,6 @@ def prefill(
     """
     n, steps = tokens.shape
     heads, kv_heads, d = dec.n_heads, dec.n_kv_heads, dec.head_dim
-    q_pos = torch.arange(steps, device=tokens.device)[:, None]
-    k_pos = torch.arange(steps, device=tokens.device)[None, :]
-
     last = (lengths - 1)[:, None]
 
     def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
@@ -455,16 +473,24 @@ def prefill(
         k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # [n, KV, T, D]
         if lw.window is None or steps <= lw.window:  # plain causal: SDPA maps the KV heads itself
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=dec.attn_scale, enable_gqa=True)
-        else:  # sliding window: an explicit mask, and every query head given its KV head
-            visible = (k_pos <= q_pos) & (q_pos - k_pos < lw.window)
-            group = heads // kv_heads
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=dec.attn_scale)
+        else:
+            out = _windowed_attention(q, k, v, lw.window, dec.attn_scale)
         return out.transpose(1, 2).reshape(n, steps, heads * d)
 
     positions = torch.arange(steps, device=tokens.device).expand(n, steps)
     normed = _forward(dec, _embed(dec, tokens), _rope_at(dec, positions), attend, lora, ops)
     return _logits(dec, normed[torch.arange(n, device=tokens.device), lengths - 1])
+
+
+def _slot_runs(slots: list[int]) -> list[tuple[int, int, int]]:
+    """(first, stop, slot): batch rows first..stop-1 hold the consecutive cache rows slot, slot + 1, ..."""
+    runs: list[tuple[int, int, int]] = []
+    for i, slot in enumerate(slots):
+        if runs and runs[-1][2] + (i - runs[-1][0]) == slot:
+            runs[-1] = (runs[-1][0], i + 1, runs[-1][2])
+        else:
+            runs.append((i, i + 1, slot))
+    return runs
 
 
 def decode(
@@ -476,8 +502,10 @@ def decode(
     ops: Pointwise = EAGER,
     slots: torch.Tensor | None = None,
     kv_len: int | None = None,
+    head: bool = True,
 ) -> torch.Tensor:
-    """One decode step: token `tokens[i]` at position `positions[i]` for cache row `slots[i]` -> [n, vocab].
+    """One decode step: token `tokens[i]` at position `positions[i]` for cache row `slots[i]` -> [n, vocab]
+    (with `head=False`, the final-normed hidden states [n, hidden], for `screened_head`).
 
     With `slots` and `kv_len` left out, every cache row steps and attention spans the whole cache: shapes
     never change, so the step can be captured as one CUDA graph (rows that hold no request compute
@@ -494,20 +522,26 @@ def decode(
         entries[length] = positions % length
         masks[length] = (torch.arange(span, device=tokens.device)[None, :] <= positions[:, None])[:, None, None, :]
 
+    # cache rows as slices: each run of consecutive slots reads its K and V as a view; indexing them by
+    # `rows` instead would copy every running row's whole K and V span, each layer, each step
+    runs = [(0, batch, 0)] if slots is None else _slot_runs(slots.tolist())
+
     def attend(index: int, lw: LayerWeights, qkv: torch.Tensor) -> torch.Tensor:
         length = cache.length(index)
-        # K and V of every row in one indexed write: [B, 2, KV, D] into kv[:, rows, :, entries]
-        cache.kv[index][:, rows, :, entries[length]] = qkv[:, 0, dec.n_heads:].view(
-            batch, 2, dec.n_kv_heads, dec.head_dim)
+        # K and V of every row in one indexed write: [B, 2, KV, D] into the (slot, entry) pairs of a
+        # [slots, entries, 2, KV, D] view (with both indices adjacent, the write touches only those rows)
+        cache.kv[index].permute(1, 3, 0, 2, 4).index_put_(
+            (rows, entries[length]), qkv[:, 0, dec.n_heads:].view(batch, 2, dec.n_kv_heads, dec.head_dim))
         span = masks[length].shape[-1]
-        if slots is None and span == length:
-            keys, values = cache.k(index), cache.v(index)
-        else:
-            keys, values = cache.k(index)[rows, :, :span], cache.v(index)[rows, :, :span]
         # grouped-query decode as plain attention: the G query heads of a KV head are its "queries"
         q = qkv[:, 0, : dec.n_heads].reshape(batch, dec.n_kv_heads, group, dec.head_dim)  # [B, KV, G, D]
-        out = ops.attention(q, keys, values, masks[length], dec.attn_scale)
+        outs = []
+        for first, stop, slot in runs:  # batch rows first..stop hold cache rows slot..
+            keys = cache.k(index)[slot : slot + stop - first, :, :span]
+            values = cache.v(index)[slot : slot + stop - first, :, :span]
+            outs.append(ops.attention(q[first:stop], keys, values, masks[length][first:stop], dec.attn_scale))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return out.reshape(batch, 1, dec.n_heads * dec.head_dim)
 
     normed = _forward(dec, _embed(dec, tokens[:, None]), _rope_at(dec, positions[:, None]), attend, lora, ops)
-    return _logits(dec, normed[:, 0])
+    return _logits(dec, normed[:, 0]) if head else normed[:, 0]

@@ -28,3 +28,13 @@ def test_the_bench_pull_request_has_twenty_routed_files_over_most_reviewers(shar
     assert any(f["from"].startswith("real/") for f in files)
     assert any(f["from"].startswith("eval/scenarios/") for f in files)
     assert len({s.reviewer for s in slice_diff(parsed).slices}) >= 6
+
+
+def test_the_bench_compares_the_screened_heads_tokens_with_the_full_heads_of_the_same_dtype() -> None:
+    full = {"backend": "engine", "head": "full", "dtype": "fp32", "threads": 2, "answer_tokens": [[1, 2, 3], [4, 5]]}
+    screened = {"backend": "engine", "head": "screened", "dtype": "fp32", "threads": 2,
+                "answer_tokens": [[1, 2, 3], [4, 6, 7]]}
+    other_dtype = {"backend": "engine", "head": "screened", "dtype": "bf16", "threads": 2, "answer_tokens": [[1]]}
+    load_bench()._compare_answers([full, screened, other_dtype])
+    assert screened["versus_full_head"] == {"same_answers": 1, "answers": 2, "tokens_agreeing": 4, "tokens": 6}
+    assert "versus_full_head" not in other_dtype and "versus_full_head" not in full

@@ -36,6 +36,24 @@ def test_the_factory_builds_an_engine_backend_from_a_model_folder_and_adapters(
         backend.engine.close()
 
 
+def test_calora_engine_dtype_picks_the_engines_dtype(base_and_adapters, tiny_tokenizer, tmp_path, monkeypatch):
+    import torch
+
+    model, _paths = base_and_adapters
+    model.save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    monkeypatch.setenv("CALORA_ENGINE_DTYPE", "bfloat16")
+    settings = BackendSettings(backend="engine", base_model=str(tmp_path / "base"), adapters_dir=tmp_path / "none",
+                               device="cpu")
+    backend = make_backend(settings)
+    backend.engine.close()
+    assert settings.engine_dtype == "bfloat16" and backend.engine.decoder.dtype == torch.bfloat16
+    monkeypatch.delenv("CALORA_ENGINE_DTYPE")
+    default = make_backend(settings.model_copy(update={"engine_dtype": None}))
+    default.engine.close()
+    assert default.engine.decoder.dtype == torch.float32  # the CPU default
+
+
 def test_a_request_the_engine_refuses_becomes_a_failure_not_an_exception(base_and_adapters, tiny_tokenizer):
     from reviewers.engine.backend import EngineBackend
     from reviewers.engine.engine import Engine
