@@ -44,7 +44,7 @@ def test_calora_engine_dtype_picks_the_engines_dtype(base_and_adapters, tiny_tok
     tiny_tokenizer.save_pretrained(tmp_path / "base")
     monkeypatch.setenv("CALORA_ENGINE_DTYPE", "bfloat16")
     settings = BackendSettings(backend="engine", base_model=str(tmp_path / "base"), adapters_dir=tmp_path / "none",
-                               device="cpu")
+                               device="cpu", ask_base_model=True)  # no adapter: only then is a model loaded
     backend = make_backend(settings)
     backend.engine.close()
     assert settings.engine_dtype == "bfloat16" and backend.engine.decoder.dtype == torch.bfloat16
