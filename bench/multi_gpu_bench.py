@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.webhook_bench import free_port, wait_healthy  # after the path: the benches share one server poll
 
 SHARED_NOTE = ("Several engines on one GPU (--devices 0,0): it checks the CUDA paths and shows how much a single "
                "engine leaves its GPU idle; NOT the acceptance figures, which need one engine per GPU on two GPUs.")
@@ -136,12 +137,6 @@ def bench_training(args: argparse.Namespace, base: str | None, data: Path, folde
 
 # --- serving -----------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def adapters_folder(runs: Path, out: Path) -> Path:
     """`adapters/<reviewer>` (what `--adapters` reads) pointing at each run's final adapter."""
     out.mkdir(parents=True, exist_ok=True)
@@ -195,8 +190,6 @@ async def send_all(url: str, bodies: list[dict[str, Any]], concurrency: int, max
 
 def serve_once(args: argparse.Namespace, base: str | None, adapters: Path, devices: list[str], bodies: list[dict],
                env: dict[str, str], log: Path, engines: str = "processes") -> dict[str, Any]:
-    import httpx
-
     port = free_port()
     command = [sys.executable, "-m", "app.cli", "reviewers", "serve", *(["--base-model", base] if base else []),
                "--adapters", str(adapters), "--devices", ",".join(devices), "--port", str(port), "--max-queue",
@@ -206,19 +199,9 @@ def serve_once(args: argparse.Namespace, base: str | None, adapters: Path, devic
     with log.open("w") as sink:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 900
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"the server exited: {log.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start within 900 s")
-                time.sleep(0.5)
-            load_s = time.monotonic() - (deadline - 900)
+            started = time.monotonic()
+            wait_healthy(url, server, timeout=900, log=log)
+            load_s = time.monotonic() - started
             # warm-up: every engine prefills and decodes (CUDA graphs captured, kernels compiled)
             asyncio.run(send_all(url, bodies[: 4 * len(devices)], 4 * len(devices), args.max_tokens))
             measured = asyncio.run(send_all(url, bodies, args.concurrency, args.max_tokens))

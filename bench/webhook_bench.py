@@ -268,20 +268,23 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60, log: Path | None = None) -> None:
+    """Until `url`/healthz answers 200 (the benches' servers: `calora serve`, `calora reviewers serve`);
+    exits with the end of `log` if the process dies first."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("calora serve exited before it was healthy")
+            tail = f":\n{log.read_text()[-3000:]}" if log is not None else ""
+            raise SystemExit(f"{' '.join(map(str, process.args[2:]))} exited before it was healthy{tail}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"calora serve not healthy after {timeout} s")
+    raise SystemExit(f"{url} not healthy after {timeout} s")
 
 
 def main(argv: list[str] | None = None) -> int:
