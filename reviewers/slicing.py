@@ -27,6 +27,7 @@ from reviewers.unified_diff import (
     FileDiff,
     Hunk,
     ParsedDiff,
+    bound_pairs,
     decode_diff,
     format_hunk_header,
     git_header_names,
@@ -107,8 +108,7 @@ class LineSpans(Sequence[Span]):
         return self.bounds[at], self.bounds[at + 1]
 
     def __iter__(self) -> Iterator[Span]:
-        bounds = iter(self.bounds)
-        return zip(bounds, bounds, strict=True)
+        return bound_pairs(self.bounds)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LineSpans):
@@ -752,7 +752,7 @@ def _join(groups: list[tuple[int, ...]]) -> tuple[int, ...]:
     joined: list[int] = []
     for group in groups:
         if group and joined and group[0] <= joined[-1] + 1:  # touches, overlaps or comes before
-            return _merge([span for group in groups for span in _pairs(group)])
+            return _merge([span for group in groups for span in bound_pairs(group)])
         joined += group
     return tuple(joined)
 
@@ -764,11 +764,6 @@ def _join_spans(spans: list[Span]) -> tuple[int, ...]:
         if start <= end + 1:
             return _merge(spans)
     return tuple(chain.from_iterable(spans))
-
-
-def _pairs(bounds: tuple[int, ...]) -> Iterator[Span]:
-    items = iter(bounds)
-    return zip(items, items, strict=True)
 
 
 def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[int, ...]:
@@ -846,7 +841,7 @@ def _left_out(
             reviewer=reviewer,
             kind="over_cap",
             reason=reason + ("; the rest of the file was reviewed" if id(file) in seen else ""),
-            lines=LineSpans(_merge([run for bounds in added for run in _pairs(bounds)])),
+            lines=LineSpans(_merge([run for bounds in added for run in bound_pairs(bounds)])),
         )
         for file, added in by_file.values()
     ]

@@ -14,7 +14,7 @@ decides what to do with it. Nothing here raises on bad input.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from typing import Literal
@@ -40,6 +40,13 @@ _EXTENDED_HEADER = (
     "dissimilarity index ",
     "index ",
 )
+
+
+def bound_pairs(bounds: tuple[int, ...]) -> Iterator[tuple[int, int]]:
+    """(start, end) pairs of flat line bounds (start, end, start, end, ...): the form in which hunks and
+    slices keep line ranges, one untracked tuple for the garbage collector instead of one pair each."""
+    items = iter(bounds)
+    return zip(items, items, strict=True)
 
 
 @dataclass(slots=True)
@@ -78,8 +85,7 @@ class Hunk:
 
     def added_runs(self) -> tuple[tuple[int, int], ...]:
         """New-file line ranges of added lines, as (start, end) pairs."""
-        bounds = iter(self.added_bounds())
-        return tuple(zip(bounds, bounds, strict=True))
+        return tuple(bound_pairs(self.added_bounds()))
 
     def added_bounds(self) -> tuple[int, ...]:
         """`added_runs` flat, (start, end, start, end, ...), found from the markers without a line loop.
