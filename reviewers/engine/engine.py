@@ -476,14 +476,19 @@ class Engine:
             previous, self._in_flight = self._in_flight, None
             self._collect(*previous)
 
+    def _grammar_bitmask(self, rows: list[Row]) -> torch.Tensor:
+        """The grammar's allowed tokens for each of `rows` (all constrained), one bitmask row each."""
+        bitmask = allocate_bitmask(len(rows), self.grammar())
+        for k, row in enumerate(rows):
+            row.pending.constraint.fill(bitmask, k)
+        return bitmask
+
     def _screened_logits(self, rows: list[Row], normed: torch.Tensor) -> torch.Tensor:
         """The screened head's logits for `rows` (grammar-masked already: -inf where no pick can be)."""
         allowed: list[torch.Tensor | None] = [None] * len(rows)
         constrained = [k for k, row in enumerate(rows) if row.pending.constraint is not None]
         if constrained:
-            bitmask = allocate_bitmask(len(constrained), self.grammar())
-            for j, k in enumerate(constrained):
-                rows[k].pending.constraint.fill(bitmask, j)
+            bitmask = self._grammar_bitmask([rows[k] for k in constrained])
             for k, row_allowed in zip(constrained, allowed_tokens(bitmask, self.decoder.vocab)):
                 allowed[k] = row_allowed
         banned = [row.pending.repeat_guard.banned() if row.pending.repeat_guard is not None else ()
@@ -495,10 +500,7 @@ class Engine:
         logits are already), then advance each row."""
         constrained = [(i, row) for i, row in zip(index, rows) if row.pending.constraint is not None]
         if constrained and not masked:
-            grammar = self.grammar()
-            bitmask = allocate_bitmask(len(constrained), grammar)
-            for k, (_i, row) in enumerate(constrained):
-                row.pending.constraint.fill(bitmask, k)
+            bitmask = self._grammar_bitmask([row for _i, row in constrained])
             which = torch.tensor([i for i, _ in constrained], device=logits.device)
             apply_bitmask(logits, bitmask.to(logits.device, non_blocking=True), which)
         picked = logits[torch.tensor(index, device=logits.device)].argmax(dim=-1).tolist()
