@@ -103,13 +103,13 @@ def make_backend(
 ) -> Any:
     import torch
 
-    from reviewers.models import resolve_base_model
+    from reviewers.models import DEFAULT_MAX_SEQ_LEN, resolve_base_model
 
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     if name == "engine":
         from reviewers.engine.backend import EngineBackend, load_engine
 
-        engine, _ = load_engine(None, adapters, device=device, dtype=torch_dtype, max_seq_len=8192,
+        engine, _ = load_engine(None, adapters, device=device, dtype=torch_dtype, max_seq_len=DEFAULT_MAX_SEQ_LEN,
                                 screened_head=head == "screened" if device == "cpu" else None)
         return EngineBackend(engine, max_new_tokens=max_new_tokens)
     from transformers import AutoModelForCausalLM, AutoTokenizer
