@@ -410,11 +410,12 @@ def _forward(dec: Decoder, x: torch.Tensor, rope, attend, lora: LoraBatch | None
     return normed
 
 
-def _logits(dec: Decoder, normed: torch.Tensor) -> torch.Tensor:
-    """The LM head on final-normed hidden states: [..., hidden] -> [..., vocab], in the activations'
-    dtype. A bf16 logit's float32 value is exact, so greedy picks and grammar masks need no float32
-    copy (on GPU that copy is a pass over 64 x 262k logits every step); soft-capping is float32."""
-    logits = normed @ dec.lm_head.T
+def _logits(dec: Decoder, normed: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """The LM head on final-normed hidden states: [..., hidden] -> [..., vocab] (or [..., len(tokens)]:
+    only those vocabulary rows, for `screened_head`), in the activations' dtype. A bf16 logit's float32
+    value is exact, so greedy picks and grammar masks need no float32 copy (on GPU that copy is a pass
+    over 64 x 262k logits every step); soft-capping is float32."""
+    logits = normed @ (dec.lm_head if tokens is None else dec.lm_head[tokens]).T
     if dec.final_softcap is not None:
         logits = torch.tanh(logits.float() / dec.final_softcap) * dec.final_softcap
     return logits

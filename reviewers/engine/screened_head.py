@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reviewers.engine.model import Decoder
+from reviewers.engine.model import Decoder, _logits
 
 # rows whose allowed set is at most this many tokens skip the screen: their exact logits cost less
 SMALL_ALLOWED = 4096
@@ -104,7 +104,4 @@ class ScreenedHead:
 
 def _exact(dec: Decoder, normed_row: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """`model._logits` for one row at `tokens` only, as float32."""
-    logits = normed_row[None] @ dec.lm_head[tokens].T
-    if dec.final_softcap is not None:
-        logits = torch.tanh(logits.float() / dec.final_softcap) * dec.final_softcap
-    return logits[0].float()
+    return _logits(dec, normed_row[None], tokens)[0].float()
