@@ -97,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-alpha", dest="lora_alpha", type=int)
     parser.add_argument("--tokens-per-batch", dest="tokens_per_batch", type=int)
     parser.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    parser.add_argument("--keep-checkpoints", dest="keep_checkpoints", type=int,
+                        help="checkpoints kept (default 2); raise it to grade earlier epochs as candidates")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--qlora", action="store_const", const=True)
     parser.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_const", const=True)

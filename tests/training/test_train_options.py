@@ -119,9 +119,9 @@ def test_all_makes_one_config_per_reviewer_with_data(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--all", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
-                              "--lora-r", "8"])
+                              "--lora-r", "8", "--keep-checkpoints", "30"])
     configs = configs_from_args(args)
-    assert [(c.reviewer, c.run_dir, c.lora_r) for c in configs] == [
-        ("python", tmp_path / "runs" / "python", 8), ("sql", tmp_path / "runs" / "sql", 8)]
+    assert [(c.reviewer, c.run_dir, c.lora_r, c.keep_checkpoints) for c in configs] == [
+        ("python", tmp_path / "runs" / "python", 8, 30), ("sql", tmp_path / "runs" / "sql", 8, 30)]
     with pytest.raises(TrainingError, match="give --reviewer NAME or --all"):
         configs_from_args(parser.parse_args(["--data", str(tmp_path / "data")]))

@@ -43,7 +43,7 @@ tar -xJf .gpu/tok.tar.xz -C /root/tok || exit 1
 run model $C models fetch gemma3-270m --from /root/m/gemma-3-270m-q4_k_m.gguf --tokenizer /root/tok || exit 1
 run data $C data build --examples datasets datasets-derived --out $W/data --tokenizer gemma3-270m || exit 1
 grep -A9 "^reviewer" $W/data.log  # tokens median must be ~800, not ~2,800
-base="--lora-r 8 --lora-alpha 16 --tokens-per-batch 4096 --checkpoint-every 6 --device cuda"
+base="--lora-r 8 --lora-alpha 16 --tokens-per-batch 4096 --checkpoint-every 6 --keep-checkpoints 100 --device cuda"
 E="eval review --cases eval/scenarios --evidence-dir .gpu/evidence"
 H="eval run --cases $W/data --backend engine --batch-size 16 --no-history"
 run trainA $C train --all --data $W/data --out $W/runs/A --epochs 3 --lr 2e-4 $base & pa=$!
