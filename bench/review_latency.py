@@ -70,12 +70,18 @@ def _sections(data: bytes, source: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def build_pull_request(files: int = 20) -> tuple[str, list[dict[str, str]]]:
-    """The diff and where each of its files came from: round-robin over reviewers, real diffs first."""
+def build_pull_request(files: int = 20, real_diffs: Path = REAL_DIFFS) -> tuple[str, list[dict[str, str]]]:
+    """The diff and where each of its files came from: round-robin over reviewers, real diffs first.
+
+    Without the real diffs the PR would silently become scenario diffs only, a different PR from the one
+    other runs timed: refused instead (a GPU machine gets them with --real-diffs)."""
     from reviewers.routing import REVIEWER_NAMES
 
+    real = sorted(real_diffs.glob("*.diff"))
+    if not real:
+        raise SystemExit(f"no real diffs (*.diff) in {real_diffs}: give --real-diffs DIR (../shared/github/diffs/real)")
     pools: dict[str, list[tuple[str, str, str]]] = {name: [] for name in REVIEWER_NAMES}
-    sources = [(p, f"real/{p.name}") for p in sorted(REAL_DIFFS.glob("*.diff"))]
+    sources = [(p, f"real/{p.name}") for p in real]
     sources += [(p, str(p.relative_to(REPO_ROOT))) for p in sorted(SCENARIOS.glob("*/*/diff.patch"))]
     for path, label in sources:
         for reviewer, file_path, text in _sections(path.read_bytes(), label):
@@ -176,7 +182,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     from reviewers.pipeline import run_pipeline
 
     imported = time.perf_counter()
-    diff, _ = build_pull_request(args.files)
+    diff, _ = build_pull_request(args.files, args.real_diffs)
     adapters = Path(args.adapters) if args.adapters else None
     backend = make_backend(args.backend, args.device, args.dtype, adapters, args.max_new_tokens, args.head)
     loaded = time.perf_counter()
@@ -285,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="engine LM head, comma-separated full,screened (default: screened, the CPU default)")
     parser.add_argument("--runs", type=int, default=3, help="reviews per configuration; the first is cold")
     parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--real-diffs", type=Path, default=REAL_DIFFS,
+                        help="folder of real PR diffs the PR starts from (default: ../shared/github/diffs/real)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: reviewers.models' default")
     parser.add_argument("--label", default=None, help="results file suffix (default: the device)")
     parser.add_argument("--no-write", action="store_true")
@@ -306,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backend or (["engine", "transformers", "peft-mixed"] if gpu else ["engine", "transformers"])
     dtypes = (args.dtypes or ("bf16" if gpu else "fp32")).split(",")
     threads = [int(t) for t in (args.threads or str(len(os.sched_getaffinity(0)))).split(",")]
-    diff, files = build_pull_request(args.files)
+    diff, files = build_pull_request(args.files, args.real_diffs)
     configurations = []
     matrix = [(backend, dtype, count, head) for backend in backends for dtype in dtypes for count in threads
               for head in (args.heads.split(",") if backend == "engine" and not gpu else ["screened"])]
@@ -314,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{backend} {dtype} {count} thread(s), head {head}:", file=sys.stderr, flush=True)
         command = [sys.executable, __file__, "--worker", "--device", args.device, "--backend", backend,
                    "--dtype", dtype, "--threads", str(count), "--runs", str(args.runs),
-                   "--files", str(args.files), "--max-new-tokens", str(args.max_new_tokens),
-                   "--head", head]
+                   "--files", str(args.files), "--real-diffs", str(args.real_diffs),
+                   "--max-new-tokens", str(args.max_new_tokens), "--head", head]
         if args.adapters:
             command += ["--adapters", args.adapters]
         done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,

@@ -38,3 +38,11 @@ def test_the_bench_compares_the_screened_heads_tokens_with_the_full_heads_of_the
     load_bench()._compare_answers([full, screened, other_dtype])
     assert screened["versus_full_head"] == {"same_answers": 1, "answers": 2, "tokens_agreeing": 4, "tokens": 6}
     assert "versus_full_head" not in other_dtype and "versus_full_head" not in full
+
+
+def test_the_bench_refuses_to_build_its_pull_request_without_the_real_diffs(tmp_path) -> None:
+    """On a machine without ../shared (a GPU call) the PR would silently be scenario diffs only."""
+    import pytest
+
+    with pytest.raises(SystemExit, match="no real diffs"):
+        load_bench().build_pull_request(20, tmp_path)
