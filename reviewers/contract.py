@@ -202,6 +202,17 @@ def render_answer(output: ReviewerOutput) -> str:
     return output.model_dump_json(exclude_none=True)
 
 
+_VERDICT_VALUE = re.compile(r'^\{"verdict":"(approve|revise|block)"')
+
+
+def verdict_value_span(answer: str) -> tuple[int, int] | None:
+    """Where the verdict's value sits in a canonical answer (`render_answer` puts it first), as a
+    [start, end) character span; None for text that does not start like a canonical answer. Training
+    uses it to find the tokens that carry the decision."""
+    match = _VERDICT_VALUE.match(answer)
+    return match.span(1) if match else None
+
+
 # --- reading a model's answer ----------------------------------------------------------------------
 
 

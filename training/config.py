@@ -48,6 +48,10 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(default=10, ge=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
+    decision_weight: float = Field(
+        default=1.0, gt=0,
+        description="Loss weight of the tokens that spell the verdict, relative to other answer tokens (1: plain mean).",
+    )
     epochs: int = Field(default=3, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (of the plan).")
     tokens_per_batch: int = Field(default=16384, ge=64, description="Packed tokens per optimizer step.")
@@ -93,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at-step", dest="stop_at_step", type=int,
                         help="checkpoint and exit after this step (the schedule is unchanged; resume later)")
     parser.add_argument("--lr", dest="learning_rate", type=float)
+    parser.add_argument("--decision-weight", dest="decision_weight", type=float,
+                        help="loss weight of the verdict's tokens against other answer tokens (default 1)")
     parser.add_argument("--lora-r", dest="lora_r", type=int)
     parser.add_argument("--lora-alpha", dest="lora_alpha", type=int)
     parser.add_argument("--tokens-per-batch", dest="tokens_per_batch", type=int)

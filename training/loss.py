@@ -24,12 +24,13 @@ def chunk_rows(vocab_size: int, chunk_bytes: int = CHUNK_BYTES) -> int:
 
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
-    """sum over rows of CE(hidden @ weightᵀ, targets) / normalizer, gradients computed in the forward."""
+    """sum over rows of w·CE(hidden @ weightᵀ, targets) / normalizer (w = row_weights, else 1), gradients
+    computed in the forward."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, normalizer: float,
-        rows: int, softcap: float | None,
+        rows: int, softcap: float | None, row_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden_c = hidden.to(weight.dtype)
         grad_hidden = torch.empty_like(hidden_c) if hidden.requires_grad else None
@@ -45,12 +46,15 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
                 logits = capped * softcap
             lse = torch.logsumexp(logits, dim=-1)  # [c]
             picked = logits.gather(1, t[:, None]).squeeze(1)
-            total += (lse - picked).sum()
+            w = None if row_weights is None else row_weights[start : start + rows].to(acc)
+            total += (lse - picked).sum() if w is None else ((lse - picked) * w).sum()
             # d(sum CE)/d logits = softmax − one-hot, written into the logits buffer to save memory.
             grad = logits.sub_(lse[:, None]).exp_()
             grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
             if softcap:
                 grad.mul_(1.0 - capped.square_())
+            if w is not None:
+                grad.mul_(w[:, None])
             grad = (grad / normalizer).to(weight.dtype)
             if grad_hidden is not None:
                 grad_hidden[start : start + rows] = grad @ weight
@@ -70,23 +74,29 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         gh = (grad_hidden * grad_out).to(ctx.hidden_dtype) if ctx.has[0] else None
         gw = (grad_weight * grad_out).to(ctx.weight_dtype) if ctx.has[1] else None
-        return gh, gw, None, None, None, None
+        return gh, gw, None, None, None, None, None
 
 
 def answer_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None,
-    chunk_bytes: int = CHUNK_BYTES, normalizer: float | None = None,
+    chunk_bytes: int = CHUNK_BYTES, normalizer: float | None = None, position_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean CE over positions whose target is not -100. hidden: [..., d]; weight: [V, d]; targets: [...]."""
+    """Mean CE over positions whose target is not -100. hidden: [..., d]; weight: [V, d]; targets: [...].
+
+    position_weights (shaped like targets): a weighted mean instead, Σ w·CE / Σ w over the answer positions.
+    """
     flat_targets = targets.reshape(-1)
     keep = (flat_targets != IGNORE_INDEX).nonzero().squeeze(1)
     if keep.numel() == 0:
         raise ValueError("this batch has no answer tokens to learn from")
     rows_hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep)  # [N_answer, d]
     rows_targets = flat_targets.index_select(0, keep)
-    norm = float(normalizer if normalizer is not None else keep.numel())
+    rows_weights = None if position_weights is None else position_weights.reshape(-1).index_select(0, keep)
+    if normalizer is None:
+        normalizer = keep.numel() if rows_weights is None else float(rows_weights.sum())
     return _ChunkedCrossEntropy.apply(
-        rows_hidden, weight, rows_targets, norm, chunk_rows(weight.shape[0], chunk_bytes), softcap
+        rows_hidden, weight, rows_targets, float(normalizer), chunk_rows(weight.shape[0], chunk_bytes), softcap,
+        rows_weights,
     )
 
 
@@ -111,15 +121,16 @@ def _base_causal_lm(model: nn.Module) -> nn.Module:
 class AnswerLossModel(nn.Module):
     """Decoder → hidden states → chunked answer-only CE. One module, so DDP sees one forward."""
 
-    def __init__(self, causal_lm: nn.Module, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, causal_lm: nn.Module, chunk_bytes: int = CHUNK_BYTES, decision_weight: float = 1.0) -> None:
         super().__init__()
         self.lm = causal_lm
         self.chunk_bytes = chunk_bytes
+        self.decision_weight = decision_weight
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
         attention_mask: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
-        max_seqlen: int | None = None,
+        max_seqlen: int | None = None, decision_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         base = _base_causal_lm(self.lm)
         head = base.get_output_embeddings()
@@ -137,4 +148,8 @@ class AnswerLossModel(nn.Module):
         )
         hidden = out[0]
         softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
-        return answer_cross_entropy(hidden, head.weight, targets, softcap=softcap, chunk_bytes=self.chunk_bytes)
+        weights = None
+        if decision_mask is not None and self.decision_weight != 1.0:
+            weights = 1.0 + (self.decision_weight - 1.0) * decision_mask.to(torch.float32)
+        return answer_cross_entropy(hidden, head.weight, targets, softcap=softcap, chunk_bytes=self.chunk_bytes,
+                                    position_weights=weights)

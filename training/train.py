@@ -100,13 +100,13 @@ def read_chat_records(path: Path) -> list[dict[str, Any]]:
 
 
 def tokenize_records(
-    records: list[dict[str, Any]], tokenizer: Any, max_seq_len: int
+    records: list[dict[str, Any]], tokenizer: Any, max_seq_len: int, mark_decision: bool = False
 ) -> tuple[list[TokenizedExample], list[str]]:
     """Tokenized examples within `max_seq_len`, and the ids of those skipped as too long."""
     kept: list[TokenizedExample] = []
     skipped: list[str] = []
     for rec in records:
-        ex = tokenize_chat(rec["id"], rec["messages"], tokenizer)
+        ex = tokenize_chat(rec["id"], rec["messages"], tokenizer, mark_decision=mark_decision)
         if ex.length <= max_seq_len:
             kept.append(ex)
         else:
@@ -217,7 +217,8 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
 
     tokenizer = load_tokenizer(cfg)
     records = read_chat_records(cfg.data_dir / cfg.reviewer / "train.jsonl")
-    examples, skipped = tokenize_records(records, tokenizer, cfg.max_seq_len)
+    examples, skipped = tokenize_records(records, tokenizer, cfg.max_seq_len,
+                                         mark_decision=cfg.decision_weight != 1.0)
     if skipped:
         log.warning("skipped %d examples over max_seq_len=%d: %s", len(skipped), cfg.max_seq_len, skipped[:5])
     batches = plan_batches(examples, cfg)
@@ -235,7 +236,7 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     manifest = AdapterManifest(reviewer=cfg.reviewer, base_model=base.name,
                                base_sha256=base_weights_sha256(base), rank=cfg.lora_r,
                                lora_alpha=cfg.lora_alpha, target_modules=targets)
-    loss_model = AnswerLossModel(peft_model)
+    loss_model = AnswerLossModel(peft_model, decision_weight=cfg.decision_weight)
     if cfg.compile:
         # Fuses norms, rotary and activations inside each decoder layer; the layers share one graph.
         for layer in peft_model.get_base_model().get_decoder().layers:
@@ -287,7 +288,7 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
         t0 = time.perf_counter()
         with accelerator.autocast():
             loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, batch.attention_mask,
-                              batch.cu_seqlens, batch.max_seqlen)
+                              batch.cu_seqlens, batch.max_seqlen, batch.decision_mask)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
         lr = scheduler.get_last_lr()[0]

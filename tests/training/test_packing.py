@@ -14,6 +14,7 @@ from training.packing import (
     answer_only_targets,
     collate_packed,
     collate_padded,
+    decision_positions,
     epoch_order,
     length_grouped_batches,
     pack_batches,
@@ -38,6 +39,51 @@ def test_chat_tokenization_masks_the_prompt_with_the_tokenizers_own_template() -
     assert tok.decode(kept) == '{"verdict": "approve"}<|im_end|>\n'
     with pytest.raises(TokenizationError, match="last message must be the assistant"):
         tokenize_chat("python/b", messages[:-1], tok)
+
+
+@pytest.mark.parametrize("verdict", ["approve", "revise", "block"])
+def test_decision_positions_are_the_targets_that_spell_the_verdict(verdict: str) -> None:
+    """The weighted loss must land on the verdict's tokens: their targets decode to the verdict, in both
+    collations, and nothing is marked for an answer that does not start like a canonical one."""
+    tok = tiny_tokenizer()
+    answer = f'{{"verdict":"{verdict}","findings":[],"missing_checks":[],"suggested_fix":""}}'
+    messages = [{"role": "system", "content": "Review."}, {"role": "user", "content": "+x = 1"},
+                {"role": "assistant", "content": answer}]
+    ex = tokenize_chat("python/a", messages, tok, mark_decision=True)
+    assert ex.decision_positions and tokenize_chat("python/a", messages, tok).decision_positions == ()
+    spelled = tok.decode([ex.targets[t] for t in ex.decision_positions])
+    assert verdict in spelled and len(spelled) < len(verdict) + 4  # the verdict and at most its quotes
+    assert all(ex.targets[t] != IGNORE_INDEX for t in ex.decision_positions)
+    other = TokenizedExample("b", ex.input_ids[:9], answer_only_targets(ex.input_ids[:9], 4))
+    packed, padded = collate_packed([other, ex]), collate_padded([other, ex], pad_id=0)
+    assert packed.decision_mask is not None and padded.decision_mask is not None
+    assert tok.decode(packed.targets[packed.decision_mask].tolist()) == spelled
+    assert tok.decode(padded.targets[padded.decision_mask].tolist()) == spelled
+    assert collate_packed([other]).decision_mask is None
+    assert decision_positions(ex.input_ids, 3, '{"findings":[]}', tok) == ()
+
+
+def test_weighted_answer_loss_is_the_weighted_mean_and_its_gradient() -> None:
+    g = torch.Generator().manual_seed(2)
+    hidden = torch.randn(1, 30, 16, dtype=torch.float64, generator=g, requires_grad=True)
+    weight = torch.randn(97, 16, dtype=torch.float64, generator=g, requires_grad=True)
+    targets = torch.randint(0, 97, (1, 30), generator=g)
+    targets[0, :8] = IGNORE_INDEX
+    weights = torch.ones(1, 30, dtype=torch.float64)
+    weights[0, 10] = weights[0, 11] = 20.0
+    chunked = answer_cross_entropy(hidden, weight, targets, chunk_bytes=4 * 97 * 16, position_weights=weights)
+    chunked.backward()
+    grads = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    logits = hidden @ weight.T
+    per_row = torch.nn.functional.cross_entropy(logits[0], targets[0], ignore_index=IGNORE_INDEX, reduction="none")
+    keep = targets[0] != IGNORE_INDEX
+    reference = (per_row * weights[0])[keep].sum() / weights[0][keep].sum()
+    reference.backward()
+    assert chunked.item() == pytest.approx(reference.item(), rel=1e-10)
+    assert torch.allclose(grads[0], hidden.grad) and torch.allclose(grads[1], weight.grad)
+    plain = answer_cross_entropy(hidden.detach(), weight.detach(), targets)
+    assert chunked.item() != pytest.approx(plain.item(), rel=1e-3)  # the weights changed the loss
 
 
 def test_data_order_and_packing_are_deterministic_and_within_budget() -> None:
