@@ -202,7 +202,7 @@ def render_answer(output: ReviewerOutput) -> str:
     return output.model_dump_json(exclude_none=True)
 
 
-_VERDICT_VALUE = re.compile(r'^\{"verdict":"(approve|revise|block)"')
+_VERDICT_VALUE = re.compile(r'^\{"verdict":"(' + "|".join(v.value for v in Verdict) + ')"')
 
 
 def verdict_value_span(answer: str) -> tuple[int, int] | None:
