@@ -1,6 +1,6 @@
 """Charts of the fourth GPU round (issue #14), from the files beside this script.
 
-  python eval/reports/gemma3-270m/round4/plot.py   -> training-loss.png, end-to-end.png here
+  python <this file>   -> training-loss.png, end-to-end.png beside it
 
 training-loss.png: the answer loss per optimizer step of each reviewer in runs A, B and C (a moving mean of
 10 steps, x in epochs so the runs line up). end-to-end.png: the four end-to-end rows of the same 80
