@@ -45,14 +45,25 @@ def driver() -> Iterator[Any]:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `condition`; a page that reloads meanwhile (stale or missing elements) is polled again."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    """Poll `condition`; a page that reloads meanwhile (stale or missing elements) is polled again.
+
+    Chrome sometimes reports an element replaced between finding it and reading it not as a stale
+    element but as a node that "does not belong to the document": the same race, polled again too."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = condition()
         except (StaleElementReferenceException, NoSuchElementException):
+            value = None
+        except WebDriverException as exc:
+            if "does not belong to the document" not in str(exc):
+                raise
             value = None
         if value:
             return value
