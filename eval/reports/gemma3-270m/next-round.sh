@@ -1,5 +1,6 @@
 #!/bin/bash
-# The next GPU round of issue #14 (prepared 2026-12-07, third stop). Resumable: each stage leaves
+# The next GPU round of issue #14 (prepared 2026-12-07, third stop; configurations updated for round 5 in
+# session 4, see "Round 5" below). Resumable: each stage leaves
 # $W/<stage>.done and is skipped when run again.
 #
 # What the third stop's round taught (report.md, "Third stop"): the GPU machines' transformers (5.17)
@@ -43,17 +44,22 @@ tar -xJf .gpu/tok.tar.xz -C /root/tok || exit 1
 run model $C models fetch gemma3-270m --from /root/m/gemma-3-270m-q4_k_m.gguf --tokenizer /root/tok || exit 1
 run data $C data build --examples datasets datasets-derived --out $W/data --tokenizer gemma3-270m || exit 1
 grep -A9 "^reviewer" $W/data.log  # tokens median must be ~800, not ~2,800
-base="--lora-r 8 --lora-alpha 16 --tokens-per-batch 4096 --checkpoint-every 6 --keep-checkpoints 100 --device cuda"
+# Round 5 (prepared in session 4, after round 4 in round4/): the verdict weighted 20x in the loss in both
+# configurations (round 4's adapters did not learn it even on their training cases), and beside the eight
+# per-reviewer adapters (A) one adapter trained on all eight reviewers' training examples (P, "pooled"; the
+# system prompt names the reviewer), served as every reviewer's adapter.
+base="--lora-r 8 --lora-alpha 16 --tokens-per-batch 4096 --checkpoint-every 6 --keep-checkpoints 100 --device cuda --decision-weight 20"
 E="eval review --cases eval/scenarios --evidence-dir .gpu/evidence"
 H="eval run --cases $W/data --backend engine --batch-size 16 --no-history"
-run trainA $C train --all --data $W/data --out $W/runs/A --epochs 3 --lr 2e-4 $base & pa=$!
-run trainB $C train --all --data $W/data --out $W/runs/B --epochs 4 --lr 5e-4 $base & pb=$!
+mkdir -p $W/pool/pooled && cat $W/data/*/train.jsonl > $W/pool/pooled/train.jsonl
+run trainA $C train --all --data $W/data --out $W/runs/A --epochs 4 --lr 5e-4 $base & pa=$!
+run trainP $C train --reviewer pooled --data $W/pool --out $W/runs/P/pooled --epochs 3 --lr 5e-4 $base & pb=$!
 run e2e_ev $C $E --backend none --label evidence --out $W/e2e_ev &
 run heldBase $C $H --decoding both --label base --out $W/held_base &
 run e2e_base $C $E --backend engine --ask-base-model --label evidence+base --out $W/e2e_base &
 wait $pa $pb
 $P links $W > $W/links.log 2>&1
-for c in A1 A2 A3 B2 B3 B4; do run held_$c $C $H --adapters $W/ad/$c --decoding constrained --label $c --out $W/held_$c & done
+for c in A2 A3 A4 P1 P2 P3; do run held_$c $C $H --adapters $W/ad/$c --decoding constrained --label $c --out $W/held_$c & done
 wait
 $P pick $W; head -5 $W/selection.json
 run e2e_S $C $E --backend engine --adapters $W/ad/S --label evidence+adapters --out $W/e2e_S &

@@ -1,6 +1,7 @@
 """The GPU round's helper (next-round.sh): candidate adapters from epoch checkpoints, the per-reviewer pick.
 
-  round_candidates.py links W  -> W/ad/<cand>/<reviewer> links (A1 A2 A3 from run A, 3 epochs; B2 B3 B4 from B, 4)
+  round_candidates.py links W  -> W/ad/<cand>/<reviewer> links (A2 A3 A4 from run A, 4 epochs; P1 P2 P3 from
+                                  the pooled run P, 3 epochs, the same adapter for every reviewer)
   round_candidates.py pick W   -> W/ad/S/<reviewer>: the candidate with the best constrained held-out score
   round_candidates.py pack W   -> W/pack/: S in bf16 as tar parts of <= 15 MB, results as one tar.gz
 
@@ -13,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-CANDIDATES = {"A1": ("A", 3, 1), "A2": ("A", 3, 2), "A3": ("A", 3, 3),
-              "B2": ("B", 4, 2), "B3": ("B", 4, 3), "B4": ("B", 4, 4)}
+CANDIDATES = {"A2": ("A", 4, 2), "A3": ("A", 4, 3), "A4": ("A", 4, 4),
+              "P1": ("P", 3, 1), "P2": ("P", 3, 2), "P3": ("P", 3, 3)}
+POOLED = "pooled"  # a run folder of this name serves every reviewer
 
 
 def reviewers(work: Path) -> list[str]:
@@ -36,6 +38,8 @@ def links(work: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for reviewer in reviewers(work):
             run = work / "runs" / config / reviewer
+            if (work / "runs" / config / POOLED).exists():
+                run = work / "runs" / config / POOLED
             if not (run / "adapter").exists():
                 continue
             target = folder / reviewer
