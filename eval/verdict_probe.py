@@ -29,11 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reviewers.contract import Verdict
+from reviewers.contract import VERDICT_OPEN, Verdict
 from reviewers.prompt import ChatMessage, render_ids
 
 VERDICTS = tuple(v.value for v in Verdict)  # approve, revise, block
-VERDICT_OPEN = '{"verdict":"'
 # What follows the findings key in either case; long enough that BPE merges settle before the branch.
 NO_FINDING, A_FINDING = '[],"missing_checks"', '[{"path":"'
 

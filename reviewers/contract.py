@@ -202,7 +202,8 @@ def render_answer(output: ReviewerOutput) -> str:
     return output.model_dump_json(exclude_none=True)
 
 
-_VERDICT_VALUE = re.compile(r'^\{"verdict":"(' + "|".join(v.value for v in Verdict) + ')"')
+VERDICT_OPEN = '{"verdict":"'  # how every canonical answer begins: `render_answer` writes the verdict first
+_VERDICT_VALUE = re.compile("^" + re.escape(VERDICT_OPEN) + "(" + "|".join(v.value for v in Verdict) + ')"')
 
 
 def verdict_value_span(answer: str) -> tuple[int, int] | None:

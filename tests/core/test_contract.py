@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviewers.contract import (
+    VERDICT_OPEN,
     BrokenAnswer,
     Category,
     ContractError,
@@ -22,6 +23,7 @@ from reviewers.contract import (
     read_answer,
     render_answer,
     reviewer_output_schema,
+    verdict_value_span,
 )
 
 VALID = {
@@ -173,6 +175,14 @@ def test_huge_integer_is_a_contract_error_not_a_value_error() -> None:
 def test_render_answer_round_trips_through_parse_review() -> None:
     out = parse_review(VALID_TEXT)
     assert parse_review(render_answer(out)) == out
+
+
+def test_a_canonical_answer_opens_with_its_verdict_where_training_and_the_probe_look_for_it() -> None:
+    text = render_answer(parse_review(VALID_TEXT))
+    assert text.startswith(VERDICT_OPEN)
+    start, end = verdict_value_span(text)
+    assert text[start:end] == "revise" and start == len(VERDICT_OPEN)
+    assert verdict_value_span(text[1:]) is None
 
 
 def test_contract_schemas_export_both_boundaries() -> None:
