@@ -88,6 +88,14 @@ class ReviewerGrammar:
         self.words = (vocab.size + 31) // 32  # int32 words per bitmask row
         self.clean = _clean_mask(vocab, self.words)
         self.min_tokens = len(self.ending_tokens(JsonPrefix(self._tree).closing())) + 1
+        self._batch = xgr.BatchGrammarMatcher()  # fills many rows' masks at once, on several threads
+
+    def fill(self, rows: Sequence[ConstrainedRow], bitmask: torch.Tensor, indices: Sequence[int]) -> None:
+        """Write each row's allowed next tokens into `bitmask[indices[k]]` (one batched, threaded call)."""
+        if not rows:
+            return
+        self._batch.batch_fill_next_token_bitmask([row.matcher for row in rows], bitmask, list(indices))
+        bitmask[list(indices)] &= self.clean
 
     def row(self, max_new_tokens: int) -> ConstrainedRow:
         import xgrammar as xgr
@@ -144,6 +152,20 @@ def allowed_tokens(bitmask: torch.Tensor, vocab: int) -> torch.Tensor:
     return allowed.reshape(bitmask.shape[0], -1)[:, :vocab]
 
 
+def ban_tokens(row: torch.Tensor, banned: frozenset[int] | set[int]) -> None:
+    """Clear `banned` tokens' bits in one bitmask row, unless that would leave no token allowed (then the
+    best allowed token is picked even if banned: a repeat beats breaking the grammar)."""
+    if not banned:
+        return
+    saved = row.clone()
+    for token in banned:
+        word, bit = divmod(token, 32)
+        if word < row.shape[0]:
+            row[word] = int(row[word]) & ~(1 << bit)  # Python's ints keep int32's two's complement
+    if not bool(row.any()):
+        row.copy_(saved)
+
+
 def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: torch.Tensor) -> None:
     """Set disallowed logits of `rows` to -inf in place. logits [B, V]; bitmask [len(rows), words]."""
     allowed = allowed_tokens(bitmask, logits.shape[1])
@@ -169,8 +191,7 @@ class ConstrainedRow:
         self.used = 0
 
     def fill(self, bitmask: torch.Tensor, index: int) -> None:
-        self.matcher.fill_next_token_bitmask(bitmask, index)
-        bitmask[index] &= self.grammar.clean
+        self.grammar.fill([self], bitmask, [index])
 
     def advance(self, token: int) -> Step:
         """Take `token` if the object can still be closed within budget afterwards, else close now."""

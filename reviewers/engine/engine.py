@@ -40,6 +40,7 @@ from reviewers.engine.constraint import (
     allocate_bitmask,
     allowed_tokens,
     apply_bitmask,
+    ban_tokens,
 )
 from reviewers.engine.kv_cache import KVCache
 from reviewers.engine.lora import (
@@ -145,6 +146,7 @@ class Engine:
         screen = decoder.device.type == "cpu" if screened_head is None else screened_head
         self._screen = ScreenedHead.of(decoder) if screen and not self.pipeline else None
         self._in_flight: tuple[list[Row], Launched] | None = None
+        self._mask_buffers: list[torch.Tensor] | None = None  # host bitmasks of masked steps (`_fill_masks`)
         self._stale = True  # the device inputs no longer match the rows: the host rewrites them
         self._lock = threading.Condition()
         # held for a whole step, and while adapters change the weights; always taken before _lock
@@ -435,9 +437,7 @@ class Engine:
             if self._screen is None:
                 return self._choose(rows, out, list(range(len(rows))))
             return self._choose(rows, self._screened_logits(rows, out), list(range(len(rows))), masked=True)
-        # the grammar mask and the repeat guard pick on the host: such a step is read before the next
-        constrained = any(row.pending.constraint is not None or row.pending.repeat_guard is not None for row in rows)
-        if constrained or self._stale:  # the host must see every row as it is now
+        if self._stale:  # the host must see every row as it is now
             self._settle()
             rows = self._running()
             if not rows:
@@ -445,14 +445,25 @@ class Engine:
             self._write_inputs(bank)
             self._stale = False
         self.stats["steps"] += 1
-        if constrained:  # the grammar masks the logits on the host: read this step before the next
-            logits = self._stepper.step(bank, use_lora)
-            self._stale = True  # the step advanced its inputs with unmasked picks
-            return self._choose(rows, logits, [row.slot for row in rows])
+        if any(row.pending.constraint is not None or row.pending.repeat_guard is not None for row in rows):
+            return self._masked_step(rows, bank, use_lora)
         launched = self._stepper.launch(bank, use_lora)
         previous, self._in_flight = self._in_flight, (rows, launched)
         if previous is not None:
             self._collect(*previous)
+
+    def _masked_step(self, rows: list[Row], bank: LoraBank, use_lora: bool) -> None:
+        """A step whose picks obey each row's grammar and repeat guard, with the host's share off the
+        device's path: the forward pass is launched first; while it runs, the host reads the previous
+        step's tokens, advances the rows (grammar, guard, stop rules) and fills their masks; the device
+        then re-picks under the masks and feeds the picks forward itself."""
+        logits = self._stepper.step(bank, use_lora)
+        self._settle()
+        live = [row for row in rows if row.finish_reason is None]
+        if not live:  # every row ended on the previous step's tokens: nobody reads this one
+            return
+        launched = self._stepper.pick_masked(logits, self._fill_masks(live), [row.slot for row in live])
+        self._in_flight = (live, launched)
 
     def _write_inputs(self, bank: LoraBank) -> None:
         """Every slot's token, position and adapter from the rows (free slots: zeros, no adapter)."""
@@ -479,8 +490,24 @@ class Engine:
     def _grammar_bitmask(self, rows: list[Row]) -> torch.Tensor:
         """The grammar's allowed tokens for each of `rows` (all constrained), one bitmask row each."""
         bitmask = allocate_bitmask(len(rows), self.grammar())
+        self.grammar().fill([row.pending.constraint for row in rows], bitmask, range(len(rows)))
+        return bitmask
+
+    def _fill_masks(self, rows: list[Row]) -> torch.Tensor:
+        """Each row's allowed next tokens: its grammar's, less what its repeat guard bans (every token for a
+        row with neither). Two host buffers take turns: the device may still be copying the other one."""
+        if self._mask_buffers is None:
+            pinned = self.decoder.device.type == "cuda"
+            shape = (self.cache.max_batch, self.grammar().words)
+            self._mask_buffers = [torch.empty(shape, dtype=torch.int32, pin_memory=pinned) for _ in range(2)]
+        bitmask = self._mask_buffers[self.stats["steps"] % 2][: len(rows)]
+        constrained = [k for k, row in enumerate(rows) if row.pending.constraint is not None]
+        if len(constrained) < len(rows):
+            bitmask[[k for k, row in enumerate(rows) if row.pending.constraint is None]] = -1
+        self.grammar().fill([rows[k].pending.constraint for k in constrained], bitmask, constrained)
         for k, row in enumerate(rows):
-            row.pending.constraint.fill(bitmask, k)
+            if row.pending.repeat_guard is not None:
+                ban_tokens(bitmask[k], row.pending.repeat_guard.banned())
         return bitmask
 
     def _screened_logits(self, rows: list[Row], normed: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ compute garbage nobody reads), so its shapes never change and on CUDA it is capt
 inputs (token = pick, position + 1). So unconstrained rows can run step after step with no help from
 the host: the engine launches step k + 1 before it reads the tokens of step k, and the GPU never waits
 for Python's bookkeeping (see `Engine._decode`). The host writes the inputs only when rows join, after
-adapters change, or after a step whose tokens it chose itself (grammar masks).
+adapters change. Rows under a grammar or a repeat guard need the host's masks: it fills them while the
+step runs, and `pick_masked` re-picks on the device and feeds those picks forward in the step's place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from reviewers.engine.constraint import apply_bitmask
 from reviewers.engine.kv_cache import KVCache
 from reviewers.engine.lora import LoraBank
 from reviewers.engine.model import EAGER, Decoder, LoraBatch, Pointwise, decode
@@ -92,6 +94,18 @@ class SlotStepper:
     def launch(self, bank: LoraBank, use_lora: bool) -> Launched:
         """A step whose greedy tokens the host reads later (`Launched.tokens`), without waiting now."""
         self.step(bank, use_lora)
+        return self._hand_over()
+
+    def pick_masked(self, logits: torch.Tensor, bitmask: torch.Tensor, slots: list[int]) -> Launched:
+        """Re-pick the step's tokens with `bitmask` rows masking `slots`' logits, and feed those picks
+        forward as the step fed its own; the host reads them later, without waiting now."""
+        device = logits.device
+        apply_bitmask(logits, bitmask.to(device, non_blocking=True), torch.tensor(slots).to(device, non_blocking=True))
+        self.picked.copy_(logits.argmax(dim=-1))
+        self.inputs[0].copy_(self.picked)
+        return self._hand_over()
+
+    def _hand_over(self) -> Launched:
         host = self._host[self._turn]
         self._turn ^= 1  # two buffers: the next launch must not overwrite tokens not read yet
         host.copy_(self.picked, non_blocking=host.is_pinned())

@@ -92,3 +92,30 @@ def test_engine_and_transformers_pick_the_same_tokens_under_the_guard(looping_mo
             logits_processor=[repeat_guard_processor(tiny_tokenizer, len(prompt), 4)],
         )
     assert out[0, len(prompt):].tolist() == result.token_ids
+
+
+def test_pipelined_masked_steps_pick_what_step_by_step_picks_under_the_guard_and_the_grammar(
+    looping_model, tiny_tokenizer, real_diffs
+):
+    """The pipelined path (the CUDA default) fills masks while the step runs and re-picks on the device;
+    guarded rows, constrained rows and rows with both must get the step-by-step tokens, and the guard must
+    have changed something (else the test proves nothing)."""
+    prompts = [tiny_tokenizer.encode(d.read_text(errors="replace"))[:40] for d in real_diffs[:3]]
+    requests = [
+        GenerationRequest(prompt=prompts[0], max_new_tokens=80, constrained=False, ignore_eos=True, repeat_ngram=4),
+        GenerationRequest(prompt=prompts[1], max_new_tokens=90, constrained=True, repeat_ngram=3),
+        GenerationRequest(prompt=prompts[2], max_new_tokens=70, constrained=True),
+        GenerationRequest(prompt=prompts[0], max_new_tokens=80, constrained=False, ignore_eos=True),
+    ]
+    answers = []
+    for pipeline in (False, True):
+        engine = Engine.from_model(looping_model, tiny_tokenizer, max_batch=3, max_seq_len=256, pipeline=pipeline)
+        try:
+            answers.append(engine.generate(requests))
+        finally:
+            engine.close()
+    plain, pipelined = answers
+    assert [(r.token_ids, r.finish_reason, r.forced_close) for r in pipelined] == [
+        (r.token_ids, r.finish_reason, r.forced_close) for r in plain
+    ]
+    assert pipelined[0].token_ids != pipelined[3].token_ids  # the guard banned something
