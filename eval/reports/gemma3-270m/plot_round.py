@@ -1,15 +1,17 @@
-"""Charts of the fourth GPU round (issue #14), from the files beside this script.
+"""Charts of one GPU round of issue #14, from the files in the round's folder.
 
-  python <this file>   -> training-loss.png, end-to-end.png beside it
+  python <this file> round4|round5   -> training-loss.png, end-to-end.png in that folder
 
-training-loss.png: the answer loss per optimizer step of each reviewer in runs A, B and C (a moving mean of
-10 steps, x in epochs so the runs line up). end-to-end.png: the four end-to-end rows of the same 80
-scenarios side by side (pass, must-finds hit, noisy findings, block scenarios approved).
+training-loss.png: the answer loss per optimizer step of each training run (a moving mean of 10 steps, x in
+epochs so the runs line up), one panel per reviewer, and one for a pooled run (one adapter trained on every
+reviewer's examples) where the round has one. end-to-end.png: the round's end-to-end rows on the same 80
+scenarios side by side (pass, decision right, must-finds hit, noisy findings, block scenarios approved).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,9 +20,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
-RUNS = {"A": "lr 2e-4, 3 epochs", "B": "lr 5e-4, 4 epochs", "C": "lr 1e-3, 5 epochs"}
-ROWS = {"e2e_ev": "evidence alone", "e2e_base": "evidence + base model",
-        "e2e_S": "evidence + adapters S", "e2e_C": "evidence + adapters C"}
+POOLED = "pooled"  # the run folder of an adapter trained on all eight reviewers' examples
+ROUNDS = {
+    "round4": {
+        "title": "round 4",
+        "runs": {"A": "lr 2e-4, 3 epochs", "B": "lr 5e-4, 4 epochs", "C": "lr 1e-3, 5 epochs"},
+        "rows": {"e2e_ev": "evidence alone", "e2e_base": "evidence + base model",
+                 "e2e_S": "evidence + adapters S", "e2e_C": "evidence + adapters C"},
+    },
+    "round5": {
+        "title": "round 5, verdict weighted 20x",
+        "runs": {"A": "per reviewer, lr 5e-4, 4 epochs", "P": "pooled, lr 5e-4, 3 epochs"},
+        "rows": {"e2e_ev": "evidence alone", "e2e_base": "evidence + base model",
+                 "e2e_S": "evidence + adapters S (pooled picks)"},
+    },
+}
 
 
 def moving_mean(values: list[float], width: int = 10) -> list[float]:
@@ -33,52 +47,63 @@ def moving_mean(values: list[float], width: int = 10) -> list[float]:
     return out
 
 
-def plot_losses() -> None:
-    reviewers = sorted(p.name for p in (HERE / "runs" / "A").iterdir() if p.is_dir())
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharey=True)
-    for ax, reviewer in zip(axes.flat, reviewers):
-        for run, label in RUNS.items():
-            path = HERE / "runs" / run / reviewer / "metrics.jsonl"
-            if not path.exists():
-                continue
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            epochs = int(json.loads((path.parent / "config.json").read_text())["epochs"])
-            steps = len(rows)
-            ax.plot([epochs * r["step"] / steps for r in rows], moving_mean([r["loss"] for r in rows]),
-                    label=f"{run}: {label}")
-        ax.set_title(reviewer)
+def _plot_run(ax, path: Path, label: str) -> None:  # type: ignore[no-untyped-def]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    epochs = int(json.loads((path.parent / "config.json").read_text())["epochs"])
+    steps = len(rows)
+    ax.plot([epochs * r["step"] / steps for r in rows], moving_mean([r["loss"] for r in rows]), label=label)
+
+
+def plot_losses(folder: Path, settings: dict) -> None:
+    runs: dict[str, str] = settings["runs"]
+    panels = sorted({p.name for run in runs for p in (folder / "runs" / run).iterdir() if p.is_dir()})
+    columns = 4 if len(panels) <= 8 else 3
+    fig, axes = plt.subplots((len(panels) + columns - 1) // columns, columns, figsize=(16, 3.5 * len(panels) / columns + 1),
+                             sharey=True, squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for run, label in runs.items():
+            path = folder / "runs" / run / panel / "metrics.jsonl"
+            if path.exists():
+                _plot_run(ax, path, f"{run}: {label}")
+        ax.set_title("pooled: all eight reviewers" if panel == POOLED else panel)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     axes[0][0].set_ylabel("answer loss (mean of 10 steps)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("Gemma 3 270M LoRA r 8, right tokenizer, one H100 (round 4)")
+    fig.suptitle(f"Gemma 3 270M LoRA r 8, one H100 ({settings['title']})")
     fig.tight_layout()
-    fig.savefig(HERE / "training-loss.png", dpi=90)
+    fig.savefig(folder / "training-loss.png", dpi=90)
 
 
-def plot_end_to_end() -> None:
+def plot_end_to_end(folder: Path, settings: dict) -> None:
     labels, figures = [], []
-    for folder, label in ROWS.items():
-        overall = json.loads((HERE / folder / "review_results.json").read_text())["overall"]
+    for row, label in settings["rows"].items():
+        results = json.loads((folder / row / "review_results.json").read_text())
+        overall, scenarios = results["overall"], results["scenarios"]
         labels.append(label)
-        figures.append((overall["passed"], overall["must_finds_hit"], overall["noise_findings"],
-                        sum(1 for s in json.loads((HERE / folder / "review_results.json").read_text())["scenarios"]
-                            if s["block_approved"])))
-    names = ("passed /80", "must-finds hit /69", "noisy findings", "block scenarios approved /30")
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    width = 0.2
+        figures.append((overall["passed"], sum(s["decision_right"] for s in scenarios), overall["must_finds_hit"],
+                        overall["noise_findings"], sum(s["block_approved"] for s in scenarios)))
+    names = ("passed /80", "decision right /80", "must-finds hit /69", "noisy findings",
+             "block scenarios approved /30")
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / len(labels)
     for k, label in enumerate(labels):
-        xs = [i + (k - 1.5) * width for i in range(len(names))]
+        xs = [i + (k - (len(labels) - 1) / 2) * width for i in range(len(names))]
         bars = ax.bar(xs, figures[k], width, label=label)
         ax.bar_label(bars, fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.legend(fontsize=8)
-    ax.set_title("80 scenarios end to end, the same saved analyzer reports in every row (H100)")
+    ax.set_title(f"80 scenarios end to end, the same saved analyzer reports in every row (H100, {settings['title']})")
     fig.tight_layout()
-    fig.savefig(HERE / "end-to-end.png", dpi=90)
+    fig.savefig(folder / "end-to-end.png", dpi=90)
 
 
 if __name__ == "__main__":
-    plot_losses()
-    plot_end_to_end()
-    print(f"wrote {HERE / 'training-loss.png'} and {HERE / 'end-to-end.png'}")
+    name = sys.argv[1] if len(sys.argv) > 1 else "round5"
+    if name not in ROUNDS:
+        sys.exit(f"usage: plot_round.py {'|'.join(ROUNDS)}")
+    plot_losses(HERE / name, ROUNDS[name])
+    plot_end_to_end(HERE / name, ROUNDS[name])
+    print(f"wrote {HERE / name / 'training-loss.png'} and {HERE / name / 'end-to-end.png'}")
