@@ -203,18 +203,23 @@ def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
 
 
 def _merge_cluster(members: list[tuple[str, Finding]]) -> MergedFinding:
+    """One finding for a cluster: the strongest severity, the fullest message, and lines that can be trusted.
+
+    A suggestion replaces exactly its own lines, so a merged finding with one takes that range. An analyzer's
+    lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
+    only if it touches the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
+    """
     findings = [f for _, f in members]
     ranked = sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], -len(f.message)))
     severity = ranked[0].severity
     message = max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
-    with_fix = [f for f in ranked if f.suggestion]
-    if with_fix:
-        # A suggestion replaces exactly its own lines, so the merged finding keeps that range.
-        anchor = with_fix[0]
+    evidence = [f for name, f in members if _tool_of(name) is not None]
+    spanned = evidence or findings
+    line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
+    with_fix = [f for f in ranked if f.suggestion and (not evidence or any(ranges_meet(f, e, 0) for e in evidence))]
+    anchor = with_fix[0] if with_fix else None
+    if anchor is not None:
         line, last = anchor.line, anchor.last_line
-    else:
-        anchor = None
-        line, last = min(f.line for f in findings), max(f.last_line for f in findings)
     raised_by = list(dict.fromkeys(name for name, _ in members))
     return MergedFinding(
         path=findings[0].path, line=line, end_line=last if last != line else None, severity=severity,

@@ -67,8 +67,18 @@ def test_the_same_problem_from_two_reviewers_and_the_checks_is_one_finding() -> 
     assert merged.raised_by == ["python", "sql", "checks"]
     assert merged.severity is Severity.blocker, "the highest severity wins"
     assert merged.message == SQLI, "the longest, most specific message wins"
+    assert merged.suggestion is None, "the fix replaces line 43, which no analyzer flagged"
+    assert (merged.line, merged.end_line) == (42, None), "the analyzer's line is the checked one"
+
+
+def test_a_reviewer_fix_that_touches_the_evidence_keeps_the_lines_it_replaces() -> None:
+    (merged,) = synthesize(
+        [answer("sql", "block", finding(line=42, end_line=43, severity="blocker", suggestion=FIX))],
+        [finding(line=42, severity="major", message="ruff S608: Possible SQL injection vector through "
+                                                      "string-based query construction")],
+    ).findings
     assert merged.suggestion == FIX
-    assert (merged.line, merged.end_line) == (43, None), "a suggestion keeps the lines it replaces"
+    assert (merged.line, merged.end_line) == (42, 43)
 
 
 def test_merged_range_is_the_union_when_no_suggestion_anchors_it() -> None:
