@@ -9,12 +9,14 @@
 # tokenizer, so this round brings a verified one:
 #
 #   here:   tar -cJf .gpu/tok.tar.xz -C ~/.cache/calora/models/gemma3-270m tokenizer.json tokenizer_config.json
-#           split -b 46137344 -d -a 1 <gemma-3-270m-q4_k_m.gguf> .gpu/g     (six pieces of 44 MiB)
-#   device: six consecutive calls (the machine idles out 30 s after a call), each carrying one piece into
-#           /root/m/; the last also carries .gpu/tok.tar.xz, .whl (pydantic, gguf, xgrammar, tree-sitter...)
-#           and .gpu/evidence (`calora eval review --backend none --save-evidence .gpu/evidence`, made here:
-#           the analyzers are not installed there), then joins the pieces, checks the sha256 (a5fd3b62...),
-#           installs the wheels into /root/site, copies the tree to /root/snap and starts, from there:
+#           split -b 37748736 -d -a 1 <gemma-3-270m-q4_k_m.gguf> .gpu/p/q   (seven pieces of 36 MiB: a call
+#           carries the tracked tree too, ~18 MiB since round 5's results, and at most 64 MiB in all)
+#   device: seven consecutive calls (the machine idles out 30 s after a call), each carrying one piece into
+#           /root/m/; the seventh also carries .gpu/tok.tar.xz and .gpu/evidence (`calora eval review
+#           --backend none --save-evidence .gpu/evidence`, made here: the analyzers are not installed there)
+#           into /root/x/, joins the pieces and checks the sha256 (a5fd3b62...); an eighth carries .whl
+#           (pydantic, gguf, xgrammar, tree-sitter...), installs it into /root/site, copies the tree to
+#           /root/snap (with /root/x/* in its .gpu/) and starts, from there:
 #
 #   setsid nohup bash eval/reports/gemma3-270m/next-round.sh > /root/round.log 2>&1 &
 #
