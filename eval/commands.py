@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from reviewers.commands import add_reviewer_findings_argument
 from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--ask-base-model", action="store_true", default=None,
                         help="also ask reviewers without an adapter of their own (the bare base model); "
                              "default: CALORA_ASK_BASE_MODEL, else only for --backend openai")
+    add_reviewer_findings_argument(review)
     review.add_argument("--budget", type=int, default=3000, help="diff tokens per slice (default 3000, as `calora review`)")
     review.add_argument("--label", help="name in the report (default: the backend, or 'evidence' for none)")
     review.add_argument("--no-charts", action="store_true", help="write the JSON and markdown only")

@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--ask-base-model", action="store_true", default=None,
                         help="also ask reviewers without an adapter of their own (the bare base model); "
                              "default: CALORA_ASK_BASE_MODEL, else only for --backend openai")
+    add_reviewer_findings_argument(review)
     review.add_argument("--max-files", type=int, default=300, help="reviewable files at most (default 300)")
     review.add_argument("--max-slices-per-reviewer", type=int, default=20, metavar="N",
                         help="slices per reviewer at most (default 20)")
@@ -286,6 +287,13 @@ def _evidence_markdown(findings: list, notes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def add_reviewer_findings_argument(parser: argparse.ArgumentParser) -> None:
+    """`--reviewer-findings`, for every command that builds a backend (see `_make_backend`)."""
+    parser.add_argument("--reviewer-findings", choices=("confirmed", "all"), default=None,
+                        help="confirmed: post a reviewer's finding only where an analyzer's confirms it; all: post "
+                             "every finding; default: CALORA_REVIEWER_FINDINGS, else all only for --backend openai")
+
+
 def _make_backend(args: argparse.Namespace, progress) -> object:
     from reviewers.backends.factory import BackendSettings, asks_any_model, make_backend
     from reviewers.models import DEFAULT_BASE_MODEL
@@ -301,6 +309,8 @@ def _make_backend(args: argparse.Namespace, progress) -> object:
         overrides["max_new_tokens"] = args.max_new_tokens
     if getattr(args, "ask_base_model", None):
         overrides["ask_base_model"] = True
+    if getattr(args, "reviewer_findings", None):
+        overrides["reviewer_findings"] = args.reviewer_findings
     settings = BackendSettings(**overrides)
     if asks_any_model(settings):
         progress(f"loading the {settings.backend} backend (model: {settings.base_model or DEFAULT_BASE_MODEL})")

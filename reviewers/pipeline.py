@@ -205,7 +205,8 @@ def run_pipeline(
                         "analyzers' evidence alone")
     notes = [*no_model, *context_notes, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
              *([describe_egress(egress)] if egress else [])]
-    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial)
+    result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial,
+                        findings_alone=getattr(backend, "findings_alone", True))
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
         check_notes=checks.notes if checks else [], checks=checks, result=result, left_machine=egress,

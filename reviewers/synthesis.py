@@ -11,7 +11,10 @@ Rules, in the order `synthesize` applies them:
 - Two findings are the same problem when they are on the same path, their line ranges meet within
   `LINE_SLACK` lines, they have the same category and their messages are similar (see
   `similar_messages`). Duplicates merge into one `MergedFinding` with the highest severity, the
-  longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`.
+  longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`. A group
+  holding an analyzer's finding keeps the analyzer's lines (a reviewer's suggestion counts only where it
+  touches them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
+  no analyzer raised is not posted, and a reviewer may not raise an analyzer's nit.
 - The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
   that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
   review is never presented as an approval or a mere revision (`decision` is "incomplete" unless it blocks).
@@ -202,18 +205,24 @@ def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
     return (SEVERITY_RANK[f.severity], f.path, f.line, f.last_line, f.category.value, f.message)
 
 
-def _merge_cluster(members: list[tuple[str, Finding]]) -> MergedFinding:
+def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = True) -> MergedFinding | None:
     """One finding for a cluster: the strongest severity, the fullest message, and lines that can be trusted.
 
     A suggestion replaces exactly its own lines, so a merged finding with one takes that range. An analyzer's
     lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
     only if it touches the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
+    Unless `findings_alone`, a cluster without evidence is withheld (None), and reviewers may not raise an
+    analyzer's nit.
     """
     findings = [f for _, f in members]
+    evidence = [f for name, f in members if _tool_of(name) is not None]
+    if not findings_alone and not evidence:
+        return None
     ranked = sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], -len(f.message)))
     severity = ranked[0].severity
+    if not findings_alone and all(f.severity is Severity.nit for f in evidence):
+        severity = Severity.nit
     message = max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
-    evidence = [f for name, f in members if _tool_of(name) is not None]
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
     with_fix = [f for f in ranked if f.suggestion and (not evidence or any(ranges_meet(f, e, 0) for e in evidence))]
@@ -228,8 +237,9 @@ def _merge_cluster(members: list[tuple[str, Finding]]) -> MergedFinding:
     )
 
 
-def merge_findings(raised: Sequence[tuple[str, Finding]]) -> list[MergedFinding]:
-    """Group findings that are the same problem (transitively) and merge each group; sorted."""
+def merge_findings(raised: Sequence[tuple[str, Finding]], findings_alone: bool = True) -> list[MergedFinding]:
+    """Group findings that are the same problem (transitively) and merge each group; sorted. Unless
+    `findings_alone`, groups that no analyzer raised are left out (`_merge_cluster`)."""
     # Only findings on the same path and category can merge, so clusters are kept per (path, category).
     buckets: dict[tuple[str, str], list[list[int]]] = {}  # indices into `raised`: arrival order is kept
     for index, (_name, finding) in enumerate(raised):
@@ -240,10 +250,8 @@ def merge_findings(raised: Sequence[tuple[str, Finding]]) -> list[MergedFinding]
         ]
         merged = sorted([index, *(i for c in matching for i in c)])
         clusters[:] = [c for c in clusters if c not in matching] + [merged]
-    return sorted(
-        (_merge_cluster([raised[i] for i in c]) for clusters in buckets.values() for c in clusters),
-        key=finding_order,
-    )
+    merged = (_merge_cluster([raised[i] for i in c], findings_alone) for clusters in buckets.values() for c in clusters)
+    return sorted((f for f in merged if f is not None), key=finding_order)
 
 
 def dedupe_missing_checks(checks: Iterable[str]) -> list[str]:
@@ -340,8 +348,10 @@ def synthesize(
     *,
     check_notes: Sequence[str] = (),
     allow_partial: bool = False,
+    findings_alone: bool = True,
 ) -> ReviewResult:
-    """One review from every slice's answer or error, the check findings and the not-reviewed list."""
+    """One review from every slice's answer or error, the check findings and the not-reviewed list.
+    `findings_alone` False: a reviewer's finding is posted only where an analyzer's confirms it."""
     rows: dict[str, ReviewerStatus] = {}
     raised: list[tuple[str, Finding]] = []
     missing: list[str] = []
@@ -371,7 +381,13 @@ def synthesize(
         row.status = "ok" if not row.errors else ("partial" if row.answered else "error")
     raised.extend((f.source if isinstance(f, CheckFinding) else CHECKS, f) for f in check_findings)
 
-    merged = merge_findings(raised)
+    merged = merge_findings(raised, findings_alone)
+    if not findings_alone:
+        withheld = len(merge_findings(raised)) - len(merged)
+        if withheld:
+            notes.append(f"{withheld} reviewer finding(s) that no analyzer confirms were not posted: a local model's "
+                         "finding is posted only where an analyzer's confirms it (CALORA_REVIEWER_FINDINGS=all "
+                         "posts them)")
     findings = [f for f in merged if f.severity is not Severity.nit]
     nits = [f for f in merged if f.severity is Severity.nit]
     missing_checks = dedupe_missing_checks(missing)

@@ -109,6 +109,10 @@ class Backend(ABC):
     """Whether a reviewer without an adapter of its own is asked anyway (the bare base model answers).
     `reviewers.backends.factory.make_backend` sets it from `CALORA_ASK_BASE_MODEL`; off for the local
     backends by default, because the untrained small base adds noise, not findings."""
+    findings_alone: bool = True
+    """Whether a reviewer's finding that no analyzer confirms is posted (`reviewers.synthesis`).
+    `make_backend` sets it from `CALORA_REVIEWER_FINDINGS`; off for the local backends by default, because a
+    small model's findings are rarely right unless they confirm an analyzer's."""
 
     @abstractmethod
     def review(self, requests: list[ReviewRequest]) -> list[BackendResult]:

@@ -36,6 +36,37 @@ class BrokenBackend(Backend):
         raise ConnectionError("reviewer server unreachable")
 
 
+def _first_added_line(diff: str) -> tuple[str, int]:
+    """The path and new-file line number of a slice's first added line."""
+    path, line = "", 0
+    for text in diff.splitlines():
+        if text.startswith("+++ b/"):
+            path = text[6:]
+        elif text.startswith("@@"):
+            line = int(text.split("+", 1)[1].split(",")[0].split(" ")[0])
+        elif path and line:
+            if text.startswith("+"):
+                return path, line
+            if not text.startswith("-"):
+                line += 1
+    raise AssertionError("no added line")
+
+
+class _FindingBackend(Backend):
+    """Scripted (not a model test): every reviewer raises one finding of its own on its first added line."""
+
+    name = "scripted-findings"
+
+    def review(self, requests):
+        answers = []
+        for r in requests:
+            path, line = _first_added_line(r.diff)
+            finding = Finding(path=path, line=line, severity="major", category="maintainability",
+                              message=f"{r.reviewer}: a finding of the reviewer's own, no analyzer's")
+            answers.append(ReviewerOutput(verdict="revise", findings=[finding], missing_checks=[], suggested_fix=""))
+        return answers
+
+
 def test_every_slice_gets_one_outcome_in_plan_order() -> None:
     class Echo(Backend):
         name = "echo"
@@ -151,6 +182,30 @@ def test_only_a_remote_model_is_asked_without_an_adapter_by_default() -> None:
     assert asks_base_model(BackendSettings(backend="openai")) is True
     assert asks_base_model(BackendSettings(backend="engine", ask_base_model=True)) is True
     assert asks_base_model(BackendSettings(backend="openai", ask_base_model=False)) is False
+
+
+def test_only_a_remote_model_posts_findings_no_analyzer_confirms_by_default(monkeypatch) -> None:
+    from reviewers.backends.factory import BackendSettings, posts_findings_alone
+
+    assert posts_findings_alone(BackendSettings(backend="engine")) is False
+    assert posts_findings_alone(BackendSettings(backend="transformers")) is False
+    assert posts_findings_alone(BackendSettings(backend="openai")) is True
+    assert posts_findings_alone(BackendSettings(backend="engine", reviewer_findings="all")) is True
+    monkeypatch.setenv("CALORA_REVIEWER_FINDINGS", "confirmed")
+    assert posts_findings_alone(BackendSettings(backend="openai")) is False
+
+
+def test_the_pipeline_hands_the_backends_setting_to_synthesis() -> None:
+    """A backend whose findings may not stand alone gets none posted that no analyzer confirms."""
+    backend = _FindingBackend()
+    backend.findings_alone = False
+    run = run_pipeline(SAMPLE, backend)
+    alone = [f for f in run.result.findings + run.result.nits if not any(n.startswith("checks") for n in f.raised_by)]
+    assert not alone
+    assert any("no analyzer confirms were not posted" in note for note in run.result.notes)
+    backend.findings_alone = True
+    run = run_pipeline(SAMPLE, backend)
+    assert any(not any(n.startswith("checks") for n in f.raised_by) for f in run.result.findings + run.result.nits)
 
 
 def test_no_model_is_loaded_when_no_reviewer_would_be_asked(tmp_path) -> None:
