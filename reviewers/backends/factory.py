@@ -70,7 +70,7 @@ class BackendSettings(ModelSettings):
         "finding confirms it (and a reviewer may not raise an analyzer's nit); `all` posts every finding. "
         "Default: `confirmed` for the local backends (engine, transformers) — held out, round 5's Gemma 3 270M "
         "adapters were right in 14 of 63 findings they raised alone, in 57 of 88 that confirmed an "
-        "analyzer and in 2 of 6 that raised an analyzer's nit (eval/reports/gemma3-270m/round5/held_precision.py) — and `all` for `openai`, whose model is the user's choice.",
+        "analyzer and in 2 of 6 that raised an analyzer's nit (the Gemma 3 270M report's round5/held_precision.py) — and `all` for `openai`, whose model is the user's choice.",
     )
     cloud_reviewers: dict[str, CloudReviewer] = Field(
         default_factory=dict,
