@@ -13,7 +13,7 @@ Rules, in the order `synthesize` applies them:
   `similar_messages`). Duplicates merge into one `MergedFinding` with the highest severity, the
   longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`. A group
   holding an analyzer's finding keeps the analyzer's lines (a reviewer's suggestion counts only where it
-  touches them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
+  replaces all of them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
   no analyzer raised is not posted, and a reviewer may not raise an analyzer's nit.
 - The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
   that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
@@ -210,7 +210,7 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
 
     A suggestion replaces exactly its own lines, so a merged finding with one takes that range. An analyzer's
     lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
-    only if it touches the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
+    only if it replaces all of the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
     Unless `findings_alone`, a cluster without evidence is withheld (None), and reviewers may not raise an
     analyzer's nit.
     """
@@ -225,7 +225,7 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     message = max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
-    with_fix = [f for f in ranked if f.suggestion and (not evidence or any(ranges_meet(f, e, 0) for e in evidence))]
+    with_fix = [f for f in ranked if f.suggestion and (not evidence or (f.line <= line and f.last_line >= last))]
     anchor = with_fix[0] if with_fix else None
     if anchor is not None:
         line, last = anchor.line, anchor.last_line

@@ -71,7 +71,7 @@ def test_the_same_problem_from_two_reviewers_and_the_checks_is_one_finding() -> 
     assert (merged.line, merged.end_line) == (42, None), "the analyzer's line is the checked one"
 
 
-def test_a_reviewer_fix_that_touches_the_evidence_keeps_the_lines_it_replaces() -> None:
+def test_a_reviewer_fix_that_covers_the_evidence_keeps_the_lines_it_replaces() -> None:
     (merged,) = synthesize(
         [answer("sql", "block", finding(line=42, end_line=43, severity="blocker", suggestion=FIX))],
         [finding(line=42, severity="major", message="ruff S608: Possible SQL injection vector through "
@@ -79,6 +79,15 @@ def test_a_reviewer_fix_that_touches_the_evidence_keeps_the_lines_it_replaces() 
     ).findings
     assert merged.suggestion == FIX
     assert (merged.line, merged.end_line) == (42, 43)
+
+
+def test_a_reviewer_fix_inside_the_evidence_does_not_narrow_it() -> None:
+    """oxlint flags a hook's lines 11-14; a reviewer's one-line fix on 14 would move the comment off 11."""
+    (merged,) = merge_findings([
+        ("checks:oxlint/react-hooks(exhaustive-deps)", finding(line=11, end_line=14, severity="minor")),
+        ("react", finding(line=14, severity="major", suggestion=FIX)),
+    ])
+    assert (merged.line, merged.end_line, merged.suggestion) == (11, 14, None)
 
 
 def test_merged_range_is_the_union_when_no_suggestion_anchors_it() -> None:
