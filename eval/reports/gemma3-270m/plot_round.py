@@ -4,7 +4,7 @@
 
 training-loss.png: the answer loss per optimizer step of each training run (a moving mean of 10 steps, x in
 epochs so the runs line up), one panel per reviewer, and one for a pooled run (one adapter trained on every
-reviewer's examples) where the round has one. end-to-end.png: the round's end-to-end rows on the same 80
+reviewer's examples) where the round has one. end-to-end*.png: the round's end-to-end rows on the same 80
 scenarios side by side (pass, decision right, must-finds hit, noisy findings, block scenarios approved).
 """
 
@@ -23,16 +23,23 @@ HERE = Path(__file__).resolve().parent
 POOLED = "pooled"  # the run folder of an adapter trained on all eight reviewers' examples
 ROUNDS = {
     "round4": {
-        "title": "round 4",
+        "title": "H100, round 4",
         "runs": {"A": "lr 2e-4, 3 epochs", "B": "lr 5e-4, 4 epochs", "C": "lr 1e-3, 5 epochs"},
         "rows": {"e2e_ev": "evidence alone", "e2e_base": "evidence + base model",
                  "e2e_S": "evidence + adapters S", "e2e_C": "evidence + adapters C"},
     },
     "round5": {
-        "title": "round 5, verdict weighted 20x",
+        "title": "H100, round 5, verdict weighted 20x",
         "runs": {"A": "per reviewer, lr 5e-4, 4 epochs", "P": "pooled, lr 5e-4, 3 epochs"},
         "rows": {"e2e_ev": "evidence alone", "e2e_base": "evidence + base model",
                  "e2e_S": "evidence + adapters S (pooled picks)"},
+        "more": {  # the same adapters on the dev VM's CPU (fp32), after the round: how findings are posted
+            "end-to-end-cpu.png": {
+                "title": "round 5's adapters S on the 2-core CPU",
+                "rows": {"e2e_cpu_ev": "evidence alone", "e2e_cpu_all": "+ adapters S, every finding posted",
+                         "e2e_cpu_confirmed": "+ adapters S, only findings an analyzer confirms (the default)"},
+            },
+        },
     },
 }
 
@@ -72,12 +79,12 @@ def plot_losses(folder: Path, settings: dict) -> None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     axes[0][0].set_ylabel("answer loss (mean of 10 steps)")
-    fig.suptitle(f"Gemma 3 270M LoRA r 8, one H100 ({settings['title']})")
+    fig.suptitle(f"Gemma 3 270M LoRA r 8 ({settings['title']})")
     fig.tight_layout()
     fig.savefig(folder / "training-loss.png", dpi=90)
 
 
-def plot_end_to_end(folder: Path, settings: dict) -> None:
+def plot_end_to_end(folder: Path, settings: dict, name: str = "end-to-end.png") -> None:
     labels, figures = [], []
     for row, label in settings["rows"].items():
         results = json.loads((folder / row / "review_results.json").read_text())
@@ -95,9 +102,9 @@ def plot_end_to_end(folder: Path, settings: dict) -> None:
         ax.bar_label(bars, fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.legend(fontsize=8)
-    ax.set_title(f"80 scenarios end to end, the same saved analyzer reports in every row (H100, {settings['title']})")
+    ax.set_title(f"80 scenarios end to end, the same saved analyzer reports in every row ({settings['title']})")
     fig.tight_layout()
-    fig.savefig(folder / "end-to-end.png", dpi=90)
+    fig.savefig(folder / name, dpi=90)
 
 
 if __name__ == "__main__":
@@ -106,4 +113,6 @@ if __name__ == "__main__":
         sys.exit(f"usage: plot_round.py {'|'.join(ROUNDS)}")
     plot_losses(HERE / name, ROUNDS[name])
     plot_end_to_end(HERE / name, ROUNDS[name])
-    print(f"wrote {HERE / name / 'training-loss.png'} and {HERE / name / 'end-to-end.png'}")
+    for chart, more in ROUNDS[name].get("more", {}).items():
+        plot_end_to_end(HERE / name, more, chart)
+    print(f"wrote the charts in {HERE / name}")
