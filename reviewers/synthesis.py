@@ -14,7 +14,8 @@ Rules, in the order `synthesize` applies them:
   longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`. A group
   holding an analyzer's finding keeps the analyzer's lines (a reviewer's suggestion counts only where it
   replaces all of them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
-  no analyzer raised is not posted, and a reviewer may not raise an analyzer's nit.
+  no analyzer raised is not posted, a reviewer may not raise an analyzer's nit, and the message is the
+  analyzer's.
 - The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
   that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
   review is never presented as an approval or a mere revision (`decision` is "incomplete" unless it blocks).
@@ -211,8 +212,8 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     A suggestion replaces exactly its own lines, so a merged finding with one takes that range. An analyzer's
     lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
     only if it replaces all of the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
-    Unless `findings_alone`, a cluster without evidence is withheld (None), and reviewers may not raise an
-    analyzer's nit.
+    Unless `findings_alone`, a cluster without evidence is withheld (None), reviewers may not raise an
+    analyzer's nit, and the words are the analyzer's.
     """
     findings = [f for _, f in members]
     evidence = [f for name, f in members if _tool_of(name) is not None]
@@ -222,7 +223,8 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     severity = ranked[0].severity
     if not findings_alone and all(f.severity is Severity.nit for f in evidence):
         severity = Severity.nit
-    message = max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
+    worded = evidence if evidence and not findings_alone else findings  # a small model's prose is rarely true
+    message = max(worded, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
     with_fix = [f for f in ranked if f.suggestion and (not evidence or (f.line <= line and f.last_line >= last))]

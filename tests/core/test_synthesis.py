@@ -411,7 +411,8 @@ def test_without_findings_alone_a_reviewer_finding_needs_an_analyzer_to_confirm_
     """The local models' default: a small model's own findings were rarely right held out (14 of 63), its
     confirmations of an analyzer's mostly right (57 of 88)."""
     alone = finding(path="backend/app/other.py", line=7, severity="blocker", message="The cache is never cleared.")
-    confirming = finding(line=42, severity="blocker", message="Possible SQL injection in query")
+    confirming = finding(line=42, severity="blocker",
+                         message="Possible SQL injection in query: the handler formats the id into the SQL text")
     nit_raised = finding(path="Dockerfile", line=3, severity="major", category="performance",
                          message="pip keeps its cache in the image")
     outcomes = [answer("python", "block", alone, confirming, nit_raised)]
@@ -420,6 +421,7 @@ def test_without_findings_alone_a_reviewer_finding_needs_an_analyzer_to_confirm_
                       message="hadolint DL3042: Avoid use of cache directory with pip")]
     posted = synthesize(outcomes, checks, findings_alone=False)
     assert [(f.path, f.line, f.severity) for f in posted.findings] == [("backend/app/crud.py", 42, Severity.blocker)]
+    assert posted.findings[0].message == "ruff S608: Possible SQL injection vector", "the analyzer's words"
     assert [(f.path, f.severity) for f in posted.nits] == [("Dockerfile", Severity.nit)], "a nit stays a nit"
     assert any("1 reviewer finding(s) that no analyzer confirms were not posted" in n for n in posted.notes)
     everything = synthesize(outcomes, checks)
