@@ -14,8 +14,8 @@ Rules, in the order `synthesize` applies them:
   longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`. A group
   holding an analyzer's finding keeps the analyzer's lines (a reviewer's suggestion counts only where it
   replaces all of them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
-  no analyzer raised is not posted, a reviewer may not raise an analyzer's nit, and the message is the
-  analyzer's.
+  no analyzer raised is not posted, a reviewer may not raise an analyzer's nit, the message and any
+  suggestion are the analyzer's, and reviewers' missing checks are not posted either.
 - The overall verdict follows the same rule over the merged findings. Errors never vanish: a slice
   that got no answer makes the review incomplete (`complete`, `incomplete_reason`), and an incomplete
   review is never presented as an approval or a mere revision (`decision` is "incomplete" unless it blocks).
@@ -213,7 +213,7 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
     only if it replaces all of the evidence's lines; otherwise the finding keeps the evidence's lines, without it.
     Unless `findings_alone`, a cluster without evidence is withheld (None), reviewers may not raise an
-    analyzer's nit, and the words are the analyzer's.
+    analyzer's nit, and the words and any suggestion are the analyzer's.
     """
     findings = [f for _, f in members]
     evidence = [f for name, f in members if _tool_of(name) is not None]
@@ -227,7 +227,8 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     message = max(worded, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
-    with_fix = [f for f in ranked if f.suggestion and (not evidence or (f.line <= line and f.last_line >= last))]
+    fixers = evidence if evidence and not findings_alone else ranked  # nor its code, for the same reason
+    with_fix = [f for f in fixers if f.suggestion and (not evidence or (f.line <= line and f.last_line >= last))]
     anchor = with_fix[0] if with_fix else None
     if anchor is not None:
         line, last = anchor.line, anchor.last_line
@@ -390,6 +391,10 @@ def synthesize(
             notes.append(f"{withheld} reviewer finding(s) that no analyzer confirms were not posted: a local model's "
                          "finding is posted only where an analyzer's confirms it (CALORA_REVIEWER_FINDINGS=all "
                          "posts them)")
+        if missing:
+            notes.append(f"{len(dedupe_missing_checks(missing))} missing check(s) a reviewer suggested were not "
+                         "posted, for the same reason")
+            missing = []
     findings = [f for f in merged if f.severity is not Severity.nit]
     nits = [f for f in merged if f.severity is Severity.nit]
     missing_checks = dedupe_missing_checks(missing)

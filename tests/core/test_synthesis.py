@@ -415,14 +415,18 @@ def test_without_findings_alone_a_reviewer_finding_needs_an_analyzer_to_confirm_
                          message="Possible SQL injection in query: the handler formats the id into the SQL text")
     nit_raised = finding(path="Dockerfile", line=3, severity="major", category="performance",
                          message="pip keeps its cache in the image")
-    outcomes = [answer("python", "block", alone, confirming, nit_raised)]
+    confirming = confirming.model_copy(update={"suggestion": 'cur.execute(f"SELECT * FROM users WHERE id = {uid}")'})
+    outcomes = [answer("python", "block", alone, confirming, nit_raised, missing=("a test for the empty cart",))]
     checks = [finding(line=42, severity="major", message="ruff S608: Possible SQL injection vector"),
               finding(path="Dockerfile", line=3, severity="nit", category="performance",
                       message="hadolint DL3042: Avoid use of cache directory with pip")]
     posted = synthesize(outcomes, checks, findings_alone=False)
     assert [(f.path, f.line, f.severity) for f in posted.findings] == [("backend/app/crud.py", 42, Severity.blocker)]
     assert posted.findings[0].message == "ruff S608: Possible SQL injection vector", "the analyzer's words"
+    assert posted.findings[0].suggestion is None, "a small model's 'fix' can be the defect itself"
+    assert posted.missing_checks == [] and any("1 missing check(s)" in n for n in posted.notes)
     assert [(f.path, f.severity) for f in posted.nits] == [("Dockerfile", Severity.nit)], "a nit stays a nit"
     assert any("1 reviewer finding(s) that no analyzer confirms were not posted" in n for n in posted.notes)
     everything = synthesize(outcomes, checks)
     assert {f.path for f in everything.findings} == {"backend/app/crud.py", "backend/app/other.py", "Dockerfile"}
+    assert everything.missing_checks == ["a test for the empty cart"]
