@@ -240,9 +240,8 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     )
 
 
-def merge_findings(raised: Sequence[tuple[str, Finding]], findings_alone: bool = True) -> list[MergedFinding]:
-    """Group findings that are the same problem (transitively) and merge each group; sorted. Unless
-    `findings_alone`, groups that no analyzer raised are left out (`_merge_cluster`)."""
+def cluster_findings(raised: Sequence[tuple[str, Finding]]) -> list[list[tuple[str, Finding]]]:
+    """Group findings that are the same problem (transitively); each group in arrival order."""
     # Only findings on the same path and category can merge, so clusters are kept per (path, category).
     buckets: dict[tuple[str, str], list[list[int]]] = {}  # indices into `raised`: arrival order is kept
     for index, (_name, finding) in enumerate(raised):
@@ -253,7 +252,15 @@ def merge_findings(raised: Sequence[tuple[str, Finding]], findings_alone: bool =
         ]
         merged = sorted([index, *(i for c in matching for i in c)])
         clusters[:] = [c for c in clusters if c not in matching] + [merged]
-    merged = (_merge_cluster([raised[i] for i in c], findings_alone) for clusters in buckets.values() for c in clusters)
+    return [[raised[i] for i in c] for clusters in buckets.values() for c in clusters]
+
+
+def merge_findings(
+    clusters: Sequence[Sequence[tuple[str, Finding]]], findings_alone: bool = True
+) -> list[MergedFinding]:
+    """Merge each group of `cluster_findings`; sorted. Unless `findings_alone`, groups that no analyzer
+    raised are left out (`_merge_cluster`)."""
+    merged = (_merge_cluster(list(c), findings_alone) for c in clusters)
     return sorted((f for f in merged if f is not None), key=finding_order)
 
 
@@ -384,9 +391,10 @@ def synthesize(
         row.status = "ok" if not row.errors else ("partial" if row.answered else "error")
     raised.extend((f.source if isinstance(f, CheckFinding) else CHECKS, f) for f in check_findings)
 
-    merged = merge_findings(raised, findings_alone)
+    clusters = cluster_findings(raised)
+    merged = merge_findings(clusters, findings_alone)
     if not findings_alone:
-        withheld = len(merge_findings(raised)) - len(merged)
+        withheld = len(clusters) - len(merged)
         if withheld:
             notes.append(f"{withheld} reviewer finding(s) that no analyzer confirms were not posted: a local model's "
                          "finding is posted only where an analyzer's confirms it (CALORA_REVIEWER_FINDINGS=all "

@@ -14,6 +14,7 @@ from reviewers.synthesis import (
     MAX_PLAN_ITEMS,
     ReviewResult,
     SliceOutcome,
+    cluster_findings,
     finding_order,
     merge_findings,
     render_json,
@@ -83,15 +84,15 @@ def test_a_reviewer_fix_that_covers_the_evidence_keeps_the_lines_it_replaces() -
 
 def test_a_reviewer_fix_inside_the_evidence_does_not_narrow_it() -> None:
     """oxlint flags a hook's lines 11-14; a reviewer's one-line fix on 14 would move the comment off 11."""
-    (merged,) = merge_findings([
+    (merged,) = merge_findings(cluster_findings([
         ("checks:oxlint/react-hooks(exhaustive-deps)", finding(line=11, end_line=14, severity="minor")),
         ("react", finding(line=14, severity="major", suggestion=FIX)),
-    ])
+    ]))
     assert (merged.line, merged.end_line, merged.suggestion) == (11, 14, None)
 
 
 def test_merged_range_is_the_union_when_no_suggestion_anchors_it() -> None:
-    (merged,) = merge_findings([("python", finding(line=10, end_line=12)), ("security", finding(line=13))])
+    (merged,) = merge_findings(cluster_findings([("python", finding(line=10, end_line=12)), ("security", finding(line=13))]))
     assert (merged.line, merged.end_line) == (10, 13)
 
 
@@ -106,7 +107,7 @@ def test_merged_range_is_the_union_when_no_suggestion_anchors_it() -> None:
     ids=["lines-apart", "other-category", "other-file", "other-message"],
 )
 def test_findings_that_differ_in_place_category_or_meaning_stay_apart(other: Finding) -> None:
-    assert len(merge_findings([("python", finding(line=42, end_line=43)), ("sql", other)])) == 2
+    assert len(merge_findings(cluster_findings([("python", finding(line=42, end_line=43)), ("sql", other)]))) == 2
 
 
 def test_a_duplicate_from_overlapping_slices_of_one_reviewer_is_raised_once() -> None:
@@ -120,7 +121,7 @@ def test_a_duplicate_from_overlapping_slices_of_one_reviewer_is_raised_once() ->
 
 
 def test_a_chain_of_adjacent_duplicates_merges_into_one() -> None:
-    merged = merge_findings([("a", finding(line=10)), ("b", finding(line=12)), ("c", finding(line=11))])
+    merged = merge_findings(cluster_findings([("a", finding(line=10)), ("b", finding(line=12)), ("c", finding(line=11))]))
     assert len(merged) == 1 and (merged[0].line, merged[0].end_line) == (10, 12)
     assert merged[0].raised_by == ["a", "b", "c"]
 
