@@ -79,16 +79,21 @@ class BackendSettings(ModelSettings):
     )
 
 
+def _users_own_model(settings: BackendSettings) -> bool:
+    """A remote (`openai`) model is one the user chose and trusts; the local small models earn trust by measure."""
+    return settings.backend == "openai"
+
+
 def asks_base_model(settings: BackendSettings) -> bool:
-    """`CALORA_ASK_BASE_MODEL` when set, else: only a remote (`openai`) model is asked without an adapter."""
-    return settings.ask_base_model if settings.ask_base_model is not None else settings.backend == "openai"
+    """`CALORA_ASK_BASE_MODEL` when set, else: only the user's own model is asked without an adapter."""
+    return settings.ask_base_model if settings.ask_base_model is not None else _users_own_model(settings)
 
 
 def posts_findings_alone(settings: BackendSettings) -> bool:
-    """`CALORA_REVIEWER_FINDINGS` when set, else: only a remote (`openai`) model's findings stand alone."""
+    """`CALORA_REVIEWER_FINDINGS` when set, else: only the user's own model's findings stand alone."""
     if settings.reviewer_findings is not None:
         return settings.reviewer_findings == "all"
-    return settings.backend == "openai"
+    return _users_own_model(settings)
 
 
 def asks_any_model(settings: BackendSettings) -> bool:

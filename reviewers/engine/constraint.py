@@ -190,9 +190,6 @@ class ConstrainedRow:
         self.budget = budget
         self.used = 0
 
-    def fill(self, bitmask: torch.Tensor, index: int) -> None:
-        self.grammar.fill([self], bitmask, [index])
-
     def advance(self, token: int) -> Step:
         """Take `token` if the object can still be closed within budget afterwards, else close now."""
         trial = self.prefix.clone()

@@ -45,7 +45,7 @@ def _random_walk(grammar: ReviewerGrammar, budget: int, seed: int, bias: float) 
     bitmask = allocate_bitmask(1, grammar)
     ids: list[int] = []
     while True:
-        row.fill(bitmask, 0)
+        grammar.fill([row], bitmask, [0])
         logits = torch.randn(1, grammar.vocab.size, generator=gen) + bias * short
         apply_bitmask(logits, bitmask, torch.tensor([0]))
         step = row.advance(int(logits.argmax()))
