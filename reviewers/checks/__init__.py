@@ -2,7 +2,8 @@
 
 A small reviewer model is better at judging an analyzer hit than at finding it, so before review the
 changed files go to the analyzers (registry in `tools.py`: ruff, hadolint, zizmor, squawk, sqlfluff,
-yamllint, shellcheck, oxlint, ESLint, checkov, detect-secrets) and any SARIF a team brings. With full
+yamllint, shellcheck, oxlint, ESLint, checkov, detect-secrets, and calora's own `patterns.yml` for
+well-known defects those miss on a diff) and any SARIF a team brings. With full
 file contents (`--git`, the App) tools judge whole files; from a bare diff, new files are whole and
 modified files are fragments rebuilt from their hunks (`fragments.py`); tools that need a whole file
 skip those and say so. Only diagnostics that meet an added line count; their severity and category

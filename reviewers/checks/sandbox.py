@@ -165,14 +165,38 @@ def run_tools(
                                                   coverage=coverage, status="skipped",
                                                   detail="no file it can judge from the diff alone"), []))
                 continue
+            if tool.scan is not None:
+                results.append(_scan_in_process(tool, runnable, coverage, written))
+                continue
             jobs.append(_start(tool, runnable, coverage, root, scratch, env))
         _wait_all(jobs, time.monotonic() + timeout_s, output_cap)
         for job in jobs:
             run, diagnostics = _collect(job, root)
-            run.files = [written[p].path for p in job.files]
-            run.coverage = job.coverage
-            results.append(ToolResult(run, diagnostics))
+            results.append(ToolResult(_finish(run, job.files, job.coverage, written), diagnostics))
     return results, written
+
+
+def _scan_in_process(tool: Tool, files: list[str], coverage: list[FileCoverage],
+                     written: dict[str, ToolInput]) -> ToolResult:
+    """calora's own rules: no process to fence, but a failure is still a run status, never an exception."""
+    assert tool.scan is not None
+    started = time.monotonic()
+    diagnostics: list[Diagnostic] = []
+    try:
+        for path in files:
+            diagnostics.extend(tool.scan(path, written[path]))
+    except Exception as exc:  # a bug in a rule must not cost the review its other evidence
+        log.exception("%s failed", tool.name)
+        run = ToolRun(tool=tool.name, status="failed", seconds=time.monotonic() - started, detail=str(exc)[:300])
+        return ToolResult(_finish(run, files, coverage, written), [])
+    run = ToolRun(tool=tool.name, status="ok", seconds=time.monotonic() - started)
+    return ToolResult(_finish(run, files, coverage, written), diagnostics)
+
+
+def _finish(run: ToolRun, files: list[str], coverage: list[FileCoverage], written: dict[str, ToolInput]) -> ToolRun:
+    run.files = [written[p].path for p in files]
+    run.coverage = coverage
+    return run
 
 
 def _start(tool: Tool, files: list[str], coverage: list[FileCoverage], root: Path, scratch: Path,
@@ -248,6 +272,10 @@ def _collect(job: _Job, root: Path) -> tuple[ToolRun, list[Diagnostic]]:
 
 def tool_version(tool: Tool, timeout_s: float = 10) -> str | None:
     """The version line a tool prints, or None when it is not installed or does not answer."""
+    if tool.scan is not None:
+        from reviewers.checks.patterns import pattern_rules
+
+        return f"calora's own rules ({len(pattern_rules())} in patterns.yml)"
     argv = tool.locate()
     if argv is None:
         return None

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
+from reviewers.checks import patterns
 from reviewers.checks.fragments import ToolInput
 from reviewers.checks.model import Diagnostic
 from reviewers.settings import CaloraSettings
@@ -368,6 +369,8 @@ class Tool:
     version_arguments: tuple[str, ...] = ("--version",)
     needs_whole_file: bool = False
     ok_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0, 1}))
+    scan: Callable[[str, ToolInput], list[Diagnostic]] | None = None
+    """Set for calora's own in-process rules (`patterns`): run on the text directly, no process, no locate."""
 
 
 RUFF_SELECT = "F,E9,E722,B,S,ASYNC,PERF,PLE,T10,AIR"
@@ -468,6 +471,9 @@ TOOLS: tuple[Tool, ...] = (
          "calora checks install checkov (its own virtualenv in the tools cache)", needs_whole_file=True),
     Tool("detect-secrets", _any_text, lambda: locate_executable("detect-secrets"), _detect_secrets,
          parse_detect_secrets, "pip install detect-secrets (a dependency of calora)"),
+    # calora's own rules (patterns.yml): defects the tools above miss on a diff. In-process, always present.
+    Tool("patterns", patterns.applies_to, list, lambda files: [], lambda stdout, root: [],
+         "part of calora", scan=patterns.scan),
 )
 
 

@@ -1,0 +1,188 @@
+"""calora's own pattern rules: each rule catches its defect and stays silent on the clean twin, reports
+through the same runner as the other analyzers, and cannot be made slow or crash the review by its input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from reviewers.checks import FRAGMENT, WHOLE, ToolInput, inputs_from_diff, run_checks
+from reviewers.checks import patterns as patterns_module
+from reviewers.checks.patterns import pattern_rules, scan
+from reviewers.checks.rules import tool_rules
+from reviewers.checks.sandbox import tool_version
+from reviewers.checks.tools import TOOLS, tool_named
+from reviewers.unified_diff import parse_unified_diff
+
+
+def whole(path: str, text: str) -> ToolInput:
+    return ToolInput(path=path, text=text, how=WHOLE, added=set(range(1, text.count("\n") + 2)))
+
+
+def hits(path: str, text: str, *, how: str = WHOLE) -> set[tuple[str, int]]:
+    item = whole(path, text).model_copy(update={"how": how})
+    return {(d.code, d.line) for d in scan(path, item)}
+
+
+# (rule, path, defective text, line it must be reported on, clean twin)
+CASES = [
+    ("sql-built-from-template", "src/repo.ts",
+     "export async function byName(db, name) {\n  return db.query(`SELECT * FROM users\n    WHERE name = '${name}'`);\n}\n",
+     2,
+     "export async function byName(db, name) {\n  return db.query('SELECT * FROM users WHERE name = $1', [name]);\n}\n"),
+    ("jwt-decode-trusted", "api/auth.ts",
+     "const claims = jwt.decode(req.headers.authorization);\nif (claims.admin) next();\n", 1,
+     "const claims = jwt.verify(token, key, { algorithms: ['RS256'] });\nconst header = jwt.decode(token);\n"),
+    ("password-in-web-storage", "src/Login.vue",
+     "<script setup>\nfunction remember() {\n  localStorage.setItem('password', form.password);\n}\n</script>\n", 3,
+     "<script setup>\nfunction forget() {\n  localStorage.removeItem('password');\n}\n</script>\n"),
+    ("credential-literal-in-code", "web/src/pay.tsx",
+     "const PAYMENTS_API_KEY = 'pk9f3kq28dmw02lkd93kfj2';\nexport default PAYMENTS_API_KEY;\n", 1,
+     "const PAYMENTS_API_KEY = import.meta.env.VITE_PAYMENTS_KEY;\nconst TOKEN_STORAGE_KEY = 'app-session-token-v2';\n"),
+    ("async-callback-in-foreach", "src/sync.ts",
+     "items.forEach(async (item) => {\n  await save(item);\n});\n", 1,
+     "for (const item of items) {\n  await save(item);\n}\n"),
+    ("non-null-assertion-on-find", "src/users.ts",
+     "const owner = members.find((m) => m.role === 'owner')!;\n", 1,
+     "const owner = members.find((m) => m.role === 'owner');\nif (!owner) throw new Error('no owner');\n"),
+    ("store-destructured-without-refs", "src/Cart.vue",
+     "<script setup>\nconst { items, total } = useCartStore();\n</script>\n", 2,
+     "<script setup>\nconst { items, total } = storeToRefs(useCartStore());\n</script>\n"),
+    ("listener-never-removed", "src/Feed.vue",
+     "<script setup>\nonMounted(() => {\n  window.addEventListener('scroll', onScroll);\n});\n</script>\n", 3,
+     ("<script setup>\nonMounted(() => window.addEventListener('scroll', onScroll));\n"
+     "onUnmounted(() => window.removeEventListener('scroll', onScroll));\n</script>\n")),
+    ("action-pinned-to-branch", ".github/workflows/ci.yml",
+     "jobs:\n  build:\n    steps:\n      - uses: someone/deploy-action@main\n", 4,
+     "jobs:\n  build:\n    steps:\n      - uses: someone/deploy-action@8f4b7f84864484a7bf31766abe9204da3cbe65b3 # v2.1.0\n"),
+    ("secret-printed-to-log", ".gitlab-ci.yml",
+     "deploy:\n  script:\n    - echo \"$KUBECONFIG_DATA\"\n", 3,
+     "deploy:\n  script:\n    - echo \"$KUBECONFIG_DATA\" | base64 -d > kubeconfig\n"),
+    ("privileged-container", "k8s/agent.yaml",
+     "containers:\n  - name: agent\n    securityContext:\n      privileged: true\n", 4,
+     "containers:\n  - name: agent\n    securityContext:\n      privileged: false\n"),
+    ("docker-socket-mounted", "k8s/agent.yaml",
+     "volumes:\n  - name: sock\n    hostPath:\n      path: /var/run/docker.sock\n", 4,
+     "volumeMounts:\n  - name: sock\n    mountPath: /var/run/docker.sock\n"),
+    ("image-tag-latest", "helm/app/templates/deploy.yaml",
+     "containers:\n  - name: app\n    image: \"{{ .Values.image.repository }}:latest\"\n", 3,
+     "containers:\n  - name: app\n    image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n"),
+    ("database-publicly-accessible", "infra/db.tf",
+     "resource \"aws_db_instance\" \"main\" {\n  publicly_accessible = true\n}\n", 2,
+     "resource \"aws_db_instance\" \"main\" {\n  publicly_accessible = false\n}\n"),
+    ("public-by-default-variable", "modules/db/variables.tf",
+     "variable \"publicly_accessible\" {\n  type    = bool\n  default = true\n}\n", 1,
+     "variable \"publicly_accessible\" {\n  type    = bool\n  default = false\n}\n"),
+    ("bucket-acl-public", "infra/s3.tf",
+     "resource \"aws_s3_bucket_acl\" \"a\" {\n  acl = \"public-read\"\n}\n", 2,
+     "resource \"aws_s3_bucket_acl\" \"a\" {\n  acl = \"private\"\n}\n"),
+    ("source-copied-before-install", "api/Dockerfile",
+     "FROM python:3.12-slim\nCOPY . /app\nWORKDIR /app\nRUN pip install -r requirements.txt\n", 2,
+     "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . /app\n"),
+    ("download-piped-to-shell", "Dockerfile",
+     "FROM debian:12\nRUN curl -fsSL https://get.example.com/install.sh | sh\n", 2,
+     "FROM debian:12\nRUN curl -fsSLo install.sh https://get.example.com/install.sh && sha256sum -c sums\n"),
+    ("drop-cascade", "db/migrations/0019.sql",
+     "ALTER TABLE products DROP COLUMN legacy_price CASCADE;\n", 1,
+     "ALTER TABLE products DROP COLUMN legacy_price;\n"),
+    ("foreign-key-without-index", "migrations/0057.sql",
+     "CREATE TABLE attachments (\n  id bigserial PRIMARY KEY,\n  comment_id bigint NOT NULL REFERENCES comments(id)\n);\n", 3,
+     ("CREATE TABLE attachments (\n  id bigserial PRIMARY KEY,\n  comment_id bigint NOT NULL REFERENCES comments(id)\n);\n"
+     "CREATE INDEX attachments_comment_id_idx ON attachments (comment_id);\n")),
+    ("sleep-in-test", "tests/test_export.py",
+     "import time\n\ndef test_export_finishes(job):\n    job.start()\n    time.sleep(5)\n    assert job.done\n", 5,
+     "def test_export_finishes(job):\n    job.start()\n    job.wait(timeout=30)\n    assert job.done\n"),
+    ("test-without-assertion", "tests/test_tax.py",
+     "def test_vat_is_added():\n    total = with_vat(100)\n    print(total)\n", 1,
+     "def test_vat_is_added():\n    total = with_vat(100)\n    assert total == 120\n"),
+]
+
+
+def test_every_pattern_rule_has_a_catch_and_a_clean_twin_here() -> None:
+    assert {case[0] for case in CASES} == {rule.id for rule in pattern_rules()}
+
+
+@pytest.mark.parametrize(("rule", "path", "bad", "line", "good"), CASES, ids=[c[0] for c in CASES])
+def test_rule_catches_its_defect_and_not_the_clean_twin(rule: str, path: str, bad: str, line: int,
+                                                        good: str) -> None:
+    assert (rule, line) in hits(path, bad)
+    assert rule not in {code for code, _ in hits(path, good)}
+
+
+def test_every_pattern_rule_has_its_own_severity_in_rules_yml() -> None:
+    table = tool_rules("patterns")
+    for rule in pattern_rules():
+        assert rule.id in table.rules, f"{rule.id}: no category and severity in rules.yml"
+    assert set(table.rules) - {""} == {rule.id for rule in pattern_rules()}
+
+
+def test_rules_read_only_their_files() -> None:
+    assert not hits("docs/notes.md", "items.forEach(async (x) => x)\nprivileged: true\n")
+    assert not hits("src/sync.py", "items.forEach(async (item) => {\n")
+
+
+def test_absence_rules_do_not_judge_a_fragment() -> None:
+    text = "<script setup>\nonMounted(() => window.addEventListener('scroll', onScroll));\n</script>\n"
+    assert hits("src/Feed.vue", text)
+    assert not hits("src/Feed.vue", text, how=FRAGMENT)
+
+
+def test_a_test_shown_in_part_is_not_judged() -> None:
+    text = "def test_vat_is_added():\n    total = with_vat(100)\n    print(total)\n"
+    partly = ToolInput(path="tests/test_tax.py", text=text, how=FRAGMENT, added={3})
+    assert not scan("tests/test_tax.py", partly)
+
+
+def test_findings_come_through_run_checks_on_a_diff_fragment_with_the_rule_named() -> None:
+    diff = (
+        "diff --git a/k8s/ci/runner.yaml b/k8s/ci/runner.yaml\n--- a/k8s/ci/runner.yaml\n+++ b/k8s/ci/runner.yaml\n"
+        "@@ -19,3 +19,5 @@\n containers:\n   - name: runner\n     image: gitlab/gitlab-runner:v17.1.0\n"
+        "+    securityContext:\n+      privileged: true\n"
+    )
+    inputs = inputs_from_diff(parse_unified_diff(diff).files)
+    assert inputs[0].how == FRAGMENT
+    report = run_checks(inputs, tools=[tool_named("patterns")])
+    [finding] = report.findings
+    assert (finding.line, finding.source, finding.severity.value) == (23, "checks:patterns/privileged-container",
+                                                                      "blocker")
+    assert finding.doc_url and finding.doc_url.startswith("https://")
+    [run] = report.runs
+    assert run.status == "ok" and run.files == ["k8s/ci/runner.yaml"] and run.coverage[0].how == FRAGMENT
+
+
+def test_hits_on_unchanged_lines_are_left_out() -> None:
+    text = "jobs:\n  a:\n    steps:\n      - uses: someone/action@main\n      - run: make\n"
+    item = ToolInput(path=".github/workflows/a.yml", text=text, how=FRAGMENT, added={5})
+    report = run_checks([item], tools=[tool_named("patterns")])
+    assert not report.findings and report.runs[0].outside_changes == 1
+
+
+def test_hostile_input_cannot_make_the_rules_slow() -> None:
+    nasty = [
+        "a" * 3999 + "\n", "`" + "${" * 1500 + "\n", ("x" * 79 + "=") * 50 + "\n",
+        "localStorage" + ".setItem(" * 400 + "\n", "COPY . /app\n" + "RUN echo\n" * 5000,
+        "variable \"public\" {\n" + "  x = 1\n" * 3000, "jwt.decode(" * 3000 + "\n", "a" * 100_000 + "\n",
+    ]
+    paths = ["src/a.ts", "src/a.vue", ".github/workflows/a.yml", "Dockerfile", "main.tf", "tests/test_a.py",
+             "db/migrations/1.sql", "k8s/a.yaml"]
+    started = time.perf_counter()
+    for text in nasty:
+        for path in paths:
+            scan(path, whole(path, text))
+    assert time.perf_counter() - started < 10
+
+
+def test_a_rule_that_crashes_is_a_failed_run_not_a_failed_review(monkeypatch) -> None:
+    def broken(item: ToolInput) -> list[tuple[int, int]]:
+        raise RuntimeError("rule bug")
+
+    monkeypatch.setitem(patterns_module.CHECKS, "test-without-assertion", broken)
+    report = run_checks([whole("tests/test_a.py", "def test_a():\n    pass\n")], tools=[tool_named("patterns")])
+    assert report.runs[0].status == "failed" and "rule bug" in report.runs[0].detail
+    assert not report.findings
+
+
+def test_patterns_are_listed_with_the_analyzers_and_always_present() -> None:
+    assert "patterns" in {tool.name for tool in TOOLS}
+    assert f"({len(pattern_rules())} in patterns.yml)" in (tool_version(tool_named("patterns")) or "")
