@@ -180,15 +180,25 @@ _FK_CONSTRAINT = re.compile(r'FOREIGN\s+KEY\s*\(\s*"?(\w{1,63})"?\s*\)', re.IGNO
 _SQL_KEYWORDS = frozenset({"add", "column", "constraint", "foreign", "key", "references", "table", "alter"})
 
 
+def _column_defined_here(name: str, text: str) -> bool:
+    """Whether the migration creates the column (a column definition line, or ADD COLUMN).
+
+    A constraint added to an existing column is not judged: its index may come from any earlier migration.
+    """
+    definition = rf'^\s*(?:ALTER\s+TABLE\s+[^\n;]{{1,200}}?\s+)?(?:ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?)?' \
+                 rf'"?{re.escape(name)}"?\s+(?!REFERENCES\b)[A-Za-z]'
+    return bool(re.search(definition, text, re.IGNORECASE | re.MULTILINE))
+
+
 def foreign_keys_without_index(item: ToolInput) -> list[tuple[int, int]]:
-    """Foreign-key columns a whole migration adds with no index led by that column in the same file."""
+    """Foreign-key columns a whole migration creates with no index led by that column in the same file."""
     readable = _without_long_lines(item.text)
     starts = _line_starts(readable)
     columns: list[tuple[str, int]] = []
     for regex in (_FK_COLUMN, _FK_CONSTRAINT):
         for found in regex.finditer(readable):
             name = found.group(1)
-            if name.lower() not in _SQL_KEYWORDS:
+            if name.lower() not in _SQL_KEYWORDS and _column_defined_here(name, readable):
                 columns.append((name, _line_of(starts, found.start(1))))
     hits = []
     for name, line in columns:

@@ -186,3 +186,20 @@ def test_a_rule_that_crashes_is_a_failed_run_not_a_failed_review(monkeypatch) ->
 def test_patterns_are_listed_with_the_analyzers_and_always_present() -> None:
     assert "patterns" in {tool.name for tool in TOOLS}
     assert f"({len(pattern_rules())} in patterns.yml)" in (tool_version(tool_named("patterns")) or "")
+
+
+def test_a_tagged_template_binds_its_values_and_is_not_flagged() -> None:
+    text = ("export const revenue = (from: Date) => prisma.$queryRaw<Row[]>`\n"
+            "  SELECT day, sum(total) FROM orders WHERE created_at >= ${from} GROUP BY day`;\n"
+            "const q = sql`SELECT * FROM users WHERE id = ${id}`;\n")
+    assert not hits("src/reports.ts", text)
+    untagged = "const q = `SELECT * FROM users WHERE id = ${id}`;\nconst f = (id) => `DELETE FROM t WHERE id = ${id}`;\n"
+    assert hits("src/reports.ts", untagged) == {("sql-built-from-template", 1), ("sql-built-from-template", 2)}
+
+
+def test_a_foreign_key_added_to_an_existing_column_is_not_judged() -> None:
+    text = ("ALTER TABLE shipments\n    ADD CONSTRAINT shipments_order_id_fkey\n"
+            "    FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID;\n")
+    assert not hits("db/migrations/V42.sql", text)
+    added = "ALTER TABLE shipments ADD COLUMN order_id bigint REFERENCES orders (id);\n"
+    assert hits("db/migrations/V42.sql", added) == {("foreign-key-without-index", 1)}
