@@ -1,6 +1,6 @@
 """Known false positives of trusted rules, recognised from the file itself (pure).
 
-Analyzers flag patterns, not data flow, and three of their most common false alarms are decidable from
+Analyzers flag patterns, not data flow, and some of their most common false alarms are decidable from
 the file text alone. Each refinement either drops a diagnostic or lowers it to a nit whose message says
 why, so the reviewer still sees it and can disagree:
 
@@ -11,7 +11,11 @@ why, so the reviewer still sees it and can disagree:
 - squawk on the down part of a migration (`-- migrate:down`, `-- +goose Down`, `*.down.sql`): a rollback
   drops what the up part added by design;
 - ruff S602 on a constant command (ruff says "seems safe"): a shell, not an injection, so minor;
-- detect-secrets on AWS's published example keys (`AKIAIOSFODNN7EXAMPLE`): never a leak.
+- detect-secrets on AWS's published example keys (`AKIAIOSFODNN7EXAMPLE`): never a leak;
+- squawk's require-concurrent-index-creation on a table the same migration creates: nobody writes to a table
+  that does not exist yet, so there is no write to block (squawk's own documentation says as much);
+- yamllint's syntax errors in a Go-templated file (a Helm chart's `{{- if … }}`): the file is a template that
+  renders to YAML, not YAML.
 
 Nothing here runs the code: Python is read with `ast`, everything else with regular expressions.
 """
@@ -195,12 +199,40 @@ def documented_example_keys(diag: Diagnostic, item: ToolInput) -> Diagnostic | N
     return diag
 
 
+_CREATE_INDEX_ON = re.compile(r"\bINDEX\b[^;]*?\bON\s+(?:ONLY\s+)?(\"?[\w.]+\"?)", re.IGNORECASE)
+
+
+def index_on_a_table_created_here(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """CONCURRENTLY protects writes to an existing table; a table created by this migration has none."""
+    if diag.code != "require-concurrent-index-creation":
+        return diag
+    statement = "\n".join(item.text.splitlines()[diag.line - 1:(diag.end_line or diag.line) + 3])
+    found = _CREATE_INDEX_ON.search(statement)
+    if found is None:
+        return diag
+    table = re.escape(found.group(1).strip('"'))
+    if re.search(rf'\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"?{table}"?[\s(]', item.text, re.IGNORECASE):
+        return None
+    return diag
+
+
+_TEMPLATE_ACTION = re.compile(r"(?<!\$)\{\{-?\s")
+
+
+def yaml_syntax_in_a_template(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """A Go template (Helm) is not YAML until rendered: its syntax errors are the template's, not the chart's."""
+    if diag.code == "syntax" and _TEMPLATE_ACTION.search(item.text):
+        return None
+    return diag
+
+
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
     "ruff": (s608_constants_only, shell_true_on_a_constant),
     "detect-secrets": (documented_example_keys,),
     "oxlint": (html_sink_in_sanitizing_file,),
     "eslint": (html_sink_in_sanitizing_file,),
-    "squawk": (squawk_not_on_rollbacks,),
+    "squawk": (squawk_not_on_rollbacks, index_on_a_table_created_here),
+    "yamllint": (yaml_syntax_in_a_template,),
 }
 
 

@@ -577,6 +577,24 @@ def test_squawk_does_not_judge_the_down_part_of_a_migration() -> None:
     assert down_file.findings == []
 
 
+def test_an_index_on_a_table_the_migration_creates_needs_no_concurrently_but_one_on_a_live_table_does() -> None:
+    created = ("CREATE TABLE refunds (\n  id bigserial PRIMARY KEY,\n  order_id bigint NOT NULL\n);\n"
+               "CREATE INDEX refunds_order_id_idx ON refunds (order_id);\n")
+    assert "require-concurrent-index-creation" not in {
+        f.rule for f in check(whole("db/migrations/V57__refunds.sql", created), tool="squawk").findings}
+    live = "CREATE INDEX orders_status_idx ON orders (status);\n"
+    assert "require-concurrent-index-creation" in {
+        f.rule for f in check(whole("db/migrations/V58__orders_status.sql", live), tool="squawk").findings}
+
+
+def test_yaml_syntax_errors_of_a_helm_template_are_the_template_not_the_chart() -> None:
+    template = ("{{- if .Values.pdb.enabled }}\napiVersion: policy/v1\nkind: PodDisruptionBudget\nspec:\n"
+                "  minAvailable: {{ .Values.replicas }}\n{{- end }}\n")
+    assert check(whole("charts/api/templates/pdb.yaml", template), tool="yamllint").findings == []
+    broken = "on:\n  push:\n jobs: [\n"
+    assert {f.rule for f in check(whole(".github/workflows/a.yml", broken), tool="yamllint").findings} == {"syntax"}
+
+
 def test_aws_documentation_example_keys_and_constant_shell_commands_are_not_alarms() -> None:
     example = check(whole("tests/test_s3.py", 'KEY = "AKIAIOSFODNN7EXAMPLE"\n'), tool="detect-secrets")
     assert example.findings == []
