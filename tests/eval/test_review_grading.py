@@ -33,6 +33,7 @@ from training.examples import parse_example_diff
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "eval" / "scenarios"
+BLIND = REPO / "eval" / "scenarios-blind"
 DATASETS = REPO / "datasets"
 
 DIFF = """diff --git a/app/db.py b/app/db.py
@@ -159,17 +160,23 @@ def test_summaries_count_per_reviewer_and_per_source() -> None:
 # --- the scenario set --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def scenarios() -> list[EvalCase]:
-    return load_cases(SCENARIOS)
+@pytest.fixture(scope="module", params=[SCENARIOS, BLIND], ids=["scenarios", "scenarios-blind"])
+def scenarios(request) -> list[EvalCase]:
+    return load_cases(request.param)
 
 
-def test_every_reviewer_has_at_least_two_approve_three_revise_three_block_scenarios(scenarios) -> None:
-    counts = Counter((c.reviewer, c.verdict) for c in scenarios)
+def test_every_reviewer_has_at_least_two_approve_three_revise_three_block_scenarios() -> None:
+    counts = Counter((c.reviewer, c.verdict) for c in load_cases(SCENARIOS))
     for reviewer in REVIEWER_NAMES:
         assert counts[(reviewer, Verdict.approve)] >= 2, reviewer
         assert counts[(reviewer, Verdict.revise)] >= 3, reviewer
         assert counts[(reviewer, Verdict.block)] >= 3, reviewer
+
+
+def test_the_blind_set_has_one_approve_two_revise_two_block_per_reviewer() -> None:
+    counts = Counter((c.reviewer, c.verdict) for c in load_cases(BLIND))
+    assert counts == Counter({(reviewer, verdict): n for reviewer in REVIEWER_NAMES
+                              for verdict, n in ((Verdict.approve, 1), (Verdict.revise, 2), (Verdict.block, 2))})
 
 
 def test_every_scenario_diff_slices_whole_and_routes_to_its_reviewer(scenarios) -> None:
