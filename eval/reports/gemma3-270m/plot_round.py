@@ -1,6 +1,6 @@
 """Charts of one GPU round of issue #14, from the files in the round's folder.
 
-  python <this file> round4|round5   -> training-loss.png, end-to-end.png in that folder
+  python <this file> round4|round5|rules-and-blind   -> the charts in that folder
 
 training-loss.png: the answer loss per optimizer step of each training run (a moving mean of 10 steps, x in
 epochs so the runs line up), one panel per reviewer, and one for a pooled run (one adapter trained on every
@@ -38,6 +38,23 @@ ROUNDS = {
                 "title": "round 5's adapters S on the 2-core CPU",
                 "rows": {"e2e_cpu_ev": "evidence alone", "e2e_cpu_all": "+ adapters S, every finding posted",
                          "e2e_cpu_confirmed": "+ adapters S, only findings an analyzer confirms (the default)"},
+            },
+        },
+    },
+    "rules-and-blind": {  # session 6: calora's pattern rules, and the 40 blind scenarios (2-core CPU, round 5's S)
+        "title": "2-core CPU, round 5's adapters S",
+        "more": {
+            "end-to-end-scenarios.png": {
+                "chart_title": "the 80 scenarios of eval/scenarios (the rules were written after seeing them)",
+                "rows": {"sc_ev_before": "evidence, before the pattern rules", "sc_ev": "evidence with the pattern rules",
+                         "sc_base": "+ base model", "sc_S": "+ adapters S (confirmed only, the default)"},
+            },
+            "end-to-end-blind.png": {
+                "chart_title": "the 40 blind scenarios of eval/scenarios-blind (nothing tuned on them first)",
+                "rows": {"bl_ev_before": "evidence, before the pattern rules",
+                         "bl_ev_first": "evidence with the pattern rules, first run",
+                         "bl_ev": "evidence after 4 false-alarm fixes", "bl_base": "+ base model",
+                         "bl_S": "+ adapters S (confirmed only)", "bl_Sall": "+ adapters S (every finding)"},
             },
         },
     },
@@ -85,15 +102,18 @@ def plot_losses(folder: Path, settings: dict) -> None:
 
 
 def plot_end_to_end(folder: Path, settings: dict, name: str = "end-to-end.png") -> None:
-    labels, figures = [], []
+    labels, figures, totals = [], [], None
     for row, label in settings["rows"].items():
         results = json.loads((folder / row / "review_results.json").read_text())
         overall, scenarios = results["overall"], results["scenarios"]
         labels.append(label)
         figures.append((overall["passed"], sum(s["decision_right"] for s in scenarios), overall["must_finds_hit"],
                         overall["noise_findings"], sum(s["block_approved"] for s in scenarios)))
-    names = ("passed /80", "decision right /80", "must-finds hit /69", "noisy findings",
-             "block scenarios approved /30")
+        totals = (overall["scenarios"], overall["must_finds"], overall["block_scenarios"])
+    assert totals is not None
+    count, must_finds, blocks = totals
+    names = (f"passed /{count}", f"decision right /{count}", f"must-finds hit /{must_finds}", "noisy findings",
+             f"block scenarios approved /{blocks}")
     fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.8 / len(labels)
     for k, label in enumerate(labels):
@@ -102,7 +122,8 @@ def plot_end_to_end(folder: Path, settings: dict, name: str = "end-to-end.png") 
         ax.bar_label(bars, fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.legend(fontsize=8)
-    ax.set_title(f"80 scenarios end to end, the same saved analyzer reports in every row ({settings['title']})")
+    ax.set_title(settings.get("chart_title") or
+                 f"{count} scenarios end to end, the same saved analyzer reports in every row ({settings['title']})")
     fig.tight_layout()
     fig.savefig(folder / name, dpi=90)
 
@@ -111,8 +132,10 @@ if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else "round5"
     if name not in ROUNDS:
         sys.exit(f"usage: plot_round.py {'|'.join(ROUNDS)}")
-    plot_losses(HERE / name, ROUNDS[name])
-    plot_end_to_end(HERE / name, ROUNDS[name])
+    if ROUNDS[name].get("runs"):
+        plot_losses(HERE / name, ROUNDS[name])
+    if ROUNDS[name].get("rows"):
+        plot_end_to_end(HERE / name, ROUNDS[name])
     for chart, more in ROUNDS[name].get("more", {}).items():
         plot_end_to_end(HERE / name, more, chart)
     print(f"wrote the charts in {HERE / name}")
