@@ -53,16 +53,18 @@ def main() -> int:
     overall = graded.overall
     tools = [row.model_dump() for row in graded.tools]
     real = real_diff_figures()
+    where = str(args.cases.relative_to(ROOT) if args.cases.is_relative_to(ROOT) else args.cases)
     report = {
         "bench": "evidence", "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "tools_installed": [tool.name for tool in TOOLS if tool.locate() is not None],
         "network_isolation": bool(network_isolation()),
+        "cases": where,
         "scenarios": overall.model_dump(), "per_tool": tools, "real_diffs": real,
         "targets": {"must_find_recall_min": 0.40, "approve_findings_max": 1},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"eval/scenarios, evidence alone: must-finds hit {overall.must_finds_hit}/{overall.must_finds} "
+    print(f"{where}, evidence alone: must-finds hit {overall.must_finds_hit}/{overall.must_finds} "
           f"({overall.finding_recall:.0%}; target >= 40%), findings on the {overall.approve_scenarios} approve "
           f"scenarios {overall.approve_findings} (target <= 1), scenarios passed whole {overall.passed}/"
           f"{overall.scenarios}, wall p50 {overall.wall_p50_s:.2f} s per review")
