@@ -373,7 +373,7 @@ class Tool:
     """Set for calora's own in-process rules (`patterns`): run on the text directly, no process, no locate."""
 
 
-RUFF_SELECT = "F,E9,E722,B,S,ASYNC,PERF,PLE,T10,AIR"
+RUFF_SELECT = "F,E9,E722,B,S,ASYNC,PERF,PLE,T10,AIR,DTZ003,DTZ004,RUF006"
 
 
 def _ruff(files: Sequence[str]) -> list[str]:

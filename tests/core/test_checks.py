@@ -204,6 +204,41 @@ def test_eslint_flags_v_html_and_not_text_interpolation() -> None:
     assert ok.findings == []
 
 
+VUE_LIST_BAD = """<template>
+  <ul>
+    <li v-for="thread in threads" v-if="!thread.archived" :key="thread.id">{{ thread.subject }}</li>
+  </ul>
+</template>
+<script setup lang="ts">
+defineProps<{ threads: { id: number; subject: string; archived: boolean }[] }>();
+</script>
+"""
+
+
+def test_eslint_flags_vue_correctness_rules_and_not_the_computed_twin() -> None:
+    needs("eslint")
+    bad = check(whole("web/src/Threads.vue", VUE_LIST_BAD), tool="eslint")
+    assert ("web/src/Threads.vue", 3, "vue/no-use-v-if-with-v-for") in rules_of(bad)
+    fixed = VUE_LIST_BAD.replace('v-for="thread in threads" v-if="!thread.archived"', 'v-for="thread in open"').replace(
+        "defineProps<{ threads: { id: number; subject: string; archived: boolean }[] }>();",
+        "import { computed } from 'vue';\n"
+        "const props = defineProps<{ threads: { id: number; subject: string; archived: boolean }[] }>();\n"
+        "const open = computed(() => props.threads.filter((t) => !t.archived));")
+    assert check(whole("web/src/Threads.vue", fixed), tool="eslint").findings == []
+
+
+def test_ruff_flags_naive_utc_and_dangling_tasks_and_not_their_fixes() -> None:
+    bad = ("import asyncio\nfrom datetime import datetime\n\n"
+           "def expired(invite):\n    return invite.expires_at < datetime.utcnow()\n\n"
+           "async def notify(send):\n    asyncio.create_task(send())\n")
+    assert {(f.line, f.rule) for f in check(whole("app/invites.py", bad), tool="ruff").findings} == {
+        (5, "DTZ003"), (8, "RUF006")}
+    good = ("import asyncio\nfrom datetime import UTC, datetime\n\n"
+            "def expired(invite):\n    return invite.expires_at < datetime.now(UTC)\n\n"
+            "async def notify(send):\n    await asyncio.create_task(send())\n")
+    assert check(whole("app/invites.py", good), tool="ruff").findings == []
+
+
 POD_BAD = """apiVersion: v1
 kind: Pod
 metadata:

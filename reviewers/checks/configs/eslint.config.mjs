@@ -43,6 +43,17 @@ export default [
       "vue/no-v-text-v-html-on-component": "error",
       "vue/no-mutating-props": "error",
       "vue/require-v-for-key": "error",
+      // eslint-plugin-vue's own correctness rules (its "essential" set, less the template-syntax ones):
+      // reactivity lost or misused, and computed properties with side effects
+      "vue/no-use-v-if-with-v-for": "error",
+      "vue/no-ref-as-operand": "error",
+      "vue/no-setup-props-reactivity-loss": "error",
+      "vue/no-side-effects-in-computed-properties": "error",
+      "vue/no-async-in-computed-properties": "error",
+      "vue/return-in-computed-property": "error",
+      "vue/no-watch-after-await": "error",
+      "vue/no-lifecycle-after-await": "error",
+      "vue/no-dupe-keys": "error",
     },
   },
 ];
