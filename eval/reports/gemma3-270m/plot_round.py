@@ -56,6 +56,12 @@ ROUNDS = {
                          "bl_ev": "evidence after 4 false-alarm fixes", "bl_base": "+ base model",
                          "bl_S": "+ adapters S (confirmed only)", "bl_Sall": "+ adapters S (every finding)"},
             },
+            "end-to-end-blind2.png": {
+                "chart_title": "the 40 scenarios of eval/scenarios-blind2 (written blind to every change of this stop)",
+                "rows": {"b2_ev_before": "evidence, before this stop", "b2_ev": "evidence after this stop",
+                         "b2_base": "+ base model", "b2_S": "+ adapters S (confirmed only)",
+                         "b2_Sall": "+ adapters S (every finding)"},
+            },
         },
     },
 }
