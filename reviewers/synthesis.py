@@ -224,7 +224,8 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     if not findings_alone and all(f.severity is Severity.nit for f in evidence):
         severity = Severity.nit
     worded = evidence if evidence and not findings_alone else findings  # a small model's prose is rarely true
-    message = max(worded, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
+    message = _evidence_message(evidence) if len(worded) == len(evidence) else \
+        max(worded, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
     fixers = evidence if evidence and not findings_alone else ranked  # nor its code, for the same reason
@@ -238,6 +239,19 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
         category=findings[0].category, message=message, suggestion=anchor.suggestion if anchor else None,
         raised_by=raised_by,
     )
+
+
+def _evidence_message(evidence: list[Finding]) -> str:
+    """Analyzers' words for one place: each distinct message once, the most severe first.
+
+    Two tools on the same lines may name one problem in other words or two problems at once (hadolint's pip
+    cache and the source copied before the install); dropping either would hide advice a tool gave.
+    """
+    distinct: list[str] = []
+    for f in sorted(evidence, key=lambda f: (SEVERITY_RANK[f.severity], -len(f.message))):
+        if not any(f.message == seen or similar_messages(f.message, seen) for seen in distinct):
+            distinct.append(f.message)
+    return " · ".join(distinct)
 
 
 def cluster_findings(raised: Sequence[tuple[str, Finding]]) -> list[list[tuple[str, Finding]]]:

@@ -431,3 +431,21 @@ def test_without_findings_alone_a_reviewer_finding_needs_an_analyzer_to_confirm_
     everything = synthesize(outcomes, checks)
     assert {f.path for f in everything.findings} == {"backend/app/crud.py", "backend/app/other.py", "Dockerfile"}
     assert everything.missing_checks == ["a test for the empty cart"]
+
+
+def test_two_analyzers_on_one_line_keep_both_pieces_of_advice_and_say_one_problem_once() -> None:
+    from reviewers.checks.model import CheckFinding
+
+    def tool(name: str, rule: str, severity: str, message: str) -> CheckFinding:
+        return CheckFinding(path="Dockerfile", line=4, severity=Severity(severity), category=Category.performance,
+                            message=message, tool=name, rule=rule)
+
+    cache = tool("hadolint", "DL3042", "nit", "Avoid use of cache directory with pip. Use `pip install --no-cache-dir`")
+    order = tool("patterns", "source-copied-before-install", "minor",
+                 "The whole source is copied before the dependencies are installed")
+    [merged] = synthesize([], [cache, order]).findings
+    assert merged.message == f"{order.message} · {cache.message}", "the most severe first, neither dropped"
+    assert merged.raised_by == ["checks:hadolint/DL3042", "checks:patterns/source-copied-before-install"]
+    twice = tool("patterns", "pip-cache", "nit", "Avoid use of the pip cache directory: use pip install --no-cache-dir")
+    [alone] = synthesize([], [cache, twice]).nits
+    assert alone.message == cache.message, "one problem in two tools' words is said once"
