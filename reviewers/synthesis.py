@@ -207,7 +207,8 @@ def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
 
 
 def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = True) -> MergedFinding | None:
-    """One finding for a cluster: the strongest severity, the fullest message, and lines that can be trusted.
+    """One finding for a cluster: the strongest severity, the fullest message (analyzers alone: each of theirs),
+    and lines that can be trusted.
 
     A suggestion replaces exactly its own lines, so a merged finding with one takes that range. An analyzer's
     lines are checked facts and a reviewer's only claims, so in a cluster holding evidence a suggestion counts
