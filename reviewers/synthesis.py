@@ -224,9 +224,10 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     severity = ranked[0].severity
     if not findings_alone and all(f.severity is Severity.nit for f in evidence):
         severity = Severity.nit
-    worded = evidence if evidence and not findings_alone else findings  # a small model's prose is rarely true
-    message = _evidence_message(evidence) if len(worded) == len(evidence) else \
-        max(worded, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
+    # Analyzers word it when they alone raised it, or when a small model's prose is not trusted (rarely true).
+    analyzers_word_it = bool(evidence) and (not findings_alone or len(evidence) == len(findings))
+    message = _evidence_message(evidence) if analyzers_word_it else \
+        max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
     fixers = evidence if evidence and not findings_alone else ranked  # nor its code, for the same reason
