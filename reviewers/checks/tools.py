@@ -79,6 +79,24 @@ def _in_cache(*parts: str) -> Callable[[], list[str] | None]:
     return locate
 
 
+def _locate_eslint() -> list[str] | None:
+    """ESLint in the tools cache, with the configuration this calora ships.
+
+    The config is copied next to node_modules (so its plugin imports resolve there) by `calora checks install`;
+    a calora upgraded since then would run the old copy, so a stale copy is replaced before ESLint runs.
+    """
+    found = _in_cache("eslint", "node_modules", ".bin", "eslint")()
+    if found is None:
+        return None
+    shipped, copy = CONFIGS / "eslint.config.mjs", tools_cache() / "eslint" / "eslint.config.mjs"
+    try:
+        if not copy.is_file() or copy.read_bytes() != shipped.read_bytes():
+            shutil.copyfile(shipped, copy)
+    except OSError:
+        return None  # a cache we cannot keep current is not run with another configuration than ours
+    return found
+
+
 # --- pure parsing helpers ------------------------------------------------------------------------
 
 
@@ -465,7 +483,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool("oxlint", _oxlint_files,
          lambda: locate_executable("oxlint"), _oxlint, parse_oxlint,
          "pip install oxlint (a dependency of calora)"),
-    Tool("eslint", _suffix(".vue"), _in_cache("eslint", "node_modules", ".bin", "eslint"), _eslint, parse_eslint,
+    Tool("eslint", _suffix(".vue"), _locate_eslint, _eslint, parse_eslint,
          "calora checks install eslint (needs Node.js and npm; without it Vue files get no analyzer)"),
     Tool("checkov", _is_iac, _in_cache("checkov", "bin", "checkov"), _checkov, parse_checkov,
          "calora checks install checkov (its own virtualenv in the tools cache)", needs_whole_file=True),

@@ -666,3 +666,17 @@ def test_one_analyzer_per_script_file_and_sqlfluff_leaves_migrations_to_squawk()
 def test_an_output_item_of_another_shape_is_a_tool_output_error_naming_the_tool(parse, text, tmp_path) -> None:
     with pytest.raises(tools.ToolOutputError, match="unexpected .* output item"):
         parse(text, tmp_path)
+
+
+def test_a_stale_eslint_config_in_the_tools_cache_is_replaced_before_eslint_runs(tmp_path: Path, monkeypatch) -> None:
+    """`calora checks install eslint` copies the config next to node_modules; an upgraded calora ships rules
+    that copy lacks, and must not run ESLint with the old one."""
+    monkeypatch.setenv("CALORA_TOOLS_DIR", str(tmp_path))
+    binary = tmp_path / "eslint" / "node_modules" / ".bin" / "eslint"
+    assert tool_named("eslint").locate() is None, "not installed: nothing to run"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\n")
+    stale = tmp_path / "eslint" / "eslint.config.mjs"
+    stale.write_text("export default [];  // from an older calora\n")
+    assert tool_named("eslint").locate() == [str(binary)]
+    assert stale.read_bytes() == (tools.CONFIGS / "eslint.config.mjs").read_bytes()
