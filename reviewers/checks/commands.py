@@ -54,7 +54,7 @@ def run_checks_command(args: argparse.Namespace) -> int:
 
 
 def run_install_command(args: argparse.Namespace) -> int:
-    from reviewers.checks.tools import CONFIGS, tools_cache
+    from reviewers.checks.tools import sync_eslint_config, tools_cache
 
     unknown = sorted(set(args.names) - {*INSTALLABLE, "all"})
     if unknown:
@@ -79,8 +79,7 @@ def run_install_command(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             target = cache / "eslint"
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(CONFIGS / "eslint.config.mjs", target / "eslint.config.mjs")
+            sync_eslint_config()
             steps = [[npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "--ignore-scripts",
                       "--loglevel", "error", *ESLINT_PACKAGES]]
         for step in steps:

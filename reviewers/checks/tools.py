@@ -79,19 +79,30 @@ def _in_cache(*parts: str) -> Callable[[], list[str] | None]:
     return locate
 
 
+def eslint_config() -> Path:
+    """Where ESLint's configuration lives: next to its node_modules, so the config's plugin imports resolve."""
+    return tools_cache() / "eslint" / "eslint.config.mjs"
+
+
+def sync_eslint_config() -> None:
+    """Copy the configuration this calora ships to `eslint_config()`, unless the copy there is already it."""
+    shipped, copy = CONFIGS / "eslint.config.mjs", eslint_config()
+    if not copy.is_file() or copy.read_bytes() != shipped.read_bytes():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped, copy)
+
+
 def _locate_eslint() -> list[str] | None:
     """ESLint in the tools cache, with the configuration this calora ships.
 
-    The config is copied next to node_modules (so its plugin imports resolve there) by `calora checks install`;
-    a calora upgraded since then would run the old copy, so a stale copy is replaced before ESLint runs.
+    `calora checks install` puts the config there; a calora upgraded since then would run the old copy, so a
+    stale copy is replaced before ESLint runs.
     """
     found = _in_cache("eslint", "node_modules", ".bin", "eslint")()
     if found is None:
         return None
-    shipped, copy = CONFIGS / "eslint.config.mjs", tools_cache() / "eslint" / "eslint.config.mjs"
     try:
-        if not copy.is_file() or copy.read_bytes() != shipped.read_bytes():
-            shutil.copyfile(shipped, copy)
+        sync_eslint_config()
     except OSError:
         return None  # a cache we cannot keep current is not run with another configuration than ours
     return found
@@ -439,8 +450,7 @@ def _oxlint(files: Sequence[str]) -> list[str]:
 
 
 def _eslint(files: Sequence[str]) -> list[str]:
-    config = tools_cache() / "eslint" / "eslint.config.mjs"
-    return ["--no-config-lookup", "--config", str(config), "--format", "json", "--no-ignore",
+    return ["--no-config-lookup", "--config", str(eslint_config()), "--format", "json", "--no-ignore",
             "--no-inline-config", "--no-warn-ignored", *files]
 
 
