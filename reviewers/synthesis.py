@@ -11,7 +11,8 @@ Rules, in the order `synthesize` applies them:
 - Two findings are the same problem when they are on the same path, their line ranges meet within
   `LINE_SLACK` lines, they have the same category and their messages are similar (see
   `similar_messages`). Duplicates merge into one `MergedFinding` with the highest severity, the
-  longest message, a suggestion if any raised one, and everyone who raised it in `raised_by`. A group
+  longest message (where analyzers alone raised it: each analyzer's distinct message), a suggestion if any
+  raised one, and everyone who raised it in `raised_by`. A group
   holding an analyzer's finding keeps the analyzer's lines (a reviewer's suggestion counts only where it
   replaces all of them). With `findings_alone` off (the local models' default, `CALORA_REVIEWER_FINDINGS`), a group
   no analyzer raised is not posted, a reviewer may not raise an analyzer's nit, the message and any
@@ -224,13 +225,13 @@ def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = Tr
     severity = ranked[0].severity
     if not findings_alone and all(f.severity is Severity.nit for f in evidence):
         severity = Severity.nit
-    # Analyzers word it when they alone raised it, or when a small model's prose is not trusted (rarely true).
-    analyzers_word_it = bool(evidence) and (not findings_alone or len(evidence) == len(findings))
-    message = _evidence_message(evidence) if analyzers_word_it else \
+    # A small model's prose is rarely true, nor its code: unless its findings stand alone, the analyzer's count.
+    analyzers_only = bool(evidence) and not findings_alone
+    message = _evidence_message(evidence) if analyzers_only or len(evidence) == len(findings) else \
         max(findings, key=lambda f: (len(f.message), -SEVERITY_RANK[f.severity])).message
     spanned = evidence or findings
     line, last = min(f.line for f in spanned), max(f.last_line for f in spanned)
-    fixers = evidence if evidence and not findings_alone else ranked  # nor its code, for the same reason
+    fixers = evidence if analyzers_only else ranked
     with_fix = [f for f in fixers if f.suggestion and (not evidence or (f.line <= line and f.last_line >= last))]
     anchor = with_fix[0] if with_fix else None
     if anchor is not None:
