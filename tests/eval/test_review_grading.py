@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "eval" / "scenarios"
 BLIND = REPO / "eval" / "scenarios-blind"
 BLIND2 = REPO / "eval" / "scenarios-blind2"
+BLIND3 = REPO / "eval" / "scenarios-blind3"
 DATASETS = REPO / "datasets"
 
 DIFF = """diff --git a/app/db.py b/app/db.py
@@ -161,7 +162,8 @@ def test_summaries_count_per_reviewer_and_per_source() -> None:
 # --- the scenario set --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=[SCENARIOS, BLIND, BLIND2], ids=["scenarios", "scenarios-blind", "scenarios-blind2"])
+@pytest.fixture(scope="module", params=[SCENARIOS, BLIND, BLIND2, BLIND3],
+                ids=["scenarios", "scenarios-blind", "scenarios-blind2", "scenarios-blind3"])
 def scenarios(request) -> list[EvalCase]:
     return load_cases(request.param)
 
@@ -174,7 +176,7 @@ def test_every_reviewer_has_at_least_two_approve_three_revise_three_block_scenar
         assert counts[(reviewer, Verdict.block)] >= 3, reviewer
 
 
-@pytest.mark.parametrize("folder", [BLIND, BLIND2], ids=["scenarios-blind", "scenarios-blind2"])
+@pytest.mark.parametrize("folder", [BLIND, BLIND2, BLIND3], ids=["scenarios-blind", "scenarios-blind2", "scenarios-blind3"])
 def test_the_blind_sets_have_one_approve_two_revise_two_block_per_reviewer(folder: Path) -> None:
     counts = Counter((c.reviewer, c.verdict) for c in load_cases(folder))
     assert counts == Counter({(reviewer, verdict): n for reviewer in REVIEWER_NAMES
