@@ -1,9 +1,10 @@
 """`calora checks`: which analyzers are here, their versions, and the one command that installs each missing one.
 
-`calora checks install [eslint|checkov|all]` installs the two tools that are not wheels into the tools
-cache (`CALORA_TOOLS_DIR`, default ~/.cache/calora/tools): checkov in its own virtualenv (its pinned
-dependencies would clash with ours), ESLint and its plugins through npm (Node.js is a system dependency;
-without it oxlint, a wheel, covers JavaScript and TypeScript). Versions are pinned here.
+`calora checks install [eslint|checkov|semgrep|all]` installs the tools that are not our dependencies into the
+tools cache (`CALORA_TOOLS_DIR`, default ~/.cache/calora/tools): checkov and semgrep each in its own virtualenv
+(their pinned dependencies would clash with ours; semgrep's engine is a 270 MB binary not every user wants),
+ESLint and its plugins through npm (Node.js is a system dependency; without it oxlint, a wheel, covers
+JavaScript and TypeScript). Versions are pinned here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import subprocess
 import sys
 
 CHECKOV_VERSION = "3.3.30"
+SEMGREP_VERSION = "1.187.0"
 ESLINT_PACKAGES = (
     "eslint@9.39.5", "eslint-plugin-react@7.37.5", "eslint-plugin-react-hooks@7.1.1",
     "eslint-plugin-vue@10.12.1", "vue-eslint-parser@10.4.2", "typescript-eslint@8.74.0", "typescript@5.9.3",
 )
-INSTALLABLE = ("eslint", "checkov")
+INSTALLABLE = ("eslint", "checkov", "semgrep")
+VENV_TOOLS = {"checkov": f"checkov=={CHECKOV_VERSION}", "semgrep": f"semgrep=={SEMGREP_VERSION}"}
+"""Tools whose pinned dependencies would clash with ours: each gets its own virtualenv."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     checks.add_argument("--format", choices=["text", "json"], default="text")
     checks.set_defaults(handler=run_checks_command)
     sub = checks.add_subparsers(dest="checks_command", metavar="COMMAND")
-    install = sub.add_parser("install", help="install ESLint (npm) and/or checkov (own venv) into the tools cache")
-    install.add_argument("names", nargs="*", metavar="NAME", help="eslint, checkov or all (default: all)")
+    install = sub.add_parser("install", help="install ESLint (npm), checkov and semgrep (own venvs) into the tools cache")
+    install.add_argument("names", nargs="*", metavar="NAME", help="eslint, checkov, semgrep or all (default: all)")
     install.set_defaults(handler=run_install_command)
 
 
@@ -67,10 +71,10 @@ def run_install_command(args: argparse.Namespace) -> int:
     failed = 0
     for name in names:
         print(f"calora: installing {name} into {cache / name}", file=sys.stderr, flush=True)
-        if name == "checkov":
-            target = cache / "checkov"
+        if name in VENV_TOOLS:
+            target = cache / name
             steps = [[sys.executable, "-m", "venv", str(target)],
-                     [str(target / "bin" / "pip"), "install", "--quiet", f"checkov=={CHECKOV_VERSION}"]]
+                     [str(target / "bin" / "pip"), "install", "--quiet", VENV_TOOLS[name]]]
         else:
             npm = shutil.which("npm")
             if npm is None:

@@ -41,7 +41,8 @@ TOOL_CONFIG_NAMES = frozenset({
     "eslint.config.mts", ".eslintignore", "package.json", ".oxlintrc.json", "oxlintrc.json", "oxlint.json",
     ".sqlfluff", ".sqlfluffignore", ".yamllint", ".yamllint.yaml", ".yamllint.yml", ".shellcheckrc",
     ".squawk.toml", "zizmor.yml", "zizmor.yaml", ".checkov.yaml", ".checkov.yml", ".secrets.baseline",
-    "tsconfig.json", "jsconfig.json", "node_modules", "actionlint.yaml", "actionlint.yml",
+    "tsconfig.json", "jsconfig.json", "node_modules", "actionlint.yaml", "actionlint.yml", ".semgrepignore",
+    ".semgrep.yml", ".semgrep.yaml", ".semgrep",
 })
 """File names a tool would read as its configuration, plugins or baseline: never written to the sandbox."""
 
