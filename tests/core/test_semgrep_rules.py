@@ -27,6 +27,12 @@ CASES: list[tuple[str, str, str, int, str]] = [
      "from pathlib import Path\n\nBASE = Path('/srv/exports')\n\n@router.get('/export/{name}')\ndef export(name: str):\n"
      "    target = (BASE / name).resolve()\n    if not target.is_relative_to(BASE):\n        raise NotFound()\n"
      "    return target.read_bytes()\n"),
+    ("py-request-to-file-path", "app/reports.py",
+     "from flask import request, send_file\n\n@bp.get('/reports')\ndef report():\n"
+     "    return send_file(REPORTS + '/' + request.args['month'] + '.pdf')\n", 5,
+     "from io import BytesIO\nfrom flask import send_file\n\n@bp.get('/reports/<int:report_id>.pdf')\n"
+     "def report(report_id: int):\n    row = db.session.get(Report, report_id)\n"
+     "    return send_file(BytesIO(render(row)), mimetype='application/pdf')\n"),
     ("py-request-to-outbound-url", "app/preview.py",
      "import requests\nfrom flask import request\n\ndef preview():\n    url = request.json.get('url')\n"
      "    page = requests.get(url, timeout=5)\n    return page.text[:200]\n", 6,
@@ -86,6 +92,12 @@ CASES: list[tuple[str, str, str, int, str]] = [
      "  res.sendFile(target);\n}\n", 3,
      "export function exportFile(req, res) {\n  const target = path.resolve(ROOT, req.params.name);\n"
      "  if (!target.startsWith(ROOT + path.sep)) return res.status(404).end();\n  res.sendFile(target);\n}\n"),
+    ("js-request-to-file-path", "src/routes/exports.ts",
+     "exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     "  await rm(target, { force: true });\n  res.status(204).end();\n});\n", 3,
+     "exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     "  if (path.dirname(target) !== ROOT) return res.status(400).end();\n  await rm(target, { force: true });\n"
+     "  res.status(204).end();\n});\n"),
     ("js-request-to-outbound-url", "src/api/preview.ts",
      "export async function preview(req, res) {\n  const { url } = req.body;\n  const page = await fetch(url);\n"
      "  res.json({ title: await page.text() });\n}\n", 3,
@@ -121,6 +133,10 @@ CASES: list[tuple[str, str, str, int, str]] = [
      "    window.location.href = event.data.url;\n  }\n});\n", 1,
      "window.addEventListener('message', (event) => {\n  if (event.origin !== 'https://app.example.com') return;\n"
      "  if (event.data.type === 'navigate') {\n    window.location.href = event.data.url;\n  }\n});\n"),
+    ("js-message-listener-without-origin-check", "src/bridge.js",
+     "addEventListener('message', function (e) {\n  store.dispatch(e.data);\n});\n", 1,
+     "const events = new EventSource('/builds/42/log');\nevents.addEventListener('message', (e) => {\n"
+     "  lines.push(e.data);\n});\n"),
     ("js-url-param-to-navigation-or-html", "src/pages/Login.tsx",
      "export function finishLogin() {\n  const params = new URLSearchParams(window.location.search);\n"
      "  const next = params.get('next') ?? '/';\n  window.location.href = next;\n}\n", 4,
