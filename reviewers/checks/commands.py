@@ -58,7 +58,7 @@ def run_checks_command(args: argparse.Namespace) -> int:
 
 
 def run_install_command(args: argparse.Namespace) -> int:
-    from reviewers.checks.tools import sync_eslint_config, tools_cache
+    from reviewers.checks.tools import sync_eslint_config, sync_semgrep_config, tools_cache
 
     unknown = sorted(set(args.names) - {*INSTALLABLE, "all"})
     if unknown:
@@ -93,4 +93,7 @@ def run_install_command(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 failed += 1
                 break
+        else:
+            if name == "semgrep":
+                sync_semgrep_config()  # written now, so a read-only tools cache (an image) needs no write later
     return 3 if failed else 0

@@ -125,14 +125,21 @@ def semgrep_config() -> Path:
     return tools_cache() / "semgrep" / "calora-rules.json"
 
 
+def sync_semgrep_config() -> None:
+    """Write this calora's rules to `semgrep_config()`, unless the copy there is already them."""
+    config, wanted = semgrep_config(), semgrep_rules_json()
+    if not config.is_file() or config.read_text(encoding="utf-8") != wanted:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(wanted, encoding="utf-8")
+
+
 def _locate_semgrep() -> list[str] | None:
+    """semgrep in the tools cache, with the rules this calora ships (a stale copy is rewritten first)."""
     found = _in_cache("semgrep", "bin", "semgrep")()
     if found is None:
         return None
-    config, wanted = semgrep_config(), semgrep_rules_json()
     try:
-        if not config.is_file() or config.read_text(encoding="utf-8") != wanted:
-            config.write_text(wanted, encoding="utf-8")
+        sync_semgrep_config()
     except OSError:
         return None  # never run semgrep with other rules than this calora's
     return found
