@@ -17,142 +17,142 @@ from reviewers.checks.tools import CONFIGS, ToolOutputError, parse_semgrep, semg
 # (rule, path, defective code, the line the finding must be on, the guarded twin)
 CASES: list[tuple[str, str, str, int, str]] = [
     ("py-request-to-file-path", "app/files.py",
-     "import os\nfrom flask import request, send_file\n\n@app.get('/files')\ndef download():\n"
-     "    name = request.args['name']\n    path = os.path.join(UPLOADS, name)\n    return send_file(path)\n", 8,
-     "import os\nfrom flask import request, send_file\nfrom werkzeug.utils import secure_filename\n\n"
+     ("import os\nfrom flask import request, send_file\n\n@app.get('/files')\ndef download():\n"
+     "    name = request.args['name']\n    path = os.path.join(UPLOADS, name)\n    return send_file(path)\n"), 8,
+     ("import os\nfrom flask import request, send_file\nfrom werkzeug.utils import secure_filename\n\n"
      "@app.get('/files')\ndef download():\n    name = secure_filename(request.args['name'])\n"
-     "    path = os.path.join(UPLOADS, name)\n    return send_file(path)\n"),
+     "    path = os.path.join(UPLOADS, name)\n    return send_file(path)\n")),
     ("py-request-to-file-path", "app/export.py",
-     "from pathlib import Path\n\n@router.get('/export/{name}')\ndef export(name: str):\n"
-     "    target = Path('/srv/exports') / name\n    return target.read_bytes()\n", 6,
-     "from pathlib import Path\n\nBASE = Path('/srv/exports')\n\n@router.get('/export/{name}')\ndef export(name: str):\n"
+     ("from pathlib import Path\n\n@router.get('/export/{name}')\ndef export(name: str):\n"
+     "    target = Path('/srv/exports') / name\n    return target.read_bytes()\n"), 6,
+     ("from pathlib import Path\n\nBASE = Path('/srv/exports')\n\n@router.get('/export/{name}')\ndef export(name: str):\n"
      "    target = (BASE / name).resolve()\n    if not target.is_relative_to(BASE):\n        raise NotFound()\n"
-     "    return target.read_bytes()\n"),
+     "    return target.read_bytes()\n")),
     ("py-request-to-file-path", "app/reports.py",
-     "from flask import request, send_file\n\n@bp.get('/reports')\ndef report():\n"
-     "    return send_file(REPORTS + '/' + request.args['month'] + '.pdf')\n", 5,
-     "from io import BytesIO\nfrom flask import send_file\n\n@bp.get('/reports/<int:report_id>.pdf')\n"
+     ("from flask import request, send_file\n\n@bp.get('/reports')\ndef report():\n"
+     "    return send_file(REPORTS + '/' + request.args['month'] + '.pdf')\n"), 5,
+     ("from io import BytesIO\nfrom flask import send_file\n\n@bp.get('/reports/<int:report_id>.pdf')\n"
      "def report(report_id: int):\n    row = db.session.get(Report, report_id)\n"
-     "    return send_file(BytesIO(render(row)), mimetype='application/pdf')\n"),
+     "    return send_file(BytesIO(render(row)), mimetype='application/pdf')\n")),
     ("py-request-to-outbound-url", "app/preview.py",
-     "import requests\nfrom flask import request\n\ndef preview():\n    url = request.json.get('url')\n"
-     "    page = requests.get(url, timeout=5)\n    return page.text[:200]\n", 6,
-     "import requests\nfrom urllib.parse import urlparse\nfrom flask import request, abort\n\nALLOWED = {'example.com'}\n\n"
+     ("import requests\nfrom flask import request\n\ndef preview():\n    url = request.json.get('url')\n"
+     "    page = requests.get(url, timeout=5)\n    return page.text[:200]\n"), 6,
+     ("import requests\nfrom urllib.parse import urlparse\nfrom flask import request, abort\n\nALLOWED = {'example.com'}\n\n"
      "def preview():\n    url = request.json.get('url')\n    if urlparse(url).hostname not in ALLOWED:\n        abort(400)\n"
-     "    page = requests.get(url, timeout=5)\n    return page.text[:200]\n"),
+     "    page = requests.get(url, timeout=5)\n    return page.text[:200]\n")),
     ("py-request-to-redirect", "app/login.py",
-     "from flask import redirect, request\n\ndef after_login():\n    target = request.args.get('next', '/')\n"
-     "    return redirect(target)\n", 5,
+     ("from flask import redirect, request\n\ndef after_login():\n    target = request.args.get('next', '/')\n"
+     "    return redirect(target)\n"), 5,
      "from flask import redirect, request, url_for\n\ndef after_login():\n    return redirect(url_for('home'))\n"),
     ("py-request-to-shell", "app/tools.py",
-     "import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
-     "    return subprocess.run(f'ping -c 1 {host}', shell=True, capture_output=True).stdout\n", 6,
-     "import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
-     "    return subprocess.run(['ping', '-c', '1', host], capture_output=True).stdout\n"),
+     ("import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
+     "    return subprocess.run(f'ping -c 1 {host}', shell=True, capture_output=True).stdout\n"), 6,
+     ("import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
+     "    return subprocess.run(['ping', '-c', '1', host], capture_output=True).stdout\n")),
     ("py-request-to-code", "app/mail.py",
-     "from flask import request, render_template_string\n\ndef preview():\n    body = request.form['template']\n"
-     "    return render_template_string(body, user=current_user)\n", 5,
-     "from flask import request, render_template\n\ndef preview():\n    body = request.form['template']\n"
-     "    return render_template('preview.html', body=body, user=current_user)\n"),
+     ("from flask import request, render_template_string\n\ndef preview():\n    body = request.form['template']\n"
+     "    return render_template_string(body, user=current_user)\n"), 5,
+     ("from flask import request, render_template\n\ndef preview():\n    body = request.form['template']\n"
+     "    return render_template('preview.html', body=body, user=current_user)\n")),
     ("py-request-to-deserializer", "app/cart.py",
-     "import base64\nimport pickle\nfrom flask import request\n\ndef cart():\n"
-     "    raw = base64.b64decode(request.cookies.get('cart', ''))\n    return pickle.loads(raw)\n", 7,
-     "import base64\nimport json\nfrom flask import request\n\ndef cart():\n"
-     "    raw = base64.b64decode(request.cookies.get('cart', ''))\n    return json.loads(raw)\n"),
+     ("import base64\nimport pickle\nfrom flask import request\n\ndef cart():\n"
+     "    raw = base64.b64decode(request.cookies.get('cart', ''))\n    return pickle.loads(raw)\n"), 7,
+     ("import base64\nimport json\nfrom flask import request\n\ndef cart():\n"
+     "    raw = base64.b64decode(request.cookies.get('cart', ''))\n    return json.loads(raw)\n")),
     ("py-request-mass-assignment", "app/profile.py",
-     "from flask import request\n\ndef update_profile(user):\n    for key, value in request.json.items():\n"
-     "        setattr(user, key, value)\n    db.session.commit()\n", 5,
-     "from flask import request\n\ndef update_profile(user):\n    for key in ('name', 'bio'):\n"
-     "        setattr(user, key, request.json.get(key))\n    db.session.commit()\n"),
+     ("from flask import request\n\ndef update_profile(user):\n    for key, value in request.json.items():\n"
+     "        setattr(user, key, value)\n    db.session.commit()\n"), 5,
+     ("from flask import request\n\ndef update_profile(user):\n    for key in ('name', 'bio'):\n"
+     "        setattr(user, key, request.json.get(key))\n    db.session.commit()\n")),
     ("py-request-mass-assignment", "app/signup.py",
      "from flask import request\n\ndef signup():\n    user = User(**request.get_json())\n    db.session.add(user)\n", 4,
-     "from flask import request\n\ndef signup():\n    data = SignupSchema().load(request.get_json())\n"
-     "    user = User(**data)\n    db.session.add(user)\n"),
+     ("from flask import request\n\ndef signup():\n    data = SignupSchema().load(request.get_json())\n"
+     "    user = User(**data)\n    db.session.add(user)\n")),
     ("py-predictable-random-secret", "app/reset.py",
-     "import random\nimport string\n\ndef start_reset(user):\n"
-     "    token = ''.join(random.choice(string.ascii_letters) for _ in range(32))\n    user.reset_token = token\n", 5,
+     ("import random\nimport string\n\ndef start_reset(user):\n"
+     "    token = ''.join(random.choice(string.ascii_letters) for _ in range(32))\n    user.reset_token = token\n"), 5,
      "import secrets\n\ndef start_reset(user):\n    token = secrets.token_urlsafe(32)\n    user.reset_token = token\n"),
     ("py-secret-with-hardcoded-fallback", "app/settings.py",
      "import os\n\nSECRET_KEY = os.environ.get('SECRET_KEY', 'dev-secret-change-me')\n", 3,
      "import os\n\nSECRET_KEY = os.environ['SECRET_KEY']\nDEBUG = os.environ.get('DEBUG_LEVEL', 'info')\n"),
     ("py-digest-compared-with-equals", "app/webhooks.py",
-     "import hashlib\nimport hmac\n\ndef verify(body, signature):\n"
+     ("import hashlib\nimport hmac\n\ndef verify(body, signature):\n"
      "    expected = hmac.new(KEY, body, hashlib.sha256).hexdigest()\n"
-     "    return hmac.new(KEY, body, hashlib.sha256).hexdigest() == signature\n", 6,
-     "import hashlib\nimport hmac\n\ndef verify(body, signature):\n"
-     "    expected = hmac.new(KEY, body, hashlib.sha256).hexdigest()\n    return hmac.compare_digest(expected, signature)\n"),
+     "    return hmac.new(KEY, body, hashlib.sha256).hexdigest() == signature\n"), 6,
+     ("import hashlib\nimport hmac\n\ndef verify(body, signature):\n"
+     "    expected = hmac.new(KEY, body, hashlib.sha256).hexdigest()\n    return hmac.compare_digest(expected, signature)\n")),
     ("js-request-to-file-path", "src/routes/files.ts",
-     "import path from 'node:path';\nimport fs from 'node:fs';\n\n"
+     ("import path from 'node:path';\nimport fs from 'node:fs';\n\n"
      "export function download(req: Request, res: Response) {\n  const file = path.join(UPLOADS, req.query.name as string);\n"
-     "  fs.createReadStream(file).pipe(res);\n}\n", 6,
-     "import path from 'node:path';\nimport fs from 'node:fs';\n\n"
+     "  fs.createReadStream(file).pipe(res);\n}\n"), 6,
+     ("import path from 'node:path';\nimport fs from 'node:fs';\n\n"
      "export function download(req: Request, res: Response) {\n"
-     "  const file = path.join(UPLOADS, path.basename(req.query.name as string));\n  fs.createReadStream(file).pipe(res);\n}\n"),
+     "  const file = path.join(UPLOADS, path.basename(req.query.name as string));\n  fs.createReadStream(file).pipe(res);\n}\n")),
     ("js-request-to-file-path", "src/routes/export.ts",
-     "export function exportFile(req, res) {\n  const target = path.resolve(ROOT, req.params.name);\n"
-     "  res.sendFile(target);\n}\n", 3,
-     "export function exportFile(req, res) {\n  const target = path.resolve(ROOT, req.params.name);\n"
-     "  if (!target.startsWith(ROOT + path.sep)) return res.status(404).end();\n  res.sendFile(target);\n}\n"),
+     ("export function exportFile(req, res) {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     "  res.sendFile(target);\n}\n"), 3,
+     ("export function exportFile(req, res) {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     "  if (!target.startsWith(ROOT + path.sep)) return res.status(404).end();\n  res.sendFile(target);\n}\n")),
     ("js-request-to-file-path", "src/routes/exports.ts",
-     "exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
-     "  await rm(target, { force: true });\n  res.status(204).end();\n});\n", 3,
-     "exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     ("exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
+     "  await rm(target, { force: true });\n  res.status(204).end();\n});\n"), 3,
+     ("exportRoutes.delete('/exports/:name', async (req, res) => {\n  const target = path.resolve(ROOT, req.params.name);\n"
      "  if (path.dirname(target) !== ROOT) return res.status(400).end();\n  await rm(target, { force: true });\n"
-     "  res.status(204).end();\n});\n"),
+     "  res.status(204).end();\n});\n")),
     ("js-request-to-outbound-url", "src/api/preview.ts",
-     "export async function preview(req, res) {\n  const { url } = req.body;\n  const page = await fetch(url);\n"
-     "  res.json({ title: await page.text() });\n}\n", 3,
-     "const ALLOWED = new Set(['example.com']);\n\nexport async function preview(req, res) {\n  const url = new URL(req.body.url);\n"
+     ("export async function preview(req, res) {\n  const { url } = req.body;\n  const page = await fetch(url);\n"
+     "  res.json({ title: await page.text() });\n}\n"), 3,
+     ("const ALLOWED = new Set(['example.com']);\n\nexport async function preview(req, res) {\n  const url = new URL(req.body.url);\n"
      "  if (!ALLOWED.has(url.hostname)) return res.status(400).end();\n  const page = await fetch(url);\n"
-     "  res.json({ title: await page.text() });\n}\n"),
+     "  res.json({ title: await page.text() });\n}\n")),
     ("js-request-to-outbound-url", "app/api/proxy/route.ts",
-     "export async function GET(request: Request) {\n  const target = new URL(request.url).searchParams.get('src');\n"
-     "  return fetch(target!);\n}\n", 3,
-     "export async function GET(request: Request) {\n  const id = new URL(request.url).searchParams.get('id');\n"
-     "  return fetch(`${API}/items/${encodeURIComponent(id!)}`);\n}\n"),
+     ("export async function GET(request: Request) {\n  const target = new URL(request.url).searchParams.get('src');\n"
+     "  return fetch(target!);\n}\n"), 3,
+     ("export async function GET(request: Request) {\n  const id = new URL(request.url).searchParams.get('id');\n"
+     "  return fetch(`${API}/items/${encodeURIComponent(id!)}`);\n}\n")),
     ("js-request-to-redirect", "src/routes/auth.ts",
      "router.get('/login/done', (req, res) => {\n  const next = req.query.next as string;\n  res.redirect(next);\n});\n", 3,
-     "router.get('/login/done', (req, res) => {\n  const next = req.query.next as string;\n"
-     "  if (!next.startsWith('/') || next.startsWith('//')) return res.redirect('/');\n  res.redirect(next);\n});\n"),
+     ("router.get('/login/done', (req, res) => {\n  const next = req.query.next as string;\n"
+     "  if (!next.startsWith('/') || next.startsWith('//')) return res.redirect('/');\n  res.redirect(next);\n});\n")),
     ("js-request-to-shell-or-code", "src/routes/convert.ts",
-     "import { exec } from 'node:child_process';\n\nexport function convert(req, res) {\n"
-     "  exec(`convert ${req.body.file} out.png`, (err) => res.json({ ok: !err }));\n}\n", 4,
-     "import { execFile } from 'node:child_process';\n\nexport function convert(req, res) {\n"
-     "  execFile('convert', [req.body.file, 'out.png'], (err) => res.json({ ok: !err }));\n}\n"),
+     ("import { exec } from 'node:child_process';\n\nexport function convert(req, res) {\n"
+     "  exec(`convert ${req.body.file} out.png`, (err) => res.json({ ok: !err }));\n}\n"), 4,
+     ("import { execFile } from 'node:child_process';\n\nexport function convert(req, res) {\n"
+     "  execFile('convert', [req.body.file, 'out.png'], (err) => res.json({ ok: !err }));\n}\n")),
     ("js-request-body-merged-deeply", "src/routes/prefs.ts",
-     "import { merge } from 'lodash';\n\nexport function save(req, res) {\n  const prefs = merge({}, defaults, req.body);\n"
-     "  res.json(prefs);\n}\n", 4,
-     "export function save(req, res) {\n  const prefs = { ...defaults, theme: String(req.body.theme) };\n"
-     "  res.json(prefs);\n}\n"),
+     ("import { merge } from 'lodash';\n\nexport function save(req, res) {\n  const prefs = merge({}, defaults, req.body);\n"
+     "  res.json(prefs);\n}\n"), 4,
+     ("export function save(req, res) {\n  const prefs = { ...defaults, theme: String(req.body.theme) };\n"
+     "  res.json(prefs);\n}\n")),
     ("js-request-body-mass-assignment", "src/routes/users.ts",
-     "export async function update(req, res) {\n"
-     "  const user = await prisma.user.update({ where: { id: req.user.id }, data: req.body });\n  res.json(user);\n}\n", 2,
-     "export async function update(req, res) {\n  const { name, bio } = req.body;\n"
-     "  const user = await prisma.user.update({ where: { id: req.user.id }, data: { name, bio } });\n  res.json(user);\n}\n"),
+     ("export async function update(req, res) {\n"
+     "  const user = await prisma.user.update({ where: { id: req.user.id }, data: req.body });\n  res.json(user);\n}\n"), 2,
+     ("export async function update(req, res) {\n  const { name, bio } = req.body;\n"
+     "  const user = await prisma.user.update({ where: { id: req.user.id }, data: { name, bio } });\n  res.json(user);\n}\n")),
     ("js-message-listener-without-origin-check", "src/embed.ts",
-     "window.addEventListener('message', (event) => {\n  if (event.data.type === 'navigate') {\n"
-     "    window.location.href = event.data.url;\n  }\n});\n", 1,
-     "window.addEventListener('message', (event) => {\n  if (event.origin !== 'https://app.example.com') return;\n"
-     "  if (event.data.type === 'navigate') {\n    window.location.href = event.data.url;\n  }\n});\n"),
+     ("window.addEventListener('message', (event) => {\n  if (event.data.type === 'navigate') {\n"
+     "    window.location.href = event.data.url;\n  }\n});\n"), 1,
+     ("window.addEventListener('message', (event) => {\n  if (event.origin !== 'https://app.example.com') return;\n"
+     "  if (event.data.type === 'navigate') {\n    window.location.href = event.data.url;\n  }\n});\n")),
     ("js-message-listener-without-origin-check", "src/bridge.js",
      "addEventListener('message', function (e) {\n  store.dispatch(e.data);\n});\n", 1,
-     "const events = new EventSource('/builds/42/log');\nevents.addEventListener('message', (e) => {\n"
-     "  lines.push(e.data);\n});\n"),
+     ("const events = new EventSource('/builds/42/log');\nevents.addEventListener('message', (e) => {\n"
+     "  lines.push(e.data);\n});\n")),
     ("js-url-param-to-navigation-or-html", "src/pages/Login.tsx",
-     "export function finishLogin() {\n  const params = new URLSearchParams(window.location.search);\n"
-     "  const next = params.get('next') ?? '/';\n  window.location.href = next;\n}\n", 4,
-     "export function finishLogin() {\n  const params = new URLSearchParams(window.location.search);\n"
+     ("export function finishLogin() {\n  const params = new URLSearchParams(window.location.search);\n"
+     "  const next = params.get('next') ?? '/';\n  window.location.href = next;\n}\n"), 4,
+     ("export function finishLogin() {\n  const params = new URLSearchParams(window.location.search);\n"
      "  const next = params.get('next') ?? '/';\n  if (!next.startsWith('/') || next.startsWith('//')) return;\n"
-     "  window.location.href = next;\n}\n"),
+     "  window.location.href = next;\n}\n")),
     ("js-secret-with-hardcoded-fallback", "src/config.ts",
      "export const config = {\n  sessionSecret: process.env.SESSION_SECRET || 'keyboard-cat-secret',\n};\n", 2,
      "export const config = {\n  sessionSecret: required('SESSION_SECRET'),\n  logLevel: process.env.LOG_LEVEL || 'info',\n};\n"),
     ("js-predictable-random-secret", "src/invite.ts",
-     "export function createInvite(email: string) {\n  const inviteToken = Math.random().toString(36).slice(2);\n"
-     "  return { email, inviteToken };\n}\n", 2,
-     "import { randomBytes } from 'node:crypto';\n\nexport function createInvite(email: string) {\n"
+     ("export function createInvite(email: string) {\n  const inviteToken = Math.random().toString(36).slice(2);\n"
+     "  return { email, inviteToken };\n}\n"), 2,
+     ("import { randomBytes } from 'node:crypto';\n\nexport function createInvite(email: string) {\n"
      "  const inviteToken = randomBytes(24).toString('base64url');\n  const jitter = Math.random() * 100;\n"
-     "  return { email, inviteToken, jitter };\n}\n"),
+     "  return { email, inviteToken, jitter };\n}\n")),
     ("js-tls-verification-disabled", "src/client.ts",
      "import https from 'node:https';\n\nexport const agent = new https.Agent({ keepAlive: true, rejectUnauthorized: false });\n", 3,
      "import https from 'node:https';\n\nexport const agent = new https.Agent({ keepAlive: true, ca: INTERNAL_CA });\n"),
@@ -160,12 +160,12 @@ CASES: list[tuple[str, str, str, int, str]] = [
      "import cors from 'cors';\n\napp.use(cors({ origin: true, credentials: true }));\n", 3,
      "import cors from 'cors';\n\napp.use(cors({ origin: ['https://app.example.com'], credentials: true }));\n"),
     ("js-digest-compared-with-equals", "src/webhook.ts",
-     "export function verify(body: string, signature: string) {\n"
-     "  return createHmac('sha256', KEY).update(body).digest('hex') === signature;\n}\n", 2,
-     "export function verify(body: string, signature: string) {\n"
+     ("export function verify(body: string, signature: string) {\n"
+     "  return createHmac('sha256', KEY).update(body).digest('hex') === signature;\n}\n"), 2,
+     ("export function verify(body: string, signature: string) {\n"
      "  const expected = Buffer.from(createHmac('sha256', KEY).update(body).digest('hex'));\n"
      "  const given = Buffer.from(signature);\n"
-     "  return expected.length === given.length && timingSafeEqual(expected, given);\n}\n"),
+     "  return expected.length === given.length && timingSafeEqual(expected, given);\n}\n")),
 ]
 
 
