@@ -12,6 +12,7 @@ import yaml
 from reviewers.checks import run_checks
 from reviewers.checks.fragments import WHOLE, ToolInput
 from reviewers.checks.rules import tool_rules
+from reviewers.checks.sandbox import write_tree
 from reviewers.checks.tools import CONFIGS, ToolOutputError, parse_semgrep, semgrep_rules_json, tool_named
 
 # (rule, path, defective code, the line the finding must be on, the guarded twin)
@@ -263,3 +264,16 @@ def test_stale_rules_in_the_tools_cache_are_rewritten_and_current_ones_need_no_w
     time.sleep(0.01)
     assert tool_named("semgrep").locate() == [str(binary)]
     assert rules.stat().st_mtime_ns == written, "current rules are not written again"
+
+
+def test_a_pull_requests_semgrepignore_and_rules_are_never_read(findings_by_case, tmp_path) -> None:
+    """A PR that adds `.semgrepignore` (hiding its defect) or its own `.semgrep.yml` changes nothing: neither is
+    written to the sandbox, and semgrep runs calora's rules only."""
+    rule, path, bad, line, _ = CASES[0]
+    hostile = [whole(".semgrepignore", "app/\n*.py\n"), whole(".semgrep.yml", "rules: []\n"),
+               whole("app/.semgrep/rules.yml", "rules: []\n"), whole(path, bad)]
+    notes: list[str] = []
+    written = write_tree(tmp_path, hostile, notes)
+    assert sorted(written) == [path] and not (tmp_path / ".semgrepignore").exists()
+    report = run_checks(hostile, tools=[tool_named("semgrep")])
+    assert (path, line, rule) in {(f.path, f.line, f.rule) for f in report.findings}
