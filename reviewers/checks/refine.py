@@ -15,7 +15,10 @@ why, so the reviewer still sees it and can disagree:
 - squawk's require-concurrent-index-creation on a table the same migration creates: nobody writes to a table
   that does not exist yet, so there is no write to block (squawk's own documentation says as much);
 - yamllint's syntax errors in a Go-templated file (a Helm chart's `{{- if … }}`): the file is a template that
-  renders to YAML, not YAML.
+  renders to YAML, not YAML;
+- squawk on a migration written for MySQL (backtick identifiers, `ENGINE=`, `AUTO_INCREMENT`, a table
+  `CHARSET`): squawk parses PostgreSQL only, so it reports MySQL syntax as errors and Postgres locking rules
+  that do not apply.
 
 Nothing here runs the code: Python is read with `ast`, everything else with regular expressions.
 """
@@ -226,12 +229,23 @@ def yaml_syntax_in_a_template(diag: Diagnostic, item: ToolInput) -> Diagnostic |
     return diag
 
 
+_MYSQL_DIALECT = re.compile(r"`\w+`|\bENGINE\s*=|\bAUTO_INCREMENT\b|\bDEFAULT\s+CHARSET\b|\)\s*(?:DEFAULT\s+)?"
+                            r"CHARSET\s*=|\bCHARACTER\s+SET\s+utf8", re.IGNORECASE)
+
+
+def squawk_only_on_postgres(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """Squawk knows PostgreSQL only: on a MySQL migration its syntax errors and lock rules are noise."""
+    if _MYSQL_DIALECT.search(item.text):
+        return None
+    return diag
+
+
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
     "ruff": (s608_constants_only, shell_true_on_a_constant),
     "detect-secrets": (documented_example_keys,),
     "oxlint": (html_sink_in_sanitizing_file,),
     "eslint": (html_sink_in_sanitizing_file,),
-    "squawk": (squawk_not_on_rollbacks, index_on_a_table_created_here),
+    "squawk": (squawk_only_on_postgres, squawk_not_on_rollbacks, index_on_a_table_created_here),
     "yamllint": (yaml_syntax_in_a_template,),
 }
 

@@ -622,6 +622,15 @@ def test_an_index_on_a_table_the_migration_creates_needs_no_concurrently_but_one
         f.rule for f in check(whole("db/migrations/V58__orders_status.sql", live), tool="squawk").findings}
 
 
+def test_squawk_judges_postgres_migrations_not_mysql_ones() -> None:
+    mysql = ("CREATE TABLE `reviews` (\n  `id` bigint unsigned NOT NULL AUTO_INCREMENT,\n  `body` text NOT NULL,\n"
+             "  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\nCREATE INDEX reviews_body ON reviews (body(50));\n")
+    assert check(whole("db/migrations/000043_reviews.up.sql", mysql), tool="squawk").findings == []
+    postgres = "CREATE INDEX reviews_body_idx ON reviews (body);\n"
+    assert {f.rule for f in check(whole("db/migrations/000044_reviews.up.sql", postgres), tool="squawk").findings} == {
+        "require-concurrent-index-creation"}
+
+
 def test_yaml_syntax_errors_of_a_helm_template_are_the_template_not_the_chart() -> None:
     template = ("{{- if .Values.pdb.enabled }}\napiVersion: policy/v1\nkind: PodDisruptionBudget\nspec:\n"
                 "  minAvailable: {{ .Values.replicas }}\n{{- end }}\n")
