@@ -16,6 +16,8 @@ why, so the reviewer still sees it and can disagree:
   that does not exist yet, so there is no write to block (squawk's own documentation says as much);
 - yamllint's syntax errors in a Go-templated file (a Helm chart's `{{- if … }}`): the file is a template that
   renders to YAML, not YAML;
+- detect-secrets in a file encrypted for committing (a Bitnami `SealedSecret`, a SOPS file with `ENC[...]`
+  values): the "secrets" there are ciphertext only the cluster or the key holder can open;
 - squawk on a migration written for MySQL (backtick identifiers, `ENGINE=`, `AUTO_INCREMENT`, a table
   `CHARSET`): squawk parses PostgreSQL only, so it reports MySQL syntax as errors and Postgres locking rules
   that do not apply.
@@ -229,6 +231,16 @@ def yaml_syntax_in_a_template(diag: Diagnostic, item: ToolInput) -> Diagnostic |
     return diag
 
 
+_ENCRYPTED_FOR_GIT = re.compile(r"^kind:\s*SealedSecret\s*$|ENC\[AES256_GCM,data:", re.MULTILINE)
+
+
+def ciphertext_is_not_a_leak(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """A SealedSecret or a SOPS file is meant to be committed: its values are encrypted."""
+    if _ENCRYPTED_FOR_GIT.search(item.text):
+        return None
+    return diag
+
+
 _MYSQL_DIALECT = re.compile(r"`\w+`|\bENGINE\s*=|\bAUTO_INCREMENT\b|\bDEFAULT\s+CHARSET\b|\)\s*(?:DEFAULT\s+)?"
                             r"CHARSET\s*=|\bCHARACTER\s+SET\s+utf8", re.IGNORECASE)
 
@@ -242,7 +254,7 @@ def squawk_only_on_postgres(diag: Diagnostic, item: ToolInput) -> Diagnostic | N
 
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
     "ruff": (s608_constants_only, shell_true_on_a_constant),
-    "detect-secrets": (documented_example_keys,),
+    "detect-secrets": (documented_example_keys, ciphertext_is_not_a_leak),
     "oxlint": (html_sink_in_sanitizing_file,),
     "eslint": (html_sink_in_sanitizing_file,),
     "squawk": (squawk_only_on_postgres, squawk_not_on_rollbacks, index_on_a_table_created_here),

@@ -639,6 +639,15 @@ def test_yaml_syntax_errors_of_a_helm_template_are_the_template_not_the_chart() 
     assert {f.rule for f in check(whole(".github/workflows/a.yml", broken), tool="yamllint").findings} == {"syntax"}
 
 
+def test_a_sealed_secret_is_ciphertext_but_a_plain_secret_manifest_leaks() -> None:
+    body = ("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: smtp\n{key}:\n"
+            "  password: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq1xKfcXPz8vB9a3c7Qx0Lm2WJk7pYtR5s\n")
+    sealed = body.format(api="bitnami.com/v1alpha1", kind="SealedSecret", key="spec:\n  encryptedData")
+    assert check(whole("k8s/smtp.sealedsecret.yaml", sealed), tool="detect-secrets").findings == []
+    plain = body.format(api="v1", kind="Secret", key="stringData")
+    assert check(whole("k8s/smtp.secret.yaml", plain), tool="detect-secrets").findings != []
+
+
 def test_aws_documentation_example_keys_and_constant_shell_commands_are_not_alarms() -> None:
     example = check(whole("tests/test_s3.py", 'KEY = "AKIAIOSFODNN7EXAMPLE"\n'), tool="detect-secrets")
     assert example.findings == []
