@@ -639,6 +639,18 @@ def test_yaml_syntax_errors_of_a_helm_template_are_the_template_not_the_chart() 
     assert {f.rule for f in check(whole(".github/workflows/a.yml", broken), tool="yamllint").findings} == {"syntax"}
 
 
+def test_checkov_on_a_lambda_names_its_public_url_not_the_hygiene_every_lambda_lacks() -> None:
+    needs("checkov")
+    lambda_tf = ('resource "aws_lambda_function" "refund" {\n  function_name = "refund"\n  role = aws_iam_role.r.arn\n'
+                 '  handler = "app.handler"\n  runtime = "python3.12"\n  filename = "refund.zip"\n'
+                 '  environment {\n    variables = { STAGE = "prod" }\n  }\n}\n\n'
+                 'resource "aws_lambda_function_url" "refund" {\n  function_name      = aws_lambda_function.refund.function_name\n'
+                 '  authorization_type = "NONE"\n}\n')
+    rules = {f.rule for f in check(whole("infra/refund.tf", lambda_tf), tool="checkov").findings}
+    assert "CKV_AWS_258" in rules
+    assert not rules & {"CKV_AWS_50", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_272"}
+
+
 def test_a_sealed_secret_is_ciphertext_but_a_plain_secret_manifest_leaks() -> None:
     body = ("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: smtp\n{key}:\n"
             "  password: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq1xKfcXPz8vB9a3c7Qx0Lm2WJk7pYtR5s\n")
