@@ -79,6 +79,28 @@ def _in_cache(*parts: str) -> Callable[[], list[str] | None]:
     return locate
 
 
+def _keep_current(copy: Path, content: str) -> None:
+    """Write `content` to a config file in the tools cache, unless the file there already holds it.
+
+    A calora upgraded since `calora checks install` ships rules the old copy lacks; an image whose tools cache
+    is read-only at run time still works, since a current copy needs no write.
+    """
+    if not copy.is_file() or copy.read_text(encoding="utf-8") != content:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(content, encoding="utf-8")
+
+
+def _with_current_config(located: list[str] | None, sync: Callable[[], None]) -> list[str] | None:
+    """A tool from the tools cache, once its config there is this calora's; never run with another one."""
+    if located is None:
+        return None
+    try:
+        sync()
+    except OSError:
+        return None
+    return located
+
+
 def eslint_config() -> Path:
     """Where ESLint's configuration lives: next to its node_modules, so the config's plugin imports resolve."""
     return tools_cache() / "eslint" / "eslint.config.mjs"
@@ -86,26 +108,12 @@ def eslint_config() -> Path:
 
 def sync_eslint_config() -> None:
     """Copy the configuration this calora ships to `eslint_config()`, unless the copy there is already it."""
-    shipped, copy = CONFIGS / "eslint.config.mjs", eslint_config()
-    if not copy.is_file() or copy.read_bytes() != shipped.read_bytes():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shipped, copy)
+    _keep_current(eslint_config(), (CONFIGS / "eslint.config.mjs").read_text(encoding="utf-8"))
 
 
 def _locate_eslint() -> list[str] | None:
-    """ESLint in the tools cache, with the configuration this calora ships.
-
-    `calora checks install` puts the config there; a calora upgraded since then would run the old copy, so a
-    stale copy is replaced before ESLint runs.
-    """
-    found = _in_cache("eslint", "node_modules", ".bin", "eslint")()
-    if found is None:
-        return None
-    try:
-        sync_eslint_config()
-    except OSError:
-        return None  # a cache we cannot keep current is not run with another configuration than ours
-    return found
+    """ESLint in the tools cache, with the configuration this calora ships."""
+    return _with_current_config(_in_cache("eslint", "node_modules", ".bin", "eslint")(), sync_eslint_config)
 
 
 def semgrep_rules_json() -> str:
@@ -121,28 +129,18 @@ def semgrep_rules_json() -> str:
 
 
 def semgrep_config() -> Path:
-    """Where the expanded rules live: next to semgrep in the tools cache, rewritten when calora's rules change."""
+    """Where the expanded rules live: next to semgrep in the tools cache."""
     return tools_cache() / "semgrep" / "calora-rules.json"
 
 
 def sync_semgrep_config() -> None:
     """Write this calora's rules to `semgrep_config()`, unless the copy there is already them."""
-    config, wanted = semgrep_config(), semgrep_rules_json()
-    if not config.is_file() or config.read_text(encoding="utf-8") != wanted:
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(wanted, encoding="utf-8")
+    _keep_current(semgrep_config(), semgrep_rules_json())
 
 
 def _locate_semgrep() -> list[str] | None:
-    """semgrep in the tools cache, with the rules this calora ships (a stale copy is rewritten first)."""
-    found = _in_cache("semgrep", "bin", "semgrep")()
-    if found is None:
-        return None
-    try:
-        sync_semgrep_config()
-    except OSError:
-        return None  # never run semgrep with other rules than this calora's
-    return found
+    """semgrep in the tools cache, with the rules this calora ships."""
+    return _with_current_config(_in_cache("semgrep", "bin", "semgrep")(), sync_semgrep_config)
 
 
 # --- pure parsing helpers ------------------------------------------------------------------------
