@@ -698,15 +698,26 @@ def test_an_output_item_of_another_shape_is_a_tool_output_error_naming_the_tool(
         parse(text, tmp_path)
 
 
-def test_a_stale_eslint_config_in_the_tools_cache_is_replaced_before_eslint_runs(tmp_path: Path, monkeypatch) -> None:
-    """`calora checks install eslint` copies the config next to node_modules; an upgraded calora ships rules
-    that copy lacks, and must not run ESLint with the old one."""
+@pytest.mark.parametrize(("tool", "binary", "config", "current"), [
+    ("eslint", ("eslint", "node_modules", ".bin", "eslint"), ("eslint", "eslint.config.mjs"),
+     lambda: (tools.CONFIGS / "eslint.config.mjs").read_text(encoding="utf-8")),
+    ("semgrep", ("semgrep", "bin", "semgrep"), ("semgrep", "calora-rules.json"), tools.semgrep_rules_json),
+])
+def test_a_stale_config_in_the_tools_cache_is_replaced_and_a_current_one_is_not_rewritten(
+        tool: str, binary: tuple[str, ...], config: tuple[str, ...], current, tmp_path: Path, monkeypatch) -> None:
+    """`calora checks install` writes the config next to the tool; an upgraded calora ships rules that copy lacks
+    and must not run the tool with the old one, and an image whose tools cache is read-only at run time (written
+    at build) must find the tool without writing."""
     monkeypatch.setenv("CALORA_TOOLS_DIR", str(tmp_path))
-    binary = tmp_path / "eslint" / "node_modules" / ".bin" / "eslint"
-    assert tool_named("eslint").locate() is None, "not installed: nothing to run"
-    binary.parent.mkdir(parents=True)
-    binary.write_text("#!/bin/sh\n")
-    stale = tmp_path / "eslint" / "eslint.config.mjs"
-    stale.write_text("export default [];  // from an older calora\n")
-    assert tool_named("eslint").locate() == [str(binary)]
-    assert stale.read_bytes() == (tools.CONFIGS / "eslint.config.mjs").read_bytes()
+    executable = tmp_path.joinpath(*binary)
+    assert tool_named(tool).locate() is None, "not installed: nothing to run"
+    executable.parent.mkdir(parents=True)
+    executable.write_text("#!/bin/sh\n")
+    copy = tmp_path.joinpath(*config)
+    copy.write_text("from an older calora\n")
+    assert tool_named(tool).locate() == [str(executable)]
+    assert copy.read_text(encoding="utf-8") == current()
+    written = copy.stat().st_mtime_ns
+    time.sleep(0.01)
+    assert tool_named(tool).locate() == [str(executable)]
+    assert copy.stat().st_mtime_ns == written, "a current copy is not written again"
