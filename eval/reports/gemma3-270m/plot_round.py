@@ -64,6 +64,19 @@ ROUNDS = {
             },
         },
     },
+    "semgrep-and-blind3": {  # session 7: semgrep's taint rules, and a third blind set (2-core CPU, round 5's S)
+        "title": "2-core CPU, round 5's adapters S",
+        "more": {
+            "end-to-end-blind3.png": {
+                "chart_title": "the 40 scenarios of eval/scenarios-blind3 (the rules were written before the set existed)",
+                "rows": {"b3_ev_before": "evidence, before semgrep", "b3_ev_first": "evidence with semgrep, first run",
+                         "b3_ev": "evidence after 4 guards", "b3_base": "+ base model",
+                         "b3_S": "+ adapters S (confirmed only)", "b3_Sall": "+ adapters S (every finding)",
+                         "b3_ev_tuned": "evidence after 3 refinements read off it (tuned)",
+                         "b3_S_tuned": "+ adapters S on that (tuned)"},
+            },
+        },
+    },
 }
 
 
