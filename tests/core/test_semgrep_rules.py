@@ -44,6 +44,16 @@ CASES: list[tuple[str, str, str, int, str]] = [
      ("from flask import redirect, request\n\ndef after_login():\n    target = request.args.get('next', '/')\n"
      "    return redirect(target)\n"), 5,
      "from flask import redirect, request, url_for\n\ndef after_login():\n    return redirect(url_for('home'))\n"),
+    ("py-request-to-redirect", "app/console.py",
+     ("from starlette.responses import RedirectResponse\n\n@router.get('/login')\n"
+      "async def login_form(request, next: str | None = None):\n    return RedirectResponse(next, status_code=303)\n"), 5,
+     ("from starlette.responses import RedirectResponse\n\n@router.get('/login')\n"
+      "async def login_form(request, next: str | None = None):\n"
+      "    return RedirectResponse(safe_next(next), status_code=303)\n")),
+    ("py-request-mass-assignment", "app/routing.py",
+     ("from flask import request\n\ndef create_item():\n    Item.objects.create(**request.POST.dict())\n"), 4,
+     ("from flask import request\n\ndef dispatch(handler):\n    response = StreamingResponse(handler(), **request.json)\n"
+      "    return handler(**request.json)\n")),
     ("py-request-to-shell", "app/tools.py",
      ("import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
      "    return subprocess.run(f'ping -c 1 {host}', shell=True, capture_output=True).stdout\n"), 6,
@@ -114,6 +124,10 @@ CASES: list[tuple[str, str, str, int, str]] = [
      "router.get('/login/done', (req, res) => {\n  const next = req.query.next as string;\n  res.redirect(next);\n});\n", 3,
      ("router.get('/login/done', (req, res) => {\n  const next = req.query.next as string;\n"
      "  if (!next.startsWith('/') || next.startsWith('//')) return res.redirect('/');\n  res.redirect(next);\n});\n")),
+    ("js-request-to-redirect", "src/routes/invoices.ts",
+     ("invoices.get('/invoices/pdf', async (req, res) => {\n  res.redirect(`${req.query.host}/pdf`);\n});\n"), 2,
+     ("invoices.get('/invoices/:id/pdf', async (req, res) => {\n  const invoice = await findInvoice(req.params.id);\n"
+      "  res.redirect(await signedPdfUrl(invoice.pdfKey, { expiresInSeconds: 60 }));\n});\n")),
     ("js-request-to-shell-or-code", "src/routes/convert.ts",
      ("import { exec } from 'node:child_process';\n\nexport function convert(req, res) {\n"
      "  exec(`convert ${req.body.file} out.png`, (err) => res.json({ ok: !err }));\n}\n"), 4,
