@@ -245,9 +245,15 @@ _MYSQL_DIALECT = re.compile(r"`\w+`|\bENGINE\s*=|\bAUTO_INCREMENT\b|\bDEFAULT\s+
                             r"CHARSET\s*=|\bCHARACTER\s+SET\s+utf8", re.IGNORECASE)
 
 
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
 def squawk_only_on_postgres(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
-    """Squawk knows PostgreSQL only: on a MySQL migration its syntax errors and lock rules are noise."""
-    if _MYSQL_DIALECT.search(item.text):
+    """Squawk knows PostgreSQL only: on a MySQL migration its syntax errors and lock rules are noise.
+
+    Judged on the statements, not the comments: a Postgres migration may well write `status` in a comment.
+    """
+    if _MYSQL_DIALECT.search(_SQL_COMMENT.sub(" ", item.text)):
         return None
     return diag
 
