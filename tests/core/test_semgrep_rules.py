@@ -54,6 +54,14 @@ CASES: list[tuple[str, str, str, int, str]] = [
      ("from flask import request\n\ndef create_item():\n    Item.objects.create(**request.POST.dict())\n"), 4,
      ("from flask import request\n\ndef dispatch(handler):\n    response = StreamingResponse(handler(), **request.json)\n"
       "    return handler(**request.json)\n")),
+    ("py-request-to-redirect", "shop/views.py",
+     ("from django.shortcuts import redirect\nfrom django.views import View\n\nclass Done(View):\n"
+      "    def get(self, request):\n        return redirect(self.request.GET.get('next', '/'))\n"), 6,
+     ("from django.shortcuts import redirect\nfrom django.utils.http import url_has_allowed_host_and_scheme\n"
+      "from django.views import View\n\nclass Done(View):\n    def get(self, request):\n"
+      "        target = self.request.GET.get('next', '/')\n"
+      "        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):\n"
+      "            target = '/'\n        return redirect(target)\n")),
     ("py-request-to-shell", "app/tools.py",
      ("import subprocess\nfrom flask import request\n\ndef ping():\n    host = request.form['host']\n"
      "    return subprocess.run(f'ping -c 1 {host}', shell=True, capture_output=True).stdout\n"), 6,
@@ -128,6 +136,12 @@ CASES: list[tuple[str, str, str, int, str]] = [
      ("invoices.get('/invoices/pdf', async (req, res) => {\n  res.redirect(`${req.query.host}/pdf`);\n});\n"), 2,
      ("invoices.get('/invoices/:id/pdf', async (req, res) => {\n  const invoice = await findInvoice(req.params.id);\n"
       "  res.redirect(await signedPdfUrl(invoice.pdfKey, { expiresInSeconds: 60 }));\n});\n")),
+    ("js-request-to-outbound-url", "app/preview/page.tsx",
+     ("export default async function Page({ searchParams }) {\n  const res = await fetch(searchParams.feed);\n"
+      "  return <pre>{await res.text()}</pre>;\n}\n"), 2,
+     ("const FEEDS = { news: 'https://example.com/news.xml' };\n\n"
+      "export default async function Page({ searchParams }) {\n  const res = await fetch(FEEDS.news);\n"
+      "  return <pre>{searchParams.feed}: {await res.text()}</pre>;\n}\n")),
     ("js-request-to-shell-or-code", "src/routes/convert.ts",
      ("import { exec } from 'node:child_process';\n\nexport function convert(req, res) {\n"
      "  exec(`convert ${req.body.file} out.png`, (err) => res.json({ ok: !err }));\n}\n"), 4,
