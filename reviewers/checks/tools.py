@@ -10,6 +10,7 @@ Versions are pinned in pyproject.toml (wheels that carry their binary) or by `ca
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -116,11 +117,13 @@ def _locate_eslint() -> list[str] | None:
     return _with_current_config(_in_cache("eslint", "node_modules", ".bin", "eslint")(), sync_eslint_config)
 
 
+@functools.cache
 def semgrep_rules_json() -> str:
     """calora's semgrep rules as semgrep reads them: JSON, with the YAML's shared lists (anchors) expanded.
 
     Semgrep's YAML reader does not resolve anchors, and the rule file shares one list of request sources among
     several rules rather than repeating it; safe_load resolves them and semgrep reads JSON as well as YAML.
+    Parsed once per process (about 50 ms): every review locates semgrep, and the shipped file does not change.
     """
     import yaml
 
