@@ -83,9 +83,12 @@ def run_install_command(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             target = cache / "eslint"
-            sync_eslint_config()
             steps = [[npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "--ignore-scripts",
                       "--loglevel", "error", *ESLINT_PACKAGES]]
+        # The tool's config goes next to it now, so a read-only tools cache (an image) needs no write later.
+        sync = {"eslint": sync_eslint_config, "semgrep": sync_semgrep_config}.get(name)
+        if sync is not None:
+            sync()
         for step in steps:
             done = subprocess.run(step, check=False)
             if done.returncode != 0:
@@ -93,7 +96,4 @@ def run_install_command(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 failed += 1
                 break
-        else:
-            if name == "semgrep":
-                sync_semgrep_config()  # written now, so a read-only tools cache (an image) needs no write later
     return 3 if failed else 0
