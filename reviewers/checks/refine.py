@@ -243,8 +243,6 @@ def ciphertext_is_not_a_leak(diag: Diagnostic, item: ToolInput) -> Diagnostic | 
 
 _MYSQL_DIALECT = re.compile(r"`\w+`|\bENGINE\s*=|\bAUTO_INCREMENT\b|\bDEFAULT\s+CHARSET\b|\)\s*(?:DEFAULT\s+)?"
                             r"CHARSET\s*=|\bCHARACTER\s+SET\s+utf8", re.IGNORECASE)
-
-
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 

@@ -14,10 +14,7 @@ from reviewers.checks.rules import tool_rules
 from reviewers.checks.sandbox import tool_version
 from reviewers.checks.tools import TOOLS, tool_named
 from reviewers.unified_diff import parse_unified_diff
-
-
-def whole(path: str, text: str) -> ToolInput:
-    return ToolInput(path=path, text=text, how=WHOLE, added=set(range(1, text.count("\n") + 2)))
+from tests.core.test_checks import whole
 
 
 def hits(path: str, text: str, *, how: str = WHOLE) -> set[tuple[str, int]]:

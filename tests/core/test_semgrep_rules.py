@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from reviewers.checks import run_checks
-from reviewers.checks.fragments import WHOLE, ToolInput
 from reviewers.checks.rules import tool_rules
 from reviewers.checks.sandbox import write_tree
 from reviewers.checks.tools import CONFIGS, ToolOutputError, parse_semgrep, semgrep_rules_json, tool_named
+from tests.core.test_checks import needs, whole
 
 # (rule, path, defective code, the line the finding must be on, the guarded twin)
 CASES: list[tuple[str, str, str, int, str]] = [
@@ -197,19 +197,10 @@ CASES: list[tuple[str, str, str, int, str]] = [
 ]
 
 
-def whole(path: str, text: str) -> ToolInput:
-    return ToolInput(path=path, text=text, how=WHOLE, added=set(range(1, text.count("\n") + 2)))
-
-
-def needs_semgrep() -> None:
-    if tool_named("semgrep").locate() is None:
-        pytest.skip(f"semgrep is not installed here: {tool_named('semgrep').install}")
-
-
 @pytest.fixture(scope="module")
 def findings_by_case() -> dict[str, set[tuple[str, int]]]:
     """Every case's defective and guarded file in one semgrep run (each under its own folder)."""
-    needs_semgrep()
+    needs("semgrep")
     inputs = [whole(f"{kind}/{n}/{path}", text) for n, (_, path, bad, _, good) in enumerate(CASES)
               for kind, text in (("bad", bad), ("good", good))]
     report = run_checks(inputs, tools=[tool_named("semgrep")])
