@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from reviewers.backends import BACKEND_NAMES
 from reviewers.commands import add_reviewer_findings_argument
 from reviewers.models import BASE_MODEL_HELP, DEFAULT_MAX_NEW_TOKENS
 
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scenario folder <reviewer>/<case>/{diff.patch,expected.json} (default eval/scenarios)")
     review.add_argument("--reviewers", nargs="+", metavar="NAME",
                         help="grade only the scenarios of these reviewer folders (the pipeline still runs every reviewer)")
-    review.add_argument("--backend", choices=("none", "transformers", "engine", "openai"), default="none",
+    review.add_argument("--backend", choices=("none", *BACKEND_NAMES), default="none",
                         help="none: evidence only, no model (default); otherwise built as `calora review` builds it")
     review.add_argument("--base-model", help="a .gguf file, a model folder or a hub id (as for `calora review`)")
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (as for `calora review`)")
@@ -116,7 +117,7 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser, decoding: bool = True) -> None:
-    parser.add_argument("--backend", choices=("transformers", "engine", "openai"), default="transformers")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="transformers")
     parser.add_argument("--base-model", help=BASE_MODEL_HELP)
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--device", default="auto")

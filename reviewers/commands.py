@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reviewers.backends import BACKEND_NAMES, DEFAULT_BACKEND
 from reviewers.context.source import RepoSource
 from reviewers.contract import Verdict
 from reviewers.models import BASE_MODEL_HELP, DEFAULT_BASE_MODEL, MODELS
@@ -38,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     review.add_argument("--task", default="", help="the intent of the change (PR title/body)")
     review.add_argument("--base-model", help=BASE_MODEL_HELP)
     review.add_argument("--adapters", type=Path, help="folder of per-reviewer adapters (default: ./adapters)")
-    review.add_argument("--backend", choices=["transformers", "engine", "openai", "none"],
-                        help="default: transformers; none: no model, the analyzers' evidence alone")
+    review.add_argument("--backend", choices=[*BACKEND_NAMES, "none"],
+                        help=f"default: CALORA_BACKEND, else {DEFAULT_BACKEND} (with no adapters and no base model "
+                             "asked, no model is loaded); none: no model, the analyzers' evidence alone")
     review.add_argument("--no-analyzers", action="store_true",
                         help="skip the analyzers (no evidence; the reviewers alone decide)")
     review.add_argument("--sarif", nargs="+", type=Path, metavar="FILE", default=[],

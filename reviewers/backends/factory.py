@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from reviewers.backends import DEFAULT_BACKEND, BackendName
 from reviewers.backends.base import NoModelBackend, ReviewerBackend
 from reviewers.backends.cloud import CloudReviewer
 from reviewers.models import DEFAULT_MAX_NEW_TOKENS, ModelSettings, resolve_base_model
@@ -30,7 +31,7 @@ class BackendSettings(ModelSettings):
     `base_model` and `cache_dir` are `reviewers.models.ModelSettings`'.
     """
 
-    backend: Literal["transformers", "engine", "openai"] = "engine"
+    backend: BackendName = DEFAULT_BACKEND
     adapters_dir: Path = Path("adapters")
     device: str = "auto"
     engine_dtype: Literal["float32", "bfloat16"] | None = Field(
