@@ -1,0 +1,198 @@
+"""Where a LoRA training step's time goes on the 1B shape: the profile behind issue #18's MFU item.
+
+`bench/train_bench.py` says how fast our step is; this says why. One run:
+
+  ceilings   a bf16 matrix product of the decoder's largest shape and a device-to-device copy, measured
+             here (the floor of a step is its FLOPs over the first and its bytes over the second);
+  variants   our step (packing + chunked CE + per-layer compile) under the levers named on the command
+             line, each timed the way train_bench.py times it (tokens/s, peak memory, MFU);
+  profile    for the first variant, torch.profiler over a few steps: GPU time by kind (base matmuls,
+             LoRA matmuls, attention, the loss, fused element-wise, optimizer), the idle share of the GPU,
+             and the top kernels.
+
+    python bench/train_profile.py --out DIR [--variants current,seqs16,...]
+
+Writes DIR/train-profile.json (figures), DIR/profile-kernels.txt and DIR/profile-shapes.txt (tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from train_bench import GEMMA3_1B, PEAK_BF16_TFLOPS, build_model, flops_per_token, make_batches
+
+from training.attention import VARLEN_ATTENTION, register_varlen_attention
+from training.loss import AnswerLossModel
+from training.packing import collate_packed
+
+
+def measure_ceilings(device: torch.device) -> dict[str, float]:
+    """Dense bf16 matmul TFLOP/s at the MLP's shape and copy GB/s (read + write), medians of 20."""
+    def timed(fn: Any, reps: int = 20) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        return statistics.median(times)
+
+    a = torch.randn(8192, 1152, device=device, dtype=torch.bfloat16)
+    b = torch.randn(1152, 6912, device=device, dtype=torch.bfloat16)
+    t_mm = timed(lambda: a @ b)
+    src = torch.randn(256 * 2**20, device=device, dtype=torch.bfloat16)  # 512 MiB
+    dst = torch.empty_like(src)
+    t_copy = timed(lambda: dst.copy_(src))
+    return {"matmul_tflops": 2 * 8192 * 1152 * 6912 / t_mm / 1e12,
+            "copy_gbps": 2 * src.numel() * 2 / t_copy / 1e9}
+
+
+def kernel_kind(name: str) -> str:
+    """A kernel's job, read from its name (cuBLAS/CUTLASS, flash, Triton from inductor, ATen)."""
+    low = name.lower()
+    if any(k in low for k in ("flash", "fmha", "attn", "attention")):
+        return "attention"
+    if any(k in low for k in ("gemm", "cutlass", "xmma", "nvjet", "sm90", "cublas", "matmul")):
+        return "matmul"
+    if low.startswith("triton") or "triton" in low:
+        return "fused (triton)"
+    if any(k in low for k in ("adam", "foreach", "multi_tensor")):
+        return "optimizer"
+    if any(k in low for k in ("logsumexp", "reduce", "softmax", "gather", "scatter", "index")):
+        return "reduce/index"
+    if any(k in low for k in ("elementwise", "vectorized", "copy", "fill", "cast")):
+        return "element-wise (aten)"
+    return "other"
+
+
+def profile_steps(step: Any, batches: list[Any], out: Path) -> dict[str, Any]:
+    """GPU time by kind over the given steps, plus matmul time split by shape (LoRA's have a 16)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
+        t0 = time.perf_counter()
+        for seqs in batches:
+            step(seqs)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    kinds: dict[str, float] = defaultdict(float)
+    kernels: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    busy = 0.0
+    for evt in prof.events():
+        if getattr(evt, "device_type", None) != torch.autograd.DeviceType.CUDA:
+            continue
+        us = evt.time_range.elapsed_us()
+        busy += us
+        kinds[kernel_kind(evt.name)] += us
+        kernels[evt.name][0] += us
+        kernels[evt.name][1] += 1
+    n = len(batches)
+    top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:60]
+    lines = [f"{'ms/step':>9} {'calls/step':>10}  kernel"]
+    lines += [f"{v[0] / 1e3 / n:9.3f} {v[1] / n:10.1f}  {k[:160]}" for k, v in top]
+    (out / "profile-kernels.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sort_key = "self_device_time_total"
+    try:
+        shapes = prof.key_averages(group_by_input_shape=True).table(sort_by=sort_key, row_limit=80)
+    except Exception:  # noqa: BLE001  (older torch names the column cuda)
+        shapes = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cuda_time_total", row_limit=80)
+    (out / "profile-shapes.txt").write_text(shapes, encoding="utf-8")
+    return {
+        "steps": n, "wall_ms_per_step": wall * 1e3 / n, "gpu_busy_ms_per_step": busy / 1e3 / n,
+        "gpu_busy_share": busy / 1e6 / wall,
+        "by_kind_ms_per_step": {k: v / 1e3 / n for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+        "kernels_per_step": sum(v[1] for v in kernels.values()) / n,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variants", default="nocompile,current,seqs16")
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda")
+    dtype = torch.bfloat16
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), 989.0)
+    register_varlen_attention()
+    report: dict[str, Any] = {"device": name, "torch": torch.__version__, "peak_bf16_tflops": peak,
+                              "ceilings": measure_ceilings(device), "variants": []}
+    print(f"{name}: ceilings {report['ceilings']}", flush=True)
+
+    model = build_model(GEMMA3_1B, device, dtype)
+    model.get_base_model().config._attn_implementation = VARLEN_ATTENTION
+    loss_model = AnswerLossModel(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    compiled = False
+
+    def step(seqs: list[Any]) -> float:
+        batch = collate_packed(seqs).to(device)
+        with torch.autocast("cuda", dtype=dtype):
+            loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, None, batch.cu_seqlens,
+                              batch.max_seqlen)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    for i, variant in enumerate(args.variants.split(",")):
+        seqs_per_step = 16 if variant == "seqs16" else 8
+        if variant != "nocompile" and not compiled:
+            for layer in model.get_base_model().model.layers:
+                layer.compile(dynamic=True)
+            compiled = True
+        if variant == "nocompile" and compiled:
+            print("  nocompile must come before the compiled variants; skipped", flush=True)
+            continue
+        batches = make_batches(args.steps + 6, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234 + i)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        for seqs in batches[:6]:  # warm-up, compile included
+            float(step(seqs))
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for seqs in batches[6:]:
+            last = step(seqs)
+        float(last)
+        wall = time.perf_counter() - t0
+        tokens = sum(s.length for b in batches[6:] for s in b)
+        mean_len = tokens / (args.steps * seqs_per_step)
+        res = {"variant": variant, "sequences_per_step": seqs_per_step, "useful_tokens_per_s": tokens / wall,
+               "step_ms": wall * 1e3 / args.steps, "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+        res["mfu"] = res["useful_tokens_per_s"] * flops_per_token(GEMMA3_1B, mean_len) / (peak * 1e12)
+        res["floor_ms_at_measured_matmul"] = (tokens / args.steps) * flops_per_token(GEMMA3_1B, mean_len) / (
+            report["ceilings"]["matmul_tflops"] * 1e12) * 1e3
+        if variant == "current":
+            res["profile"] = profile_steps(step, batches[6:9], args.out)
+        report["variants"].append(res)
+        print(f"  {variant:<12} {res['useful_tokens_per_s']:>9.0f} tok/s  {res['step_ms']:7.1f} ms/step  "
+              f"MFU {res['mfu']:.3f}  {res['peak_memory_gib']:.1f} GiB", flush=True)
+        if "profile" in res:
+            print("  " + json.dumps(res["profile"]), flush=True)
+        (args.out / "train-profile.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
