@@ -8,7 +8,12 @@ One run measures, on the same random batches and the same random-weight model:
   + packing         padding-free rows with cu_seqlens and varlen attention (no pad tokens computed);
   + chunked CE      our `AnswerLossModel`: logits only for target positions, 1 GiB chunks, gradient
                     computed in the forward: never the full [tokens, 262144] fp32 logits;
-  + compile         torch.compile of each decoder layer (fuses RMSNorm, rotary, GELU, LoRA adds).
+  + compile         torch.compile of each decoder layer (fuses RMSNorm, rotary, GELU, LoRA adds);
+  + fused loss      each loss chunk's softmax and gradient compiled into fused kernels: the fp32 logits
+                    never reach memory;
+  + bf16 LoRA input PEFT's cast of every adapted layer's input to the adapter's fp32 turned off (autocast
+                    casts it back before the matmul, so the numbers are the same);
+  + fused AdamW     one optimizer kernel for every adapter tensor.
 
 Shape: Gemma-3 1B text (hidden 1152, intermediate 6912, 26 layers, 4 heads, 1 KV head, head_dim 256,
 vocab 262144; other Gemma3TextConfig fields at their defaults), LoRA r=16 on every linear layer of
@@ -41,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention, torch_varlen_available
+from training.base_model import keep_lora_inputs_in_autocast_dtype
 from training.loss import AnswerLossModel
 from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded
 
@@ -118,9 +124,9 @@ def ours_step(loss_model: AnswerLossModel, seqs: list[TokenizedExample], device:
 
 
 def run_variant(name: str, step_fn: Any, model: Any, batches: list[list[TokenizedExample]], warmup: int,
-                device: torch.device) -> dict[str, Any]:
+                device: torch.device, fused_adamw: bool = False) -> dict[str, Any]:
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=fused_adamw)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -178,21 +184,33 @@ def main(argv: list[str] | None = None) -> int:
         ("packing + chunked CE (ours)", ["packing", "chunked_ce"], lambda s: ours_step(loss_model, s, device, dtype)),
     ]
     if not args.no_compile and device.type == "cuda":  # on CPU the varlen path is a Python loop: no use
-        variants.append(("packing + chunked CE + compile (ours)", ["packing", "chunked_ce", "compile"],
-                         lambda s: ours_step(loss_model, s, device, dtype)))
+        compiled = ["packing", "chunked_ce", "compile"]
+        variants += [
+            ("packing + chunked CE + compile", compiled, lambda s: ours_step(loss_model, s, device, dtype)),
+            ("+ fused loss chunk", [*compiled, "fused_loss"], lambda s: ours_step(loss_model, s, device, dtype)),
+            ("+ bf16 LoRA inputs", [*compiled, "fused_loss", "bf16_lora_inputs"],
+             lambda s: ours_step(loss_model, s, device, dtype)),
+            ("+ fused AdamW (ours)", [*compiled, "fused_loss", "bf16_lora_inputs", "fused_adamw"],
+             lambda s: ours_step(loss_model, s, device, dtype)),
+        ]
     initial = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
     results = []
+    compiled_layers = False
     for name, levers, fn in variants:
         model.load_state_dict(initial, strict=False)  # every variant starts from the same adapter
         impl = "sdpa" if not levers else VARLEN_ATTENTION
         model.get_base_model().config._attn_implementation = impl
-        if "compile" in levers:
+        if "compile" in levers and not compiled_layers:
             for layer in model.get_base_model().model.layers:
                 layer.compile(dynamic=True)
+            compiled_layers = True
+        loss_model.fused_loss = "fused_loss" in levers
+        if "bf16_lora_inputs" in levers:  # one way: the variants after it keep it
+            keep_lora_inputs_in_autocast_dtype(model)
         extra_warmup = 3 if "compile" in levers else 0
         use = batches[: warmup + extra_warmup + steps]
         try:
-            res = run_variant(name, fn, model, use, warmup + extra_warmup, device)
+            res = run_variant(name, fn, model, use, warmup + extra_warmup, device, "fused_adamw" in levers)
         except Exception as exc:  # noqa: BLE001  (a lever that fails is recorded, not fatal)
             traceback.print_exc()
             res = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:500]}

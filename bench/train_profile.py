@@ -4,15 +4,16 @@
 
   ceilings   a bf16 matrix product of the decoder's largest shape and a device-to-device copy, measured
              here (the floor of a step is its FLOPs over the first and its bytes over the second);
-  variants   our step (packing + chunked CE + per-layer compile) under the levers named on the command
-             line, each timed the way train_bench.py times it (tokens/s, peak memory, MFU);
-  profile    for the first variant, torch.profiler over a few steps: GPU time by kind (base matmuls,
+  variants   our step (packing + chunked CE + per-layer compile) as it was ("before") and with this
+             round's levers ("after": fused loss chunk, bf16 LoRA inputs, fused AdamW; "after-seqs16":
+             twice the sequences a step), each timed the way train_bench.py times it;
+  profile    for "before" and "after", torch.profiler over a few steps: GPU time by kind (base matmuls,
              LoRA matmuls, attention, the loss, fused element-wise, optimizer), the idle share of the GPU,
              and the top kernels.
 
     python bench/train_profile.py --out DIR [--variants current,seqs16,...]
 
-Writes DIR/train-profile.json (figures), DIR/profile-kernels.txt and DIR/profile-shapes.txt (tables).
+Writes DIR/train-profile.json (figures), DIR/profile-kernels-<variant>.txt and profile-shapes-<variant>.txt.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from train_bench import GEMMA3_1B, PEAK_BF16_TFLOPS, build_model, flops_per_token, make_batches
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention
+from training.base_model import keep_lora_inputs_in_autocast_dtype
 from training.loss import AnswerLossModel
 from training.packing import collate_packed
 
@@ -82,7 +84,7 @@ def kernel_kind(name: str) -> str:
     return "other"
 
 
-def profile_steps(step: Any, batches: list[Any], out: Path) -> dict[str, Any]:
+def profile_steps(step: Any, batches: list[Any], out: Path, tag: str) -> dict[str, Any]:
     """GPU time by kind over the given steps, plus matmul time split by shape (LoRA's have a 16)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -108,13 +110,13 @@ def profile_steps(step: Any, batches: list[Any], out: Path) -> dict[str, Any]:
     top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:60]
     lines = [f"{'ms/step':>9} {'calls/step':>10}  kernel"]
     lines += [f"{v[0] / 1e3 / n:9.3f} {v[1] / n:10.1f}  {k[:160]}" for k, v in top]
-    (out / "profile-kernels.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"profile-kernels-{tag}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     sort_key = "self_device_time_total"
     try:
         shapes = prof.key_averages(group_by_input_shape=True).table(sort_by=sort_key, row_limit=80)
     except Exception:  # noqa: BLE001  (older torch names the column cuda)
         shapes = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cuda_time_total", row_limit=80)
-    (out / "profile-shapes.txt").write_text(shapes, encoding="utf-8")
+    (out / f"profile-shapes-{tag}.txt").write_text(shapes, encoding="utf-8")
     return {
         "steps": n, "wall_ms_per_step": wall * 1e3 / n, "gpu_busy_ms_per_step": busy / 1e3 / n,
         "gpu_busy_share": busy / 1e6 / wall,
@@ -126,7 +128,7 @@ def profile_steps(step: Any, batches: list[Any], out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--variants", default="nocompile,current,seqs16")
+    parser.add_argument("--variants", default="before,after,after-seqs16")
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -143,28 +145,27 @@ def main(argv: list[str] | None = None) -> int:
     model.get_base_model().config._attn_implementation = VARLEN_ATTENTION
     loss_model = AnswerLossModel(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
-    compiled = False
+    for layer in model.get_base_model().model.layers:
+        layer.compile(dynamic=True)
+    state: dict[str, Any] = {}
 
-    def step(seqs: list[Any]) -> float:
+    def step(seqs: list[Any]) -> torch.Tensor:
         batch = collate_packed(seqs).to(device)
         with torch.autocast("cuda", dtype=dtype):
             loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, None, batch.cu_seqlens,
                               batch.max_seqlen)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        state["optimizer"].step()
+        state["optimizer"].zero_grad(set_to_none=True)
         return loss
 
     for i, variant in enumerate(args.variants.split(",")):
-        seqs_per_step = 16 if variant == "seqs16" else 8
-        if variant != "nocompile" and not compiled:
-            for layer in model.get_base_model().model.layers:
-                layer.compile(dynamic=True)
-            compiled = True
-        if variant == "nocompile" and compiled:
-            print("  nocompile must come before the compiled variants; skipped", flush=True)
-            continue
+        after = variant.startswith("after")  # "before": PR #18's session-5 step; "after": every lever here
+        seqs_per_step = 16 if variant.endswith("seqs16") else 8
+        loss_model.fused_loss = after
+        if after:  # one way: the variants after it keep it
+            keep_lora_inputs_in_autocast_dtype(model)
+        state["optimizer"] = torch.optim.AdamW(trainable, lr=1e-4, fused=after)
         batches = make_batches(args.steps + 6, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234 + i)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -183,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         res["mfu"] = res["useful_tokens_per_s"] * flops_per_token(GEMMA3_1B, mean_len) / (peak * 1e12)
         res["floor_ms_at_measured_matmul"] = (tokens / args.steps) * flops_per_token(GEMMA3_1B, mean_len) / (
             report["ceilings"]["matmul_tflops"] * 1e12) * 1e3
-        if variant == "current":
-            res["profile"] = profile_steps(step, batches[6:9], args.out)
+        if variant in ("before", "after"):
+            res["profile"] = profile_steps(step, batches[6:9], args.out, variant)
         report["variants"].append(res)
-        print(f"  {variant:<12} {res['useful_tokens_per_s']:>9.0f} tok/s  {res['step_ms']:7.1f} ms/step  "
+        print(f"  {variant:<14} {res['useful_tokens_per_s']:>9.0f} tok/s  {res['step_ms']:7.1f} ms/step  "
               f"MFU {res['mfu']:.3f}  {res['peak_memory_gib']:.1f} GiB", flush=True)
         if "profile" in res:
             print("  " + json.dumps(res["profile"]), flush=True)

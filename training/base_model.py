@@ -105,6 +105,21 @@ def linear_module_names(model: nn.Module) -> list[str]:
     return names
 
 
+def keep_lora_inputs_in_autocast_dtype(peft_model: nn.Module) -> int:
+    """Stop PEFT casting each LoRA layer's input to the adapter's fp32; returns how many layers changed.
+
+    Under bf16 autocast PEFT's cast is undone by autocast before the matmul, so the answer is bit for bit
+    the same, but every adapted layer wrote and read an fp32 copy of its input (the MLP's down projection:
+    4 bytes × 6,912 per token). Only for autocast runs: without it an fp32 adapter needs fp32 inputs.
+    """
+    changed = 0
+    for module in peft_model.modules():
+        if hasattr(module, "lora_A") and getattr(module, "cast_input_dtype_enabled", True):
+            module.cast_input_dtype_enabled = False
+            changed += 1
+    return changed
+
+
 def attach_lora(model: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, list[str] | str, int]:
     """Wrap `model` with a fresh LoRA adapter; returns (peft model, target spec used, modules adapted)."""
     from peft import LoraConfig, get_peft_model

@@ -9,6 +9,7 @@ logits instead of the whole batch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -23,6 +24,40 @@ def chunk_rows(vocab_size: int, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(16, chunk_bytes // (4 * vocab_size))
 
 
+def _chunk_loss_and_grad(
+    logits: torch.Tensor, targets: torch.Tensor, normalizer: torch.Tensor, softcap: float | None,
+    row_weights: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One chunk: Σ w·CE over its rows, and d(that / normalizer)/d logits in the logits' dtype.
+
+    The arithmetic is in fp32 (fp64 for an fp64 model). Eager, it reuses one fp32 buffer in place; on CUDA
+    `_fused_chunk` compiles it into a reduction and one pass that writes the bf16 gradient, so the fp32
+    logits never reach memory (about a sixth of the bytes the eager steps move).
+    """
+    z = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if softcap:
+        capped = torch.tanh(z / softcap)
+        z = capped * softcap
+    lse = torch.logsumexp(z, dim=-1)  # [c]
+    losses = lse - z.gather(1, targets[:, None]).squeeze(1)
+    if row_weights is not None:
+        losses = losses * row_weights
+    # d(sum CE)/d logits = softmax − one-hot, written into the fp32 buffer to save memory.
+    grad = z.sub_(lse[:, None]).exp_()
+    grad.scatter_add_(1, targets[:, None], torch.full_like(losses[:, None], -1.0))
+    if softcap:
+        grad.mul_(1.0 - capped.square_())
+    if row_weights is not None:
+        grad.mul_(row_weights[:, None])
+    return losses.sum(), grad.div_(normalizer).to(logits.dtype)
+
+
+@functools.cache
+def _fused_chunk() -> Any:
+    """`_chunk_loss_and_grad` compiled once per process (dynamic chunk length: the last chunk is shorter)."""
+    return torch.compile(_chunk_loss_and_grad, dynamic=True)
+
+
 class _ChunkedCrossEntropy(torch.autograd.Function):
     """sum over rows of w·CE(hidden @ weightᵀ, targets) / normalizer (w = row_weights, else 1), gradients
     computed in the forward."""
@@ -30,32 +65,20 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, normalizer: float,
-        rows: int, softcap: float | None, row_weights: torch.Tensor | None = None,
+        rows: int, softcap: float | None, row_weights: torch.Tensor | None = None, fused: bool = False,
     ) -> torch.Tensor:
         hidden_c = hidden.to(weight.dtype)
         grad_hidden = torch.empty_like(hidden_c) if hidden.requires_grad else None
         acc = torch.promote_types(weight.dtype, torch.float32)  # fp32 for bf16/fp16 models, fp64 stays fp64
         grad_weight = torch.zeros_like(weight, dtype=acc) if weight.requires_grad else None
         total = torch.zeros((), dtype=acc, device=hidden.device)
+        norm = torch.tensor(normalizer, dtype=acc, device=hidden.device)  # a tensor: no recompile per value
+        chunk = _fused_chunk() if fused else _chunk_loss_and_grad
         for start in range(0, hidden_c.shape[0], rows):
             h = hidden_c[start : start + rows]  # [c, d]
-            t = targets[start : start + rows]  # [c]
-            logits = (h @ weight.T).to(acc)  # [c, V] fp32: the only logits that exist at once
-            if softcap:
-                capped = torch.tanh(logits / softcap)
-                logits = capped * softcap
-            lse = torch.logsumexp(logits, dim=-1)  # [c]
-            picked = logits.gather(1, t[:, None]).squeeze(1)
             w = None if row_weights is None else row_weights[start : start + rows].to(acc)
-            total += (lse - picked).sum() if w is None else ((lse - picked) * w).sum()
-            # d(sum CE)/d logits = softmax − one-hot, written into the logits buffer to save memory.
-            grad = logits.sub_(lse[:, None]).exp_()
-            grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-            if softcap:
-                grad.mul_(1.0 - capped.square_())
-            if w is not None:
-                grad.mul_(w[:, None])
-            grad = (grad / normalizer).to(weight.dtype)
+            loss_sum, grad = chunk(h @ weight.T, targets[start : start + rows], norm, softcap, w)
+            total += loss_sum
             if grad_hidden is not None:
                 grad_hidden[start : start + rows] = grad @ weight
             if grad_weight is not None:
@@ -74,16 +97,18 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         gh = (grad_hidden * grad_out).to(ctx.hidden_dtype) if ctx.has[0] else None
         gw = (grad_weight * grad_out).to(ctx.weight_dtype) if ctx.has[1] else None
-        return gh, gw, None, None, None, None, None
+        return gh, gw, None, None, None, None, None, None
 
 
 def answer_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None,
     chunk_bytes: int = CHUNK_BYTES, normalizer: float | None = None, position_weights: torch.Tensor | None = None,
+    fused: bool | None = None,
 ) -> torch.Tensor:
     """Mean CE over positions whose target is not -100. hidden: [..., d]; weight: [V, d]; targets: [...].
 
     position_weights (shaped like targets): a weighted mean instead, Σ w·CE / Σ w over the answer positions.
+    fused: compile each chunk's loss and gradient into fused kernels; default: on CUDA.
     """
     flat_targets = targets.reshape(-1)
     keep = (flat_targets != IGNORE_INDEX).nonzero().squeeze(1)
@@ -96,7 +121,7 @@ def answer_cross_entropy(
         normalizer = keep.numel() if rows_weights is None else float(rows_weights.sum())
     return _ChunkedCrossEntropy.apply(
         rows_hidden, weight, rows_targets, float(normalizer), chunk_rows(weight.shape[0], chunk_bytes), softcap,
-        rows_weights,
+        rows_weights, hidden.is_cuda if fused is None else fused,
     )
 
 
@@ -121,11 +146,13 @@ def _base_causal_lm(model: nn.Module) -> nn.Module:
 class AnswerLossModel(nn.Module):
     """Decoder → hidden states → chunked answer-only CE. One module, so DDP sees one forward."""
 
-    def __init__(self, causal_lm: nn.Module, chunk_bytes: int = CHUNK_BYTES, decision_weight: float = 1.0) -> None:
+    def __init__(self, causal_lm: nn.Module, chunk_bytes: int = CHUNK_BYTES, decision_weight: float = 1.0,
+                 fused_loss: bool | None = None) -> None:
         super().__init__()
         self.lm = causal_lm
         self.chunk_bytes = chunk_bytes
         self.decision_weight = decision_weight
+        self.fused_loss = fused_loss  # None: on CUDA (see answer_cross_entropy)
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
@@ -152,4 +179,4 @@ class AnswerLossModel(nn.Module):
         if decision_mask is not None and self.decision_weight != 1.0:
             weights = 1.0 + (self.decision_weight - 1.0) * decision_mask.to(torch.float32)
         return answer_cross_entropy(hidden, head.weight, targets, softcap=softcap, chunk_bytes=self.chunk_bytes,
-                                    position_weights=weights)
+                                    position_weights=weights, fused=self.fused_loss)

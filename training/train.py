@@ -202,7 +202,13 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     from reviewers.adapter_manifest import AdapterManifest, write_manifest
     from reviewers.models import base_weights_sha256
     from training.attention import register_varlen_attention
-    from training.base_model import attach_lora, base_ref, load_base_model, load_tokenizer
+    from training.base_model import (
+        attach_lora,
+        base_ref,
+        keep_lora_inputs_in_autocast_dtype,
+        load_base_model,
+        load_tokenizer,
+    )
     from training.loss import AnswerLossModel
 
     started = time.perf_counter()
@@ -236,13 +242,17 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     manifest = AdapterManifest(reviewer=cfg.reviewer, base_model=base.name,
                                base_sha256=base_weights_sha256(base), rank=cfg.lora_r,
                                lora_alpha=cfg.lora_alpha, target_modules=targets)
+    if wants_bf16(cfg):
+        keep_lora_inputs_in_autocast_dtype(peft_model)
     loss_model = AnswerLossModel(peft_model, decision_weight=cfg.decision_weight)
     if cfg.compile:
         # Fuses norms, rotary and activations inside each decoder layer; the layers share one graph.
         for layer in peft_model.get_base_model().get_decoder().layers:
             layer.compile(dynamic=True)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    # fused: one kernel for every adapter tensor's update on CUDA (the foreach path launches several)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  fused=rt.device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
     )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.cli import main as calora
 from training.base_model import BaseModelError
@@ -125,3 +126,37 @@ def test_all_makes_one_config_per_reviewer_with_data(tmp_path: Path) -> None:
         ("python", tmp_path / "runs" / "python", 8, 30), ("sql", tmp_path / "runs" / "sql", 8, 30)]
     with pytest.raises(TrainingError, match="give --reviewer NAME or --all"):
         configs_from_args(parser.parse_args(["--data", str(tmp_path / "data")]))
+
+
+def test_lora_inputs_kept_in_bf16_give_the_same_loss_and_gradients_under_autocast() -> None:
+    """PEFT's fp32 cast of a LoRA layer's input is undone by autocast: turning it off changes no number."""
+    from peft import LoraConfig, get_peft_model
+
+    from training.base_model import keep_lora_inputs_in_autocast_dtype
+    from training.loss import AnswerLossModel
+    from training.tiny import tiny_llama
+
+    torch.manual_seed(0)
+    model = get_peft_model(tiny_llama(vocab_size=120, hidden=32).to(torch.bfloat16),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    for name, param in model.named_parameters():  # a non-zero B, so the adapter's path carries gradient
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    assert next(p for n, p in model.named_parameters() if "lora_A" in n).dtype == torch.float32
+    loss_model = AnswerLossModel(model)
+    ids = torch.randint(0, 120, (1, 24), generator=torch.Generator().manual_seed(1))
+    targets = torch.cat([ids[:, 1:], torch.full((1, 1), -100)], dim=1)
+    positions = torch.arange(24)[None]
+    results = []
+    for keep in (False, True):
+        if keep:
+            assert keep_lora_inputs_in_autocast_dtype(model) > 0
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_model(ids, positions, targets)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (loss_cast, grads_cast), (loss_kept, grads_kept) = results
+    assert loss_kept == loss_cast
+    assert all(torch.equal(a, b) for a, b in zip(grads_cast, grads_kept, strict=True))
+    assert any(g.abs().sum() > 0 for g in grads_kept)
