@@ -38,7 +38,7 @@ from train_bench import GEMMA3_1B, PEAK_BF16_TFLOPS, build_model, flops_per_toke
 from training.attention import VARLEN_ATTENTION, register_varlen_attention
 from training.base_model import keep_lora_inputs_in_autocast_dtype
 from training.loss import AnswerLossModel
-from training.packing import collate_packed
+from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed
 
 
 def measure_ceilings(device: torch.device) -> dict[str, float]:
@@ -101,6 +101,8 @@ def profile_steps(step: Any, batches: list[Any], out: Path, tag: str) -> dict[st
     for evt in prof.events():
         if getattr(evt, "device_type", None) != torch.autograd.DeviceType.CUDA:
             continue
+        if evt.name.startswith(("## ", "Optimizer.")):  # ranges the profiler draws around kernels, not kernels
+            continue
         us = evt.time_range.elapsed_us()
         busy += us
         kinds[kernel_kind(evt.name)] += us
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--variants", default="before,after,after-seqs16")
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--profile", default="before,after", help="variants to profile")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda")
@@ -145,50 +148,75 @@ def main(argv: list[str] | None = None) -> int:
     model.get_base_model().config._attn_implementation = VARLEN_ATTENTION
     loss_model = AnswerLossModel(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    for layer in model.get_base_model().model.layers:
-        layer.compile(dynamic=True)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"compiled": None}
+
+    def compile_layers(how: str) -> None:
+        """Per-layer torch.compile: inductor's Python wrapper, its C++ wrapper, or CUDA graphs."""
+        if state["compiled"] == how:
+            return
+        import torch._inductor.config as inductor_config
+
+        torch._dynamo.reset()
+        inductor_config.cpp_wrapper = how == "cpp"
+        mode = "reduce-overhead" if how == "graphs" else None
+        for layer in model.get_base_model().model.layers:
+            layer.compile(dynamic=True, mode=mode)
+        state["compiled"] = how
 
     def step(seqs: list[Any]) -> torch.Tensor:
+        if state["pad_to"]:  # static shapes for CUDA graphs: a padding segment up to a multiple of pad_to
+            total = sum(s.length for s in seqs)
+            n = -total % state["pad_to"]
+            if n:
+                seqs = [*seqs, TokenizedExample("pad", (0,) * n, (IGNORE_INDEX,) * n)]
         batch = collate_packed(seqs).to(device)
+        max_seqlen = 1024 if state["pad_to"] else batch.max_seqlen
         with torch.autocast("cuda", dtype=dtype):
             loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, None, batch.cu_seqlens,
-                              batch.max_seqlen)
+                              max_seqlen)
         loss.backward()
         state["optimizer"].step()
         state["optimizer"].zero_grad(set_to_none=True)
         return loss
 
     for i, variant in enumerate(args.variants.split(",")):
-        after = variant.startswith("after")  # "before": PR #18's session-5 step; "after": every lever here
+        # "before": issue #18's session-5 step; "after": this round's levers; "cpp": + inductor's C++
+        # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens
+        after = variant != "before"
         seqs_per_step = 16 if variant.endswith("seqs16") else 8
+        compile_layers("cpp" if variant == "cpp" else "graphs" if variant == "graphs" else "python")
+        state["pad_to"] = 1024 if variant == "graphs" else 0
         loss_model.fused_loss = after
         if after:  # one way: the variants after it keep it
             keep_lora_inputs_in_autocast_dtype(model)
         state["optimizer"] = torch.optim.AdamW(trainable, lr=1e-4, fused=after)
-        batches = make_batches(args.steps + 6, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234 + i)
+        warmup = 12 if variant == "graphs" else 6
+        batches = make_batches(args.steps + warmup, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        for seqs in batches[:6]:  # warm-up, compile included
-            float(step(seqs))
+        t_compile = time.perf_counter()
+        for seqs in batches[:warmup]:  # warm-up, compile and graph recording included
+            float(step(seqs).detach())
+        warm_s = time.perf_counter() - t_compile
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        for seqs in batches[6:]:
+        for seqs in batches[warmup:]:
             last = step(seqs)
-        float(last)
+        float(last.detach())
         wall = time.perf_counter() - t0
-        tokens = sum(s.length for b in batches[6:] for s in b)
+        tokens = sum(s.length for b in batches[warmup:] for s in b)
         mean_len = tokens / (args.steps * seqs_per_step)
         res = {"variant": variant, "sequences_per_step": seqs_per_step, "useful_tokens_per_s": tokens / wall,
-               "step_ms": wall * 1e3 / args.steps, "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+               "step_ms": wall * 1e3 / args.steps, "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+               "warmup_s": warm_s}
         res["mfu"] = res["useful_tokens_per_s"] * flops_per_token(GEMMA3_1B, mean_len) / (peak * 1e12)
         res["floor_ms_at_measured_matmul"] = (tokens / args.steps) * flops_per_token(GEMMA3_1B, mean_len) / (
             report["ceilings"]["matmul_tflops"] * 1e12) * 1e3
-        if variant in ("before", "after"):
-            res["profile"] = profile_steps(step, batches[6:9], args.out, variant)
+        if variant in args.profile.split(","):
+            res["profile"] = profile_steps(step, batches[warmup:warmup + 3], args.out, variant)
         report["variants"].append(res)
         print(f"  {variant:<14} {res['useful_tokens_per_s']:>9.0f} tok/s  {res['step_ms']:7.1f} ms/step  "
-              f"MFU {res['mfu']:.3f}  {res['peak_memory_gib']:.1f} GiB", flush=True)
+              f"MFU {res['mfu']:.3f}  {res['peak_memory_gib']:.1f} GiB  warm-up {warm_s:.0f} s", flush=True)
         if "profile" in res:
             print("  " + json.dumps(res["profile"]), flush=True)
         (args.out / "train-profile.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
