@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         state["optimizer"].zero_grad(set_to_none=True)
         return loss
 
-    for i, variant in enumerate(args.variants.split(",")):
+    def run_variant(variant: str) -> None:
         # "before": issue #18's session-5 step; "after": this round's levers; "cpp": + inductor's C++
         # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens
         after = variant != "before"
@@ -219,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
               f"MFU {res['mfu']:.3f}  {res['peak_memory_gib']:.1f} GiB  warm-up {warm_s:.0f} s", flush=True)
         if "profile" in res:
             print("  " + json.dumps(res["profile"]), flush=True)
+
+    for variant in args.variants.split(","):
+        try:
+            run_variant(variant)
+        except Exception as exc:  # noqa: BLE001  (a lever that fails is recorded, not fatal)
+            traceback.print_exc()
+            report["variants"].append({"variant": variant, "error": f"{type(exc).__name__}: {exc}"[:2000]})
         (args.out / "train-profile.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
 
