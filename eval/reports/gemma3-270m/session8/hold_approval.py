@@ -8,7 +8,7 @@ same adapters S and the same evidence in each pair (confirmed-only posting vs ev
 counts, over the scenarios the default review approves, how many the adapter would hold back: the
 defective ones (revise or block expected) and the clean ones (approve expected).
 
-    python eval/reports/gemma3-270m/session8/hold_approval.py
+    python hold_approval.py   (from this folder)
 """
 
 from __future__ import annotations
