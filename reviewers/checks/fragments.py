@@ -11,6 +11,7 @@ blank and counted. Nothing here runs the code: parsing uses `ast`, which never e
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 
 from pydantic import BaseModel, Field
@@ -147,3 +148,42 @@ def _python_hunks(hunks: list[Hunk]) -> tuple[dict[int, str], int]:
         else:
             unparsed += 1
     return placed, unparsed
+
+
+_SCRIPT_OPEN = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+_SCRIPT_CLOSE = re.compile(r"</script\s*>", re.IGNORECASE)
+_OTHER_BLOCK = re.compile(r"</?(template|style)\b", re.IGNORECASE)
+_LANG = re.compile(r"""\blang\s*=\s*["']?(\w+)""", re.IGNORECASE)
+_SCRIPT_SUFFIX = {"ts": ".ts", "tsx": ".tsx", "js": ".js", "jsx": ".jsx"}
+
+
+def vue_script_view(text: str) -> tuple[str, str] | None:
+    """A Vue single-file component's script blocks as a script file: (suffix, text), or None if none shows.
+
+    Every other line is blank, so line numbers are the component's. In a fragment the block's tags may be
+    outside the hunks: lines before the first tag seen count as script when that tag closes a script block,
+    and as template or style otherwise; with no tag in sight nothing is known and None is returned.
+    """
+    lines = text.split("\n")
+    keep = [False] * len(lines)
+    inside: bool | None = None  # None: no tag seen yet
+    before_first_tag: list[int] = []
+    lang = None
+    for number, line in enumerate(lines):
+        opened, closed = _SCRIPT_OPEN.search(line), _SCRIPT_CLOSE.search(line)
+        if opened and not opened.group(1).rstrip().endswith("/") and not closed:
+            found = _LANG.search(opened.group(1))
+            lang = lang or (found.group(1).lower() if found else "js")
+            inside = True
+        elif closed or _OTHER_BLOCK.search(line) or opened:
+            if inside is None and closed and not opened:
+                for earlier in before_first_tag:
+                    keep[earlier] = True
+            inside = False
+        elif inside is None:
+            before_first_tag.append(number)
+        elif inside:
+            keep[number] = True
+    if not any(keep[n] and lines[n].strip() for n in range(len(lines))):
+        return None
+    return _SCRIPT_SUFFIX.get(lang or "ts", ".ts"), "\n".join(line if keep[n] else "" for n, line in enumerate(lines))

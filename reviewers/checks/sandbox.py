@@ -146,11 +146,14 @@ def run_tools(
         for folder in (root, scratch, home):
             folder.mkdir()
         written = write_tree(root, inputs, notes)
+        every = dict(written)  # and the files derived for one tool (`Tool.derive`), each mapped to its source
         env = tool_environment(home)
         jobs: list[_Job] = []
         for tool in tools:
             mine = [path for path, item in written.items() if tool.applies(item)]
-            if not mine:
+            derived = _write_derived(tool, written, root, notes)
+            every.update(derived)
+            if not mine and not derived:
                 continue
             coverage = []
             runnable = []
@@ -161,20 +164,45 @@ def run_tools(
                 else:
                     coverage.append(FileCoverage(path=item.path, how=item.how))
                     runnable.append(path)
+            for path, item in sorted(derived.items()):
+                coverage.append(FileCoverage(path=item.path, how=f"its script blocks ({item.how})"))
+                runnable.append(path)
             if not runnable:
                 results.append(ToolResult(ToolRun(tool=tool.name, files=[written[p].path for p in mine],
                                                   coverage=coverage, status="skipped",
                                                   detail="no file it can judge from the diff alone"), []))
                 continue
             if tool.scan is not None:
-                results.append(_scan_in_process(tool, runnable, coverage, written))
+                results.append(_scan_in_process(tool, runnable, coverage, every))
                 continue
             jobs.append(_start(tool, runnable, coverage, root, scratch, env))
         _wait_all(jobs, time.monotonic() + timeout_s, output_cap)
         for job in jobs:
             run, diagnostics = _collect(job, root)
-            results.append(ToolResult(_finish(run, job.files, job.coverage, written), diagnostics))
-    return results, written
+            results.append(ToolResult(_finish(run, job.files, job.coverage, every), diagnostics))
+    return results, every
+
+
+def _write_derived(tool: Tool, written: dict[str, ToolInput], root: Path, notes: list[str]) -> dict[str, ToolInput]:
+    """The files `tool.derive` makes of inputs it cannot read, written beside them: new relative path -> source."""
+    if tool.derive is None:
+        return {}
+    derived = {}
+    for path, item in written.items():
+        if tool.applies(item):
+            continue
+        view = tool.derive(item)
+        if view is None:
+            continue
+        suffix, text = view
+        target = root / (path + suffix)
+        try:
+            target.write_bytes(text.encode("utf-8", "surrogateescape"))
+        except (OSError, UnicodeEncodeError) as exc:
+            notes.append(f"checks skipped {item.path!r} for {tool.name}: cannot write it for analysis ({exc})")
+            continue
+        derived[path + suffix] = item
+    return derived
 
 
 def _scan_in_process(tool: Tool, files: list[str], coverage: list[FileCoverage],

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from reviewers.checks import patterns
-from reviewers.checks.fragments import ToolInput
+from reviewers.checks.fragments import ToolInput, vue_script_view
 from reviewers.checks.model import Diagnostic
 from reviewers.settings import CaloraSettings
 
@@ -433,6 +433,13 @@ def _any_text(item: ToolInput) -> bool:
 _SCRIPTS = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
 
 
+def _vue_script_blocks(item: ToolInput) -> tuple[str, str] | None:
+    if not item.path.lower().endswith(".vue"):
+        return None
+    view = vue_script_view(item.text)
+    return None if view is None else (".calora-script" + view[0], view[1])
+
+
 def _oxlint_files(item: ToolInput) -> bool:
     """Scripts always; Vue files only where ESLint (which judges them) is not installed."""
     path = item.path.lower()
@@ -459,6 +466,9 @@ class Tool:
     ok_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0, 1}))
     scan: Callable[[str, ToolInput], list[Diagnostic]] | None = None
     """Set for calora's own in-process rules (`patterns`): run on the text directly, no process, no locate."""
+    derive: Callable[[ToolInput], tuple[str, str] | None] | None = None
+    """For a file the tool cannot read as it is: (suffix, text) it can read, written beside the file under
+    that suffix; its findings land on the file (semgrep reads a Vue component's script blocks so)."""
 
 
 RUFF_SELECT = "F,E9,E722,B,S,ASYNC,PERF,PLE,T10,AIR,DTZ003,DTZ004,RUF006"
@@ -563,9 +573,11 @@ TOOLS: tuple[Tool, ...] = (
     Tool("checkov", _is_iac, _in_cache("checkov", "bin", "checkov"), _checkov, parse_checkov,
          "calora checks install checkov (its own virtualenv in the tools cache)", needs_whole_file=True),
     # calora's taint rules (configs/semgrep.yml): where request data goes, in Python, JavaScript and TypeScript.
-    Tool("semgrep", _suffix(".py", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts"), _locate_semgrep,
+    # Semgrep dropped Vue in 1.93, so a component's script blocks go to it as a script file of their own.
+    Tool("semgrep", _suffix(".py", *_SCRIPTS), _locate_semgrep,
          _semgrep, parse_semgrep, "calora checks install semgrep (its own virtualenv in the tools cache)",
-         version_arguments=("--experimental", "--version")),  # the Python CLI's --version hangs on a pipe
+         version_arguments=("--experimental", "--version"),  # the Python CLI's --version hangs on a pipe
+         derive=_vue_script_blocks),
     Tool("detect-secrets", _any_text, lambda: locate_executable("detect-secrets"), _detect_secrets,
          parse_detect_secrets, "pip install detect-secrets (a dependency of calora)"),
     # calora's own rules (patterns.yml): defects the tools above miss on a diff. In-process, always present.

@@ -10,6 +10,7 @@ import yaml
 
 from reviewers.checks import run_checks
 from reviewers.checks.rules import tool_rules
+from reviewers.checks.fragments import vue_script_view
 from reviewers.checks.sandbox import write_tree
 from reviewers.checks.tools import CONFIGS, ToolOutputError, parse_semgrep, semgrep_rules_json, tool_named
 from tests.core.test_checks import needs, whole
@@ -277,3 +278,58 @@ def test_a_pull_requests_semgrepignore_and_rules_are_never_read(findings_by_case
     assert sorted(written) == [path] and not (tmp_path / ".semgrepignore").exists()
     report = run_checks(hostile, tools=[tool_named("semgrep")])
     assert (path, line, rule) in {(f.path, f.line, f.rule) for f in report.findings}
+
+
+# --- Vue single-file components: their script blocks go to semgrep as a script file --------------------------
+
+VUE_BAD = """<template>
+  <button @click="reset">Reset</button>
+</template>
+
+<script setup lang="ts">
+import { ref } from "vue"
+
+const resetToken = ref("")
+function reset() {
+  resetToken.value = Math.random().toString(36).slice(2)
+}
+window.addEventListener("message", (event) => {
+  document.title = event.data.title
+})
+</script>
+"""
+# the same words in the template and a guarded script: nothing to flag
+VUE_GOOD = """<template>
+  <p>Never write Math.random().toString(36) into a reset token.</p>
+</template>
+
+<script setup lang="ts">
+const resetToken = crypto.randomUUID()
+window.addEventListener("message", (event) => {
+  if (event.origin !== window.location.origin) return
+  document.title = event.data.title
+})
+</script>
+"""
+
+
+def test_vue_script_view_keeps_the_script_lines_at_their_numbers() -> None:
+    suffix, text = vue_script_view(VUE_BAD)
+    assert suffix == ".ts" and text.count("\n") == VUE_BAD.count("\n")
+    assert text.split("\n")[9] == VUE_BAD.split("\n")[9] and "<button" not in text and "<script" not in text
+    # a fragment whose hunk shows the block's end but not its start: the lines above are script
+    assert vue_script_view("\n\nconst a = 1\n</script>\n")[1] == "\n\nconst a = 1\n\n"
+    # template lines or no tag in sight: nothing is known to be script
+    assert vue_script_view("\n  <div>{{ a }}</div>\n</template>\n") is None
+    assert vue_script_view("\nconst a = 1\n") is None
+    assert vue_script_view('<script>\nmodule.exports = {}\n</script>\n')[0] == ".js"
+
+
+def test_vue_components_script_blocks_are_judged_and_findings_land_on_the_component() -> None:
+    needs("semgrep")
+    report = run_checks([whole("src/Reset.vue", VUE_BAD), whole("src/Safe.vue", VUE_GOOD)],
+                        tools=[tool_named("semgrep")])
+    found = {(f.path, f.line, f.rule) for f in report.findings}
+    assert found == {("src/Reset.vue", 10, "js-predictable-random-secret"),
+                     ("src/Reset.vue", 12, "js-message-listener-without-origin-check")}
+    assert [c.how for c in report.runs[0].coverage] == ["its script blocks (whole file)"] * 2
