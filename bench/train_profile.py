@@ -159,19 +159,23 @@ def main(argv: list[str] | None = None) -> int:
 
         torch._dynamo.reset()
         inductor_config.cpp_wrapper = how == "cpp"
-        mode = "reduce-overhead" if how == "graphs" else None
+        mode = "reduce-overhead" if how.startswith("graphs") else None
         for layer in model.get_base_model().model.layers:
-            layer.compile(dynamic=True, mode=mode)
+            layer.compile(dynamic=how != "graphs-static", mode=mode)
         state["compiled"] = how
 
     def step(seqs: list[Any]) -> torch.Tensor:
+        total = sum(s.length for s in seqs)
         if state["pad_to"]:  # static shapes for CUDA graphs: a padding segment up to a multiple of pad_to
-            total = sum(s.length for s in seqs)
             n = -total % state["pad_to"]
             if n:
                 seqs = [*seqs, TokenizedExample("pad", (0,) * n, (IGNORE_INDEX,) * n)]
+        elif state["static"]:  # one shape for every step: 8 padding segments filling the row to 8,192
+            rest = 8 * 1024 - total
+            sizes = [rest // 8] * 7 + [rest - 7 * (rest // 8)]
+            seqs = [*seqs, *(TokenizedExample("pad", (0,) * k, (IGNORE_INDEX,) * k) for k in sizes)]
         batch = collate_packed(seqs).to(device)
-        max_seqlen = 1024 if state["pad_to"] else batch.max_seqlen
+        max_seqlen = 1024 if state["pad_to"] or state["static"] else batch.max_seqlen
         with torch.autocast("cuda", dtype=dtype):
             loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, None, batch.cu_seqlens,
                               max_seqlen)
@@ -182,16 +186,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_variant(variant: str) -> None:
         # "before": issue #18's session-5 step; "after": this round's levers; "cpp": + inductor's C++
-        # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens
+        # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens;
+        # "graphs-static": + CUDA graphs, every batch padded to 8,192 tokens (one shape, no dynamic sizes)
         after = variant != "before"
         seqs_per_step = 16 if variant.endswith("seqs16") else 8
-        compile_layers("cpp" if variant == "cpp" else "graphs" if variant == "graphs" else "python")
+        compile_layers(variant if variant in ("cpp", "graphs", "graphs-static") else "python")
         state["pad_to"] = 1024 if variant == "graphs" else 0
+        state["static"] = variant == "graphs-static"
         loss_model.fused_loss = after
         if after:  # one way: the variants after it keep it
             keep_lora_inputs_in_autocast_dtype(model)
         state["optimizer"] = torch.optim.AdamW(trainable, lr=1e-4, fused=after)
-        warmup = 12 if variant == "graphs" else 6
+        warmup = 12 if variant.startswith("graphs") else 6
         batches = make_batches(args.steps + warmup, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
