@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from reviewers.checks import run_checks
-from reviewers.checks.rules import tool_rules
 from reviewers.checks.fragments import vue_script_view
+from reviewers.checks.rules import tool_rules
 from reviewers.checks.sandbox import write_tree
 from reviewers.checks.tools import CONFIGS, ToolOutputError, parse_semgrep, semgrep_rules_json, tool_named
 from tests.core.test_checks import needs, whole
