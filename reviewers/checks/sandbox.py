@@ -120,15 +120,20 @@ def write_tree(root: Path, inputs: Sequence[ToolInput], notes: list[str]) -> dic
             continue
         if is_tool_config(item.path):
             continue  # reviewed by the reviewers, never handed to a tool as its configuration
-        target = root.joinpath(*relative.parts)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(item.text.encode("utf-8", "surrogateescape"))
-        except (OSError, UnicodeEncodeError) as exc:
-            notes.append(f"checks skipped {item.path!r}: cannot write it for analysis ({exc})")
-            continue
-        written[relative.as_posix()] = item
+        if _write_text(root.joinpath(*relative.parts), item.text, repr(item.path), notes):
+            written[relative.as_posix()] = item
     return written
+
+
+def _write_text(target: Path, text: str, what: str, notes: list[str]) -> bool:
+    """Write one file for the tools; a file that cannot be written is a note, not an error."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode("utf-8", "surrogateescape"))
+    except (OSError, UnicodeEncodeError) as exc:
+        notes.append(f"checks skipped {what}: cannot write it for analysis ({exc})")
+        return False
+    return True
 
 
 def run_tools(
@@ -195,13 +200,8 @@ def _write_derived(tool: Tool, written: dict[str, ToolInput], root: Path, notes:
         if view is None:
             continue
         suffix, text = view
-        target = root / (path + suffix)
-        try:
-            target.write_bytes(text.encode("utf-8", "surrogateescape"))
-        except (OSError, UnicodeEncodeError) as exc:
-            notes.append(f"checks skipped {item.path!r} for {tool.name}: cannot write it for analysis ({exc})")
-            continue
-        derived[path + suffix] = item
+        if _write_text(root / (path + suffix), text, f"{item.path!r} for {tool.name}", notes):
+            derived[path + suffix] = item
     return derived
 
 
