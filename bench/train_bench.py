@@ -178,21 +178,23 @@ def main(argv: list[str] | None = None) -> int:
 
     model = build_model(shape, device, dtype)
     loss_model = AnswerLossModel(model)
+
+    def ours(seqs: list[TokenizedExample]) -> torch.Tensor:
+        return ours_step(loss_model, seqs, device, dtype)
+
     variants: list[tuple[str, list[str], Any]] = [
         ("baseline (HF padded + PEFT)", [], lambda s: baseline_step(model, s, device, dtype)),
         ("packing", ["packing"], lambda s: packed_full_logits_step(model, s, device, dtype)),
-        ("packing + chunked CE (ours)", ["packing", "chunked_ce"], lambda s: ours_step(loss_model, s, device, dtype)),
+        ("packing + chunked CE (ours)", ["packing", "chunked_ce"], ours),
     ]
     if not args.no_compile and device.type == "cuda":  # on CPU the varlen path is a Python loop: no use
         compiled = ["packing", "chunked_ce", "compile"]
-        variants += [
-            ("packing + chunked CE + compile", compiled, lambda s: ours_step(loss_model, s, device, dtype)),
-            ("+ fused loss chunk", [*compiled, "fused_loss"], lambda s: ours_step(loss_model, s, device, dtype)),
-            ("+ bf16 LoRA inputs", [*compiled, "fused_loss", "bf16_lora_inputs"],
-             lambda s: ours_step(loss_model, s, device, dtype)),
-            ("+ fused AdamW (ours)", [*compiled, "fused_loss", "bf16_lora_inputs", "fused_adamw"],
-             lambda s: ours_step(loss_model, s, device, dtype)),
-        ]
+        variants += [(name, levers, ours) for name, levers in (  # the same step; the levers set it up
+            ("packing + chunked CE + compile", compiled),
+            ("+ fused loss chunk", [*compiled, "fused_loss"]),
+            ("+ bf16 LoRA inputs", [*compiled, "fused_loss", "bf16_lora_inputs"]),
+            ("+ fused AdamW (ours)", [*compiled, "fused_loss", "bf16_lora_inputs", "fused_adamw"]),
+        )]
     initial = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
     results = []
     compiled_layers = False
