@@ -69,6 +69,10 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     attn_implementation: Literal["auto", "sdpa", "eager", "calora_varlen"] = "auto"
     compile: bool = Field(default=False, description="torch.compile the decoder layers (CUDA).")
+    cuda_graph: bool = Field(
+        default=False, description="Pad every packed batch to tokens_per_batch and replay the whole step as one"
+        " CUDA graph (packing, one process; on a CPU the same fixed-shape step runs eagerly).",
+    )
     log_every: int = Field(default=1, ge=1)
 
     def dump(self) -> dict[str, object]:
@@ -110,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_const", const=True)
     parser.add_argument("--no-packing", dest="packing", action="store_const", const=False)
     parser.add_argument("--compile", action="store_const", const=True)
+    parser.add_argument("--cuda-graph", dest="cuda_graph", action="store_const", const=True,
+                        help="fixed-shape steps replayed as one CUDA graph (with --compile: the fastest GPU step)")
     parser.add_argument("--allow-non-language-towers", dest="allow_non_language_towers",
                         action="store_const", const=True)
     parser.add_argument("--seed", type=int)

@@ -65,15 +65,18 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, normalizer: float,
-        rows: int, softcap: float | None, row_weights: torch.Tensor | None = None, fused: bool = False,
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+        normalizer: float | torch.Tensor, rows: int, softcap: float | None, row_weights: torch.Tensor | None = None,
+        fused: bool = False,
     ) -> torch.Tensor:
         hidden_c = hidden.to(weight.dtype)
         grad_hidden = torch.empty_like(hidden_c) if hidden.requires_grad else None
         acc = torch.promote_types(weight.dtype, torch.float32)  # fp32 for bf16/fp16 models, fp64 stays fp64
         grad_weight = torch.zeros_like(weight, dtype=acc) if weight.requires_grad else None
         total = torch.zeros((), dtype=acc, device=hidden.device)
-        norm = torch.tensor(normalizer, dtype=acc, device=hidden.device)  # a tensor: no recompile per value
+        # a tensor: no recompile per value; given as one, no host-to-device copy (a CUDA graph cannot record it)
+        norm = (normalizer.to(acc) if isinstance(normalizer, torch.Tensor)
+                else torch.tensor(normalizer, dtype=acc, device=hidden.device))
         chunk = _fused_chunk() if fused else _chunk_loss_and_grad
         for start in range(0, hidden_c.shape[0], rows):
             h = hidden_c[start : start + rows]  # [c, d]
@@ -91,7 +94,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             grad_weight if grad_weight is not None else torch.empty(0),
         )
         ctx.has = (grad_hidden is not None, grad_weight is not None)
-        return total / normalizer
+        return total / norm
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
@@ -104,13 +107,19 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 def answer_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None,
     chunk_bytes: int = CHUNK_BYTES, normalizer: float | None = None, position_weights: torch.Tensor | None = None,
-    fused: bool | None = None,
+    fused: bool | None = None, static_rows: bool = False,
 ) -> torch.Tensor:
     """Mean CE over positions whose target is not -100. hidden: [..., d]; weight: [V, d]; targets: [...].
 
     position_weights (shaped like targets): a weighted mean instead, Σ w·CE / Σ w over the answer positions.
     fused: compile each chunk's loss and gradient into fused kernels; default: on CUDA.
+    static_rows: every position is a row (the others weigh 0) and the normalizer stays on the device, so the
+    computation has fixed shapes and never waits for the GPU: what a CUDA graph of the step needs. Costs the
+    logits of the non-answer positions.
     """
+    if static_rows:
+        return _static_rows_cross_entropy(hidden, weight, targets, softcap, chunk_bytes, position_weights,
+                                          hidden.is_cuda if fused is None else fused)
     flat_targets = targets.reshape(-1)
     keep = (flat_targets != IGNORE_INDEX).nonzero().squeeze(1)
     if keep.numel() == 0:
@@ -123,6 +132,24 @@ def answer_cross_entropy(
     return _ChunkedCrossEntropy.apply(
         rows_hidden, weight, rows_targets, float(normalizer), chunk_rows(weight.shape[0], chunk_bytes), softcap,
         rows_weights, hidden.is_cuda if fused is None else fused,
+    )
+
+
+def _static_rows_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None, chunk_bytes: int,
+    position_weights: torch.Tensor | None, fused: bool,
+) -> torch.Tensor:
+    """answer_cross_entropy over all positions: ignored ones weigh 0, Σ w stays a device tensor."""
+    flat_targets = targets.reshape(-1)
+    answer = flat_targets != IGNORE_INDEX
+    rows_weights = answer.to(torch.float32)
+    if position_weights is not None:
+        rows_weights = rows_weights * position_weights.reshape(-1).to(torch.float32)
+    normalizer = rows_weights.sum()
+    normalizer = torch.where(normalizer > 0, normalizer, torch.ones_like(normalizer))  # an all-padding batch: 0
+    return _ChunkedCrossEntropy.apply(
+        hidden.reshape(-1, hidden.shape[-1]), weight, flat_targets.clamp(min=0), normalizer,
+        chunk_rows(weight.shape[0], chunk_bytes), softcap, rows_weights, fused,
     )
 
 
@@ -154,6 +181,7 @@ class AnswerLossModel(nn.Module):
         self.chunk_bytes = chunk_bytes
         self.decision_weight = decision_weight
         self.fused_loss = fused_loss  # None: on CUDA (see answer_cross_entropy)
+        self.static_rows = False  # see answer_cross_entropy; set by a CUDA-graphed step
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
@@ -180,4 +208,4 @@ class AnswerLossModel(nn.Module):
         if decision_mask is not None and self.decision_weight != 1.0:
             weights = 1.0 + (self.decision_weight - 1.0) * decision_mask.to(torch.float32)
         return answer_cross_entropy(hidden, head.weight, targets, softcap=softcap, chunk_bytes=self.chunk_bytes,
-                                    position_weights=weights, fused=self.fused_loss)
+                                    position_weights=weights, fused=self.fused_loss, static_rows=self.static_rows)

@@ -250,12 +250,28 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
         for layer in peft_model.get_base_model().get_decoder().layers:
             layer.compile(dynamic=True)
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    # fused: one kernel for every adapter tensor's update on CUDA (the foreach path launches several)
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  fused=rt.device.type == "cuda")
+    graphed = rt.device.type == "cuda" and cfg.cuda_graph
+    if cfg.cuda_graph and (not cfg.packing or (rt.world_size > 1 and not alone)):
+        raise TrainingError("--cuda-graph needs packed batches and one process (no DDP); drop --no-packing "
+                            "or train reviewers one per process")
+    # fused: one kernel for every adapter tensor's update on CUDA (the foreach path launches several);
+    # capturable, with the learning rate on the GPU, when a CUDA graph records the update
+    optimizer = torch.optim.AdamW(trainable, weight_decay=cfg.weight_decay, fused=rt.device.type == "cuda",
+                                  lr=torch.tensor(cfg.learning_rate, device=rt.device) if graphed else cfg.learning_rate,
+                                  capturable=graphed)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
     )
+    fixed_step = None
+    if cfg.cuda_graph:
+        from training.graph_step import GraphedStep, StaticShape
+
+        # room for the fullest planned batch plus the padding segments that fill it up to the budget
+        shape = StaticShape(tokens=cfg.tokens_per_batch, max_seqlen=cfg.max_seq_len,
+                            max_sequences=max(map(len, batches)) + -(-cfg.tokens_per_batch // cfg.max_seq_len) + 1,
+                            decision_mask=cfg.decision_weight != 1.0)
+        fixed_step = GraphedStep(loss_model, optimizer, shape, rt.device, rt.dtype, use_graph=graphed,
+                                 before_update=lambda: torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
     if alone:
         # evaluation_mode only skips the DDP wrapper: autocast and device placement are as in `prepare`
         loss_model = accelerator.prepare_model(loss_model, evaluation_mode=True)
@@ -296,15 +312,18 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     for step in range(start_step, end_step):
         batch = collate([examples[i] for i in batches[step * rt.world_size + rt.rank]], cfg, pad_id).to(rt.device)
         t0 = time.perf_counter()
-        with accelerator.autocast():
-            loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, batch.attention_mask,
-                              batch.cu_seqlens, batch.max_seqlen, batch.decision_mask)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
+        lr = float(scheduler.get_last_lr()[0])
+        if fixed_step is not None:  # forward, backward, clipping and the update, as one recorded graph
+            loss = fixed_step(batch)
+        else:
+            with accelerator.autocast():
+                loss = loss_model(batch.input_ids, batch.position_ids, batch.targets, batch.attention_mask,
+                                  batch.cu_seqlens, batch.max_seqlen, batch.decision_mask)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         step_loss = _over_ranks(accelerator, rt, loss.detach(), "mean").item()  # .item() also waits for the GPU
         counts = _over_ranks(accelerator, rt, torch.tensor([batch.tokens, batch.answer_tokens], device=rt.device),
                              "sum")

@@ -11,7 +11,7 @@ import torch
 from app.cli import main as calora
 from training.base_model import BaseModelError
 from training.config import TrainConfig
-from training.train import train
+from training.train import TrainingError, train
 
 
 def config(run_dir: Path, base: Path, data: Path, **changes: object) -> TrainConfig:
@@ -25,6 +25,16 @@ def config(run_dir: Path, base: Path, data: Path, **changes: object) -> TrainCon
 
 def losses(run_dir: Path) -> list[float]:
     return [json.loads(x)["loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_fixed_shape_step_gives_the_same_losses(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
+    """--cuda-graph pads each batch to the budget and computes the loss over fixed rows; on a CPU it runs
+    eagerly, and the losses must be the ordinary step's (padding changes nothing for real tokens)."""
+    train(config(tmp_path / "plain", tiny_base, chat_data, max_steps=3))
+    train(config(tmp_path / "fixed", tiny_base, chat_data, max_steps=3, cuda_graph=True))
+    assert losses(tmp_path / "fixed") == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+    with pytest.raises(TrainingError, match="--cuda-graph needs packed batches"):
+        train(config(tmp_path / "padded", tiny_base, chat_data, cuda_graph=True, packing=False))
 
 
 def test_qlora_on_cpu_fails_with_an_actionable_message(tiny_base: Path, chat_data: Path, tmp_path: Path) -> None:
@@ -112,7 +122,7 @@ def test_all_makes_one_config_per_reviewer_with_data(tmp_path: Path) -> None:
     import argparse
 
     from training.config import add_arguments
-    from training.train import TrainingError, configs_from_args
+    from training.train import configs_from_args
 
     for name in ("sql", "python"):
         (tmp_path / "data" / name).mkdir(parents=True)
