@@ -37,6 +37,7 @@ import re
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,9 @@ sys.path.insert(0, str(REPO))
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention, torch_varlen_available
 from training.base_model import keep_lora_inputs_in_autocast_dtype
+from training.graph_step import GraphedStep, StaticShape
 from training.loss import AnswerLossModel
-from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded
+from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded, pack_batches
 
 GEMMA3_1B = {"hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
              "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144}
@@ -123,28 +125,52 @@ def ours_step(loss_model: AnswerLossModel, seqs: list[TokenizedExample], device:
                           batch.max_seqlen)
 
 
+@dataclass(frozen=True)
+class GraphSetup:
+    """What a CUDA-graphed variant needs besides the model: the loss module, the one shape, the dtype."""
+
+    loss_model: AnswerLossModel
+    shape: StaticShape
+    dtype: torch.dtype
+
+
+def budget_batches(batches: list[list[TokenizedExample]], tokens: int) -> list[list[TokenizedExample]]:
+    """The same sequences in the same order, packed into steps of at most `tokens` (the trainer's packing)."""
+    flat = [s for b in batches for s in b]
+    groups = pack_batches([s.length for s in flat], range(len(flat)), tokens)
+    return [[flat[i] for i in g] for g in groups]
+
+
 def run_variant(name: str, step_fn: Any, model: Any, batches: list[list[TokenizedExample]], warmup: int,
-                device: torch.device, fused_adamw: bool = False) -> dict[str, Any]:
+                device: torch.device, fused_adamw: bool = False, graph: GraphSetup | None = None) -> dict[str, Any]:
+    """Times `step_fn(seqs) -> loss` + backward + AdamW; with `graph`, a GraphedStep does the whole step."""
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=fused_adamw)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=fused_adamw or graph is not None,
+                                  capturable=graph is not None)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    if graph is not None:
+        graphed = GraphedStep(graph.loss_model, optimizer, graph.shape, device, graph.dtype)
     losses, times, useful = [], [], []
     for i, seqs in enumerate(batches):
         t0 = time.perf_counter()
-        loss = step_fn(seqs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        if graph is not None:
+            loss = graphed(collate_packed(seqs))
+        else:
+            loss = step_fn(seqs)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())  # synchronizes
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt)
             useful.append(sum(s.length for s in seqs))
     result: dict[str, Any] = {
-        "name": name, "first_loss": losses[0], "timed_steps": len(times), "step_s_mean": sum(times) / len(times),
+        "name": name, "first_loss": losses[0], "losses": [round(x, 5) for x in losses], "timed_steps": len(times),
+        "step_s_mean": sum(times) / len(times),
         "useful_tokens_per_s": sum(useful) / sum(times),
     }
     if device.type == "cuda":
@@ -162,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--graph-tokens", type=int, default=8192, help="the token budget of the packed graph step")
+    parser.add_argument("--only", default=None, help="comma-separated variant numbers to run (0 = baseline)")
     args = parser.parse_args(argv)
 
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
@@ -171,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (2 if args.tiny else 10)
     warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 3)
     register_varlen_attention()
-    batches = make_batches(steps + warmup + 3, 8, lo, hi, shape["vocab_size"], seed=1234)
+    # twice what a variant uses: the token-budget variant repacks the same stream into fewer, fuller steps
+    batches = make_batches(2 * (steps + warmup + 5), 8, lo, hi, shape["vocab_size"], seed=1234)
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or "cpu")
     print(f"device: {device_name}; torch {torch.__version__}; varlen flash kernel: {torch_varlen_available()}",
           flush=True)
@@ -194,7 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             ("+ fused loss chunk", [*compiled, "fused_loss"]),
             ("+ bf16 LoRA inputs", [*compiled, "fused_loss", "bf16_lora_inputs"]),
             ("+ fused AdamW (ours)", [*compiled, "fused_loss", "bf16_lora_inputs", "fused_adamw"]),
+            ("+ CUDA graph of the step (8 seqs padded to 8,192)", [*compiled, "fused_loss", "bf16_lora_inputs",
+                                                                   "fused_adamw", "cuda_graph"]),
+            (f"+ steps packed to {args.graph_tokens:,} tokens", [*compiled, "fused_loss", "bf16_lora_inputs",
+                                                                "fused_adamw", "cuda_graph", "token_budget"]),
         )]
+    if args.only:  # the baseline always runs: every ratio is against it
+        keep = {0, *(int(k) for k in args.only.split(","))}
+        variants = [v for i, v in enumerate(variants) if i in keep]
     initial = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
     results = []
     compiled_layers = False
@@ -210,9 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         if "bf16_lora_inputs" in levers:  # one way: the variants after it keep it
             keep_lora_inputs_in_autocast_dtype(model)
         extra_warmup = 3 if "compile" in levers else 0
+        graph = None
         use = batches[: warmup + extra_warmup + steps]
+        if "cuda_graph" in levers:  # three eager steps, the recording, then replays
+            extra_warmup = 5
+            tokens = args.graph_tokens if "token_budget" in levers else 8 * hi
+            if "token_budget" in levers:
+                use = budget_batches(batches, tokens)
+            use = use[: warmup + extra_warmup + steps]
+            shape_ = StaticShape(tokens, tokens // lo + tokens // hi + 1, max_seqlen=hi)  # sequences + padding
+            graph = GraphSetup(loss_model, shape_, dtype)
         try:
-            res = run_variant(name, fn, model, use, warmup + extra_warmup, device, "fused_adamw" in levers)
+            res = run_variant(name, fn, model, use, warmup + extra_warmup, device, "fused_adamw" in levers,
+                              graph)
         except Exception as exc:  # noqa: BLE001  (a lever that fails is recorded, not fatal)
             traceback.print_exc()
             res = {"name": name, "error": f"{type(exc).__name__}: {exc}"[:500]}

@@ -34,10 +34,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from train_bench import GEMMA3_1B, PEAK_BF16_TFLOPS, build_model, flops_per_token, make_batches
+from train_bench import (
+    GEMMA3_1B,
+    PEAK_BF16_TFLOPS,
+    budget_batches,
+    build_model,
+    flops_per_token,
+    make_batches,
+)
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention
 from training.base_model import keep_lora_inputs_in_autocast_dtype
+from training.graph_step import GraphedStep, StaticShape
 from training.loss import AnswerLossModel
 from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed
 
@@ -165,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         state["compiled"] = how
 
     def step(seqs: list[Any]) -> torch.Tensor:
+        if state.get("graphed") is not None:  # the whole step recorded as one CUDA graph
+            return state["graphed"](collate_packed(seqs))
         total = sum(s.length for s in seqs)
         if state["pad_to"]:  # static shapes for CUDA graphs: a padding segment up to a multiple of pad_to
             n = -total % state["pad_to"]
@@ -188,17 +198,28 @@ def main(argv: list[str] | None = None) -> int:
         # "before": issue #18's session-5 step; "after": this round's levers; "cpp": + inductor's C++
         # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens;
         # "graphs-static": + CUDA graphs, every batch padded to 8,192 tokens (one shape, no dynamic sizes)
+        # "graph-step": the whole step (forward, backward, AdamW) recorded as one CUDA graph, 8 sequences
+        # padded to 8,192 tokens; "graph-step-packed": the same with steps packed to 8,192 tokens
         after = variant != "before"
         seqs_per_step = 16 if variant.endswith("seqs16") else 8
         compile_layers(variant if variant in ("cpp", "graphs", "graphs-static") else "python")
         state["pad_to"] = 1024 if variant == "graphs" else 0
         state["static"] = variant == "graphs-static"
         loss_model.fused_loss = after
+        loss_model.static_rows = False
         if after:  # one way: the variants after it keep it
             keep_lora_inputs_in_autocast_dtype(model)
-        state["optimizer"] = torch.optim.AdamW(trainable, lr=1e-4, fused=after)
-        warmup = 12 if variant.startswith("graphs") else 6
+        graph_step = variant.startswith("graph-step")
+        state["optimizer"] = torch.optim.AdamW(trainable, lr=1e-4, fused=after, capturable=graph_step)
+        warmup = 12 if variant.startswith("graph") else 6
         batches = make_batches(args.steps + warmup, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234)
+        state["graphed"] = None
+        if graph_step:
+            state["graphed"] = GraphedStep(loss_model, state["optimizer"], StaticShape(8192, 41, 1024), device, dtype)
+            if variant == "graph-step-packed":
+                batches = budget_batches(make_batches(2 * (args.steps + warmup), 8, 256, 1024,
+                                                      GEMMA3_1B["vocab_size"], seed=1234), 8192)
+                batches = batches[: args.steps + warmup]
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         t_compile = time.perf_counter()
@@ -212,12 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         float(last.detach())
         wall = time.perf_counter() - t0
         tokens = sum(s.length for b in batches[warmup:] for s in b)
-        mean_len = tokens / (args.steps * seqs_per_step)
         res = {"variant": variant, "sequences_per_step": seqs_per_step, "useful_tokens_per_s": tokens / wall,
                "step_ms": wall * 1e3 / args.steps, "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
                "warmup_s": warm_s}
-        res["mfu"] = res["useful_tokens_per_s"] * flops_per_token(GEMMA3_1B, mean_len) / (peak * 1e12)
-        res["floor_ms_at_measured_matmul"] = (tokens / args.steps) * flops_per_token(GEMMA3_1B, mean_len) / (
+        res["mfu"] = res["useful_tokens_per_s"] * flops_per_token(GEMMA3_1B, 640) / (peak * 1e12)
+        res["floor_ms_at_measured_matmul"] = (tokens / args.steps) * flops_per_token(GEMMA3_1B, 640) / (
             report["ceilings"]["matmul_tflops"] * 1e12) * 1e3
         if variant in args.profile.split(","):
             res["profile"] = profile_steps(step, batches[warmup:warmup + 3], args.out, variant)
