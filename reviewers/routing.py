@@ -234,7 +234,7 @@ class _RowIndex:
         self.by_name: dict[str, int] = {}
         self.prefixes: list[tuple[str, int]] = []
         self.by_folder: dict[str, list[tuple[str, int]]] = {}  # first segment -> ("/seg/.../", bit)
-        self.with_regex: list[tuple[_RowMatcher, int]] = []
+        with_regex: dict[tuple[re.Pattern[str] | None, ...], tuple[_RowMatcher, int]] = {}  # by the regexes
         for k, row in enumerate(rows):
             bit = 1 << k
             for suffix in row.suffixes:
@@ -248,12 +248,15 @@ class _RowIndex:
             for folder in row.folders:
                 self.by_folder.setdefault(folder.split("/")[1], []).append((folder, bit))
             if row.name_regex is not None or row.path_regex is not None:
-                self.with_regex.append((row, bit))
+                regexes = (row.name_regex, row.path_regex)  # rows with the same ones are tried once
+                first, bits = with_regex.get(regexes, (row, 0))
+                with_regex[regexes] = (first, bits | bit)
         self.by_extension = {
             extension: [(bit, tuple(suffixes)) for bit, suffixes in per_row.items()]
             for extension, per_row in by_extension.items()
         }
         self.any_prefix = tuple(prefix for prefix, _ in self.prefixes)
+        self.with_regex = list(with_regex.values())  # (row, the bits of every row with its regexes)
 
     def matching(self, path: str, name: str) -> int:
         """Bit k set when row k matches `path` (whose last segment is `name`)."""
@@ -275,12 +278,12 @@ class _RowIndex:
                 for folder, bit in self.by_folder.get(segment, ()):
                     if folder in slashed:
                         found |= bit
-        for row, bit in self.with_regex:
-            if not found & bit and (
+        for row, bits in self.with_regex:
+            if (found & bits) != bits and (
                 (row.name_regex is not None and row.name_regex.match(name) is not None)
                 or (row.path_regex is not None and row.path_regex.match(path) is not None)
             ):
-                found |= bit
+                found |= bits
         return found
 
 
@@ -295,6 +298,7 @@ _SKIP_ROWS: tuple[tuple[SkipRule, _RowMatcher], ...] = tuple(
 # route_file's index: bit 0 the test patterns, then the skip rules, then the reviewers, in table order.
 _ROUTE_INDEX = _RowIndex((_TEST_ROW, *(row for _, row in _SKIP_ROWS), *(row for _, row in _REVIEWER_ROWS)))
 _SKIP_BITS = tuple((rule, 1 << (1 + k)) for k, (rule, _) in enumerate(_SKIP_ROWS))
+_SKIP_MASK = sum(bit for _, bit in _SKIP_BITS)
 _REVIEWER_BITS = tuple((spec, 1 << (1 + len(_SKIP_ROWS) + k)) for k, (spec, _) in enumerate(_REVIEWER_ROWS))
 
 
@@ -315,15 +319,15 @@ def route_file(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecisi
     """The reviewers for one file (optionally only among `enabled`), or the reason it is skipped."""
     path = path.lstrip("/")
     found = _ROUTE_INDEX.matching(path, path.rsplit("/", 1)[-1])
-    reason = next((rule.reason for rule, bit in _SKIP_BITS if found & bit), None)
-    if reason:
+    if found & _SKIP_MASK:
+        reason = next(rule.reason for rule, bit in _SKIP_BITS if found & bit)
         return RouteDecision(path=path, skipped_reason=reason)
     test = bool(found & 1)
     chosen = []
     for spec, bit in _REVIEWER_BITS:
-        if enabled is not None and spec.name not in enabled:
-            continue
         if not found & bit:
+            continue
+        if enabled is not None and spec.name not in enabled:
             continue
         if test and spec.name != "testing" and not spec.takes_tests:
             continue

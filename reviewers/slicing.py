@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, pairwise
+from itertools import accumulate, chain
 from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field, GetCoreSchemaHandler
@@ -217,20 +217,31 @@ class SlicePlan(BaseModel):
 
 
 # A unit is the smallest thing packed into a slice: a whole hunk, or one piece of a hunk over the budget:
-# (text, tokens, new-file lines shown or None for a pure deletion, added lines it owns as flat bounds
-# (overlap lines of a split are not owned), which hunk of its file it shows, split, over_budget).
-_Unit = tuple[str, int, Span | None, tuple[int, ...], int, bool, bool]
+# (text, tokens, new-file lines shown (`_NOTHING_SHOWN` for a pure deletion), added lines it owns as flat
+# bounds (overlap lines of a split are not owned), which hunk of its file it shows, split, over_budget).
+_Unit = tuple[str, int, Span, tuple[int, ...], int, bool, bool]
+_NOTHING_SHOWN = (0, -1)  # end < start: no new-file line
+# A file's units as columns: the first four fields of each, then (hunk, split, over_budget) of each unit,
+# or None when every unit is a whole hunk within the budget.
+_Units = tuple[
+    tuple[str, ...],
+    tuple[int, ...],
+    Sequence[Span],
+    Sequence[tuple[int, ...]],
+    tuple[tuple[int, bool, bool], ...] | None,
+]
 
 
 @dataclass(slots=True)
 class _ReviewFile:
     """A routed file ready to pack: its slice header and its units, shared by all its reviewers.
 
-    The units are kept as columns (one tuple per field, `k`-th unit at index `k`), not one object each:
-    tuples of numbers and strings are not tracked by the garbage collector, and a 20 MB diff has ~18k
-    units (bench/slicing_bench.py). Which hunk each unit shows, and whether it is split or over the
-    budget, is only kept (`pieces`) for a file where one of these holds; otherwise each unit is a whole
-    hunk within the budget.
+    The units are kept as columns (one tuple per field, `k`-th unit at index `k`), not one object each,
+    and their line numbers as flat ints, all units' in one tuple: tuples of numbers and strings are not
+    tracked by the garbage collector, but each one kept counts towards its next collection, and a 20 MB
+    diff has ~18k units (bench/slicing_bench.py). Which hunk each unit shows, and whether it is split or
+    over the budget, is only kept (`pieces`) for a file where one of these holds; otherwise each unit is
+    a whole hunk within the budget.
     """
 
     diff: FileDiff
@@ -239,18 +250,36 @@ class _ReviewFile:
     header_tokens: int
     texts: tuple[str, ...]
     tokens: tuple[int, ...]
-    shown: tuple[Span | None, ...]
-    added: tuple[tuple[int, ...], ...]
+    shown: tuple[int, ...]  # (start, end) of the new-file lines each unit shows, flat; end < start: none
+    added: tuple[int, ...]  # the added lines each unit owns as flat bounds, all units' end to end...
+    added_at: tuple[int, ...]  # ...unit k's from added[added_at[k]] to added[added_at[k + 1]]
     pieces: tuple[tuple[int, bool, bool], ...] | None  # (hunk, split, over_budget) of each unit
 
     @classmethod
     def of(
-        cls, diff: FileDiff, reviewers: tuple[str, ...], header: str, header_tokens: int, units: list[_Unit]
+        cls, diff: FileDiff, reviewers: tuple[str, ...], header: str, header_tokens: int, units: _Units
     ) -> _ReviewFile:
-        texts, tokens, shown, added, hunks, split, over_budget = zip(*units, strict=True)
-        pieces = tuple(zip(hunks, split, over_budget, strict=True)) if any(split) or any(over_budget) else None
-        return cls(diff, reviewers, header, header_tokens, texts, tokens, shown, added, pieces)
+        texts, tokens, shown, added, pieces = units
+        flat_shown, flat_added = tuple(chain.from_iterable(shown)), tuple(chain.from_iterable(added))
+        added_at = tuple(accumulate(map(len, added), initial=0))
+        return cls(
+            diff, reviewers, header, header_tokens, texts, tokens, flat_shown, flat_added, added_at, pieces
+        )
 
+    def added_lines(self, start: int, end: int) -> tuple[int, ...]:
+        """The added lines units start..end - 1 own, merged (`_merge`) as flat bounds. Each unit's are
+        sorted and apart, and in diff order the next unit's mostly start after them: then they are only
+        laid end to end, which is checked where two units meet."""
+        added, at = self.added, self.added_at
+        bounds = added[at[start] : at[end]]
+        last = None  # the last added line of the units before
+        for k in range(start, end):
+            if at[k] == at[k + 1]:
+                continue
+            if last is not None and added[at[k]] <= last + 1:  # touches, overlaps or comes before
+                return _merge(list(bound_pairs(bounds)))
+            last = added[at[k + 1] - 1]
+        return bounds
 
 
 _Part = tuple[_ReviewFile, int, int]  # units start..end - 1 of one file, inside one slice
@@ -310,17 +339,21 @@ def _slice_diff(
     ready: list[_ReviewFile] = []
     reasons: list[str | None] = []  # per file, why it is not reviewed, or None and...
     routes: list[tuple[str, ...]] = []  # ...its reviewers (two lists: no pair per file for the collector)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # files share a few reviewer tuples: one kept of each
     for file in parsed.files:
         reason, reviewers = _triage(file, enabled, route)
         reasons.append(reason)
-        routes.append(reviewers)
-    reviewable = [
-        file for file, reason in zip(parsed.files, reasons) if reason is None and any(h.marks for h in file.hunks)
-    ]
+        routes.append(shared.setdefault(reviewers, reviewers))
     over_cap: set[int] = set()
-    if len(reviewable) > limits.max_files:  # the cap bites: the riskiest files are kept
-        picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
-        over_cap = {id(f) for f in reviewable} - picked
+    if reasons.count(None) > limits.max_files:  # the cap may bite (a file of empty hunks does not count)
+        reviewable = [
+            file
+            for file, reason in zip(parsed.files, reasons)
+            if reason is None and any(h.marks for h in file.hunks)
+        ]
+        if len(reviewable) > limits.max_files:  # it bites: the riskiest files are kept
+            picked = {id(f) for f in sorted(reviewable, key=_file_risk)[: limits.max_files]}
+            over_cap = {id(f) for f in reviewable} - picked
     for file, reason, reviewers in zip(parsed.files, reasons, routes):
         kind: NotReviewedKind = "unreadable" if file.error else "skipped"
         if reason is None and id(file) in over_cap:
@@ -331,7 +364,7 @@ def _slice_diff(
         header = _slice_file_header(file)
         header_tokens = count_tokens(header)
         units = _file_units(file, header_tokens, limits, count_tokens)
-        if not units:
+        if units is None:
             not_reviewed.append(NotReviewed(path=file.path, reason="no text changes"))
             continue
         ready.append(_ReviewFile.of(file, reviewers, header, header_tokens, units))
@@ -555,9 +588,10 @@ def _triage(
         return "binary file", ()
     if file.status == "deleted":
         return "file deleted", ()
-    if file.mode == "120000":
+    mode = file.mode
+    if mode == "120000":
         return "symbolic link", ()
-    if file.mode == "160000":
+    if mode == "160000":
         return "submodule pointer", ()
     if not file.hunks:
         if file.status == "renamed":
@@ -601,19 +635,31 @@ def _slice_file_header(file: FileDiff) -> str:
 
 def _file_units(
     file: FileDiff, header_tokens: int, limits: SliceLimits, count_tokens: TokenCounter
-) -> list[_Unit]:
-    """One unit per hunk that fits the budget with the file header; pieces for those that do not."""
+) -> _Units | None:
+    """One unit per hunk that fits the budget with the file header; pieces for those that do not. None
+    when no hunk has a line. Each hunk's text is counted once."""
+    hunks = [hunk for hunk in file.hunks if hunk.marks]
+    if not hunks:
+        return None
+    texts = tuple(map(Hunk.text, hunks))
+    counts = tuple(map(count_tokens, texts))
+    if header_tokens + max(counts) <= limits.budget_tokens:  # mostly: whole hunks, read column by column
+        shown = [hunk.new_span() or _NOTHING_SHOWN for hunk in hunks]
+        return texts, counts, shown, list(map(Hunk.added_bounds, hunks)), None
     units: list[_Unit] = []
+    counted = zip(texts, counts, strict=True)
     for number, hunk in enumerate(file.hunks):
         if not hunk.marks:
             continue
-        text = hunk.text()
-        tokens = count_tokens(text)
+        text, tokens = next(counted)
         if header_tokens + tokens <= limits.budget_tokens:
-            units.append((text, tokens, hunk.new_span(), hunk.added_bounds(), number, False, False))
+            shown = hunk.new_span() or _NOTHING_SHOWN
+            units.append((text, tokens, shown, hunk.added_bounds(), number, False, False))
         else:
             units.extend(_split_hunk(hunk, number, header_tokens, limits, count_tokens))
-    return units
+    texts, counts, shown, added, numbers, split, over_budget = zip(*units, strict=True)
+    pieces = tuple(zip(numbers, split, over_budget, strict=True)) if any(split) or any(over_budget) else None
+    return texts, counts, shown, added, pieces
 
 
 def _split_hunk(
@@ -661,7 +707,7 @@ def _split_hunk(
             row_text[start:end]
         )
 
-    pieces: list[tuple[str, int, Span | None, tuple[int, ...], bool]] = []
+    pieces: list[tuple[str, int, Span, tuple[int, ...], bool]] = []
     i, count = 0, len(rows)
     while i < count:
         overlap = min(limits.overlap_lines, i)
@@ -681,7 +727,9 @@ def _split_hunk(
             tokens = count_tokens(text)
         start = i - overlap
         shown_new = new_before[j] - new_before[start]
-        shown = (new_first + new_before[start], new_first + new_before[j] - 1) if shown_new else None
+        shown = _NOTHING_SHOWN
+        if shown_new:
+            shown = (new_first + new_before[start], new_first + new_before[j] - 1)
         added_numbers = [new_first + new_before[r] for r in range(i, j) if row_mark[r] == "+"]
         added = tuple(chain.from_iterable(_runs(added_numbers)))
         pieces.append((text, tokens, shown, added, tokens > room))
@@ -711,6 +759,11 @@ def _pack(files: list[_ReviewFile], budget: int) -> list[list[_Part]]:
     used = 0
     for file in files:
         pieces = file.pieces
+        whole = file.header_tokens + sum(file.tokens)
+        if pieces is None and used + whole <= budget:  # mostly: the whole file fits in the open slice
+            current.append((file, 0, len(file.tokens)))
+            used += whole
+            continue
         for k, tokens in enumerate(file.tokens):
             if pieces is not None and pieces[k][2]:  # a single line over the budget: alone
                 if current:
@@ -746,33 +799,24 @@ def _merge(spans: list[Span]) -> tuple[int, ...]:
     return tuple(chain.from_iterable(merged))
 
 
-def _join(groups: list[tuple[int, ...]]) -> tuple[int, ...]:
-    """`_merge` of flat bounds that are each sorted and apart, as units' added runs are: in diff order
-    each group mostly starts after the last one ends, and then the groups are only laid end to end."""
-    joined: list[int] = []
-    for group in groups:
-        if group and joined and group[0] <= joined[-1] + 1:  # touches, overlaps or comes before
-            return _merge([span for group in groups for span in bound_pairs(group)])
-        joined += group
-    return tuple(joined)
+def _laid_out(bounds: tuple[int, ...]) -> bool:
+    """Whether flat bounds are as `_merge` leaves them: each span non-empty, sorted and apart. Units'
+    lines in diff order mostly are, and then a slice takes them as they are."""
+    last = None
+    for start, end in bound_pairs(bounds):
+        if start > end or (last is not None and start <= last + 1):
+            return False
+        last = end
+    return True
 
 
-def _join_spans(spans: list[Span]) -> tuple[int, ...]:
-    """`_merge` of spans in diff order (units' shown lines): kept as they are when they come sorted and
-    apart, as they mostly do."""
-    for (_, end), (start, _) in pairwise(spans):
-        if start <= end + 1:
-            return _merge(spans)
-    return tuple(chain.from_iterable(spans))
-
-
-def _per_hunk(shown: tuple[Span | None, ...], hunks: tuple[int, ...]) -> tuple[int, ...]:
-    """The shown spans merged within each hunk only: an anchor never spans two hunks (GitHub's rule),
-    even where two hunks' lines touch (a `-U0` diff)."""
+def _per_hunk(shown: tuple[int, ...], hunks: tuple[int, ...]) -> tuple[int, ...]:
+    """The shown spans (flat, one per unit) merged within each hunk only: an anchor never spans two hunks
+    (GitHub's rule), even where two hunks' lines touch (a `-U0` diff)."""
     by_hunk: dict[int, list[Span]] = {}
-    for span, hunk in zip(shown, hunks):
-        if span is not None:
-            by_hunk.setdefault(hunk, []).append(span)
+    for (start, end), hunk in zip(bound_pairs(shown), hunks, strict=True):
+        if start <= end:
+            by_hunk.setdefault(hunk, []).append((start, end))
     return tuple(chain.from_iterable(_merge(spans) for spans in by_hunk.values()))
 
 
@@ -790,18 +834,15 @@ def _build_slice(reviewer: str, index: int, parts: list[_Part]) -> Slice:
         if pieces is not None:
             split = split or any(piece_split for _, piece_split, _ in pieces)
             over_budget = over_budget or any(over for _, _, over in pieces)
-        if end - start == 1:  # one hunk: its spans are already sorted and apart
-            shown = commentable = LineSpans(file.shown[start] or ())  # a pair is its own flat bounds
-            added = LineSpans(file.added[start])
+        shown_bounds = file.shown[2 * start : 2 * end]
+        if _laid_out(shown_bounds):  # as units' spans mostly are: kept, and one per hunk to anchor on
+            shown = commentable = LineSpans(shown_bounds)
         else:
-            spans = [span for span in file.shown[start:end] if span is not None]
-            shown = LineSpans(_join_spans(spans))
-            added = LineSpans(_join(file.added[start:end]))
-            if pieces is not None:
-                hunks = tuple(hunk for hunk, _, _ in pieces)
-                commentable = LineSpans(_per_hunk(file.shown[start:end], hunks))
-            else:  # one unit per hunk: nothing to merge within a hunk
-                commentable = LineSpans.of(spans)
+            spans = [span for span in bound_pairs(shown_bounds) if span[0] <= span[1]]
+            shown, commentable = LineSpans(_merge(spans)), LineSpans.of(spans)
+        if pieces is not None:  # pieces of a split hunk overlap: merged within each hunk
+            commentable = LineSpans(_per_hunk(shown_bounds, tuple(hunk for hunk, _, _ in pieces)))
+        added = LineSpans(file.added_lines(start, end))
         files.append(
             {
                 "path": file.diff.path,
@@ -833,7 +874,7 @@ def _left_out(
     by_file: dict[int, tuple[_ReviewFile, list[tuple[int, ...]]]] = {}
     for parts in left:
         for file, start, end in parts:
-            by_file.setdefault(id(file), (file, []))[1].extend(file.added[start:end])
+            by_file.setdefault(id(file), (file, []))[1].append(file.added_lines(start, end))
     reason = f"over max_slices_per_reviewer={cap} ({reviewer} needed {needed} slices)"
     return [
         NotReviewed(

@@ -294,13 +294,12 @@ def _find_hunk_end(marks: str, start: int, old_len: int, new_len: int) -> tuple[
     max(missing old, missing new) more lines are needed: jump that far and count markers there.
     """
     run_end = _BODY_RUN.match(marks, start).end()  # type: ignore[union-attr]  # `*` always matches
-    run = marks[start:run_end]
-    context = run.count(" ")
+    context = marks.count(" ", start, run_end)  # counted in place: no copy of the run
     if (
-        context + run.count("-") == old_len
-        and context + run.count("+") == new_len
-        and not run.endswith("\\\\")
-        and not run.startswith("\\")
+        context + marks.count("-", start, run_end) == old_len
+        and context + marks.count("+", start, run_end) == new_len
+        and not marks.endswith("\\\\", start, run_end)
+        and not marks.startswith("\\", start)
     ):
         return run_end, None
     total = len(marks)
@@ -511,6 +510,11 @@ def _body_end(scan: str, marks: str, at: int, first: int, end: int) -> int:
         return len(scan)
     after = marks[end]
     if end > first and after not in _BODY_MARKS:
+        if after == "@":  # the next hunk: found by its '@' alone (a one-character find is much faster)
+            found = scan.find("@", at)
+            while found > 0 and scan[found - 1] != "\n":  # an '@' inside a body line
+                found = scan.find("@", found + 1)
+            return found
         return scan.find("\n" + after, at - 1) + 1
     return _skip_lines(scan, at, end - first)
 
