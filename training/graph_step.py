@@ -61,23 +61,25 @@ def pad_to_static(batch: PackedBatch, shape: StaticShape) -> PackedBatch:
         raise StaticShapeError(f"{len(cu) - 1} sequences (padding included) are over max_sequences "
                                f"{shape.max_sequences}")
     cu += [shape.tokens] * (shape.max_sequences + 1 - len(cu))
-    positions = [torch.arange(n, dtype=batch.position_ids.dtype) for n in pads]
+    positions = [torch.arange(n, dtype=batch.position_ids.dtype, device=batch.position_ids.device) for n in pads]
 
     def extend(t: torch.Tensor, fill: int) -> torch.Tensor:
-        return torch.cat([t, torch.full((1, free), fill, dtype=t.dtype)], dim=1)
+        return torch.cat([t, torch.full((1, free), fill, dtype=t.dtype, device=t.device)], dim=1)
 
     if batch.decision_mask is not None and not shape.decision_mask:
         raise StaticShapeError("this batch marks verdict tokens and the step's shape has no decision mask")
     decision = None
     if shape.decision_mask:
-        marked = batch.decision_mask if batch.decision_mask is not None else torch.zeros(used, dtype=torch.bool)[None]
+        marked = batch.decision_mask
+        if marked is None:
+            marked = torch.zeros((1, used), dtype=torch.bool, device=batch.input_ids.device)
         decision = extend(marked, 0)
     return PackedBatch(
         input_ids=extend(batch.input_ids, 0),
         position_ids=torch.cat([batch.position_ids, *(p[None] for p in positions)], dim=1),
         targets=extend(batch.targets, IGNORE_INDEX),
         attention_mask=None,
-        cu_seqlens=torch.tensor(cu, dtype=torch.int32),
+        cu_seqlens=torch.tensor(cu, dtype=torch.int32, device=batch.cu_seqlens.device),
         max_seqlen=shape.max_seqlen,
         tokens=batch.tokens,
         answer_tokens=batch.answer_tokens,
