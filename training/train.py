@@ -266,8 +266,10 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     if cfg.cuda_graph:
         from training.graph_step import GraphedStep, StaticShape
 
-        # room for the fullest planned batch plus the padding segments that fill it up to the budget
-        shape = StaticShape(tokens=cfg.tokens_per_batch, max_seqlen=cfg.max_seq_len,
+        # room for the fullest planned batch (a sequence over the budget is a batch of its own) plus the
+        # padding segments that fill it up to the budget
+        fullest = max(sum(examples[i].length for i in b) for b in batches)
+        shape = StaticShape(tokens=max(cfg.tokens_per_batch, fullest), max_seqlen=cfg.max_seq_len,
                             max_sequences=max(map(len, batches)) + -(-cfg.tokens_per_batch // cfg.max_seq_len) + 1,
                             decision_mask=cfg.decision_weight != 1.0)
         fixed_step = GraphedStep(loss_model, optimizer, shape, rt.device, rt.dtype, use_graph=graphed,
@@ -300,6 +302,9 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
             raise TrainingError(f"{latest} belongs to a plan of {state.get('total_steps')} steps, this one has "
                                 f"{total_steps}; use a fresh run_dir or the same config")
         log.info("resuming from %s (step %d)", latest, start_step)
+        if graphed:  # a recorded update reads the learning rate from the GPU: a float would be frozen in it
+            for group in optimizer.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=rt.device)
     if rt.is_main:
         truncate_metrics(metrics_path, start_step)
     tokens_at_start = tokens_seen

@@ -33,6 +33,9 @@ def test_fixed_shape_step_gives_the_same_losses(tiny_base: Path, chat_data: Path
     train(config(tmp_path / "plain", tiny_base, chat_data, max_steps=3))
     train(config(tmp_path / "fixed", tiny_base, chat_data, max_steps=3, cuda_graph=True))
     assert losses(tmp_path / "fixed") == pytest.approx(losses(tmp_path / "plain"), rel=1e-5)
+    # a sequence longer than the budget is a batch of its own: the fixed shape grows to hold it
+    train(config(tmp_path / "long", tiny_base, chat_data, max_steps=2, tokens_per_batch=64, cuda_graph=True))
+    assert len(losses(tmp_path / "long")) == 2
     with pytest.raises(TrainingError, match="--cuda-graph needs packed batches"):
         train(config(tmp_path / "padded", tiny_base, chat_data, cuda_graph=True, packing=False))
 
