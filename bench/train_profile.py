@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
         torch._dynamo.reset()
         inductor_config.cpp_wrapper = how == "cpp"
-        mode = "reduce-overhead" if how.startswith("graphs") else None
+        mode = {"graphs": "reduce-overhead", "graphs-static": "reduce-overhead",
+                "autotune": "max-autotune-no-cudagraphs"}.get(how)
         for layer in model.get_base_model().model.layers:
-            layer.compile(dynamic=how != "graphs-static", mode=mode)
+            layer.compile(dynamic=how not in ("graphs-static", "autotune"), mode=mode)
         state["compiled"] = how
 
     def step(seqs: list[Any]) -> torch.Tensor:
@@ -199,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         # wrapper; "graphs": + CUDA graphs over batches padded to a multiple of 1,024 tokens;
         # "graphs-static": + CUDA graphs, every batch padded to 8,192 tokens (one shape, no dynamic sizes)
         # "graph-step": the whole step (forward, backward, AdamW) recorded as one CUDA graph, 8 sequences
-        # padded to 8,192 tokens; "graph-step-packed": the same with steps packed to 8,192 tokens
+        # padded to 8,192 tokens; "graph-step-packed": the same with steps packed to 8,192 tokens;
+        # "graph-step-packed-autotune": + inductor's max-autotune (Triton matmuls with fused epilogues) on
+        # static shapes
         after = variant != "before"
         seqs_per_step = 16 if variant.endswith("seqs16") else 8
-        compile_layers(variant if variant in ("cpp", "graphs", "graphs-static") else "python")
+        compile_layers(variant if variant in ("cpp", "graphs", "graphs-static") else
+                       "autotune" if variant.endswith("autotune") else "python")
         state["pad_to"] = 1024 if variant == "graphs" else 0
         state["static"] = variant == "graphs-static"
         loss_model.fused_loss = after
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         state["graphed"] = None
         if graph_step:
             state["graphed"] = GraphedStep(loss_model, state["optimizer"], StaticShape(8192, 41, 1024), device, dtype)
-            if variant == "graph-step-packed":
+            if variant.startswith("graph-step-packed"):
                 batches = budget_batches(make_batches(2 * (args.steps + warmup), 8, 256, 1024,
                                                       GEMMA3_1B["vocab_size"], seed=1234), 8192)
                 batches = batches[: args.steps + warmup]
