@@ -251,9 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if "cuda_graph" in levers:  # three eager steps, the recording, then replays
             extra_warmup = 5
             tokens = args.graph_tokens if "token_budget" in levers else 8 * hi
-            if "token_budget" in levers:
-                use = budget_batches(batches, tokens)
-            use = use[: warmup + extra_warmup + steps]
+            source = budget_batches(batches, tokens) if "token_budget" in levers else batches
+            use = source[: warmup + extra_warmup + steps]
             shape_ = StaticShape(tokens, tokens // lo + tokens // hi + 1, max_seqlen=hi)  # sequences + padding
             graph = GraphSetup(loss_model, shape_, dtype)
         try:
