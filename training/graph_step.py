@@ -126,21 +126,23 @@ class GraphedStep:
         self.optimizer.step()
         return loss
 
+    def _eager(self, static: PackedBatch) -> torch.Tensor:
+        loss = self._forward_backward(static)
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
     def __call__(self, batch: PackedBatch) -> torch.Tensor:
         static = pad_to_static(batch, self.shape).to(self.device)
         self.calls += 1
-        if not self.use_graph or self.calls <= self.eager_steps:
-            if self.use_graph:  # warm-up on a side stream, as graph capture asks
-                side = torch.cuda.Stream(self.device)
-                side.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(side):
-                    loss = self._forward_backward(static)
-                    self.optimizer.zero_grad(set_to_none=True)
-                torch.cuda.current_stream(self.device).wait_stream(side)
-                return loss.detach().clone()
-            loss = self._forward_backward(static)
-            self.optimizer.zero_grad(set_to_none=True)
-            return loss.detach()
+        if not self.use_graph:
+            return self._eager(static)
+        if self.calls <= self.eager_steps:  # warm-up on a side stream, as graph capture asks
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                loss = self._eager(static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return loss.clone()  # a copy made on this stream, which owns it
         if self.graph is None:
             self._record(static)
         else:
