@@ -315,7 +315,9 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
                disable=not rt.is_main, dynamic_ncols=True)
     loss_model.train()
     for step in range(start_step, end_step):
-        batch = collate([examples[i] for i in batches[step * rt.world_size + rt.rank]], cfg, pad_id).to(rt.device)
+        batch = collate([examples[i] for i in batches[step * rt.world_size + rt.rank]], cfg, pad_id)
+        if fixed_step is None:  # the fixed step pads the batch on the host and moves it once
+            batch = batch.to(rt.device)
         t0 = time.perf_counter()
         lr = float(scheduler.get_last_lr()[0])
         if fixed_step is not None:  # forward, backward, clipping and the update, as one recorded graph
