@@ -134,6 +134,12 @@ class GraphSetup:
     dtype: torch.dtype
 
 
+def graph_shape(tokens: int, lo: int, hi: int) -> StaticShape:
+    """The fixed shape of a graphed step over sequences of lo..hi tokens: as many sequences as fit, plus the
+    padding segments (at most hi tokens each) that fill the step."""
+    return StaticShape(tokens, tokens // lo + tokens // hi + 1, max_seqlen=hi)
+
+
 def budget_batches(batches: list[list[TokenizedExample]], tokens: int) -> list[list[TokenizedExample]]:
     """The same sequences in the same order, packed into steps of at most `tokens` (the trainer's packing)."""
     flat = [s for b in batches for s in b]
@@ -253,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             tokens = args.graph_tokens if "token_budget" in levers else 8 * hi
             source = budget_batches(batches, tokens) if "token_budget" in levers else batches
             use = source[: warmup + extra_warmup + steps]
-            shape_ = StaticShape(tokens, tokens // lo + tokens // hi + 1, max_seqlen=hi)  # sequences + padding
-            graph = GraphSetup(loss_model, shape_, dtype)
+            graph = GraphSetup(loss_model, graph_shape(tokens, lo, hi), dtype)
         try:
             res = run_variant(name, fn, model, use, warmup + extra_warmup, device, "fused_adamw" in levers,
                               graph)

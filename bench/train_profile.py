@@ -40,12 +40,13 @@ from train_bench import (
     budget_batches,
     build_model,
     flops_per_token,
+    graph_shape,
     make_batches,
 )
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention
 from training.base_model import keep_lora_inputs_in_autocast_dtype
-from training.graph_step import GraphedStep, StaticShape
+from training.graph_step import GraphedStep
 from training.loss import AnswerLossModel
 from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed
 
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         batches = make_batches(args.steps + warmup, seqs_per_step, 256, 1024, GEMMA3_1B["vocab_size"], seed=1234)
         state["graphed"] = None
         if graph_step:
-            state["graphed"] = GraphedStep(loss_model, state["optimizer"], StaticShape(8192, 41, 1024), device, dtype)
+            state["graphed"] = GraphedStep(loss_model, state["optimizer"], graph_shape(8192, 256, 1024), device,
+                                           dtype)
             if variant.startswith("graph-step-packed"):
                 batches = budget_batches(make_batches(2 * (args.steps + warmup), 8, 256, 1024,
                                                       GEMMA3_1B["vocab_size"], seed=1234), 8192)
