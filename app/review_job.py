@@ -53,7 +53,7 @@ from app.review_outputs import ReviewOutputs
 from app.settings import Settings
 from app.store import Store
 from reviewers.backends.base import ReviewerBackend
-from reviewers.routing import route_file
+from reviewers.routing import whole_file_paths
 from reviewers.safe_text import code_fence, redact
 from reviewers.slicing import SliceLimits
 from reviewers.unified_diff import ParsedDiff, parse_unified_diff
@@ -254,9 +254,7 @@ async def _file_contents(
     pr: PullRequestClient, ctx: ReviewContext, diff: ParsedDiff, head_sha: str, reviewers: tuple[str, ...],
 ) -> dict[str, str]:
     """Full new contents of the reviewed files, for the checks (at most `max_content_files`)."""
-    removed = set(diff.removed_paths())
-    paths = [p for p in diff.paths() if p not in removed and route_file(p, reviewers).reviewers]
-    paths = paths[: ctx.max_content_files]
+    paths = whole_file_paths(diff, reviewers)[: ctx.max_content_files]
     gate = asyncio.Semaphore(ctx.content_concurrency)
 
     async def one(path: str) -> tuple[str, str | None]:

@@ -4,7 +4,8 @@ The I/O shell around `eval.review_grading`: each scenario's diff goes through
 `reviewers.pipeline.run_pipeline` exactly as `calora review --diff` sends it (every reviewer the diff routes
 to, the evidence of the checks, synthesis), and the final `ReviewResult` is graded. With context on, a
 scenario's `repo/` snapshot is the reviewed head the reviewers' context is read from (as `calora review --git`
-reads the repository), and the needs_context scenarios run once more without it for the ablation. Charts use
+reads the repository; its copies of the changed files are the whole files the analyzers get, as the App
+fetches them), and the needs_context scenarios run once more without it for the ablation. Charts use
 matplotlib, imported only when they are drawn.
 """
 
@@ -30,7 +31,9 @@ from eval.review_grading import (
 )
 from reviewers.backends.base import ReviewerBackend
 from reviewers.context.source import DirectorySource
+from reviewers.routing import whole_file_paths
 from reviewers.slicing import SliceLimits
+from reviewers.unified_diff import ParsedDiff, read_diff
 
 if TYPE_CHECKING:
     from reviewers.checks import CheckReport
@@ -54,6 +57,14 @@ def context_source_for(case: EvalCase) -> DirectorySource | None:
     """The scenario's `repo/` snapshot as the reviewed head, when it has one."""
     folder = Path(case.source) / SNAPSHOT_DIR if case.source else None
     return DirectorySource(folder) if folder is not None and folder.is_dir() else None
+
+
+def snapshot_files(diff: ParsedDiff, source: DirectorySource | None) -> dict[str, str]:
+    """The whole new texts the App would fetch for the analyzers, read from the scenario's snapshot."""
+    if source is None:
+        return {}
+    found = {path: source.read(path) for path in whole_file_paths(diff)}
+    return {path: text for path, text in found.items() if text is not None}
 
 
 def review_scenario(
@@ -96,8 +107,9 @@ def _review(
     count = getattr(backend, "count_tokens", None)
     started = time.perf_counter()
     try:
-        run = run_pipeline(case.request.diff, backend, task=case.request.task, limits=limits, count_tokens=count,
-                           evidence=evidence, context_source=source)
+        diff = read_diff(case.request.diff)
+        run = run_pipeline(diff, backend, task=case.request.task, limits=limits, count_tokens=count,
+                           file_contents=snapshot_files(diff, source), evidence=evidence, context_source=source)
     except Exception as exc:  # one broken scenario must not lose the others' grades
         log.exception("scenario %s: the pipeline raised", case.id)
         return grade_error(case, f"{type(exc).__name__}: {exc}", time.perf_counter() - started), None

@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from reviewers.unified_diff import ParsedDiff
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,13 @@ def route_file(path: str, enabled: tuple[str, ...] | None = None) -> RouteDecisi
         )
         return RouteDecision(path=path, skipped_reason=why)
     return RouteDecision(path=path, reviewers=tuple(chosen))
+
+
+def whole_file_paths(diff: ParsedDiff, enabled: tuple[str, ...] | None = None) -> list[str]:
+    """The changed files whose whole new text the analyzers get (the App fetches them; an eval scenario's
+    snapshot holds them): not deleted, and routed to a reviewer, in the diff's order."""
+    removed = set(diff.removed_paths())
+    return [p for p in diff.paths() if p not in removed and route_file(p, enabled).reviewers]
 
 
 def reviewer_spec(name: str) -> ReviewerSpec:

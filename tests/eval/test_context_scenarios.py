@@ -128,3 +128,36 @@ def test_eval_review_takes_context_and_no_context_with_evidence_alone(
         assert run.info.context is ablation and (run.context_ablation is not None) is ablation
         printed = capsys.readouterr().out
         assert ("Context ablation on 1" in printed) is ablation and ("Repository context: off" in printed) is not ablation
+
+
+# --- the analyzers read the snapshot's whole files, as the App's fetch gives them --------------------------------
+
+WORKFLOW_CASE = SCENARIOS / "docker_ci" / "block-secret-handed-to-an-action-that-echoes-it"
+
+
+def test_snapshot_files_are_the_changed_routed_files_the_snapshot_holds(tmp_path: Path) -> None:
+    from eval.review_runner import snapshot_files
+    from reviewers.context.source import DirectorySource
+
+    diff = parse_unified_diff((WORKFLOW_CASE / "diff.patch").read_text(encoding="utf-8"))
+    files = snapshot_files(diff, DirectorySource(WORKFLOW_CASE / "repo"))
+    assert sorted(files) == sorted(diff.paths())
+    assert files[".github/workflows/preview.yml"] == (WORKFLOW_CASE / "repo" / ".github/workflows/preview.yml").read_text()
+    assert snapshot_files(diff, None) == {}
+    assert snapshot_files(diff, DirectorySource(tmp_path)) == {}, "a file the snapshot lacks is left out, not invented"
+
+
+def test_a_whole_file_analyzer_runs_on_the_snapshot_and_is_skipped_without_it(tmp_path: Path) -> None:
+    from reviewers.checks import CheckReport
+
+    cases = copy_case(tmp_path / "cases", WORKFLOW_CASE)
+    statuses = {}
+    for switch in ("--context", "--no-context"):
+        saved = tmp_path / f"evidence{switch}"
+        assert main(["eval", "review", "--cases", str(cases), "--backend", "none", "--no-charts", switch,
+                     "--save-evidence", str(saved), "--out", str(tmp_path / switch)]) in (0, 1)
+        (report_file,) = saved.iterdir()
+        report = CheckReport.model_validate_json(report_file.read_text(encoding="utf-8"))
+        statuses[switch] = {run.tool: run.status for run in report.runs if run.tool in ("zizmor", "actionlint")}
+    assert statuses["--no-context"] == {"zizmor": "skipped", "actionlint": "skipped"}
+    assert statuses["--context"] == {"zizmor": "ok", "actionlint": "ok"}
