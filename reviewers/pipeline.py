@@ -29,7 +29,7 @@ from reviewers.context.profile import PROFILES
 from reviewers.context.source import RepoSource
 from reviewers.contract import ContextSnippet, ReviewRequest
 from reviewers.slicing import Slice, SliceLimits, SlicePlan, TokenCounter, approx_token_count, slice_diff
-from reviewers.synthesis import ReviewResult, SliceOutcome, synthesize
+from reviewers.synthesis import ReviewResult, SliceOutcome, can_confirm, synthesize
 from reviewers.unified_diff import ParsedDiff, read_diff
 
 log = logging.getLogger(__name__)
@@ -176,9 +176,16 @@ def run_pipeline(
     ]
     outcomes: list[SliceOutcome] = []
     egress: list[CodeEgress] = []
-    asked = [(piece, r) for piece, r in zip(plan.slices, requests, strict=True)
-             if backend is not None and backend.asks(r.reviewer)]
-    not_asked = sorted({r.reviewer for r in requests} - {r.reviewer for _, r in asked}) if backend else []
+    check_findings = checks.findings if checks else []
+    findings_alone = getattr(backend, "findings_alone", True)
+    with_model = [(piece, r) for piece, r in zip(plan.slices, requests, strict=True)
+                  if backend is not None and backend.asks(r.reviewer)]
+    # Where a reviewer's findings are posted only if an analyzer's confirm them, a slice with nothing to
+    # confirm would be answered and the answer withheld: it is not asked (same review, no model time).
+    asked = [(piece, r) for piece, r in with_model
+             if findings_alone or can_confirm((f.path for f in piece.files), check_findings)]
+    nothing_to_confirm = len(with_model) - len(asked)
+    not_asked = sorted({r.reviewer for r in requests} - {r.reviewer for _, r in with_model}) if backend else []
     if backend is not None and asked:
         say(f"asking {len(asked)} reviewer request(s) of backend {backend.name}")
         t0 = time.perf_counter()
@@ -195,7 +202,6 @@ def run_pipeline(
                 reviewer=piece.reviewer, slice_index=piece.index, seconds=per_request,
                 error=answer.message if failed else None, output=None if failed else answer,
             ))
-    check_findings = checks.findings if checks else []
     outcomes, unanchored = drop_unanchored(plan.slices, outcomes)  # anchored in its slice, or dropped
     no_model = ["no reviewer model ran: the findings are the analyzers' evidence alone"] \
         if backend is None else []
@@ -203,10 +209,14 @@ def run_pipeline(
         no_model.append(f"{', '.join(not_asked)}: not asked — no adapter of their own, and the bare base model "
                         "is not asked by default (CALORA_ASK_BASE_MODEL=true asks it); their code has the "
                         "analyzers' evidence alone")
+    if nothing_to_confirm:
+        no_model.append(f"{nothing_to_confirm} of {len(with_model)} slice(s) not sent to a reviewer: no analyzer "
+                        "finding above a nit on their files, and a reviewer's finding is posted only where an "
+                        "analyzer's confirms it (CALORA_REVIEWER_FINDINGS=all asks every slice)")
     notes = [*no_model, *context_notes, *unanchored, *(checks.notes + checks.coverage_lines() if checks else []),
              *([describe_egress(egress)] if egress else [])]
     result = synthesize(outcomes, check_findings, plan.not_reviewed, check_notes=notes, allow_partial=allow_partial,
-                        findings_alone=getattr(backend, "findings_alone", True))
+                        findings_alone=findings_alone)
     return PipelineRun(
         plan=plan, requests=requests, outcomes=outcomes, check_findings=check_findings,
         check_notes=checks.notes if checks else [], checks=checks, result=result, left_machine=egress,

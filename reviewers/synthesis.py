@@ -207,6 +207,14 @@ def finding_order(f: Finding) -> tuple[int, str, int, int, str, str]:
     return (SEVERITY_RANK[f.severity], f.path, f.line, f.last_line, f.category.value, f.message)
 
 
+def can_confirm(paths: Iterable[str], check_findings: Iterable[Finding]) -> bool:
+    """Whether a reviewer's answer on these files can change a review that posts its findings only where an
+    analyzer's confirm them (`findings_alone` off): only an analyzer finding above a nit on one of the files
+    gives it anything to confirm or rank (the rules of `_merge_cluster`); elsewhere its answer is withheld."""
+    wanted = set(paths)
+    return any(f.path in wanted and f.severity is not Severity.nit for f in check_findings)
+
+
 def _merge_cluster(members: list[tuple[str, Finding]], findings_alone: bool = True) -> MergedFinding | None:
     """One finding for a cluster: the strongest severity, the fullest message (analyzers alone: each of theirs),
     and lines that can be trusted.

@@ -216,3 +216,61 @@ def test_no_model_is_loaded_when_no_reviewer_would_be_asked(tmp_path) -> None:
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "adapter_config.json").write_text("{}")
     assert asks_any_model(BackendSettings(backend="engine", adapters_dir=tmp_path))
+
+
+CLEAN_COMPONENT = b"""diff --git a/src/components/Badge.tsx b/src/components/Badge.tsx
+new file mode 100644
+--- /dev/null
++++ b/src/components/Badge.tsx
+@@ -0,0 +1,5 @@
++type BadgeProps = { label: string };
++
++export function Badge({ label }: BadgeProps) {
++  return <span className="badge">{label}</span>;
++}
+"""
+
+
+class _RecordingBackend(_FindingBackend):
+    """Scripted (not a model test): records which reviewers it was asked, raises a blocker on each slice."""
+
+    name = "scripted-recording"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def review(self, requests):
+        self.asked.extend(r.reviewer for r in requests)
+        answers = super().review(requests)
+        for answer in answers:
+            answer.findings[0].severity = "blocker"
+        return answers
+
+
+def test_with_confirmed_findings_a_slice_with_nothing_to_confirm_is_not_asked_and_the_review_is_the_same(
+    monkeypatch,
+) -> None:
+    """Where a reviewer's finding is posted only if an analyzer's confirms it, a slice whose files carry no
+    analyzer finding above a nit cannot change the review: it is not sent to the model."""
+    from reviewers import pipeline
+
+    diff = SAMPLE + CLEAN_COMPONENT
+    backend = _RecordingBackend()
+    backend.findings_alone = False
+    run = run_pipeline(diff, backend)
+    reviewers = [s.reviewer for s in run.plan.slices]
+    assert "react" in reviewers and not any(f.path.endswith("Badge.tsx") for f in run.check_findings)
+    assert sorted(backend.asked) == sorted(r for r in reviewers if r != "react")
+    assert any("1 of 4 slice(s) not sent to a reviewer" in note for note in run.result.notes)
+
+    monkeypatch.setattr(pipeline, "can_confirm", lambda paths, findings: True)  # every slice asked
+    every = _RecordingBackend()
+    every.findings_alone = False
+    asked_all = run_pipeline(diff, every)
+    assert sorted(every.asked) == sorted(reviewers)
+    assert asked_all.result.decision == run.result.decision == "block"
+    assert asked_all.result.findings == run.result.findings and asked_all.result.nits == run.result.nits
+
+    backend = _RecordingBackend()  # findings that stand alone: every slice is asked
+    run_pipeline(diff, backend)
+    assert sorted(backend.asked) == sorted(reviewers)

@@ -433,6 +433,17 @@ def test_without_findings_alone_a_reviewer_finding_needs_an_analyzer_to_confirm_
     assert everything.missing_checks == ["a test for the empty cart"]
 
 
+def test_only_an_analyzer_finding_above_a_nit_gives_a_reviewer_something_to_confirm() -> None:
+    from reviewers.synthesis import can_confirm
+
+    nit = finding(path="Dockerfile", line=3, severity="nit", category="performance", message="pip cache")
+    major = finding(line=42, severity="major", message="ruff S608: Possible SQL injection vector")
+    assert not can_confirm(["Dockerfile"], [nit]), "a reviewer may not raise an analyzer's nit"
+    assert can_confirm(["backend/app/crud.py"], [nit, major])
+    assert not can_confirm(["backend/app/other.py"], [nit, major]), "evidence on another file confirms nothing here"
+    assert not can_confirm([], [major]) and not can_confirm(["Dockerfile"], [])
+
+
 def test_two_analyzers_on_one_line_keep_both_pieces_of_advice_and_say_one_problem_once() -> None:
     from reviewers.checks.model import CheckFinding
 
