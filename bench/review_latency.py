@@ -7,7 +7,9 @@ byte for byte. Each configuration (backend x dtype x torch threads) runs in its 
 are the reviews after it in the same process (what a running App costs). A review is
 `reviewers.pipeline.run_pipeline`: route, slice (with the backend's tokenizer), analyzers, reviewers,
 synthesis. The reviewers use the base model unless `--adapters DIR` holds `DIR/<reviewer>/` adapters
-(none ship today: the output says which).
+(none ship today: the output says which). `--reviewer-findings confirmed,all` times both ways a review
+treats a local model's findings (confirmed, the default: a slice with no analyzer finding above a nit on its
+files is not asked, since its answer would be withheld; all: every slice is asked and posted).
 
 Backends: `engine` (the multi-adapter engine, eager on CPU; `--heads full,screened` times its LM head
 both ways in the same run: `screened`, the CPU default, picks through an int8 screen of the head and
@@ -104,6 +106,13 @@ def build_pull_request(files: int = 20, real_diffs: Path = REAL_DIFFS) -> tuple[
 # ---- one configuration, in its own process --------------------------------------------------------
 
 
+def default_findings_mode() -> str:
+    """What `calora review` does with a local backend: its findings stand alone, or need an analyzer's."""
+    from reviewers.backends.factory import BackendSettings, posts_findings_alone
+
+    return "all" if posts_findings_alone(BackendSettings(backend="engine")) else "confirmed"
+
+
 def make_backend(
     name: str, device: str, dtype: str, adapters: Path | None, max_new_tokens: int, head: str = "screened"
 ) -> Any:
@@ -185,6 +194,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     diff, _ = build_pull_request(args.files, args.real_diffs)
     adapters = Path(args.adapters) if args.adapters else None
     backend = make_backend(args.backend, args.device, args.dtype, adapters, args.max_new_tokens, args.head)
+    backend.findings_alone = args.reviewer_findings == "all"
     loaded = time.perf_counter()
     generated: list[int] = []
     answers: list[list[int]] = []  # the engine's token ids per slice, to compare paths' greedy tokens
@@ -218,6 +228,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
             "prompt_tokens": sum(prompts),
             "prompt_tokens_max": max(prompts, default=0),
             "generated_tokens": sum(generated),
+            "asked_slices": len(run.outcomes),
             "failed_slices": sum(1 for o in run.outcomes if o.error),
             "valid_slices": sum(1 for o in run.outcomes if not o.error),
             "findings": len(run.result.findings),
@@ -231,6 +242,7 @@ def run_configuration(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "backend": args.backend,
         "head": args.head if args.backend == "engine" else None,
+        "reviewer_findings": args.reviewer_findings,
         "dtype": args.dtype,
         "threads": args.threads,
         "adapters": sorted(getattr(backend, "adapters", None) or getattr(getattr(backend, "engine", None), "adapters", [])),
@@ -299,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--head", default="screened", help=argparse.SUPPRESS)
+    parser.add_argument("--reviewer-findings", default=None,
+                        help="comma-separated confirmed,all (default: what `calora review` does with the backend: "
+                             "confirmed for the local ones, where a slice with no analyzer finding above a nit "
+                             "is not asked)")
     args = parser.parse_args(argv)
     if args.max_new_tokens is None:
         from reviewers.models import DEFAULT_MAX_NEW_TOKENS
@@ -316,21 +332,24 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in (args.threads or str(len(os.sched_getaffinity(0)))).split(",")]
     diff, files = build_pull_request(args.files, args.real_diffs)
     configurations = []
-    matrix = [(backend, dtype, count, head) for backend in backends for dtype in dtypes for count in threads
-              for head in (args.heads.split(",") if backend == "engine" and not gpu else ["screened"])]
-    for backend, dtype, count, head in matrix:
-        print(f"{backend} {dtype} {count} thread(s), head {head}:", file=sys.stderr, flush=True)
+    modes = (args.reviewer_findings or default_findings_mode()).split(",")
+    matrix = [(backend, dtype, count, head, mode) for backend in backends for dtype in dtypes for count in threads
+              for head in (args.heads.split(",") if backend == "engine" and not gpu else ["screened"])
+              for mode in modes]
+    for backend, dtype, count, head, mode in matrix:
+        print(f"{backend} {dtype} {count} thread(s), head {head}, reviewer findings {mode}:", file=sys.stderr,
+              flush=True)
         command = [sys.executable, __file__, "--worker", "--device", args.device, "--backend", backend,
                    "--dtype", dtype, "--threads", str(count), "--runs", str(args.runs),
                    "--files", str(args.files), "--real-diffs", str(args.real_diffs),
-                   "--max-new-tokens", str(args.max_new_tokens), "--head", head]
+                   "--max-new-tokens", str(args.max_new_tokens), "--head", head, "--reviewer-findings", mode]
         if args.adapters:
             command += ["--adapters", args.adapters]
         done = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
                               env={**os.environ, "OMP_NUM_THREADS": str(count)})
         if done.returncode != 0:  # its stderr went through to ours
             configurations.append({"backend": backend, "dtype": dtype, "threads": count, "head": head,
-                                   "error": f"exit status {done.returncode}"})
+                                   "reviewer_findings": mode, "error": f"exit status {done.returncode}"})
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         configurations.append(result)
@@ -351,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         "adapters": args.adapters or "none: every reviewer ran on the base model",
         "target_seconds": TARGET_SECONDS,
         "configurations": configurations,
-        "fastest": {k: best[k] for k in ("backend", "dtype", "threads", "head", "warm_p50_seconds")} if best else None,
+        "fastest": {k: best[k] for k in ("backend", "dtype", "threads", "head", "reviewer_findings", "warm_p50_seconds")}
+        if best else None,
     }
     if not args.no_write:
         out = RESULTS_DIR / f"review-latency-{args.label or _device_label(args.device)}.json"
