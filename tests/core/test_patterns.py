@@ -93,6 +93,34 @@ CASES = [
     ("test-without-assertion", "tests/test_tax.py",
      "def test_vat_is_added():\n    total = with_vat(100)\n    print(total)\n", 1,
      "def test_vat_is_added():\n    total = with_vat(100)\n    assert total == 120\n"),
+    ("secret-in-browser-bundle", "web/app/billing/RefundButton.tsx",
+     "'use client';\nconst key = process.env.NEXT_PUBLIC_PAYMENTS_SECRET_KEY;\n", 2,
+     "'use client';\nconst key = process.env.NEXT_PUBLIC_STRIPE_PUBLISHABLE_KEY;\nconst s = process.env.PAYMENTS_SECRET_KEY;\n"),
+    ("redirect-to-query-parameter", "src/views/Login.vue",
+     "<script setup>\nconst route = useRoute();\nasync function done() {\n  window.location.href = route.query.next;\n}\n</script>\n",
+     4,
+     ("<script setup>\nconst route = useRoute();\nasync function done() {\n  const next = String(route.query.next || '/');\n"
+     "  window.location.href = next.startsWith('/') && !next.startsWith('//') ? next : '/';\n}\n</script>\n")),
+    ("cluster-admin-bound", "deploy/k8s/worker-rbac.yaml",
+     ("kind: ClusterRoleBinding\nmetadata:\n  name: worker\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+     "  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n  - kind: ServiceAccount\n    name: worker\n"), 4,
+     ("kind: RoleBinding\nmetadata:\n  name: worker\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+     "  kind: Role\n  name: worker-jobs\nsubjects:\n  - kind: ServiceAccount\n    name: cluster-admin\n")),
+    ("database-port-published-in-production", "deploy/docker-compose.prod.yml",
+     "services:\n  db:\n    image: postgres:16\n    ports:\n      - \"5432:5432\"\n", 5,
+     "services:\n  db:\n    image: postgres:16\n    ports:\n      - \"127.0.0.1:5432:5432\"\n  web:\n    ports:\n      - \"443:8443\"\n"),
+    ("admin-port-open-to-internet", "infra/bastion.tf",
+     ("resource \"aws_security_group\" \"bastion\" {\n  ingress {\n    from_port   = 22\n    to_port     = 22\n"
+     "    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n"), 3,
+     ("resource \"aws_security_group\" \"web\" {\n  ingress {\n    from_port   = 443\n    to_port     = 443\n"
+     "    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n  ingress {\n    from_port   = 22\n    to_port     = 22\n"
+     "    cidr_blocks = [var.vpn_cidr]\n  }\n}\n")),
+    ("dynamic-sql-concatenated", "db/functions/search_customers.sql",
+     ("CREATE FUNCTION search_customers(term text) RETURNS SETOF customers\nLANGUAGE plpgsql SECURITY DEFINER AS $$\n"
+     "BEGIN\n  RETURN QUERY EXECUTE 'SELECT * FROM customers WHERE name ILIKE ''%' || term || '%''';\nEND $$;\n"), 4,
+     ("CREATE FUNCTION search_customers(term text) RETURNS SETOF customers\nLANGUAGE plpgsql SECURITY DEFINER AS $$\n"
+     "BEGIN\n  RETURN QUERY EXECUTE format('SELECT * FROM %I WHERE name ILIKE $1', 'customers') USING '%' || term || '%';\n"
+     "END $$;\n")),
 ]
 
 
