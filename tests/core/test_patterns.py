@@ -121,6 +121,41 @@ CASES = [
      ("CREATE FUNCTION search_customers(term text) RETURNS SETOF customers\nLANGUAGE plpgsql SECURITY DEFINER AS $$\n"
      "BEGIN\n  RETURN QUERY EXECUTE format('SELECT * FROM %I WHERE name ILIKE $1', 'customers') USING '%' || term || '%';\n"
      "END $$;\n")),
+    ("iframe-sandbox-escapable", "src/components/EmailPreview.tsx",
+     "export const Preview = ({ html }) => (\n  <iframe sandbox=\"allow-scripts allow-same-origin\" srcDoc={html} />\n);\n", 2,
+     "export const Preview = ({ html }) => (\n  <iframe sandbox=\"allow-popups\" srcDoc={html} />\n);\n"),
+    ("ci-debug-trace-on", ".gitlab-ci.yml",
+     "deploy:\n  variables:\n    CI_DEBUG_TRACE: \"true\"\n  script:\n    - ./deploy.sh\n", 3,
+     "deploy:\n  variables:\n    CI_DEBUG_TRACE: \"false\"\n  script:\n    - ./deploy.sh\n"),
+    ("shell-session-opened-on-runner", ".github/workflows/release.yml",
+     "jobs:\n  release:\n    steps:\n      - if: failure()\n        uses: mxschmitt/action-tmate@v3\n", 5,
+     ("jobs:\n  release:\n    steps:\n      - if: failure()\n        uses: mxschmitt/action-tmate@v3\n"
+      "        with:\n          limit-access-to-actor: true\n")),
+    ("docker-daemon-unauthenticated-tcp", "deploy/compose.ci.yml",
+     "services:\n  dind:\n    image: docker:27-dind\n    command: [\"--host=tcp://0.0.0.0:2375\"]\n", 4,
+     "services:\n  dind:\n    image: docker:27-dind\n    command: [\"--host=tcp://0.0.0.0:2376\", \"--tlsverify\"]\n"),
+    ("debugger-exposed-on-all-interfaces", "deploy/api/Dockerfile",
+     "FROM node:22-slim\nCMD [\"node\", \"--inspect=0.0.0.0:9229\", \"server.js\"]\n", 2,
+     "FROM node:22-slim\nCMD [\"node\", \"--inspect=127.0.0.1:9229\", \"server.js\"]\n"),
+    ("rbac-binds-every-user", "k8s/reports/rolebinding.yaml",
+     ("kind: RoleBinding\nroleRef:\n  kind: Role\n  name: report-reader\nsubjects:\n  - kind: Group\n"
+      "    name: system:authenticated\n"), 7,
+     ("kind: RoleBinding\nroleRef:\n  kind: Role\n  name: report-reader\nsubjects:\n  - kind: Group\n"
+      "    name: reports-team\n")),
+    ("env-file-copied-into-image", "Dockerfile",
+     "FROM python:3.12-slim\nWORKDIR /app\nCOPY .env.production /app/.env\n", 3,
+     "FROM python:3.12-slim\nWORKDIR /app\nCOPY .env.example /app/.env.example\n"),
+    ("security-definer-without-search-path", "db/functions/delete_user.sql",
+     ("CREATE FUNCTION delete_user(uid bigint) RETURNS void\nLANGUAGE sql SECURITY DEFINER AS $$\n"
+      "  DELETE FROM users WHERE id = uid;\n$$;\n"), 2,
+     ("CREATE FUNCTION delete_user(uid bigint) RETURNS void\nLANGUAGE sql SECURITY DEFINER\n"
+      "SET search_path = pg_catalog, public AS $$\n  DELETE FROM users WHERE id = uid;\n$$;\n")),
+    ("row-level-security-weakened", "db/migrations/0042_reports.sql",
+     "ALTER TABLE invoices DISABLE ROW LEVEL SECURITY;\n", 1,
+     "ALTER TABLE invoices ENABLE ROW LEVEL SECURITY;\nALTER TABLE invoices FORCE ROW LEVEL SECURITY;\n"),
+    ("copy-runs-a-program", "db/functions/export.sql",
+     "EXECUTE format('COPY (SELECT * FROM orders) TO PROGRAM %L', 'gzip > /exports/' || slug);\n", 1,
+     "COPY (SELECT * FROM orders) TO STDOUT WITH (FORMAT csv);\n"),
 ]
 
 
