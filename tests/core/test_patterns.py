@@ -156,6 +156,20 @@ CASES = [
     ("copy-runs-a-program", "db/functions/export.sql",
      "EXECUTE format('COPY (SELECT * FROM orders) TO PROGRAM %L', 'gzip > /exports/' || slug);\n", 1,
      "COPY (SELECT * FROM orders) TO STDOUT WITH (FORMAT csv);\n"),
+    ("static-files-from-project-root", "server/index.ts",
+     "const app = express();\napp.use(express.static(process.cwd()));\n", 2,
+     "const app = express();\napp.use(express.static(path.join(__dirname, 'public')));\n"),
+    ("debug-on-in-production-settings", "config/settings/production.py",
+     "from .base import *\n\nDEBUG = True\n", 3,
+     "from .base import *\n\nDEBUG = False\n"),
+    ("untrusted-checkout-in-privileged-workflow", ".github/workflows/preview.yml",
+     ("on:\n  pull_request_target:\njobs:\n  build:\n    steps:\n      - uses: actions/checkout@v4\n        with:\n"
+      "          ref: ${{ github.event.pull_request.head.sha }}\n"), 8,
+     ("on:\n  pull_request:\njobs:\n  build:\n    steps:\n      - uses: actions/checkout@v4\n        with:\n"
+      "          ref: ${{ github.event.pull_request.head.sha }}\n")),
+    ("host-root-mounted", "ops/logging/compose.yml",
+     "services:\n  agent:\n    image: grafana/promtail:3.1.0\n    volumes:\n      - /:/host\n", 5,
+     "services:\n  agent:\n    image: grafana/promtail:3.1.0\n    volumes:\n      - /var/log:/var/log:ro\n"),
 ]
 
 
