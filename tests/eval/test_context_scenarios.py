@@ -161,3 +161,28 @@ def test_a_whole_file_analyzer_runs_on_the_snapshot_and_is_skipped_without_it(tm
         statuses[switch] = {run.tool: run.status for run in report.runs if run.tool in ("zizmor", "actionlint")}
     assert statuses["--no-context"] == {"zizmor": "skipped", "actionlint": "skipped"}
     assert statuses["--context"] == {"zizmor": "ok", "actionlint": "ok"}
+
+
+BLIND4 = SCENARIOS.parent / "scenarios-blind4"
+
+
+def test_the_fourth_blind_set_holds_the_whole_head_of_every_changed_file_and_nothing_else() -> None:
+    """What the App fetches for the analyzers: each changed file's new text, the diff's lines in place."""
+    cases = load_cases(BLIND4)
+    assert len(cases) == 40
+    for case in cases:
+        repo = Path(case.source) / "repo"
+        diff = parse_unified_diff(case.request.diff)
+        kept = sorted(f.path for f in diff.files if f.status != "deleted")
+        assert sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()) == kept, case.id
+        for file in diff.files:
+            if file.status == "deleted":
+                continue
+            head = (repo / file.path).read_text(encoding="utf-8").splitlines()
+            for hunk in file.hunks:
+                new_no = hunk.new_start
+                for text, mark in zip(hunk.lines, hunk.marks, strict=False):
+                    if mark in ("-", "\\"):
+                        continue
+                    assert head[new_no - 1] == text[1:], (case.id, file.path, new_no)
+                    new_no += 1

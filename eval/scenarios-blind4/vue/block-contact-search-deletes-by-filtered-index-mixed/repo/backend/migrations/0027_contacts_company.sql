@@ -1,0 +1,2 @@
+-- Company shown next to each contact and searchable in the contact list.
+ALTER TABLE contacts ADD COLUMN company text;
