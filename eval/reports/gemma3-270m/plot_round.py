@@ -77,6 +77,17 @@ ROUNDS = {
             },
         },
     },
+    "session10": {  # session 10: 20 more pattern rules, and a fourth blind set with whole files (2-core CPU)
+        "title": "2-core CPU, round 5's adapters S",
+        "more": {
+            "end-to-end-blind4.png": {
+                "chart_title": "the 40 scenarios of eval/scenarios-blind4 (written blind while the rules were written)",
+                "rows": {"before_scenarios-blind4": "evidence, before the 20 rules",
+                         "rules_scenarios-blind4": "evidence with them", "b4_base": "+ base model",
+                         "b4_S": "+ adapters S (confirmed only)", "b4_Sall": "+ adapters S (every finding)"},
+            },
+        },
+    },
 }
 
 
