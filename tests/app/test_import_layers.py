@@ -13,6 +13,7 @@ import functools
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PACKAGES = ("app", "reviewers", "training", "eval", "loop")
-# Other projects' code: the repository snapshots of eval scenarios (ruff's extend-exclude too).
-SNAPSHOTS = "eval/scenarios/*/*/repo/**/*.py"
+# Other projects' code: the repository snapshots of eval scenarios, where ruff's extend-exclude says they are.
+SNAPSHOTS = [f"{folder}/**/*.py" for folder in
+             tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ruff"]["extend-exclude"]]
 
 
 def module_name(path: Path) -> str:
@@ -30,7 +32,7 @@ def module_name(path: Path) -> str:
 
 
 def source_modules() -> dict[str, Path]:
-    snapshots = set(REPO_ROOT.glob(SNAPSHOTS))
+    snapshots = {path for pattern in SNAPSHOTS for path in REPO_ROOT.glob(pattern)}
     return {
         module_name(path): path
         for package in PACKAGES
@@ -132,3 +134,9 @@ def test_each_app_module_imports_alone() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == {}
+
+
+def test_the_snapshot_exclusion_names_real_snapshots_of_every_scenario_set_that_has_them() -> None:
+    excluded = {path for pattern in SNAPSHOTS for path in REPO_ROOT.glob(pattern)}
+    for folder in ("scenarios", "scenarios-blind4"):
+        assert any(REPO_ROOT / "eval" / folder in p.parents for p in excluded), folder
