@@ -108,7 +108,17 @@ def _matches(rule: PatternRule, text: str) -> Iterator[tuple[int, int]]:
     for found in _compiled(rule.match, re.MULTILINE).finditer(readable):
         if unless and unless.search(found.group(0)):
             continue
-        yield _line_of(starts, found.start()), _line_of(starts, max(found.end() - 1, found.start()))
+        start, end = _reported_span(found)
+        yield _line_of(starts, start), _line_of(starts, max(end - 1, start))
+
+
+def _reported_span(found: re.Match[str]) -> tuple[int, int]:
+    """A match may need lines around the defect (the block it sits in): a group named `at` (or `at_<x>`, one per
+    alternative, since a name cannot repeat) marks the defect, and only its lines are reported."""
+    for name in found.re.groupindex:
+        if (name == "at" or name.startswith("at_")) and found.group(name) is not None:
+            return found.span(name)
+    return found.span()
 
 
 def _line_starts(text: str) -> list[int]:

@@ -111,7 +111,7 @@ CASES = [
      "services:\n  db:\n    image: postgres:16\n    ports:\n      - \"127.0.0.1:5432:5432\"\n  web:\n    ports:\n      - \"443:8443\"\n"),
     ("admin-port-open-to-internet", "infra/bastion.tf",
      ("resource \"aws_security_group\" \"bastion\" {\n  ingress {\n    from_port   = 22\n    to_port     = 22\n"
-     "    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n"), 3,
+     "    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n"), 6,
      ("resource \"aws_security_group\" \"web\" {\n  ingress {\n    from_port   = 443\n    to_port     = 443\n"
      "    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n  ingress {\n    from_port   = 22\n    to_port     = 22\n"
      "    cidr_blocks = [var.vpn_cidr]\n  }\n}\n")),
@@ -277,3 +277,18 @@ def test_a_foreign_key_added_to_an_existing_column_is_not_judged() -> None:
     assert not hits("db/migrations/V42.sql", text)
     added = "ALTER TABLE shipments ADD COLUMN order_id bigint REFERENCES orders (id);\n"
     assert hits("db/migrations/V42.sql", added) == {("foreign-key-without-index", 1)}
+
+
+def test_an_admin_port_is_judged_on_ingress_only_and_on_gcp_firewalls_too() -> None:
+    egress = ('resource "aws_security_group" "app" {\n  egress {\n    from_port   = 5432\n    to_port     = 5432\n'
+              '    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\nresource "aws_security_group_rule" "out" {\n'
+              '  type        = "egress"\n  from_port   = 22\n  to_port     = 22\n  cidr_blocks = ["0.0.0.0/0"]\n}\n')
+    assert not {h for h in hits("infra/sg.tf", egress) if h[0] == "admin-port-open-to-internet"}
+    rule = ('resource "aws_security_group_rule" "rdp" {\n  type        = "ingress"\n  from_port   = 3389\n'
+            '  to_port     = 3389\n  cidr_blocks = ["0.0.0.0/0"]\n}\n')
+    assert ("admin-port-open-to-internet", 5) in hits("infra/sg.tf", rule), "reported on the open range's line"
+    gcp = ('resource "google_compute_firewall" "ssh" {\n  network = "default"\n  allow {\n    protocol = "tcp"\n'
+           '    ports    = ["22"]\n  }\n  source_ranges = ["0.0.0.0/0"]\n}\n')
+    assert ("admin-port-open-to-internet", 7) in hits("infra/fw.tf", gcp)
+    internal = gcp.replace("0.0.0.0/0", "10.0.0.0/8")
+    assert not {h for h in hits("infra/fw.tf", internal) if h[0] == "admin-port-open-to-internet"}
