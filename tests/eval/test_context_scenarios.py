@@ -15,7 +15,7 @@ from eval.review_runner import grade_scenarios
 from reviewers.backends.base import Backend, BackendResult
 from reviewers.contract import Category, Finding, ReviewerOutput, ReviewRequest, Severity, Verdict
 from reviewers.routing import REVIEWER_NAMES
-from reviewers.unified_diff import parse_unified_diff
+from reviewers.unified_diff import ParsedDiff, parse_unified_diff
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "eval" / "scenarios"
 
@@ -31,21 +31,28 @@ def test_every_reviewer_has_two_scenarios_whose_defect_needs_the_repository(cont
     assert all(c.must_find for c in context_cases), "a needs_context scenario has a defect to find"
 
 
+def assert_snapshot_holds_the_new_side(case_id: str, repo: Path, diff: ParsedDiff) -> None:
+    """Every context and added line of the diff stands at its new line number in the snapshot's file."""
+    for file in diff.files:
+        if file.status == "deleted":
+            continue
+        head = (repo / file.path).read_text(encoding="utf-8").splitlines()
+        for hunk in file.hunks:
+            new_no = hunk.new_start
+            for text, mark in zip(hunk.lines, hunk.marks, strict=False):
+                if mark in ("-", "\\"):
+                    continue
+                assert head[new_no - 1] == text[1:], (case_id, file.path, new_no)
+                new_no += 1
+
+
 def test_each_snapshot_holds_the_head_of_every_changed_file_and_the_files_that_show_the_defect(
     context_cases,
 ) -> None:
     for case in context_cases:
         repo = Path(case.source) / "repo"
         diff = parse_unified_diff(case.request.diff)
-        for file in diff.files:
-            head = (repo / file.path).read_text(encoding="utf-8").splitlines()
-            for hunk in file.hunks:
-                new_no = hunk.new_start
-                for text, mark in zip(hunk.lines, hunk.marks, strict=False):
-                    if mark == "-" or mark == "\\":
-                        continue
-                    assert head[new_no - 1] == text[1:], (case.id, file.path, new_no)
-                    new_no += 1
+        assert_snapshot_holds_the_new_side(case.id, repo, diff)
         others = [p for p in repo.rglob("*") if p.is_file() and str(p.relative_to(repo)) not in diff.paths()]
         assert others, f"{case.id}: the snapshot holds no file beyond the diff, so nothing shows the defect"
         assert sum(p.stat().st_size for p in repo.rglob("*") if p.is_file()) < 20_000, f"{case.id}: keep it small"
@@ -175,14 +182,4 @@ def test_the_fourth_blind_set_holds_the_whole_head_of_every_changed_file_and_not
         diff = parse_unified_diff(case.request.diff)
         kept = sorted(f.path for f in diff.files if f.status != "deleted")
         assert sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()) == kept, case.id
-        for file in diff.files:
-            if file.status == "deleted":
-                continue
-            head = (repo / file.path).read_text(encoding="utf-8").splitlines()
-            for hunk in file.hunks:
-                new_no = hunk.new_start
-                for text, mark in zip(hunk.lines, hunk.marks, strict=False):
-                    if mark in ("-", "\\"):
-                        continue
-                    assert head[new_no - 1] == text[1:], (case.id, file.path, new_no)
-                    new_no += 1
+        assert_snapshot_holds_the_new_side(case.id, repo, diff)
