@@ -48,9 +48,11 @@ REVIEWERS: tuple[ReviewerSpec, ...] = (
         "accessibility, XSS through dangerouslySetInnerHTML, needless re-renders.",
     ),
     ReviewerSpec(
-        "typescript", ("*.ts", "*.mts", "*.cts"),
-        "TypeScript: type safety (any, non-null assertions, unchecked casts), async errors and "
-        "unhandled promises, API contracts, input validation.",
+        # Plain JavaScript (Node servers, scripts, stores, configs) has no reviewer of its own: it is
+        # TypeScript without the types, and left out it would go unreviewed, analyzers included.
+        "typescript", ("*.ts", "*.mts", "*.cts", "*.js", "*.mjs", "*.cjs"),
+        "TypeScript and JavaScript: type safety (any, non-null assertions, unchecked casts), async errors "
+        "and unhandled promises, API contracts, input validation.",
     ),
     ReviewerSpec(
         "vue", ("*.vue",),

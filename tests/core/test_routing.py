@@ -39,6 +39,10 @@ ROUTES = [
     ("src/App.jsx", ("react",)),
     ("frontend/src/client/core/request.ts", ("typescript",)),
     ("src/server.mts", ("typescript",)),
+    ("server/index.js", ("typescript",)),  # plain JavaScript: TypeScript's reviewer, not nobody's
+    ("src/stores/quote.mjs", ("typescript",)),
+    ("scripts/backfill.cjs", ("typescript",)),
+    ("src/api.test.js", ("testing",)),
     ("src/api.test.ts", ("testing",)),
     ("src/Button.test.tsx", ("testing",)),
     ("src/Button.spec.tsx", ("testing",)),
