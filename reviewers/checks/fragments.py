@@ -4,8 +4,12 @@ A fragment keeps every line number of the new file: the lines the hunks show (ad
 at their own numbers and the unknown lines between them are blank, so a tool's line numbers need no
 mapping back. Python cares about indentation, so a hunk that starts inside a block gets `if True:`
 openers written into the blank lines above it (as many as the indentation levels it returns to); a
-hunk that still does not parse keeps only its added lines, and one that does not parse then is left
-blank and counted. Nothing here runs the code: parsing uses `ast`, which never executes anything.
+hunk that still does not parse drops the context lines after, then also before, its added lines, then keeps
+only its added lines, and one that does not parse then is left blank and counted. JavaScript and TypeScript
+hunks that start or end inside a block get the brackets they lack written into the blank lines around them
+(`async function __calora_gap() {` above, `}` below), kept only when the hunk then parses (tree-sitter): a parser
+that fails on one hunk would otherwise judge nothing of the file. Nothing here runs the code: parsing uses
+`ast` and tree-sitter, which never execute anything.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import warnings
 
 from pydantic import BaseModel, Field
 
+from reviewers.context.syntax import has_syntax_errors, language_for
 from reviewers.unified_diff import FileDiff, Hunk
 
 WHOLE = "whole file"
@@ -50,6 +55,10 @@ def tool_input(file: FileDiff) -> ToolInput:
     if file.path.endswith((".py", ".pyi")):
         text, unparsed = python_fragment(file.hunks)
         return ToolInput(path=file.path, text=text, how=FRAGMENT, added=added, unparsed_hunks=unparsed)
+    language = language_for(file.path)
+    if language in SCRIPT_LANGUAGES:
+        return ToolInput(path=file.path, text=_join(script_fragment(file.hunks, language)), how=FRAGMENT,
+                         added=added)
     return ToolInput(path=file.path, text=_join(_place(file.hunks)), how=FRAGMENT, added=added)
 
 
@@ -126,14 +135,33 @@ def python_fragment(hunks: list[Hunk]) -> tuple[str, int]:
     return _join(placed), unparsed
 
 
+def _python_tries(hunk: Hunk) -> list[list[tuple[int, str]]]:
+    """The hunk's lines to try, most first: all of it; without the context after, then also before, the
+    added lines (a trailing `if x:` whose body the diff cuts off, a leading `else:`); that without its last
+    few lines (a decorator or a block opener the next lines would have completed); the added lines alone."""
+    lines = _new_side(hunk)
+    added = [number for number, _ in _new_side(hunk, added_only=True)]
+    if not added:
+        return [lines] if lines else []
+    no_tail = [(n, t) for n, t in lines if n <= max(added)]
+    inner = [(n, t) for n, t in no_tail if n >= min(added)]
+    shorter = [inner[:-cut] for cut in range(1, min(_MAX_CUT, len(inner) - 1) + 1)]
+    tries = [lines, no_tail, inner, *shorter, _new_side(hunk, added_only=True)]
+    return [t for i, t in enumerate(tries) if t and t not in tries[:i]]
+
+
+_MAX_CUT = 4
+"""How many trailing lines of a hunk may be given up to make it parse."""
+
+
 def _python_hunks(hunks: list[Hunk]) -> tuple[dict[int, str], int]:
     placed: dict[int, str] = {}
     unparsed = 0
     for hunk in hunks:
-        for added_only in (False, True):
-            lines = _new_side(hunk, added_only=added_only)
-            if not lines:
-                break
+        tries = _python_tries(hunk)
+        if not tries:
+            continue
+        for lines in tries:
             candidate = dict(placed)
             openers = _openers(lines)
             first = lines[0][0]
@@ -148,6 +176,136 @@ def _python_hunks(hunks: list[Hunk]) -> tuple[dict[int, str], int]:
         else:
             unparsed += 1
     return placed, unparsed
+
+
+SCRIPT_LANGUAGES = ("javascript", "typescript", "tsx")
+_CLOSER_OF = {"(": ")", "[": "]", "{": "}"}
+_OPENER_OF = {v: k for k, v in _CLOSER_OF.items()}
+_BLOCK_OPENERS = ("async function __calora_gap() {", "class __CaloraGap {", "const __calora_gap = {",
+                  "interface __CaloraGap {")
+"""What a hunk that starts inside a `{ ... }` may be inside of: a function or class body, an object, a type."""
+_INNER_OPENER = {"class __CaloraGap {": "async __calora_gap() {", "const __calora_gap = {": "__calora_gap: {",
+                 "interface __CaloraGap {": "__calora_gap: {"}
+"""The `{` that may open inside each of those: a method in a class, a property in an object or a type."""
+
+
+def _brackets(text: str) -> tuple[str, str] | None:
+    """(closers the text starts with unmatched, outermost first in reading order; openers left unclosed).
+
+    A light scanner for JavaScript/TypeScript: it skips comments, quoted strings and template literals (with
+    their `${...}`). None when the brackets cross (`(]`) or the text ends inside a string or comment; JSX text
+    and regular expressions can fool it, which the parse that follows catches.
+    """
+    stack: list[str] = []  # open brackets; "$" is a template's `${`
+    modes = ["code"]  # "code" or "template"
+    unmatched = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if modes[-1] == "template":
+            if c == "\\":
+                i += 2
+                continue
+            if c == "`":
+                modes.pop()
+            elif text.startswith("${", i):
+                stack.append("$")
+                modes.append("code")
+                i += 2
+                continue
+            i += 1
+            continue
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+            continue
+        if c in "'\"":
+            j = i + 1
+            while j < n and text[j] not in (c, "\n"):
+                j += 2 if text[j] == "\\" else 1
+            if j >= n or text[j] != c:
+                return None
+            i = j + 1
+            continue
+        if c == "`":
+            modes.append("template")
+        elif c in _CLOSER_OF:
+            stack.append(c)
+        elif c in _OPENER_OF:
+            if c == "}" and stack and stack[-1] == "$":
+                stack.pop()
+                modes.pop()
+            elif not stack:
+                unmatched.append(c)
+            elif stack[-1] == _OPENER_OF[c]:
+                stack.pop()
+            else:
+                return None
+        i += 1
+    if modes != ["code"] or "$" in stack:
+        return None
+    return "".join(unmatched), "".join(stack)
+
+
+def script_fragment(hunks: list[Hunk], language: str) -> dict[int, str]:
+    """A JavaScript/TypeScript fragment whose hunks each parse where brackets written around them allow.
+
+    A hunk that needs an opener above it or a closer below it gets them on the blank line next to it (when
+    that line is not another hunk's); of the openers a `}` may need, the first that makes the hunk parse is
+    kept. A hunk nothing makes parse is put inside a block comment (`/*` and `*/` on the blank lines around
+    it), so that the parsers read the rest of the file while the rules that read text (patterns,
+    detect-secrets) still see its lines unchanged; without room for that it is placed as it is.
+    """
+    shown = {number for hunk in hunks for number, _ in _new_side(hunk)}
+    placed: dict[int, str] = {}
+    for hunk in hunks:
+        lines = _new_side(hunk)
+        if lines:
+            placed.update(_parsing_hunk(lines, language, shown))
+    return placed
+
+
+def _parsing_hunk(lines: list[tuple[int, str]], language: str, shown: set[int]) -> dict[int, str]:
+    """The hunk's lines, with the brackets that make it parse around it, or inside a block comment."""
+    text = "\n".join(line for _, line in lines)
+    if not has_syntax_errors(language, text):
+        return dict(lines)
+    balance = _brackets(text)
+    above, below = lines[0][0] - 1, lines[-1][0] + 1
+    if balance is not None:
+        needs_open, needs_close = balance
+        if not (needs_open and (above < 1 or above in shown)) and not (needs_close and below in shown):
+            closer = "".join(_CLOSER_OF[b] for b in reversed(needs_close))
+            # `return (` or `f(a,` cut off: `)` alone leaves `return ()`, so a value may close the parenthesis
+            closers = (closer, "null" + closer) if closer.startswith(")") else (closer,)
+            for outermost in _BLOCK_OPENERS if "}" in needs_open else ("",):
+                opener = _opener_chain(needs_open, outermost)
+                for ending in closers:
+                    if not has_syntax_errors(language, f"{opener}\n{text}\n{ending}"):
+                        extra = {above: opener} if opener else {}
+                        return {**extra, **dict(lines), **({below: ending} if ending else {})}
+    if "*/" not in text and above >= 1 and above not in shown and below not in shown:
+        return {above: "/*", **dict(lines), below: "*/"}
+    return dict(lines)
+
+
+def _opener_chain(needs_open: str, outermost: str) -> str:
+    """Openers for the unmatched closers `needs_open` (reading order: innermost first), outermost first."""
+    chain: list[str] = []
+    block = outermost
+    for closer in reversed(needs_open):
+        if closer != "}":
+            chain.append(_OPENER_OF[closer])
+            continue
+        chain.append(block)
+        block = _INNER_OPENER.get(block, "async function __calora_gap() {")
+    return " ".join(chain)
 
 
 _SCRIPT_OPEN = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)

@@ -22,6 +22,9 @@ why, so the reviewer still sees it and can disagree:
   `CHARSET`): squawk parses PostgreSQL only, so it reports MySQL syntax as errors and Postgres locking rules
   that do not apply.
 
+One step moves a diagnostic to its cause instead: React's rules-of-hooks names the hook call, and when that line
+is unchanged, what made it conditional is an added early return or condition above it in the same component.
+
 Nothing here runs the code: Python is read with `ast`, everything else with regular expressions.
 """
 
@@ -256,11 +259,32 @@ def squawk_only_on_postgres(diag: Diagnostic, item: ToolInput) -> Diagnostic | N
     return diag
 
 
+_RULES_OF_HOOKS = ("react-hooks(rules-of-hooks)", "react-hooks/rules-of-hooks")
+_BRANCH = re.compile(r"^\s*(?:\}\s*)?(?:if\b|else\b|return\b|throw\b|for\b|while\b|switch\b|case\b)")
+_TOP_LEVEL_DEFINITION = re.compile(r"^(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:function\b|const\s|let\s|class\s)")
+_HOOK_CAUSE_REACH = 60
+"""How many lines above an unchanged hook call an added branch may be and still be its cause."""
+
+
+def hook_made_conditional_here(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """A hook call on an unchanged line is reported from the added branch above it that makes it conditional."""
+    if diag.code not in _RULES_OF_HOOKS or diag.line in item.added:
+        return diag
+    lines = item.text.splitlines()
+    for number in range(diag.line - 1, max(0, diag.line - _HOOK_CAUSE_REACH), -1):
+        text = lines[number - 1] if number <= len(lines) else ""
+        if number in item.added and _BRANCH.search(text):
+            return diag.model_copy(update={"line": number, "end_line": diag.end_line or diag.line})
+        if _TOP_LEVEL_DEFINITION.search(text):
+            break
+    return diag
+
+
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
     "ruff": (s608_constants_only, shell_true_on_a_constant),
     "detect-secrets": (documented_example_keys, ciphertext_is_not_a_leak),
-    "oxlint": (html_sink_in_sanitizing_file,),
-    "eslint": (html_sink_in_sanitizing_file,),
+    "oxlint": (html_sink_in_sanitizing_file, hook_made_conditional_here),
+    "eslint": (html_sink_in_sanitizing_file, hook_made_conditional_here),
     "squawk": (squawk_only_on_postgres, squawk_not_on_rollbacks, index_on_a_table_created_here),
     "yamllint": (yaml_syntax_in_a_template,),
 }

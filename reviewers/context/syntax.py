@@ -81,6 +81,11 @@ def _parser(language: str) -> tree_sitter.Parser:
         return tree_sitter.Parser(tree_sitter.Language(capsule))
 
 
+def has_syntax_errors(language: str, text: str) -> bool:
+    """Whether tree-sitter reads `text` as `language` only with error or missing nodes."""
+    return _parser(language).parse(text.encode("utf-8")).root_node.has_error
+
+
 def outline(path: str, text: str) -> list[Definition]:
     """Every definition of `text` (read as `path`'s language), outer ones before the ones they enclose."""
     language = language_for(path)

@@ -23,10 +23,12 @@ from reviewers.checks import (
     run_checks,
     tools,
 )
+from reviewers.checks.fragments import _brackets
 from reviewers.checks.model import MAX_EVIDENCE_LINES, CheckFinding, Diagnostic
 from reviewers.checks.rules import tool_rules
 from reviewers.checks.sandbox import is_tool_config, network_isolation, safe_relative_path
 from reviewers.checks.tools import Tool, parse_ruff, tool_named
+from reviewers.context.syntax import has_syntax_errors
 from reviewers.contract import Category, Severity
 from reviewers.unified_diff import parse_unified_diff
 
@@ -331,6 +333,98 @@ def test_a_hunk_that_cannot_be_rebuilt_keeps_its_added_lines_or_is_counted() -> 
     assert ("app/api.py", 12, "S605") in rules_of(report)
 
 
+def test_a_hunk_ending_in_a_dangling_decorator_gives_up_its_last_lines_not_the_function() -> None:
+    diff = """--- a/invites/services.py
++++ b/invites/services.py
+@@ -30,6 +30,13 @@ def create_invite(team):
+ 
+ 
+ @transaction.atomic
++def resend_invite(invite):
++    from datetime import datetime
++    now = datetime.utcnow()
++    return now
++
++
++@transaction.atomic
+ def accept_invite(token, user):
+     invite = Invite.objects.get(token=token)
+     if invite.expires_at < timezone.now():
+"""
+    (item,) = inputs_from_diff(parse_unified_diff(diff).files)
+    assert item.unparsed_hunks == 0
+    assert "    now = datetime.utcnow()" in item.text.splitlines()
+    report = run_checks([item], tools=[tool_named("ruff")])
+    assert ("invites/services.py", 35, "DTZ003") in rules_of(report)
+
+
+_TSX_TWO_HUNKS = """--- a/src/InvoiceList.tsx
++++ b/src/InvoiceList.tsx
+@@ -10,6 +10,10 @@ type Props = {
+ };
+ 
+ export function InvoiceList({ customerId }: Props) {
++  if (!customerId) {
++    return <Empty />;
++  }
++
+   const [filter, setFilter] = useState("open");
+   const rows = useInvoices(customerId, filter);
+ 
+@@ -24,5 +28,5 @@ export function InvoiceList({ customerId }: Props) {
+         {rows.map((row, index) => (
+-          <Row row={row} />
++          <Row key={index} row={row} />
+         ))}
+       </tbody>
+     </table>
+"""
+
+
+def test_a_script_hunk_cut_inside_blocks_gets_the_brackets_it_lacks_in_the_blank_lines_around_it() -> None:
+    (item,) = inputs_from_diff(parse_unified_diff(_TSX_TWO_HUNKS).files)
+    lines = item.text.splitlines()
+    assert lines[8] == "async function __calora_gap() {" and lines[9] == "};"  # the `};` that closed `type Props`
+    assert lines[19] == "}"  # the component's body, closed on the first blank line after the hunk
+    assert lines[12:15] == ["  if (!customerId) {", "    return <Empty />;", "  }"]
+    assert not has_syntax_errors("tsx", "\n".join(lines[:20]))
+
+
+def test_a_script_hunk_no_bracket_makes_parse_sits_in_a_block_comment_with_its_text_unchanged() -> None:
+    (item,) = inputs_from_diff(parse_unified_diff(_TSX_TWO_HUNKS).files)
+    lines = item.text.splitlines()
+    assert lines[26] == "/*" and lines[32] == "*/"  # inside JSX whose opening tags are not shown
+    assert lines[28] == "          <Row key={index} row={row} />"
+    assert not has_syntax_errors("tsx", item.text)
+    assert item.added == {13, 14, 15, 16, 29}
+
+
+def test_a_hunk_inside_a_class_method_gets_a_class_and_a_method_around_it() -> None:
+    diff = """--- a/src/repo.ts
++++ b/src/repo.ts
+@@ -7,4 +7,8 @@ export class CustomerRepository {
+     const { rows } = await this.pool.query("SELECT * FROM customers WHERE id = $1", [id]);
+     return rows[0] ?? null;
+   }
++
++  async search(term: string) {
++    return this.pool.query(`SELECT * FROM customers WHERE name = '${term}'`);
++  }
+ }
+"""
+    (item,) = inputs_from_diff(parse_unified_diff(diff).files)
+    assert item.text.splitlines()[5] == "class __CaloraGap { async __calora_gap() {"
+    assert not has_syntax_errors("typescript", item.text)
+    report = run_checks([item], tools=[tool_named("patterns")])
+    assert ("src/repo.ts", 12, "sql-built-from-template") in rules_of(report)
+
+
+def test_the_bracket_scanner_skips_strings_comments_and_templates() -> None:
+    assert _brackets("}) + `${a({})}` + '{' // (\n/* [ */ (x") == ("})", "(")
+    assert _brackets("(]") is None
+    assert _brackets("'unterminated") is None
+
+
 def test_tools_that_need_a_whole_file_skip_fragments_and_say_so() -> None:
     diff = """--- a/.github/workflows/ci.yml
 +++ b/.github/workflows/ci.yml
@@ -600,6 +694,17 @@ def test_an_html_sink_in_a_file_that_sanitizes_is_a_nit_the_reviewer_confirms() 
     assert finding.severity is Severity.nit and "sanitizes HTML" in finding.message
     (raw,) = check(whole("web/src/Bio.tsx", BIO_BAD), tool="oxlint").findings
     assert raw.severity is Severity.major
+
+
+def test_a_hook_made_conditional_by_an_added_early_return_is_reported_on_that_return() -> None:
+    text = ('import { useState } from "react";\n\nexport function Panel({ id }) {\n'
+            "  if (!id) {\n    return null;\n  }\n  const [open, setOpen] = useState(false);\n"
+            "  return <div onClick={() => setOpen(!open)}>{id}</div>;\n}\n")
+    early_return_added = whole("web/src/Panel.tsx", text).model_copy(update={"added": {4, 5, 6}})
+    (finding,) = check(early_return_added, tool="oxlint").findings
+    assert (finding.rule, finding.line) == ("react-hooks(rules-of-hooks)", 5)
+    unrelated_change = whole("web/src/Panel.tsx", text).model_copy(update={"added": {8}})
+    assert check(unrelated_change, tool="oxlint").findings == []  # the hook call and its condition predate it
 
 
 def test_squawk_does_not_judge_the_down_part_of_a_migration() -> None:

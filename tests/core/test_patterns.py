@@ -170,6 +170,26 @@ CASES = [
     ("host-root-mounted", "ops/logging/compose.yml",
      "services:\n  agent:\n    image: grafana/promtail:3.1.0\n    volumes:\n      - /:/host\n", 5,
      "services:\n  agent:\n    image: grafana/promtail:3.1.0\n    volumes:\n      - /var/log:/var/log:ro\n"),
+    ("message-posted-to-any-origin", "src/auth/callback.tsx",
+     "useEffect(() => {\n  window.opener.postMessage({ type: 'oauth', token }, '*');\n}, [token]);\n", 2,
+     "useEffect(() => {\n  window.opener.postMessage({ type: 'oauth', token }, window.location.origin);\n}, [token]);\n"),
+    ("environment-returned-in-response", "app/health.py",
+     ("@router.get('/healthz/details')\ndef details():\n    return {'status': 'ok', 'env': dict(os.environ)}\n"
+      "\n@router.get('/debug/env')\ndef env():\n    return dict(os.environ)\n"), 7,
+     "@router.get('/healthz/details')\ndef details():\n    return {'status': 'ok', 'version': os.environ['APP_VERSION']}\n"),
+    ("request-headers-logged", "src/middleware/log.ts",
+     ("export function logRequests(req, res, next) {\n  logger.info('request', { path: req.path, headers: req.headers });\n"
+      "  next();\n}\n"), 2,
+     ("export function logRequests(req, res, next) {\n  logger.info('request', { path: req.path, ua: req.headers['user-agent'] });\n"
+      "  next();\n}\n")),
+    ("tls-verification-off-in-environment", "Dockerfile",
+     "FROM node:22-slim\nENV NODE_ENV=production \\\n    NODE_TLS_REJECT_UNAUTHORIZED=0\nCMD [\"node\", \"server.js\"]\n", 3,
+     "FROM node:22-slim\nENV NODE_ENV=production \\\n    NODE_EXTRA_CA_CERTS=/etc/ssl/corp-ca.pem\nCMD [\"node\", \"server.js\"]\n"),
+    ("self-hosted-runner-for-pull-requests", ".github/workflows/gpu-tests.yml",
+     ("on:\n  pull_request:\n    branches: [main]\njobs:\n  test:\n    runs-on: [self-hosted, gpu]\n    steps:\n"
+      "      - run: make test\n"), 6,
+     ("on:\n  push:\n    branches: [main]\njobs:\n  test:\n    runs-on: [self-hosted, gpu]\n    steps:\n"
+      "      - run: make test\n")),
 ]
 
 
