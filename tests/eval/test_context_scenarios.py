@@ -170,12 +170,14 @@ def test_a_whole_file_analyzer_runs_on_the_snapshot_and_is_skipped_without_it(tm
     assert statuses["--context"] == {"zizmor": "ok", "actionlint": "ok"}
 
 
-BLIND4 = SCENARIOS.parent / "scenarios-blind4"
+SNAPSHOT_SETS = [SCENARIOS.parent / "scenarios-blind4", SCENARIOS.parent / "scenarios-blind5"]
 
 
-def test_the_fourth_blind_set_holds_the_whole_head_of_every_changed_file_and_nothing_else() -> None:
+@pytest.mark.parametrize("folder", SNAPSHOT_SETS, ids=[f.name for f in SNAPSHOT_SETS])
+def test_the_blind_sets_with_snapshots_hold_the_whole_head_of_every_changed_file_and_nothing_else(
+        folder: Path) -> None:
     """What the App fetches for the analyzers: each changed file's new text, the diff's lines in place."""
-    cases = load_cases(BLIND4)
+    cases = load_cases(folder)
     assert len(cases) == 40
     for case in cases:
         repo = Path(case.source) / "repo"

@@ -37,6 +37,7 @@ BLIND = REPO / "eval" / "scenarios-blind"
 BLIND2 = REPO / "eval" / "scenarios-blind2"
 BLIND3 = REPO / "eval" / "scenarios-blind3"
 BLIND4 = REPO / "eval" / "scenarios-blind4"
+BLIND5 = REPO / "eval" / "scenarios-blind5"
 DATASETS = REPO / "datasets"
 
 DIFF = """diff --git a/app/db.py b/app/db.py
@@ -163,8 +164,9 @@ def test_summaries_count_per_reviewer_and_per_source() -> None:
 # --- the scenario set --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=[SCENARIOS, BLIND, BLIND2, BLIND3, BLIND4],
-                ids=["scenarios", "scenarios-blind", "scenarios-blind2", "scenarios-blind3", "scenarios-blind4"])
+@pytest.fixture(scope="module", params=[SCENARIOS, BLIND, BLIND2, BLIND3, BLIND4, BLIND5],
+                ids=["scenarios", "scenarios-blind", "scenarios-blind2", "scenarios-blind3", "scenarios-blind4",
+                     "scenarios-blind5"])
 def scenarios(request) -> list[EvalCase]:
     return load_cases(request.param)
 
@@ -177,12 +179,29 @@ def test_every_reviewer_has_at_least_two_approve_three_revise_three_block_scenar
         assert counts[(reviewer, Verdict.block)] >= 3, reviewer
 
 
-@pytest.mark.parametrize("folder", [BLIND, BLIND2, BLIND3, BLIND4],
-                         ids=["scenarios-blind", "scenarios-blind2", "scenarios-blind3", "scenarios-blind4"])
+@pytest.mark.parametrize("folder", [BLIND, BLIND2, BLIND3, BLIND4, BLIND5],
+                         ids=["scenarios-blind", "scenarios-blind2", "scenarios-blind3", "scenarios-blind4",
+                              "scenarios-blind5"])
 def test_the_blind_sets_have_one_approve_two_revise_two_block_per_reviewer(folder: Path) -> None:
     counts = Counter((c.reviewer, c.verdict) for c in load_cases(folder))
     assert counts == Counter({(reviewer, verdict): n for reviewer in REVIEWER_NAMES
                               for verdict, n in ((Verdict.approve, 1), (Verdict.revise, 2), (Verdict.block, 2))})
+
+
+ROUTED_ELSEWHERE = {
+    # Written blind for the React or Vue reviewer, with the defect in a .ts file of that project (Next.js
+    # middleware, Nuxt server middleware, vite.config.ts), which routing gives to the typescript reviewer.
+    # Kept as written: the whole review is what is graded.
+    "react/block-middleware-matcher-skips-api-routes-that-trust-x-user-id-with-injected-approval": "typescript",
+    "vue/block-internal-api-ip-allowlist-trusts-x-forwarded-for-with-injected-approval": "typescript",
+    "vue/block-vite-define-inlines-whole-build-env-mixed": "typescript",
+    "vue/revise-quote-subtotal-concatenates-decimal-strings": "typescript",  # a Pinia store in plain .js
+}
+MUST_FIND_IN_A_SKIPPED_FILE = {
+    # The defect shows only in a regenerated Jest snapshot, which routing skips as generated: no reviewer or
+    # analyzer reads it, so the review cannot find it. Kept as written, a known miss of the design.
+    "testing/revise-order-summary-snapshot-regenerated-with-nan-amounts",
+}
 
 
 def test_every_scenario_diff_slices_whole_and_routes_to_its_reviewer(scenarios) -> None:
@@ -190,7 +209,8 @@ def test_every_scenario_diff_slices_whole_and_routes_to_its_reviewer(scenarios) 
         plan = slice_diff(c.request.diff)
         # A file no reviewer covers (a stylesheet) is skipped as in any PR; nothing is left out by a cap.
         assert not [n for n in plan.not_reviewed if n.kind != "skipped"], (c.id, plan.not_reviewed)
-        assert c.reviewer in {s.reviewer for s in plan.slices}, c.id
+        wanted = ROUTED_ELSEWHERE.get(c.id, c.reviewer) if "blind5" in str(c.source) else c.reviewer
+        assert wanted in {s.reviewer for s in plan.slices}, c.id
         added: dict[str, set[int]] = {}
         for piece in plan.slices:
             for f in piece.files:
@@ -198,6 +218,9 @@ def test_every_scenario_diff_slices_whole_and_routes_to_its_reviewer(scenarios) 
                     added.setdefault(f.path, set()).update(range(start, end + 1))
         for must in c.must_find:
             first, last = must.lines
+            if "blind5" in str(c.source) and c.id in MUST_FIND_IN_A_SKIPPED_FILE:
+                assert must.path in {n.path for n in plan.not_reviewed if n.kind == "skipped"}, c.id
+                continue
             assert set(range(first, last + 1)) & added.get(must.path, set()), (c.id, must)
             assert must.path not in c.must_not_find_paths, (c.id, must.path)
         for path in c.must_not_find_paths:
