@@ -88,6 +88,17 @@ ROUNDS = {
             },
         },
     },
+    "session11": {  # session 11: script fragments, 5 pattern rules, .js routed, and a fifth blind set (2-core CPU)
+        "title": "2-core CPU, round 5's adapters S",
+        "more": {
+            "end-to-end-blind5.png": {
+                "chart_title": "the 40 scenarios of eval/scenarios-blind5 (written blind while this stop's analyzers were)",
+                "rows": {"before_scenarios-blind5": "evidence, before this stop",
+                         "ev_scenarios-blind5": "evidence after it", "base_scenarios-blind5": "+ base model",
+                         "S_scenarios-blind5": "+ adapters S (confirmed only)"},
+            },
+        },
+    },
 }
 
 
