@@ -16,6 +16,8 @@ why, so the reviewer still sees it and can disagree:
   that does not exist yet, so there is no write to block (squawk's own documentation says as much);
 - yamllint's syntax errors in a Go-templated file (a Helm chart's `{{- if … }}`): the file is a template that
   renders to YAML, not YAML;
+- detect-secrets' keyword rule on a line whose value is no literal (`secrets: |`, `${{ secrets.X }}`, `$TOKEN`,
+  `process.env.X`, `typeof password !== "string"`): the secret, if any, is elsewhere;
 - detect-secrets in a file encrypted for committing (a Bitnami `SealedSecret`, a SOPS file with `ENC[...]`
   values): the "secrets" there are ciphertext only the cluster or the key holder can open;
 - squawk on a migration written for MySQL (backtick identifiers, `ENGINE=`, `AUTO_INCREMENT`, a table
@@ -207,6 +209,29 @@ def documented_example_keys(diag: Diagnostic, item: ToolInput) -> Diagnostic | N
     return diag
 
 
+_SECRET_VALUE = re.compile(r"""[:=]\s*(?P<value>.*?)\s*(?:#.*)?$""")
+_REFERENCE = re.compile(
+    r"""^(?:[|>][-+]?|["']?\$\{\{[^}]*\}\}["']?|["']?\$\{?[A-Za-z_]\w*\}?["']?|process\.env\.\w+|os\.environ\b.*|"""
+    r"""os\.getenv\(.*|import\.meta\.env\.\w+)[,;]?$""")
+_TYPEOF_NAME = re.compile(r"""\btypeof\s+[\w.]+\s*[!=]==?\s*["'](?:string|number|boolean|object|undefined|function|bigint|symbol)["']""")
+
+
+def secret_keyword_without_a_secret(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
+    """detect-secrets' keyword rule on a line whose value is no literal: a YAML block opener (`secrets: |`), a
+    CI expression or environment reference (`${{ secrets.X }}`, `$TOKEN`, `process.env.X`), or a `typeof`
+    check (`typeof password !== "string"`). The secret, if any, lives elsewhere."""
+    if diag.code != "Secret Keyword":
+        return diag
+    lines = item.text.splitlines()
+    text = lines[diag.line - 1] if 0 < diag.line <= len(lines) else ""
+    if _TYPEOF_NAME.search(text):
+        return None
+    found = _SECRET_VALUE.search(text)
+    if found and _REFERENCE.match(found.group("value")):
+        return None
+    return diag
+
+
 _CREATE_INDEX_ON = re.compile(r"\bINDEX\b[^;]*?\bON\s+(?:ONLY\s+)?(\"?[\w.]+\"?)", re.IGNORECASE)
 
 
@@ -282,7 +307,7 @@ def hook_made_conditional_here(diag: Diagnostic, item: ToolInput) -> Diagnostic 
 
 REFINEMENTS: dict[str, tuple[Refinement, ...]] = {
     "ruff": (s608_constants_only, shell_true_on_a_constant),
-    "detect-secrets": (documented_example_keys, ciphertext_is_not_a_leak),
+    "detect-secrets": (documented_example_keys, ciphertext_is_not_a_leak, secret_keyword_without_a_secret),
     "oxlint": (html_sink_in_sanitizing_file, hook_made_conditional_here),
     "eslint": (html_sink_in_sanitizing_file, hook_made_conditional_here),
     "squawk": (squawk_only_on_postgres, squawk_not_on_rollbacks, index_on_a_table_created_here),

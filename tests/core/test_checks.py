@@ -776,6 +776,17 @@ def test_aws_documentation_example_keys_and_constant_shell_commands_are_not_alar
     assert {(f.rule, f.severity) for f in pasted.findings} == {("S602", Severity.blocker)}
 
 
+def test_a_keyword_line_whose_value_is_a_reference_or_a_typeof_check_is_no_secret_but_a_literal_is() -> None:
+    workflow = ("jobs:\n  image:\n    steps:\n      - uses: docker/build-push-action@v6\n        with:\n"
+                "          secrets: |\n            pip_index_url=${{ secrets.PIP_INDEX_URL }}\n"
+                "          password: ${{ secrets.REGISTRY_PASSWORD }}\n")
+    assert check(whole(".github/workflows/image.yml", workflow), tool="detect-secrets").findings == []
+    guard = 'export function valid(password: unknown) {\n  return typeof password === "string" && password.length > 11;\n}\n'
+    assert check(whole("src/auth.ts", guard), tool="detect-secrets").findings == []
+    literal = workflow.replace("${{ secrets.REGISTRY_PASSWORD }}", "Tr0ub4dor-and-3-more")
+    assert [f.line for f in check(whole(".github/workflows/image.yml", literal), tool="detect-secrets").findings] == [8]
+
+
 def test_one_analyzer_per_script_file_and_sqlfluff_leaves_migrations_to_squawk() -> None:
     vue = ToolInput(path="web/src/Bio.vue", text=VUE_BAD, how=WHOLE, added={2})
     tsx = ToolInput(path="web/src/Bio.tsx", text=BIO_BAD, how=WHOLE, added={2})
