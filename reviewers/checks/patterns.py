@@ -5,19 +5,26 @@ template literal, `jwt.decode` trusted as a check), or they need a whole file wh
 (checkov on a modified manifest). Each rule here states one idea that a standard or another linter states
 (`see` in the YAML), and reports as the tool `patterns`: findings read `checks:patterns/<rule>`, so a user
 can tell them from ruff's or checkov's. Nothing here runs the code: regular expressions and `ast.parse`.
+
+The texts are a pull request's, so a rule's expression may meet input built to make it backtrack for ever.
+Each rule gets `RULE_BUDGET_S` a file (the `regex` engine's timeout, which Python's `re` lacks); a rule that
+runs out is given up on that file and logged, and the others still report.
 """
 
 from __future__ import annotations
 
 import ast
 import bisect
+import logging
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import regex
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
@@ -28,6 +35,10 @@ PATTERNS_FILE = Path(__file__).with_name("patterns.yml")
 TOOL = "patterns"
 MAX_LINE_CHARS = 4000
 """Longer lines (minified code, data) are not read: no rule is about them, and they would only cost time."""
+RULE_BUDGET_S = 1.0
+"""How long one rule may read one file: ordinary files take milliseconds."""
+
+log = logging.getLogger(__name__)
 
 
 class PatternRule(BaseModel):
@@ -52,7 +63,7 @@ class PatternRule(BaseModel):
             raise ValueError(f"rule {self.id}: no coded check named {self.check!r}")
         for text in (self.files, self.match, self.unless_line, self.unless_text):
             if text is not None:
-                re.compile(text)
+                regex.compile(text)
         return self
 
     def applies(self, item: ToolInput) -> bool:
@@ -60,8 +71,12 @@ class PatternRule(BaseModel):
 
 
 @cache
-def _compiled(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
+def _compiled(pattern: str, flags: int = 0) -> regex.Pattern[str]:
+    return regex.compile(pattern, flags)
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.001)
 
 
 @cache
@@ -85,34 +100,42 @@ def scan(path: str, item: ToolInput) -> list[Diagnostic]:
     for rule in pattern_rules():
         if not rule.applies(item):
             continue
-        if rule.unless_text and _compiled(rule.unless_text).search(item.text):
+        deadline = time.monotonic() + RULE_BUDGET_S
+        try:
+            if rule.unless_text and _compiled(rule.unless_text).search(item.text, timeout=_left(deadline)):
+                continue
+            hits = CHECKS[rule.check](item) if rule.check else list(_matches(rule, item.text, deadline))
+        except TimeoutError:
+            log.warning("pattern rule %s gave up on %s after %.1f s (input that makes it backtrack)",
+                        rule.id, path, RULE_BUDGET_S)
             continue
-        hits = CHECKS[rule.check](item) if rule.check else _matches(rule, item.text)
         out.extend(Diagnostic(tool=TOOL, path=path, line=first, end_line=last, code=rule.id,
                               message=rule.message, doc_url=rule.see.split(" ")[0])
                    for first, last in hits)
     return out
 
 
-def _matches(rule: PatternRule, text: str) -> Iterator[tuple[int, int]]:
+def _matches(rule: PatternRule, text: str, deadline: float) -> Iterator[tuple[int, int]]:
+    """The rule's hits; TimeoutError once `deadline` (time.monotonic) has passed."""
     assert rule.match is not None
     unless = _compiled(rule.unless_line) if rule.unless_line else None
     if rule.scope == "line":
         pattern = _compiled(rule.match)
         for number, line in enumerate(text.splitlines(), start=1):
-            if len(line) <= MAX_LINE_CHARS and pattern.search(line) and not (unless and unless.search(line)):
+            if (len(line) <= MAX_LINE_CHARS and pattern.search(line, timeout=_left(deadline))
+                    and not (unless and unless.search(line, timeout=_left(deadline)))):
                 yield number, number
         return
     readable = _without_long_lines(text)
     starts = _line_starts(readable)
-    for found in _compiled(rule.match, re.MULTILINE).finditer(readable):
-        if unless and unless.search(found.group(0)):
+    for found in _compiled(rule.match, regex.MULTILINE).finditer(readable, timeout=_left(deadline)):
+        if unless and unless.search(found.group(0), timeout=_left(deadline)):
             continue
         start, end = _reported_span(found)
         yield _line_of(starts, start), _line_of(starts, max(end - 1, start))
 
 
-def _reported_span(found: re.Match[str]) -> tuple[int, int]:
+def _reported_span(found: regex.Match[str]) -> tuple[int, int]:
     """A match may need lines around the defect (the block it sits in): a group named `at` (or `at_<x>`, one per
     alternative, since a name cannot repeat) marks the defect, and only its lines are reported."""
     for name in found.re.groupindex:
@@ -205,8 +228,8 @@ def foreign_keys_without_index(item: ToolInput) -> list[tuple[int, int]]:
     readable = _without_long_lines(item.text)
     starts = _line_starts(readable)
     columns: list[tuple[str, int]] = []
-    for regex in (_FK_COLUMN, _FK_CONSTRAINT):
-        for found in regex.finditer(readable):
+    for expression in (_FK_COLUMN, _FK_CONSTRAINT):
+        for found in expression.finditer(readable):
             name = found.group(1)
             if name.lower() not in _SQL_KEYWORDS and _column_defined_here(name, readable):
                 columns.append((name, _line_of(starts, found.start(1))))

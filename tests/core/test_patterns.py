@@ -252,11 +252,15 @@ def test_hits_on_unchanged_lines_are_left_out() -> None:
     assert not report.findings and report.runs[0].outside_changes == 1
 
 
-def test_hostile_input_cannot_make_the_rules_slow() -> None:
+def test_hostile_input_cannot_make_the_rules_slow(caplog) -> None:
     nasty = [
         "a" * 3999 + "\n", "`" + "${" * 1500 + "\n", ("x" * 79 + "=") * 50 + "\n",
         "localStorage" + ".setItem(" * 400 + "\n", "COPY . /app\n" + "RUN echo\n" * 5000,
         "variable \"public\" {\n" + "  x = 1\n" * 3000, "jwt.decode(" * 3000 + "\n", "a" * 100_000 + "\n",
+        # a trigger block whose lines an expression could split many ways (session 11 shipped one that did)
+        "on:\n  push:\n" + "    branches: [main]\n" * 40 + "  pull_request:\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        + "      - run: echo hi\n" * 500,
+        "return " + "(" * 2000 + "os.environ" + "\n", ".postMessage(" + "a," * 3000 + "\n",
     ]
     paths = ["src/a.ts", "src/a.vue", ".github/workflows/a.yml", "Dockerfile", "main.tf", "tests/test_a.py",
              "db/migrations/1.sql", "k8s/a.yaml"]
@@ -265,6 +269,7 @@ def test_hostile_input_cannot_make_the_rules_slow() -> None:
         for path in paths:
             scan(path, whole(path, text))
     assert time.perf_counter() - started < 10
+    assert "gave up" not in caplog.text  # linear rules, not only the time budget, keep it fast
 
 
 def test_a_rule_that_crashes_is_a_failed_run_not_a_failed_review(monkeypatch) -> None:
@@ -275,6 +280,17 @@ def test_a_rule_that_crashes_is_a_failed_run_not_a_failed_review(monkeypatch) ->
     report = run_checks([whole("tests/test_a.py", "def test_a():\n    pass\n")], tools=[tool_named("patterns")])
     assert report.runs[0].status == "failed" and "rule bug" in report.runs[0].detail
     assert not report.findings
+
+
+def test_a_rule_that_backtracks_for_ever_is_given_up_and_the_others_still_report(monkeypatch) -> None:
+    slow = patterns_module.PatternRule(id="slow", files=r"\.ya?ml$", scope="text", match=r"^(?:[ \t]+\S*\n|[ \t]*\n)*x$",
+                                       message="m", see="s")
+    monkeypatch.setattr(patterns_module, "RULE_BUDGET_S", 0.2)
+    monkeypatch.setattr(patterns_module, "pattern_rules", lambda: (slow, *pattern_rules()))
+    text = "jobs:\n  a:\n    privileged: true\n" + "      \n" * 40 + "y\n"
+    started = time.perf_counter()
+    assert hits("k8s/a.yaml", text) == {("privileged-container", 3)}
+    assert time.perf_counter() - started < 2
 
 
 def test_patterns_are_listed_with_the_analyzers_and_always_present() -> None:
