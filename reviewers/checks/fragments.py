@@ -267,12 +267,15 @@ def script_fragment(hunks: list[Hunk], language: str) -> dict[int, str]:
     for hunk in hunks:
         lines = _new_side(hunk)
         if lines:
-            placed.update(_parsing_hunk(lines, language, shown))
+            placed.update(_parsing_hunk(lines, language, shown | placed.keys()))
     return placed
 
 
 def _parsing_hunk(lines: list[tuple[int, str]], language: str, shown: set[int]) -> dict[int, str]:
-    """The hunk's lines, with the brackets that make it parse around it, or inside a block comment."""
+    """The hunk's lines, with the brackets that make it parse around it, or inside a block comment.
+
+    `shown` holds the line numbers already spoken for (other hunks' lines, brackets written for earlier hunks).
+    """
     text = "\n".join(line for _, line in lines)
     if not has_syntax_errors(language, text):
         return dict(lines)

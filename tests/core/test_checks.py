@@ -419,6 +419,26 @@ def test_a_hunk_inside_a_class_method_gets_a_class_and_a_method_around_it() -> N
     assert ("src/repo.ts", 12, "sql-built-from-template") in rules_of(report)
 
 
+def test_hunks_one_blank_line_apart_do_not_write_their_brackets_on_the_same_line() -> None:
+    diff = """--- a/src/a.ts
++++ b/src/a.ts
+@@ -1,2 +1,2 @@
+ export function a() {
+-  return 1;
++  return 2;
+@@ -4,3 +4,3 @@
+   b();
+-  return 3;
++  return 4;
+ }
+"""
+    (item,) = inputs_from_diff(parse_unified_diff(diff).files)
+    lines = item.text.splitlines()
+    assert lines[2] == "}"  # the first hunk's closer; the second hunk may not also open on line 3
+    assert lines[3:6] == ["  b();", "  return 4;", "}"]
+    assert item.text.count("__calora_gap") == 0
+
+
 def test_the_bracket_scanner_skips_strings_comments_and_templates() -> None:
     assert _brackets("}) + `${a({})}` + '{' // (\n/* [ */ (x") == ("})", "(")
     assert _brackets("(]") is None
