@@ -137,14 +137,17 @@ def _git(*argv: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def read_git_range(rev_range: str) -> tuple[bytes, dict[str, str]]:
-    """`git diff RANGE` plus the changed files at the range's right side (the working tree for one rev)."""
+    """`git diff RANGE` plus the changed files at the range's right side (the working tree for one rev): the
+    files `routing.whole_file_paths` names, as the App fetches them."""
+    from reviewers.routing import whole_file_paths
+    from reviewers.unified_diff import read_diff as parse_diff
+
     diff = _git("diff", "--no-color", "--no-ext-diff", rev_range)
     if diff.returncode != 0:
         raise ReviewInputError(f"git diff {rev_range} failed: {diff.stderr.decode(errors='replace').strip()}")
-    names = _git("diff", "--name-only", "--diff-filter=d", rev_range)
     right = rev_range.split("..", 1)[1].lstrip(".") if ".." in rev_range else None
     contents: dict[str, str] = {}
-    for name in names.stdout.decode(errors="replace").splitlines():
+    for name in whole_file_paths(parse_diff(diff.stdout)):
         if right:
             shown = _git("show", f"{right}:{name}")
             data = shown.stdout if shown.returncode == 0 else None

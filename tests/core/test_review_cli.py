@@ -125,10 +125,12 @@ def test_git_range_gives_the_checks_full_files(tmp_path: Path, monkeypatch) -> N
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "one")
     (repo / "svc.py").write_text("import os\n\n\ndef f():\n    return 1\n")
-    git(repo, "commit", "-qam", "two")
+    (repo / "NOTES.txt").write_text("no reviewer reads this\n")  # fetched by nobody, as in the App
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "two")
     monkeypatch.chdir(repo)
     diff, contents = read_git_range("HEAD~1..HEAD")
-    assert b"+import os" in diff
+    assert b"+import os" in diff and b"+no reviewer reads this" in diff
     assert contents == {"svc.py": "import os\n\n\ndef f():\n    return 1\n"}
 
     from reviewers.pipeline import run_pipeline
