@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from training.attention import VARLEN_ATTENTION, register_varlen_attention, torch_varlen_available
 from training.base_model import keep_lora_inputs_in_autocast_dtype
-from training.graph_step import GraphedStep, StaticShape
+from training.graph_step import GraphedStep, StaticShape, sequence_slots
 from training.loss import AnswerLossModel
 from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed, collate_padded, pack_batches
 
@@ -137,7 +137,7 @@ class GraphSetup:
 def graph_shape(tokens: int, lo: int, hi: int) -> StaticShape:
     """The fixed shape of a graphed step over sequences of lo..hi tokens: as many sequences as fit, plus the
     padding segments (at most hi tokens each) that fill the step."""
-    return StaticShape(tokens, tokens // lo + tokens // hi + 1, max_seqlen=hi)
+    return StaticShape(tokens, sequence_slots(tokens // lo, tokens, hi), max_seqlen=hi)
 
 
 def budget_batches(batches: list[list[TokenizedExample]], tokens: int) -> list[list[TokenizedExample]]:

@@ -38,6 +38,12 @@ class StaticShape:
     decision_mask: bool = False  # every batch carries one (all False where a batch marks no verdict)
 
 
+def sequence_slots(most_sequences: int, tokens: int, max_seqlen: int) -> int:
+    """cu_seqlens slots for a step of `tokens` holding at most `most_sequences` real sequences: those, the
+    padding segments of at most `max_seqlen` tokens that may fill the rest, and one spare."""
+    return most_sequences + -(-tokens // max_seqlen) + 1
+
+
 class StaticShapeError(ValueError):
     """A batch does not fit the recorded shape."""
 

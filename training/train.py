@@ -264,13 +264,13 @@ def train_reviewer(cfg: TrainConfig, stop_at_step: int | None = None, alone: boo
     )
     fixed_step = None
     if cfg.cuda_graph:
-        from training.graph_step import GraphedStep, StaticShape
+        from training.graph_step import GraphedStep, StaticShape, sequence_slots
 
         # room for the fullest planned batch (a sequence over the budget is a batch of its own) plus the
         # padding segments that fill it up to the budget
         fullest = max(sum(examples[i].length for i in b) for b in batches)
         shape = StaticShape(tokens=max(cfg.tokens_per_batch, fullest), max_seqlen=cfg.max_seq_len,
-                            max_sequences=max(map(len, batches)) + -(-cfg.tokens_per_batch // cfg.max_seq_len) + 1,
+                            max_sequences=sequence_slots(max(map(len, batches)), cfg.tokens_per_batch, cfg.max_seq_len),
                             decision_mask=cfg.decision_weight != 1.0)
         fixed_step = GraphedStep(loss_model, optimizer, shape, rt.device, rt.dtype, use_graph=graphed,
                                  before_update=lambda: torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.graph_step import GraphedStep, StaticShape, StaticShapeError, pad_to_static
+from training.graph_step import GraphedStep, StaticShape, StaticShapeError, pad_to_static, sequence_slots
 from training.loss import AnswerLossModel, answer_cross_entropy
 from training.packing import IGNORE_INDEX, TokenizedExample, collate_packed
 
@@ -42,6 +42,17 @@ def test_padding_adds_ignored_segments_and_empty_sequences() -> None:
 def test_a_batch_that_does_not_fit_is_refused(lengths: list[int], shape: StaticShape, message: str) -> None:
     with pytest.raises(StaticShapeError, match=message):
         pad_to_static(collate_packed(examples(lengths, 50, 1)), shape)
+
+
+@pytest.mark.parametrize("lengths", [[1], [1, 1, 1], [3, 5], [8, 8, 8], [2] * 12, [7, 1, 7, 1]])
+def test_the_sequence_slots_hold_any_batch_of_that_many_sequences_with_its_padding(lengths: list[int]) -> None:
+    tokens, max_seqlen = 24, 8
+    shape = StaticShape(tokens, sequence_slots(len(lengths), tokens, max_seqlen), max_seqlen)
+    assert pad_to_static(collate_packed(examples(lengths, 50, 2)), shape).input_ids.shape == (1, tokens)
+    tight = StaticShape(tokens, shape.max_sequences - 2, max_seqlen)
+    if len(lengths) + -(-(tokens - sum(lengths)) // max_seqlen) > tight.max_sequences:
+        with pytest.raises(StaticShapeError):
+            pad_to_static(collate_packed(examples(lengths, 50, 2)), tight)
 
 
 @pytest.mark.parametrize("softcap", [None, 30.0])
