@@ -196,14 +196,18 @@ def shell_true_on_a_constant(diag: Diagnostic, item: ToolInput) -> Diagnostic | 
     return diag
 
 
+def _line(lines: list[str], number: int) -> str:
+    """Line `number` (1-based) of a file's lines; empty where a tool reported one past its end."""
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
 DOCUMENTATION_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 """AWS's own documentation example credentials: never real, used in tests and docs everywhere."""
 
 
 def documented_example_keys(diag: Diagnostic, item: ToolInput) -> Diagnostic | None:
     """A 'secret' that is AWS's published example key is not a leak."""
-    lines = item.text.splitlines()
-    text = lines[diag.line - 1] if 0 < diag.line <= len(lines) else ""
+    text = _line(item.text.splitlines(), diag.line)
     if any(key in text for key in DOCUMENTATION_KEYS):
         return None
     return diag
@@ -222,8 +226,7 @@ def secret_keyword_without_a_secret(diag: Diagnostic, item: ToolInput) -> Diagno
     check (`typeof password !== "string"`). The secret, if any, lives elsewhere."""
     if diag.code != "Secret Keyword":
         return diag
-    lines = item.text.splitlines()
-    text = lines[diag.line - 1] if 0 < diag.line <= len(lines) else ""
+    text = _line(item.text.splitlines(), diag.line)
     if _TYPEOF_NAME.search(text):
         return None
     found = _SECRET_VALUE.search(text)
@@ -297,7 +300,7 @@ def hook_made_conditional_here(diag: Diagnostic, item: ToolInput) -> Diagnostic 
         return diag
     lines = item.text.splitlines()
     for number in range(diag.line - 1, max(0, diag.line - _HOOK_CAUSE_REACH), -1):
-        text = lines[number - 1] if number <= len(lines) else ""
+        text = _line(lines, number)
         if number in item.added and _BRANCH.search(text):
             return diag.model_copy(update={"line": number, "end_line": diag.end_line or diag.line})
         if _TOP_LEVEL_DEFINITION.search(text):
