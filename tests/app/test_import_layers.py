@@ -31,8 +31,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def snapshot_files() -> set[Path]:
+    return {path for pattern in SNAPSHOTS for path in REPO_ROOT.glob(pattern)}
+
+
 def source_modules() -> dict[str, Path]:
-    snapshots = {path for pattern in SNAPSHOTS for path in REPO_ROOT.glob(pattern)}
+    snapshots = snapshot_files()
     return {
         module_name(path): path
         for package in PACKAGES
@@ -137,6 +141,6 @@ def test_each_app_module_imports_alone() -> None:
 
 
 def test_the_snapshot_exclusion_names_real_snapshots_of_every_scenario_set_that_has_them() -> None:
-    excluded = {path for pattern in SNAPSHOTS for path in REPO_ROOT.glob(pattern)}
+    excluded = snapshot_files()
     for folder in ("scenarios", "scenarios-blind4", "scenarios-blind5"):
         assert any(REPO_ROOT / "eval" / folder in p.parents for p in excluded), folder
